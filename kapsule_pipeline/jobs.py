@@ -1,0 +1,118 @@
+"""The job record, its states and the transitions a writer may make.
+
+A job is one upload turned into one video. Its record is the single source of truth the CLI, the
+API and the studio page read. Every store applies writes through ``apply_update``, inside its own
+transaction, so the rules below hold for SQLite and Firestore alike: a finished job is never
+reopened, and a late progress write after a cancel is refused rather than lost silently.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from kapsule_pipeline.errors import InvalidTransition
+
+
+class JobState(StrEnum):
+    queued = "queued"
+    running = "running"
+    awaiting_approval = "awaiting_approval"
+    succeeded = "succeeded"
+    failed = "failed"
+    cancelled = "cancelled"
+
+
+TERMINAL_STATES = frozenset({JobState.succeeded, JobState.failed, JobState.cancelled})
+
+ALLOWED_TRANSITIONS: dict[JobState, frozenset[JobState]] = {
+    JobState.queued: frozenset({JobState.running, JobState.cancelled, JobState.failed}),
+    JobState.running: frozenset(
+        {JobState.awaiting_approval, JobState.succeeded, JobState.failed, JobState.cancelled}
+    ),
+    JobState.awaiting_approval: frozenset({JobState.running, JobState.cancelled, JobState.failed}),
+    JobState.succeeded: frozenset(),
+    JobState.failed: frozenset(),
+    JobState.cancelled: frozenset(),
+}
+
+STAGES = ("analyze", "storyboard", "generate", "assemble")
+
+
+def new_job_id() -> str:
+    """An unguessable, URL-safe id that is also a safe single path segment (no '/', no '.')."""
+    return "j" + secrets.token_hex(10)
+
+
+def is_valid_job_id(job_id: str) -> bool:
+    """Ids we issued look exactly like ``new_job_id``'s; anything else (``../x``) is refused."""
+    return len(job_id) == 21 and job_id[0] == "j" and all(c in "0123456789abcdef" for c in job_id[1:])
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class JobError(BaseModel):
+    code: str
+    message: str
+    stage: str | None = None
+
+
+class JobCost(BaseModel):
+    video_seconds: float = 0.0
+    estimated_usd: float = 0.0
+    actual_usd: float = 0.0
+    prompt_tokens: int = 0
+
+
+class JobRecord(BaseModel):
+    """The job record of DESIGN.md."""
+
+    id: str = Field(default_factory=new_job_id)
+    owner: str = "local"
+    state: JobState = JobState.queued
+    stage: str | None = None
+    progress: float = Field(0.0, ge=0.0, le=1.0)
+    message: str = ""
+    params: dict[str, Any] = Field(default_factory=dict)
+    outputs: dict[str, str] = Field(default_factory=dict)
+    error: JobError | None = None
+    cost: JobCost = Field(default_factory=JobCost)
+    attempt: int = 0
+    execution: str | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+    heartbeat_at: datetime | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self.state in TERMINAL_STATES
+
+
+def check_transition(current: JobState, new: JobState) -> None:
+    """Raise ``InvalidTransition`` unless ``current → new`` is allowed (same state is always fine)."""
+    if current == new and current not in TERMINAL_STATES:
+        return
+    if new not in ALLOWED_TRANSITIONS[current]:
+        raise InvalidTransition(f"a {current.value} job cannot become {new.value}")
+
+
+def apply_update(record: JobRecord, changes: dict[str, Any]) -> JobRecord:
+    """Return ``record`` with ``changes`` applied, after checking the state machine.
+
+    A finished job accepts no write at all, so a late progress beat from a cancelled run cannot
+    reopen or rewrite it. ``updated_at`` is refreshed by the store (server time where it has one).
+    """
+    if record.finished:
+        raise InvalidTransition(f"job {record.id} is already {record.state.value}")
+    new_state = JobState(changes.get("state", record.state))
+    check_transition(record.state, new_state)
+    data = record.model_dump()
+    data.update(changes)
+    data["updated_at"] = utcnow()
+    return JobRecord.model_validate(data)

@@ -1,0 +1,151 @@
+"""The data every stage hands to the next: analysis, storyboard, shot requests and the shot manifest.
+
+These are the JSON files of DESIGN.md (``analysis.json``, ``storyboard.json``, ``manifest.json``)
+as pydantic models, so a notebook, the CLI and the API read them the same way and a malformed file
+fails loudly at the boundary. Times are seconds from the song's start, always absolute.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+AspectRatio = Literal["16:9", "9:16"]
+Resolution = Literal["720p", "1080p"]
+
+FRAME_SIZES: dict[tuple[str, str], tuple[int, int]] = {
+    ("16:9", "720p"): (1280, 720),
+    ("9:16", "720p"): (720, 1280),
+    ("16:9", "1080p"): (1920, 1080),
+    ("9:16", "1080p"): (1080, 1920),
+}
+
+
+def frame_size(aspect_ratio: str, resolution: str) -> tuple[int, int]:
+    """(width, height) of a frame; the one table every stage uses."""
+    return FRAME_SIZES[(aspect_ratio, resolution)]
+
+
+class Section(BaseModel):
+    start: float
+    end: float
+    label: str
+
+
+class EnergyCurve(BaseModel):
+    times: list[float]
+    values: list[float]  # 0..1, normalized over the whole song
+
+
+class Analysis(BaseModel):
+    """What ``analysis.json`` and ``kapsule analyze SONG --json`` hold."""
+
+    duration: float
+    tempo: float
+    beats: list[float]
+    downbeats: list[float]
+    sections: list[Section]
+    energy: EnergyCurve
+    beats_per_bar: int = 4
+    sample_rate: int = 22050
+
+    def energy_between(self, start: float, end: float) -> float:
+        """Mean energy (0..1) of the song between two times."""
+        pairs = [v for t, v in zip(self.energy.times, self.energy.values, strict=True) if start <= t < end]
+        return sum(pairs) / len(pairs) if pairs else 0.0
+
+    def section_at(self, time: float) -> Section:
+        for section in self.sections:
+            if section.start <= time < section.end:
+                return section
+        return self.sections[-1]
+
+
+class Shot(BaseModel):
+    """One shot of the storyboard: where it sits on the music and what it shows."""
+
+    index: int
+    start: float  # absolute, on the frame grid
+    end: float  # absolute, on the frame grid
+    start_frame: int
+    end_frame: int  # exclusive
+    request_seconds: int  # the clip length asked of the video model (4, 6 or 8), >= end - start
+    section: str
+    energy: float
+    prompt: str
+    negative_prompt: str = ""
+    seed: int = 0
+
+    @property
+    def frames(self) -> int:
+        return self.end_frame - self.start_frame
+
+    @property
+    def duration(self) -> float:
+        return self.end - self.start
+
+
+class Storyboard(BaseModel):
+    """What ``storyboard.json`` holds."""
+
+    fps: int = 24
+    aspect_ratio: AspectRatio = "16:9"
+    resolution: Resolution = "720p"
+    video_model: str = "local"
+    prompt_model: str = "local"
+    prompt: str = ""
+    style: str = ""
+    duration: float
+    total_frames: int
+    shots: list[Shot]
+    prompt_writer_note: str = ""  # e.g. why the Gemini writer fell back to the local one
+
+
+class ShotRequest(BaseModel):
+    """Everything that decides a shot's pixels; its hash is the shot's key (never pay twice)."""
+
+    model: str
+    prompt: str
+    negative_prompt: str = ""
+    seed: int
+    aspect_ratio: AspectRatio
+    resolution: Resolution
+    seconds: int
+    fps: int = 24
+    # The local renderer cuts to the exact frame count and follows the music in this window;
+    # both belong in the key, or a re-timed storyboard would reuse a clip of the wrong length.
+    start: float = 0.0
+    frames: int = 0
+
+    def key(self) -> str:
+        blob = json.dumps(self.model_dump(mode="json"), sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+
+ShotState = Literal["pending", "done", "fallback", "failed"]
+
+
+class ShotResult(BaseModel):
+    index: int
+    key: str
+    file: str  # storage key of the clip
+    state: ShotState = "pending"
+    generator: str = "local"
+    cost_usd: float = 0.0
+    seconds: float = 0.0
+    frames: int = 0
+    exact_length: bool = False  # True when the clip already has exactly the shot's frames
+    refusals: list[str] = Field(default_factory=list)
+    note: str = ""
+
+
+class ShotManifest(BaseModel):
+    """What ``work/shots/manifest.json`` holds: per shot, its request, state, cost and refusals."""
+
+    shots: list[ShotResult] = Field(default_factory=list)
+
+    def by_index(self, index: int) -> ShotResult | None:
+        return next((s for s in self.shots if s.index == index), None)

@@ -1,0 +1,19 @@
+"""Status stores, picked once from a URL (``sqlite://`` now; ``firestore://`` plugs in here)."""
+
+from __future__ import annotations
+
+from kapsule_pipeline.errors import ConfigError
+from kapsule_pipeline.status.base import StatusStore
+
+
+def open_status_store(url: str) -> StatusStore:
+    if url.startswith("sqlite://"):
+        from kapsule_pipeline.status.sqlite import SqliteStatusStore
+
+        return SqliteStatusStore(url)
+    if url.startswith("firestore://"):
+        raise ConfigError("firestore:// status is not available yet; use a sqlite:// KAPSULE_STATUS_URL")
+    raise ConfigError(f"unsupported status URL {url!r}: use sqlite:///PATH or firestore://PROJECT/COLLECTION")
+
+
+__all__ = ["StatusStore", "open_status_store"]

@@ -1,0 +1,20 @@
+"""Storage backends, picked once from a URL (``file://`` now; ``gs://`` plugs in here)."""
+
+from __future__ import annotations
+
+from kapsule_pipeline.errors import ConfigError
+from kapsule_pipeline.storage.base import Storage
+
+
+def open_storage(url: str) -> Storage:
+    """Return the backend for ``url``; clients are built lazily by the backend itself."""
+    if url.startswith("file://"):
+        from kapsule_pipeline.storage.local import LocalStorage
+
+        return LocalStorage(url)
+    if url.startswith("gs://"):
+        raise ConfigError("gs:// storage is not available yet; use a file:// KAPSULE_STORAGE_URL")
+    raise ConfigError(f"unsupported storage URL {url!r}: use file://PATH or gs://BUCKET")
+
+
+__all__ = ["Storage", "open_storage"]
