@@ -11,7 +11,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -45,6 +45,12 @@ class Settings(BaseSettings):
 
     kernel_name: str = Field("python3", description="Jupyter kernel papermill runs the notebooks in.")
     notebooks_dir: Path | None = Field(None, description="Where the pipeline notebooks live (default: repo's).")
+
+    # The job entrypoint's inputs. Cloud Run sets the CLOUD_RUN_* names itself (unprefixed), and the
+    # launcher passes KAPSULE_JOB_ID; reading them here keeps one settings loader for everything.
+    job_id: str | None = Field(None, validation_alias=AliasChoices("KAPSULE_JOB_ID"))
+    cloud_run_execution: str | None = Field(None, validation_alias=AliasChoices("CLOUD_RUN_EXECUTION"))
+    cloud_run_task_attempt: int = Field(0, validation_alias=AliasChoices("CLOUD_RUN_TASK_ATTEMPT"))
 
     @field_validator("delivery_url")
     @classmethod
