@@ -106,13 +106,16 @@ def apply_update(record: JobRecord, changes: dict[str, Any]) -> JobRecord:
     """Return ``record`` with ``changes`` applied, after checking the state machine.
 
     A finished job accepts no write at all, so a late progress beat from a cancelled run cannot
-    reopen or rewrite it. ``updated_at`` is refreshed by the store (server time where it has one).
+    reopen or rewrite it. A value may be a function of the field's current (JSON-able) value, e.g.
+    ``{"cost": lambda c: {**c, "actual_usd": c["actual_usd"] + 0.4}}``: it runs inside the store's
+    transaction, so read-modify-write increments are never lost between concurrent writers.
     """
     if record.finished:
         raise InvalidTransition(f"job {record.id} is already {record.state.value}")
-    new_state = JobState(changes.get("state", record.state))
+    data = record.model_dump(mode="json")
+    resolved = {key: value(data.get(key)) if callable(value) else value for key, value in changes.items()}
+    new_state = JobState(resolved.get("state", record.state))
     check_transition(record.state, new_state)
-    data = record.model_dump()
-    data.update(changes)
+    data.update(resolved)
     data["updated_at"] = utcnow()
     return JobRecord.model_validate(data)

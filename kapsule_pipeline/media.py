@@ -280,10 +280,12 @@ class RawVideoWriter:
             raise MediaError("the video encoder stopped early", command=self.args) from exc
 
     def close(self) -> None:
-        try:
-            self._stdin.close()
-        except BrokenPipeError:
-            pass
+        if self._proc.stdin is not None:
+            try:
+                self._stdin.close()
+            except BrokenPipeError:
+                pass
+            self._proc.stdin = None  # closed: communicate() must not flush it again
         try:
             _, err = self._proc.communicate(timeout=self.timeout)
         except subprocess.TimeoutExpired as exc:

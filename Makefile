@@ -1,0 +1,50 @@
+# Kapsule — the two commands a newcomer needs are `make demo` and `make test`.
+# Everything else here is a convenience for developers.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+
+.DEFAULT_GOAL := help
+.PHONY: help demo test lint lab bench system-deps system-test-deps clean
+
+help:
+	@echo "make demo   install what is missing, then render the demo song into out/demo.mp4"
+	@echo "make test   install what is missing, then run ruff and the whole test suite"
+	@echo "make lab    JupyterLab on notebooks/ with the project's kernel"
+	@echo "make bench  run the benchmarks and print their ratios"
+
+system-deps:
+	@scripts/install-system-deps.sh
+
+system-test-deps:
+	@scripts/install-system-deps.sh --test
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev,lab]'
+	@rm -f $(VENV)/.installed-*
+	@touch $@
+
+demo: system-deps $(STAMP)
+	$(BIN)/kapsule demo -o out/demo.mp4
+
+test: system-test-deps $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/python -m pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+
+lab: system-deps $(STAMP)
+	$(BIN)/python -m ipykernel install --sys-prefix --name kapsule --display-name "Kapsule (.venv)"
+	KAPSULE_KERNEL_NAME=kapsule $(BIN)/jupyter lab notebooks/
+
+bench: system-test-deps $(STAMP)
+	$(BIN)/python benchmarks/end_to_end.py
+
+clean:
+	rm -rf .kapsule out test-artifacts .pytest_cache

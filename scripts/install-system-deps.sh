@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Install the system packages Kapsule needs, only where they are missing.
+#   scripts/install-system-deps.sh            runtime: ffmpeg/ffprobe, python3-venv
+#   scripts/install-system-deps.sh --test     plus what the test suite uses
+# Uses apt-get (after one `apt-get update`) on Debian/Ubuntu; elsewhere it says what to install.
+set -euo pipefail
+
+want_test=0
+[[ "${1:-}" == "--test" ]] && want_test=1
+
+missing=()
+command -v ffmpeg >/dev/null 2>&1 || missing+=(ffmpeg)
+command -v ffprobe >/dev/null 2>&1 || missing+=(ffmpeg)
+python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || missing+=(python3-venv)
+if (( want_test )); then
+  : # later issues add test-only packages here (chromium, fluidsynth, soundfonts)
+fi
+
+# de-duplicate
+mapfile -t missing < <(printf '%s\n' "${missing[@]}" | awk 'NF && !seen[$0]++')
+if (( ${#missing[@]} == 0 )); then
+  exit 0
+fi
+
+if ! command -v apt-get >/dev/null 2>&1; then
+  echo "kapsule: missing system packages: ${missing[*]}" >&2
+  echo "kapsule: this machine has no apt-get; install them with your package manager" >&2
+  echo "         (macOS: brew install ffmpeg; Fedora: dnf install ffmpeg-free python3)" >&2
+  exit 1
+fi
+
+sudo=""
+if [[ $(id -u) -ne 0 ]]; then
+  if command -v sudo >/dev/null 2>&1; then sudo="sudo"; else
+    echo "kapsule: need root to apt-get install ${missing[*]}; run as root or install sudo" >&2
+    exit 1
+  fi
+fi
+echo "kapsule: installing system packages: ${missing[*]}"
+$sudo apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"

@@ -1,0 +1,65 @@
+"""The FFmpeg module: builders are pure lists, probing is parsed JSON, failures are MediaErrors."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from kapsule_pipeline import media
+from kapsule_pipeline.errors import MediaError
+
+
+def test_parse_probe_of_mp3_with_cover_art() -> None:
+    data = {
+        "format": {"format_name": "mp3", "duration": "61.2", "size": "1000", "bit_rate": "320000"},
+        "streams": [
+            {"index": 0, "codec_type": "audio", "codec_name": "mp3", "sample_rate": "44100", "channels": 2},
+            {
+                "index": 1, "codec_type": "video", "codec_name": "mjpeg", "width": 500, "height": 500,
+                "avg_frame_rate": "0/0", "disposition": {"attached_pic": 1},
+            },
+        ],
+    }  # fmt: skip
+    result = media.parse_probe(Path("x.mp3"), data)
+    assert result.duration == pytest.approx(61.2)
+    assert result.has_audio and result.audio[0].channels == 2
+    assert result.video[0].attached_pic and result.real_video == ()
+    assert result.video[0].frame_rate == Fraction(0)
+
+
+def test_builders_are_argument_lists_without_a_shell(tmp_path: Path) -> None:
+    cmd = media.raw_video_encode_cmd(
+        tmp_path / "o.mp4", src_width=320, src_height=180, width=1280, height=720,
+        fps=24, crf=20, preset="veryfast", frames=48,
+    )  # fmt: skip
+    assert cmd[0] == "ffmpeg"
+    assert all(isinstance(part, str) for part in cmd)
+    assert cmd[cmd.index("-frames:v") + 1] == "48"
+    assert "scale=1280:720:flags=bicubic" in cmd
+    assert media.decode_audio_cmd(Path("a b.wav"), 8000)[-1] == "pipe:1"
+
+
+def test_encode_probe_and_decode_round_trip(tmp_path: Path) -> None:
+    out = tmp_path / "clip.mp4"
+    cmd = media.raw_video_encode_cmd(
+        out, src_width=64, src_height=36, width=128, height=72, fps=24, crf=30, preset="ultrafast", frames=12
+    )
+    with media.RawVideoWriter(cmd) as writer:
+        for i in range(12):
+            writer.write(np.full((36, 64, 3), i * 20, dtype=np.uint8))
+    info = media.probe(out)
+    (video,) = info.video
+    assert (video.codec, video.width, video.height, video.frame_rate, video.frames) == ("h264", 128, 72, 24, 12)
+    assert video.pix_fmt == "yuv420p"
+
+
+def test_failures_carry_command_and_stderr(tmp_path: Path) -> None:
+    bogus = tmp_path / "not-media.mp4"
+    bogus.write_text("hello")
+    with pytest.raises(MediaError) as info:
+        media.probe(bogus)
+    assert info.value.command[-1] == str(bogus)
+    assert "Invalid data" in info.value.stderr

@@ -1,0 +1,65 @@
+"""One contract for every storage backend: the same behaviour locally and in the cloud."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from kapsule_pipeline.errors import InvalidParameter, ObjectNotFound
+from kapsule_pipeline.storage import Storage, open_storage
+
+
+@pytest.fixture(params=["file"])
+def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Storage:
+    if request.param == "file":
+        return open_storage(f"file://{tmp_path / 'store'}")
+    raise AssertionError(request.param)
+
+
+def test_write_read_exists_delete(storage: Storage) -> None:
+    key = "jobs/jabc/work/analysis.json"
+    assert not storage.exists(key)
+    storage.write_bytes(key, b'{"a": 1}', "application/json")
+    assert storage.exists(key)
+    assert storage.read_bytes(key) == b'{"a": 1}'
+    storage.write_bytes(key, b"{}", "application/json")
+    assert storage.read_bytes(key) == b"{}"
+    storage.delete(key)
+    assert not storage.exists(key)
+    storage.delete(key)  # deleting an absent key is fine
+
+
+def test_missing_key_is_not_found(storage: Storage) -> None:
+    with pytest.raises(ObjectNotFound):
+        storage.read_bytes("jobs/none/x.json")
+    with pytest.raises(ObjectNotFound):
+        list(storage.open_read("jobs/none/x.json"))
+
+
+def test_list_by_prefix_is_sorted_and_scoped(storage: Storage) -> None:
+    for key in ["jobs/a/work/shots/002-x.mp4", "jobs/a/work/shots/001-y.mp4", "jobs/ab/input/song.mp3"]:
+        storage.write_bytes(key, b"x")
+    assert storage.list("jobs/a/") == ["jobs/a/work/shots/001-y.mp4", "jobs/a/work/shots/002-x.mp4"]
+    assert storage.list("jobs/a/work/shots/00") == [
+        "jobs/a/work/shots/001-y.mp4",
+        "jobs/a/work/shots/002-x.mp4",
+    ]
+    assert storage.list("jobs/zzz/") == []
+
+
+def test_copy_and_file_round_trip(storage: Storage, tmp_path: Path) -> None:
+    payload = bytes(range(256)) * 5000  # 1.28 MB, several chunks
+    src = tmp_path / "in.bin"
+    src.write_bytes(payload)
+    storage.upload_from(src, "jobs/a/input/song.wav", "audio/wav")
+    storage.copy("jobs/a/input/song.wav", "jobs/b/input/song.wav")
+    out = storage.download_to("jobs/b/input/song.wav", tmp_path / "dl" / "song.wav")
+    assert out.read_bytes() == payload
+    assert b"".join(storage.open_read("jobs/a/input/song.wav", chunk_size=100_000)) == payload
+
+
+@pytest.mark.parametrize("key", ["../escape", "jobs/../../etc/passwd", "/abs/path", "jobs//x", "jobs/./x", ""])
+def test_keys_cannot_escape_the_store(storage: Storage, key: str) -> None:
+    with pytest.raises(InvalidParameter):
+        storage.write_bytes(key, b"x")
