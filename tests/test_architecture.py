@@ -1,0 +1,38 @@
+"""Layering: the library never imports its entry points, and only media.py runs FFmpeg."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+LIBRARY = Path(__file__).resolve().parent.parent / "kapsule_pipeline"
+
+
+def _imports(path: Path) -> set[str]:
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+    return names
+
+
+def test_library_does_not_import_entry_points() -> None:
+    offenders = {
+        str(path.relative_to(LIBRARY)): sorted(n for n in _imports(path) if n.split(".")[0] in {"api", "jobs"})
+        for path in LIBRARY.rglob("*.py")
+    }
+    assert {k: v for k, v in offenders.items() if v} == {}
+
+
+def test_only_media_runs_ffmpeg() -> None:
+    """Every FFmpeg/ffprobe command is built in media.py; nobody else spawns them."""
+    offenders = []
+    for path in LIBRARY.rglob("*.py"):
+        if path.name == "media.py":
+            continue
+        text = path.read_text()
+        if ('"ffmpeg"' in text or '"ffprobe"' in text) and "subprocess" in text:
+            offenders.append(str(path.relative_to(LIBRARY)))
+    assert offenders == []
