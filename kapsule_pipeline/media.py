@@ -335,3 +335,100 @@ def scene_cuts(video: Path, threshold: float = 0.3, timeout: float = 600.0) -> l
             token = line.split("pts_time:", 1)[1].split()[0]
             times.append(float(token))
     return times
+
+
+# ------------------------------------------------------------------------------------------ assembly
+# Builders for assemble.py. Joining uses the concat demuxer with stream copy: the shots already share
+# one H.264 setup, so the final video costs a remux, not an encode. Clips that do not share it are
+# first normalized one by one (``normalize_clip_cmd``), because the concat demuxer's ``outpoint``
+# compares *decoding* timestamps: re-encoding straight from a list of B-frame clips lets a few frames
+# past each outpoint through (measured: 5 frames per cut with x264 veryfast clips), which moves every
+# cut off the beat and makes the video longer than the song.
+
+
+@dataclass(frozen=True)
+class ConcatEntry:
+    """One clip in a concat list: play ``path`` from ``inpoint`` to ``outpoint`` (seconds in the clip)."""
+
+    path: Path
+    inpoint: float = 0.0
+    outpoint: float | None = None
+
+
+def _concat_quote(path: Path) -> str:
+    # ffconcat quoting: inside '...' nothing is special except the quote itself, written '\''.
+    return "'" + str(path).replace("'", "'\\''") + "'"
+
+
+def concat_list_text(entries: Sequence[ConcatEntry]) -> str:
+    """The text of an ffconcat list file (paths as given; use absolute ones with ``-safe 0``)."""
+    lines = ["ffconcat version 1.0"]
+    for entry in entries:
+        lines.append(f"file {_concat_quote(entry.path)}")
+        lines.append(f"inpoint {entry.inpoint:.6f}")
+        if entry.outpoint is not None:
+            lines.append(f"outpoint {entry.outpoint:.6f}")
+    return "\n".join(lines) + "\n"
+
+
+def normalize_clip_cmd(
+    src: Path,
+    out: Path,
+    *,
+    frames: int,
+    width: int,
+    height: int,
+    fps: int,
+    crf: int,
+    preset: str,
+    threads: int = 0,
+) -> list[str]:
+    """Re-encode a clip to exactly ``frames`` frames of width×height at ``fps`` with the shared H.264 setup.
+
+    Longer clips are cut, a clip that is a little short holds its last frame, and a clip of another
+    size or shape is scaled to fit and letterboxed, so any clip can then be joined by stream copy.
+    """
+    filters = ",".join(
+        [
+            "setpts=PTS-STARTPTS",
+            f"fps={fps}",
+            f"scale={width}:{height}:force_original_aspect_ratio=decrease",
+            f"pad={width}:{height}:(ow-iw)/2:(oh-ih)/2",
+            "setsar=1",
+            f"tpad=stop_mode=clone:stop={frames}",
+        ]
+    )
+    args = ["ffmpeg", "-nostdin", "-v", "error", "-y", "-i", str(src), "-map", "0:v:0", "-vf", filters]
+    args += h264_args(crf=crf, preset=preset, fps=fps, threads=threads)
+    args += ["-frames:v", str(frames), "-an", "-sn", "-dn", "-f", "mp4", str(out)]
+    return args
+
+
+def concat_mux_cmd(
+    list_file: Path,
+    song: Path,
+    out: Path,
+    *,
+    copy_audio: bool,
+    sample_rate: int | None = None,
+    audio_bitrate: str = "256k",
+) -> list[str]:
+    """Join the clips of ``list_file`` (input 0, stream copy) and lay the song (input 1) under them.
+
+    The song is never re-timed: copied when it is AAC already, else encoded to AAC at the song's own
+    sample rate. ``+faststart`` puts the index first so a browser starts playing before the download ends.
+    The upload's tags are dropped: final videos may be public, the song's metadata is the user's.
+    """
+    args = [
+        "ffmpeg", "-nostdin", "-v", "error", "-y",
+        "-f", "concat", "-safe", "0", "-i", str(list_file), "-i", str(song),
+        "-map", "0:v:0", "-map", "1:a:0", "-c:v", "copy",
+    ]  # fmt: skip
+    if copy_audio:
+        args += ["-c:a", "copy"]
+    else:
+        args += ["-c:a", "aac", "-b:a", audio_bitrate]
+        if sample_rate:
+            args += ["-ar", str(sample_rate)]
+    args += ["-map_metadata", "-1", "-movflags", "+faststart", "-f", "mp4", str(out)]
+    return args

@@ -1,0 +1,235 @@
+"""Assembly: cut each shot to its storyboard length, join them, lay the song under them.
+
+The storyboard is frame-exact, so the video is made frame-exact too: shot i fills frames
+``start_frame..end_frame`` and the result has ``total_frames`` frames, with the song untouched as the
+soundtrack. When the clips were rendered locally with exactly their shot's frames and the shared
+H.264 setup, joining is a stream copy (a remux, an order of magnitude faster than encoding). Other
+clips (a Veo 8 s clip for a 6.3 s shot, another size) are first re-encoded one by one to exactly
+their shot's frames; see ``media``'s assembly section for why that is not done in the joining pass.
+
+Every output is written to a temporary file and moved into place, so a killed job never leaves a
+half-written video, poster or contact sheet where a finished one is expected.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import tempfile
+import time
+from pathlib import Path
+
+from PIL import Image, ImageDraw, ImageFont, ImageOps
+from pydantic import BaseModel
+
+from kapsule_pipeline import media
+from kapsule_pipeline.errors import AudioError, InvalidParameter, MediaError
+from kapsule_pipeline.models import Storyboard, frame_size
+
+log = logging.getLogger(__name__)
+
+
+class AssemblyResult(BaseModel):
+    video: Path
+    duration: float  # seconds, of the written file
+    frames: int  # video frames in the written file (== storyboard.total_frames)
+    copied_video: bool  # True when no clip had to be re-encoded
+    audio_copied: bool  # True when the song's AAC went in untouched
+    seconds_taken: float
+
+
+def assemble_video(
+    board: Storyboard,
+    clips: list[Path],
+    song: Path,
+    out: Path,
+    *,
+    exact_lengths: bool,
+    crf: int = 20,
+    preset: str = "veryfast",
+    timeout: float = 1800.0,
+) -> AssemblyResult:
+    """Join ``clips`` (clips[i] is shot i) into ``out`` with ``song`` as the soundtrack.
+
+    ``exact_lengths`` is the caller's promise that every clip already has exactly its shot's frames
+    with the shared H.264 settings (``crf``, ``preset``); each clip is still probed, and one that
+    does not match is re-encoded rather than trusted.
+    """
+    started = time.monotonic()
+    _check_inputs(board, clips, song)
+    song_info = media.probe(song)
+    if not song_info.has_audio:
+        raise AudioError(f"{song.name} has no audio stream to use as the soundtrack", code="not_audio")
+    song_audio = song_info.audio[0]
+    width, height = frame_size(board.aspect_ratio, board.resolution)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".assemble-", dir=out.parent) as tmp_name:
+        tmp = Path(tmp_name)
+        entries = []
+        copied = True
+        for shot, clip in zip(board.shots, clips, strict=True):
+            source = Path(clip).resolve()
+            if not (exact_lengths and _ready_to_copy(source, shot.frames, width, height, board.fps)):
+                copied = False
+                normalized = tmp / f"shot-{shot.index:04d}.mp4"
+                cmd = media.normalize_clip_cmd(
+                    source, normalized, frames=shot.frames, width=width, height=height,
+                    fps=board.fps, crf=crf, preset=preset,
+                )  # fmt: skip
+                media.run(cmd, timeout=timeout, what=f"re-encoding shot {shot.index}")
+                source = normalized
+            entries.append(media.ConcatEntry(source, 0.0, shot.frames / board.fps))
+        list_file = tmp / "shots.ffconcat"
+        list_file.write_text(media.concat_list_text(entries))
+        partial = tmp / "video.mp4"
+        audio_copied = song_audio.codec == "aac"
+        cmd = media.concat_mux_cmd(
+            list_file,
+            Path(song).resolve(),
+            partial,
+            copy_audio=audio_copied,
+            sample_rate=song_audio.sample_rate,
+        )
+        media.run(cmd, timeout=timeout, what="joining the shots")
+        info = _check_output(partial, board)
+        os.replace(partial, out)
+    return AssemblyResult(
+        video=out,
+        duration=info.duration or 0.0,
+        frames=info.real_video[0].frames or 0,
+        copied_video=copied,
+        audio_copied=audio_copied,
+        seconds_taken=time.monotonic() - started,
+    )
+
+
+def _check_inputs(board: Storyboard, clips: list[Path], song: Path) -> None:
+    if len(clips) != len(board.shots):
+        raise InvalidParameter(f"got {len(clips)} clips for a storyboard of {len(board.shots)} shots")
+    if not board.shots or sum(shot.frames for shot in board.shots) != board.total_frames:
+        raise InvalidParameter("the storyboard's shots do not add up to its total_frames")
+    for shot, clip in zip(board.shots, clips, strict=True):
+        if not Path(clip).is_file():
+            raise MediaError(f"the clip of shot {shot.index} is missing: {clip}")
+    if not Path(song).is_file():
+        raise AudioError(f"the song file is missing: {song}", code="not_audio")
+
+
+def _ready_to_copy(clip: Path, frames: int, width: int, height: int, fps: int) -> bool:
+    """Whether a clip can be joined by stream copy: one H.264 stream of exactly the shot's frames."""
+    videos = media.probe(clip).real_video
+    if len(videos) != 1:
+        return False
+    video = videos[0]
+    ready = (
+        video.codec == "h264"
+        and (video.width, video.height) == (width, height)
+        and video.frame_rate == fps
+        and video.frames == frames
+        and video.pix_fmt == media.H264_PIX_FMT
+    )
+    if not ready:
+        log.warning(
+            "clip %s is not an exact %dx%d@%d clip of %d frames (%s %dx%d@%s, %s frames); re-encoding it",
+            clip.name, width, height, fps, frames, video.codec, video.width, video.height,
+            video.frame_rate, video.frames,
+        )  # fmt: skip
+    return ready
+
+
+def _check_output(path: Path, board: Storyboard) -> media.ProbeResult:
+    """Refuse to deliver a video that breaks the contract (one H.264 + one AAC, every frame there)."""
+    info = media.probe(path)
+    videos, audios = info.real_video, info.audio
+    if len(videos) != 1 or videos[0].codec != "h264" or len(audios) != 1 or audios[0].codec != "aac":
+        raise MediaError(f"the joined video has unexpected streams: {videos} {audios}")
+    if videos[0].frames != board.total_frames:
+        raise MediaError(f"the joined video has {videos[0].frames} frames, expected {board.total_frames}")
+    return info
+
+
+# ------------------------------------------------------------------------------------------ stills
+
+
+def poster_time(board: Storyboard) -> float:
+    """The middle of the most energetic shot: a frame that shows the video at its liveliest."""
+    shot = max(board.shots, key=lambda s: s.energy)  # first one wins a tie
+    return (shot.start + shot.end) / 2
+
+
+def make_poster(video: Path, out: Path, at: float | None = None) -> Path:
+    """One frame of ``video`` as a JPEG at full size; ``at`` defaults to the middle of the video.
+
+    Callers holding the storyboard pass ``poster_time(board)``.
+    """
+    info = media.probe(video)
+    duration = info.duration or (info.real_video[0].duration if info.real_video else None) or 0.0
+    if not info.real_video or duration <= 0:
+        raise MediaError(f"{Path(video).name} has no video frames to take a poster from")
+    last = max(0.0, duration - 0.1)  # a seek to the very end returns no frame
+    when = min(max(duration / 2 if at is None else at, 0.0), last)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    partial = out.with_name(f".{out.stem}.part.jpg")
+    media.run(media.frame_at_cmd(video, when, partial), timeout=120.0, what="taking the poster frame")
+    if not partial.is_file() or partial.stat().st_size == 0:
+        raise MediaError(f"no frame at {when:.2f} s in {Path(video).name}")
+    os.replace(partial, out)
+    return out
+
+
+def make_contact_sheet(
+    clips: list[Path], board: Storyboard, out: Path, columns: int = 4, thumb_width: int = 320
+) -> Path:
+    """A JPEG grid with one thumbnail per shot (the middle of its clip), labelled with number and times.
+
+    Each cell is ``thumb_width`` wide and as tall as the board's aspect ratio makes it; the sheet is
+    ``min(columns, shots)`` cells wide, with no gutters, so reviewers can map cells to shots at a glance.
+    """
+    if len(clips) != len(board.shots):
+        raise InvalidParameter(f"got {len(clips)} clips for a storyboard of {len(board.shots)} shots")
+    if columns < 1 or thumb_width < 16:
+        raise InvalidParameter(f"columns must be >= 1 and thumb_width >= 16, got {columns} and {thumb_width}")
+    width, height = frame_size(board.aspect_ratio, board.resolution)
+    cell = (thumb_width, max(2, round(thumb_width * height / width / 2) * 2))
+    cols = min(columns, len(clips))
+    rows = math.ceil(len(clips) / cols)
+    sheet = Image.new("RGB", (cols * cell[0], rows * cell[1]), (12, 12, 12))
+    font = _font(max(10, cell[1] // 12))
+    with tempfile.TemporaryDirectory(prefix=".contact-") as tmp_name:
+        for shot, clip in zip(board.shots, clips, strict=True):
+            grab = Path(tmp_name) / f"{shot.index}.jpg"
+            cmd = media.frame_at_cmd(Path(clip), shot.duration / 2, grab, width=thumb_width)
+            media.run(cmd, timeout=120.0, what=f"taking a thumbnail of shot {shot.index}")
+            with Image.open(grab) as image:
+                thumb = ImageOps.pad(image.convert("RGB"), cell, color=(0, 0, 0))
+            _label(thumb, f"{shot.index + 1}  {_clock(shot.start)}–{_clock(shot.end)}", font)
+            row, col = divmod(shot.index, cols)
+            sheet.paste(thumb, (col * cell[0], row * cell[1]))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    partial = out.with_name(f".{out.stem}.part.jpg")
+    sheet.save(partial, "JPEG", quality=88)
+    os.replace(partial, out)
+    return out
+
+
+def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
+    try:
+        return ImageFont.load_default(size=size)
+    except TypeError:  # Pillow < 10.1 has one bitmap size only
+        return ImageFont.load_default()
+
+
+def _label(thumb: Image.Image, text: str, font: ImageFont.ImageFont | ImageFont.FreeTypeFont) -> None:
+    """Shot number and times on a dark band along the bottom of the thumbnail."""
+    draw = ImageDraw.Draw(thumb)
+    left, top, _, bottom = draw.textbbox((0, 0), text, font=font)
+    pad = 4
+    band = bottom - top + 2 * pad
+    draw.rectangle((0, thumb.height - band, thumb.width, thumb.height), fill=(0, 0, 0))
+    draw.text((pad - left, thumb.height - band + pad - top), text, fill=(255, 255, 255), font=font)
+
+
+def _clock(seconds: float) -> str:
+    minutes, rest = divmod(round(seconds, 1), 60)
+    return f"{int(minutes)}:{rest:04.1f}"
