@@ -1,0 +1,193 @@
+"""The job entrypoint: ``python -m jobs.run_job`` runs the job named by ``KAPSULE_JOB_ID``.
+
+The same process runs locally (started by ``LocalLauncher``) and as a Cloud Run Job task. Its exit
+code is the retry contract: 0 when the job succeeded, was cancelled, or failed in a way a retry
+cannot fix (recorded in the job first); 1 when a retry could help (a storage blip, a dead kernel),
+so Cloud Run starts another attempt, which skips the stages already done. On the last attempt a
+retryable failure is recorded too, so no job is left ``running`` forever.
+
+Logs are one JSON object per line on stdout with a ``severity`` key, which Cloud Logging parses
+without a client library; a ``KapsuleError`` is logged as its code and message, never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import sys
+import threading
+import traceback
+from datetime import timedelta
+from types import FrameType
+from typing import Any
+
+from kapsule_pipeline.errors import InvalidTransition, JobCancelled, KapsuleError
+from kapsule_pipeline.jobs import JobRecord, JobState, utcnow
+from kapsule_pipeline.settings import Settings, get_settings
+from kapsule_pipeline.status import StatusStore, open_status_store
+
+HEARTBEAT_S = 10.0
+STALE_HEARTBEAT_S = 120.0  # a running job silent this long is taken over by a new attempt
+MAX_ATTEMPTS = 3  # Cloud Run task attempts (max retries + 1); the last one records any failure
+
+EXIT_OK = 0
+EXIT_RETRY = 1
+EXIT_MISCONFIGURED = 2
+
+
+def log_event(
+    severity: str, message: str, job_id: str | None = None, stage: str | None = None, **extra: Any
+) -> None:
+    """One structured log line on stdout (Cloud Logging's format)."""
+    entry = {"severity": severity, "message": message, "job_id": job_id, "stage": stage, **extra}
+    print(json.dumps(entry, default=str), flush=True)
+
+
+class _JsonHandler(logging.Handler):
+    """Library warnings (papermill, nbclient) as the same JSON lines."""
+
+    def __init__(self, job_id: str | None) -> None:
+        super().__init__(logging.WARNING)
+        self.job_id = job_id
+
+    def emit(self, record: logging.LogRecord) -> None:
+        log_event(record.levelname, record.getMessage(), self.job_id, logger=record.name)
+
+
+class Heartbeat(threading.Thread):
+    """Writes ``heartbeat_at`` every ``interval`` seconds so a crashed runner can be told from a slow one."""
+
+    def __init__(self, status: StatusStore, job_id: str, interval: float = HEARTBEAT_S) -> None:
+        super().__init__(name="heartbeat", daemon=True)
+        self.status, self.job_id, self.interval = status, job_id, interval
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        while not self.stopped.wait(self.interval):
+            try:
+                self.status.update(self.job_id, {"heartbeat_at": utcnow()})
+            except InvalidTransition:
+                return  # the job finished (or was cancelled): nothing left to keep alive
+            except KapsuleError as exc:
+                log_event("WARNING", f"heartbeat not written: {exc.message}", self.job_id)
+
+    def stop(self) -> None:
+        self.stopped.set()
+
+
+def take_job(status: StatusStore, job_id: str, settings: Settings) -> JobRecord | None:
+    """Move the job to running for this attempt, or return None if it is not ours to run.
+
+    A queued job is taken. A running one is taken only by a retry (Cloud Run task attempt > 0) or
+    when its heartbeat is stale (the runner died); a finished one never.
+    """
+    record = status.get(job_id)
+    if record.finished:
+        return None
+    if record.state == JobState.running:
+        beat = record.heartbeat_at or record.updated_at
+        stale = utcnow() - beat > timedelta(seconds=STALE_HEARTBEAT_S)
+        if settings.cloud_run_task_attempt == 0 and not stale:
+            return None
+    elif record.state != JobState.queued:
+        return None
+    changes: dict[str, Any] = {
+        "state": JobState.running.value,
+        "attempt": record.attempt + 1,
+        "heartbeat_at": utcnow(),
+        "message": "starting",
+    }
+    if settings.cloud_run_execution:
+        changes["execution"] = settings.cloud_run_execution
+    return status.update(job_id, changes)
+
+
+def _last_attempt(settings: Settings) -> bool:
+    """Only Cloud Run retries a task; a local run, or Cloud Run's last attempt, gets no other chance."""
+    return not settings.cloud_run_execution or settings.cloud_run_task_attempt + 1 >= MAX_ATTEMPTS
+
+
+def _on_sigterm(signum: int, frame: FrameType | None) -> None:
+    # Unwind through papermill so it shuts the notebook kernel (and its FFmpeg) down cleanly.
+    raise JobCancelled("the job process was asked to stop (SIGTERM)")
+
+
+def main(job_id: str | None = None, settings: Settings | None = None) -> int:
+    """Run one job; return the process exit code (see the module docstring)."""
+    settings = settings or get_settings()
+    job_id = job_id or settings.job_id
+    logging.basicConfig(level=logging.WARNING, handlers=[_JsonHandler(job_id)], force=True)
+    if not job_id:
+        log_event("ERROR", "KAPSULE_JOB_ID is not set: nothing to run")
+        return EXIT_MISCONFIGURED
+    from kapsule_pipeline.pipeline import StageError, record_failure, run_job
+    from kapsule_pipeline.stages import JobContext
+
+    try:
+        status = open_status_store(settings.status_url)
+        record = take_job(status, job_id, settings)
+    except KapsuleError as exc:
+        log_event("ERROR", f"cannot take the job: [{exc.code}] {exc.message}", job_id, code=exc.code)
+        return EXIT_RETRY if exc.retryable else EXIT_MISCONFIGURED
+    if record is None:
+        current = status.get(job_id)
+        log_event("INFO", f"job is {current.state.value}; nothing to do", job_id, state=current.state.value)
+        return EXIT_OK
+    log_event("INFO", "job started", job_id, attempt=record.attempt, execution=record.execution)
+
+    heartbeat = Heartbeat(status, job_id)
+    heartbeat.start()
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        final = run_job(job_id, settings)
+    except KapsuleError as exc:
+        stage = exc.stage if isinstance(exc, StageError) else status.get(job_id).stage
+        if _last_attempt(settings) or not exc.retryable:
+            record_failure(JobContext.open(job_id, settings=settings), exc, stage)
+        log_event(
+            "ERROR", f"[{exc.code}] {exc.message}", job_id, stage, code=exc.code, retryable=exc.retryable
+        )
+        return EXIT_RETRY if exc.retryable else EXIT_OK
+    except (
+        Exception
+    ) as exc:  # a bug: record it, keep the traceback in the log, let the platform see a failure
+        log_event(
+            "CRITICAL", f"unexpected {type(exc).__name__}: {exc}", job_id, traceback=traceback.format_exc()
+        )
+        error = KapsuleError(f"internal error: {type(exc).__name__}: {exc}")
+        record_failure(JobContext.open(job_id, settings=settings), error, status.get(job_id).stage)
+        return EXIT_RETRY
+    finally:
+        heartbeat.stop()
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+    if final.state == JobState.succeeded:
+        log_event(
+            "INFO",
+            "job succeeded",
+            job_id,
+            final.stage,
+            outputs=final.outputs,
+            timings=final.params.get("timings"),
+        )
+    elif final.state == JobState.failed and final.error is not None:
+        log_event(
+            "ERROR",
+            f"[{final.error.code}] {final.error.message}",
+            job_id,
+            final.error.stage,
+            code=final.error.code,
+        )
+    elif not final.finished:  # stopped (SIGTERM) without being cancelled: let the platform retry it
+        log_event("WARNING", f"job stopped while {final.state.value}", job_id, final.stage)
+        return EXIT_RETRY
+    else:
+        log_event("INFO", f"job {final.state.value}", job_id, final.stage)
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

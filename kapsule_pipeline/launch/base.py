@@ -1,0 +1,74 @@
+"""The Launcher protocol: how a queued job gets a process (a local subprocess, or a Cloud Run Job).
+
+The CLI and the API only ever call ``launch`` and ``cancel``; which backend runs the job is decided
+once, from ``KAPSULE_LAUNCHER``, by ``make_launcher``. A launcher starts the job entrypoint
+(``python -m jobs.run_job`` with ``KAPSULE_JOB_ID``) and returns an execution name that is stored in
+the job record, so whoever cancels later can find the process again.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+from pydantic import AliasChoices, SecretStr
+from pydantic.fields import FieldInfo
+
+from kapsule_pipeline.settings import Settings
+
+# Settings a launched process must not inherit from its parent: they name *this* process's job.
+_PER_PROCESS_FIELDS = frozenset({"job_id", "cloud_run_execution", "cloud_run_task_attempt"})
+
+
+@runtime_checkable
+class Launcher(Protocol):
+    def launch(self, job_id: str) -> str:
+        """Start the job's entrypoint; return the execution name (stored in the job record)."""
+
+    def cancel(self, execution: str) -> None:
+        """Stop the execution if it still runs (the job record's state is the caller's business)."""
+
+    def poll(self, execution: str) -> int | None:
+        """The execution's exit code once it has ended, ``None`` while it runs (or if unknown)."""
+
+
+def _env_names(name: str, field: FieldInfo) -> list[str]:
+    """The variables pydantic-settings reads a field from, in its order of preference."""
+    alias = field.validation_alias
+    if isinstance(alias, AliasChoices):
+        return [choice for choice in alias.choices if isinstance(choice, str)]
+    if isinstance(alias, str):
+        return [alias]
+    return [f"{Settings.model_config.get('env_prefix', '')}{name}".upper()]
+
+
+def _env_value(name: str, value: Any) -> str:
+    if isinstance(value, SecretStr):
+        return value.get_secret_value()
+    if isinstance(value, Path) or name.endswith("_dir"):
+        return str(Path(value).resolve())
+    if isinstance(value, (dict, list, bool)):
+        return json.dumps(value)  # how pydantic-settings reads complex values back
+    return str(value)
+
+
+def settings_env(settings: Settings) -> tuple[dict[str, str], list[str]]:
+    """The environment that makes a child process (job, notebook kernel) build these same settings.
+
+    Returns the variables to set and the names to remove (settings that are unset here), so a child
+    sees exactly this object even when it was built in code rather than from the environment.
+    Relative paths are made absolute: the child may not share our working directory.
+    """
+    set_vars: dict[str, str] = {}
+    unset: list[str] = []
+    for name, field in Settings.model_fields.items():
+        if name in _PER_PROCESS_FIELDS:
+            continue
+        names = _env_names(name, field)
+        value = getattr(settings, name)
+        if value is None:
+            unset += names
+        else:
+            set_vars[names[0]] = _env_value(name, value)
+    return set_vars, unset

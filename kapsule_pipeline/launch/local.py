@@ -1,0 +1,93 @@
+"""``local`` launcher: the job entrypoint as a subprocess of this machine, in its own process group.
+
+The job's output (one JSON line per event, plus anything a notebook kernel prints) goes to
+``{work_dir}/{job_id}/job.log``. Cancelling sends SIGTERM to the whole process group, then SIGKILL
+if it has not ended after ``CANCEL_GRACE_S``: the notebook kernel and FFmpeg go with the job.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from kapsule_pipeline.errors import InvalidParameter
+from kapsule_pipeline.launch.base import settings_env
+from kapsule_pipeline.settings import Settings, get_settings
+
+CANCEL_GRACE_S = 10.0
+EXECUTION_PREFIX = "local-"
+
+
+def job_log_path(settings: Settings, job_id: str) -> Path:
+    return Path(settings.work_dir) / job_id / "job.log"
+
+
+class LocalLauncher:
+    """Runs ``python -m jobs.run_job`` for one job as a detached subprocess."""
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        self.settings = settings or get_settings()
+        self._procs: dict[str, subprocess.Popen[bytes]] = {}
+
+    def command(self) -> list[str]:
+        return [sys.executable, "-m", "jobs.run_job"]
+
+    def launch(self, job_id: str) -> str:
+        log_path = job_log_path(self.settings, job_id)
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        set_vars, unset = settings_env(self.settings)
+        env = {k: v for k, v in os.environ.items() if k not in unset}
+        env.update(set_vars)
+        env["KAPSULE_JOB_ID"] = job_id
+        for name in ("CLOUD_RUN_EXECUTION", "CLOUD_RUN_TASK_ATTEMPT"):
+            env.pop(name, None)
+        with log_path.open("ab") as log:
+            proc = subprocess.Popen(
+                self.command(),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                cwd=Path.cwd(),
+                start_new_session=True,  # its own process group: cancel reaches the kernel and FFmpeg too
+            )
+        execution = f"{EXECUTION_PREFIX}{proc.pid}"
+        self._procs[execution] = proc
+        return execution
+
+    @staticmethod
+    def _pid(execution: str) -> int:
+        if not execution.startswith(EXECUTION_PREFIX) or not execution[len(EXECUTION_PREFIX) :].isdigit():
+            raise InvalidParameter(f"not a local execution name: {execution!r}", code="bad_execution")
+        return int(execution[len(EXECUTION_PREFIX) :])
+
+    def poll(self, execution: str) -> int | None:
+        proc = self._procs.get(execution)
+        if proc is not None:
+            return proc.poll()
+        try:
+            os.kill(self._pid(execution), 0)
+        except ProcessLookupError:
+            return -1  # gone, exit code unknown (not our child)
+        except PermissionError:
+            return None
+        return None
+
+    def cancel(self, execution: str) -> None:
+        pid = self._pid(execution)
+        try:
+            os.killpg(pid, signal.SIGTERM)
+        except (ProcessLookupError, PermissionError):
+            return
+        deadline = time.monotonic() + CANCEL_GRACE_S
+        while time.monotonic() < deadline:
+            if self.poll(execution) is not None:
+                break
+            time.sleep(0.1)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pid, signal.SIGKILL)  # whatever is left of the group

@@ -1,0 +1,293 @@
+"""Runs one job: its four notebooks in order with papermill, recording progress and saving artifacts.
+
+Each stage is a notebook (``notebooks/NN_name.ipynb``) executed in a fresh kernel with the job's
+parameters injected by papermill. The executed notebook is the stage's log: papermill records each
+cell's start, end, duration and status in it, so we keep it (``.ipynb`` plus an ``.html`` rendering)
+in the job's ``notebooks/`` folder in storage, also when a cell fails. A stage whose outputs already
+exist is skipped when a job is retried, but once one stage has run, every later stage runs too so
+nothing downstream of fresh work is stale.
+
+Failures: papermill raises ``PapermillExecutionError`` with the failing cell's execution count,
+index, exception name and text. A ``KapsuleError`` raised in the kernel also leaves its stable code
+in the job's workdir (see ``stages.read_stage_error``), so the job error says ``not_audio`` and names
+the notebook and cell. A failure a retry cannot fix is recorded in the job (state ``failed``) and the
+record returned; a retryable one is raised for the job entrypoint to turn into a retry.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from kapsule_pipeline import errors
+from kapsule_pipeline.errors import ConfigError, InvalidTransition, JobCancelled, KapsuleError, StageFailed
+from kapsule_pipeline.jobs import STAGES, JobRecord, JobState
+from kapsule_pipeline.launch.base import settings_env
+from kapsule_pipeline.settings import Settings, get_settings
+from kapsule_pipeline.stages import (
+    COMMON_PARAMS,
+    STAGE_NOTEBOOKS,
+    STAGE_PARAMS,
+    JobContext,
+    read_stage_error,
+    stage_done,
+    stage_error_path,
+)
+
+log = logging.getLogger(__name__)
+
+DEFAULT_NOTEBOOKS_DIR = Path(__file__).resolve().parent.parent / "notebooks"
+KERNEL_START_TIMEOUT_S = 120
+# The kernel's own log goes to the job log; its start-up warning about unencrypted local TCP is noise.
+KERNEL_ARGS = ["--IPKernelApp.log_level=CRITICAL"]
+
+# nbconvert warns about every plot without alt text; the job log is not the place for that.
+_quiet_log = logging.getLogger("kapsule_pipeline.pipeline.nbconvert")
+_quiet_log.setLevel(logging.ERROR)
+
+
+class StageError(StageFailed):
+    """A notebook stage failed; carries where (notebook, cell) and whether a retry could help."""
+
+    def __init__(
+        self, message: str, *, code: str, stage: str, notebook: str, retryable: bool, cell: int | None = None
+    ) -> None:
+        super().__init__(message, code=code)
+        self.stage = stage
+        self.notebook = notebook
+        self.retryable = retryable
+        self.cell = cell
+
+
+def notebooks_dir(settings: Settings) -> Path:
+    folder = Path(settings.notebooks_dir) if settings.notebooks_dir else DEFAULT_NOTEBOOKS_DIR
+    if not (folder / f"{STAGE_NOTEBOOKS['analyze']}.ipynb").is_file():
+        raise ConfigError(f"the pipeline notebooks are not in {folder}; set KAPSULE_NOTEBOOKS_DIR")
+    return folder
+
+
+def notebook_parameters(ctx: JobContext, stage: str, params: dict[str, Any]) -> dict[str, Any]:
+    """What papermill injects: the job and its stores, plus the stage's own values from ``params``."""
+    values: dict[str, Any] = {
+        **COMMON_PARAMS,
+        "job_id": ctx.job_id,
+        "storage_url": ctx.settings.storage_url,
+        "status_url": ctx.settings.status_url,
+    }
+    for name, default in STAGE_PARAMS[stage].items():
+        value = params.get(name)
+        if name.endswith("_model") and not value:
+            value = getattr(ctx.settings, name)
+        values[name] = default if value is None else value
+    return values
+
+
+@contextlib.contextmanager
+def _kernel_environment(settings: Settings) -> Iterator[None]:
+    """Let the kernel (a child process) build the same settings as ``settings``, then restore ours."""
+    set_vars, unset = settings_env(settings)
+    saved = {k: os.environ.get(k) for k in [*set_vars, *unset]}
+    os.environ.update(set_vars)
+    for key in unset:
+        os.environ.pop(key, None)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+# ---------------------------------------------------------------------------------- one notebook
+
+
+def _cell_seconds(nb: Any) -> tuple[float, dict[str, float]]:
+    """Total seconds spent in cells, and per tag (``setup``, ``stage``), from papermill's metadata."""
+    total = 0.0
+    per_tag: dict[str, float] = {}
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        duration = float(cell.metadata.get("papermill", {}).get("duration") or 0.0)
+        total += duration
+        for tag in cell.metadata.get("tags", []):
+            per_tag[tag] = per_tag.get(tag, 0.0) + duration
+    return total, per_tag
+
+
+def _save_notebook(ctx: JobContext, name: str, executed: Path) -> tuple[Any, float]:
+    """Store the executed notebook and its HTML rendering; returns the notebook and seconds taken."""
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    started = time.perf_counter()
+    nb = nbformat.read(executed, as_version=4)
+    body, _ = HTMLExporter(log=_quiet_log).from_notebook_node(nb)
+    ctx.storage.upload_from(executed, ctx.layout.notebook(name), content_type="application/x-ipynb+json")
+    ctx.storage.write_bytes(
+        ctx.layout.notebook(name, "html"), body.encode(), content_type="text/html; charset=utf-8"
+    )
+    return nb, time.perf_counter() - started
+
+
+def _failure(ctx: JobContext, stage: str, name: str, exc: Exception) -> KapsuleError:
+    """Turn what papermill raised into a job error that names the notebook, the cell and the cause."""
+    from papermill.exceptions import PapermillExecutionError
+
+    if isinstance(exc, PapermillExecutionError):
+        if exc.ename == JobCancelled.__name__:
+            return JobCancelled(f"cancelled during {name}")
+        found = read_stage_error(ctx.workdir, stage)
+        cls = getattr(errors, exc.ename, None)
+        is_ours = isinstance(cls, type) and issubclass(cls, KapsuleError)
+        if found is not None and found.get("type") == exc.ename:
+            code, retryable = str(found["code"]), bool(found.get("retryable"))
+        elif is_ours:
+            code, retryable = cls.code, cls.retryable  # type: ignore[union-attr]
+        else:
+            code, retryable = StageFailed.code, False
+        evalue = exc.evalue if len(exc.evalue) <= 600 else exc.evalue[:600] + "…"
+        message = f"{name} failed in cell [{exc.exec_count}] (cell #{exc.cell_index}): {exc.ename}: {evalue}"
+        return StageError(
+            message, code=code, stage=stage, notebook=name, retryable=retryable, cell=exc.exec_count
+        )
+    # The kernel died (out of memory, killed) or never started: worth another attempt.
+    message = f"{name} could not run: {type(exc).__name__}: {exc}"
+    return StageError(message, code="kernel_failed", stage=stage, notebook=name, retryable=True)
+
+
+def run_stage_notebook(ctx: JobContext, stage: str, params: dict[str, Any]) -> dict[str, Any]:
+    """Execute one stage's notebook, store it (even when a cell fails), and return its timings.
+
+    Timings split the wall time into the notebook's cells (``setup`` = imports and opening the job,
+    ``stage`` = the stage's own work, the rest = tables and plots) and papermill's overhead (kernel
+    start and shutdown, injecting parameters, writing the notebook), plus saving the artifacts.
+    """
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    name = STAGE_NOTEBOOKS[stage]
+    source = notebooks_dir(ctx.settings) / f"{name}.ipynb"
+    executed = ctx.workdir / "notebooks" / f"{name}.ipynb"
+    executed.parent.mkdir(parents=True, exist_ok=True)
+    executed.unlink(missing_ok=True)
+    stage_error_path(ctx.workdir, stage).unlink(missing_ok=True)
+    ctx.report(stage, 0.0, f"starting {name}")
+
+    failure: Exception | None = None
+    started = time.perf_counter()
+    try:
+        with _kernel_environment(ctx.settings):
+            papermill.execute_notebook(
+                str(source),
+                str(executed),
+                parameters=notebook_parameters(ctx, stage, params),
+                kernel_name=ctx.settings.kernel_name,
+                progress_bar=False,
+                log_output=False,
+                start_timeout=KERNEL_START_TIMEOUT_S,
+                extra_arguments=KERNEL_ARGS,
+                cwd=str(Path.cwd()),  # the same relative settings paths in the kernel as here
+            )
+    except PapermillExecutionError as exc:
+        failure = exc
+    except (KapsuleError, KeyboardInterrupt, SystemExit):
+        raise
+    except Exception as exc:  # a dead or unstartable kernel; nbclient and jupyter_client raise many kinds
+        failure = exc
+    wall = time.perf_counter() - started
+
+    timing: dict[str, Any] = {"notebook": name, "skipped": False, "wall_s": round(wall, 3)}
+    if executed.is_file():
+        nb, save_s = _save_notebook(ctx, name, executed)
+        cells, per_tag = _cell_seconds(nb)
+        timing.update(
+            cells_s=round(cells, 3),
+            setup_s=round(per_tag.get("setup", 0.0), 3),
+            stage_s=round(per_tag.get("stage", 0.0), 3),
+            overhead_s=round(max(0.0, wall - cells), 3),
+            save_s=round(save_s, 3),
+        )
+    if failure is not None:
+        error = _failure(ctx, stage, name, failure)
+        error.timing = timing  # type: ignore[attr-defined]
+        raise error
+    return timing
+
+
+# ------------------------------------------------------------------------------------------ a job
+
+
+def _save_timings(ctx: JobContext, timings: dict[str, Any]) -> None:
+    record = ctx.record()
+    ctx.update({"params": {**record.params, "timings": timings}})
+
+
+def record_failure(ctx: JobContext, error: KapsuleError, stage: str | None) -> JobRecord:
+    """Mark the job failed with ``error`` (unless it already finished, e.g. was cancelled)."""
+    changes = {
+        "state": JobState.failed.value,
+        "error": {"code": error.code, "message": error.message, "stage": stage},
+        "message": f"failed: {error.message}",
+    }
+    try:
+        return ctx.status.update(ctx.job_id, changes)
+    except InvalidTransition:
+        return ctx.record()
+
+
+def run_job(job_id: str, settings: Settings | None = None) -> JobRecord:
+    """Run every unfinished stage of ``job_id`` and return its final record.
+
+    A queued job is moved to running first (the job entrypoint normally did that already). Returns
+    the record when the job succeeded, was cancelled, or failed for a reason a retry cannot fix
+    (recorded as its error); raises the ``KapsuleError`` of a failure a retry could fix.
+    """
+    settings = settings or get_settings()
+    ctx = JobContext.open(job_id, settings=settings)
+    record = ctx.record()
+    if record.finished:
+        return record
+    if record.state == JobState.queued:
+        record = ctx.status.update(job_id, {"state": JobState.running.value})
+
+    timings: dict[str, Any] = {}
+    stage: str | None = None
+    fresh_work = False
+    try:
+        for stage in STAGES:
+            if ctx.cancelled():
+                raise JobCancelled(f"cancelled before {stage}")
+            if not fresh_work and stage_done(ctx, stage):
+                timings[stage] = {"notebook": STAGE_NOTEBOOKS[stage], "skipped": True}
+                ctx.report(stage, 1.0, f"{stage}: already done")
+                continue
+            fresh_work = True
+            try:
+                timings[stage] = run_stage_notebook(ctx, stage, record.params)
+            except KapsuleError as exc:
+                timings[stage] = getattr(exc, "timing", {"notebook": STAGE_NOTEBOOKS[stage], "failed": True})
+                raise
+            finally:
+                _save_timings(ctx, timings)
+    except JobCancelled:
+        return ctx.record()
+    except KapsuleError as exc:
+        if ctx.cancelled():
+            return ctx.record()
+        if exc.retryable:
+            ctx.update({"message": f"attempt failed, a retry may fix it: {exc.message}"})
+            raise
+        return record_failure(ctx, exc, stage)
+
+    done = ctx.update(
+        {"state": JobState.succeeded.value, "stage": "assemble", "progress": 1.0, "message": "done"}
+    )
+    return done or ctx.record()

@@ -1,0 +1,226 @@
+"""Writes the four pipeline notebooks from the cell sources below, without outputs.
+
+The notebooks are code that runs in production (papermill executes them for every job), so they are
+generated from this file and reviewed as code: change a cell here, run
+``.venv/bin/python notebooks/_build.py``, and commit both. ``--check`` exits 1 if a committed notebook
+differs from what this file would write (the test suite runs it).
+
+Every notebook has the same shape: a tagged ``parameters`` cell (papermill injects the job's values
+after it), a ``setup`` cell that opens the job, one ``stage`` cell doing the stage's work, then cells
+showing what a reviewer wants to see. The tags let the pipeline split a notebook's time into setup,
+the stage's own work and the rest.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import textwrap
+from pathlib import Path
+
+import nbformat
+
+from kapsule_pipeline.stages import COMMON_PARAMS, STAGE_NOTEBOOKS, STAGE_PARAMS
+
+HERE = Path(__file__).resolve().parent
+
+PARAM_COMMENTS = {
+    "job_id": "empty: the bundled demo song's job, created on first use",
+    "storage_url": "empty: KAPSULE_STORAGE_URL",
+    "status_url": "empty: KAPSULE_STATUS_URL",
+    "prompt": "what the video shows; empty lets the prompt writer choose",
+    "style": "look and feel, e.g. 'grainy 16 mm, neon'",
+    "aspect_ratio": '"16:9" or "9:16"',
+    "resolution": '"720p" or "1080p"',
+    "max_shots": "0: as many as the music asks for",
+    "seed": "same seed, same storyboard and shots",
+    "video_model": '"local" renderer or a Veo model id',
+    "prompt_model": '"local" writer or a Gemini model id',
+}
+
+SETUP = """\
+from kapsule_pipeline import stages
+
+ctx = stages.JobContext.open(job_id, storage_url, status_url)
+stages.prepare(ctx, "{stage}")
+stages.job_table(ctx)"""
+
+Cell = tuple[str, str, str]  # (cell type, tag, source); tag "" for cells that only show things
+
+
+def md(text: str) -> Cell:
+    return ("markdown", "", textwrap.dedent(text).strip())
+
+
+def code(source: str, tag: str = "") -> Cell:
+    return ("code", tag, textwrap.dedent(source).strip())
+
+
+CELLS: dict[str, list[Cell]] = {
+    "analyze": [
+        md("""
+            # 01 · Analyze
+
+            Checks that the job's song is usable audio, then finds its tempo, beats, downbeats, sections
+            and energy. Writes `work/analysis.json`, which every later stage reads.
+        """),
+        code(
+            """
+            analysis = stages.run_analyze(ctx)
+            stages.analysis_table(analysis, ctx.song_info)
+        """,
+            tag="stage",
+        ),
+        md("""
+            ## Waveform, beats and sections
+
+            Thin blue lines are beats, thick red lines downbeats (the first beat of a bar); shaded bands
+            are the sections. Cuts will land on these lines.
+        """),
+        code("""
+            samples = stages.song_samples(ctx)
+            stages.plot_waveform(analysis, samples)
+        """),
+        md("""
+            ## Energy
+
+            Louder, denser passages get shorter, more intense shots.
+        """),
+        code("stages.plot_energy(analysis)"),
+    ],
+    "storyboard": [
+        md("""
+            # 02 · Storyboard
+
+            Places a cut on the music for every shot (on beats, mostly downbeats, shorter when the energy
+            is high) and writes a prompt per shot. Writes `work/storyboard.json`.
+        """),
+        code(
+            """
+            board = stages.run_storyboard(
+                ctx,
+                prompt=prompt,
+                style=style,
+                aspect_ratio=aspect_ratio,
+                resolution=resolution,
+                max_shots=max_shots,
+                seed=seed,
+                video_model=video_model,
+                prompt_model=prompt_model,
+            )
+            stages.shot_table(board)
+        """,
+            tag="stage",
+        ),
+        md("""
+            ## Shot timeline
+
+            Each coloured bar is a shot and each black line a cut, over the song's waveform.
+        """),
+        code("""
+            analysis = stages.load_analysis(ctx)
+            stages.plot_shots(board, analysis, stages.song_samples(ctx))
+        """),
+    ],
+    "generate": [
+        md("""
+            # 03 · Generate
+
+            Renders every shot of the storyboard. A shot whose clip is already in storage (same request,
+            same key) is not generated again, so a retry never pays twice. Writes `work/shots/*.mp4` and
+            `work/shots/manifest.json`.
+        """),
+        code(
+            """
+            manifest = stages.run_generate(ctx, video_model=video_model)
+            stages.shot_status_table(stages.load_storyboard(ctx), manifest)
+        """,
+            tag="stage",
+        ),
+        md("""
+            ## Contact sheet
+
+            One frame from the middle of each shot.
+        """),
+        code('stages.show_image(ctx.output_dir / "contact-sheet.jpg")'),
+    ],
+    "assemble": [
+        md("""
+            # 04 · Assemble
+
+            Cuts the clips onto the song frame-exactly and muxes the audio. Delivers `output/video.mp4`
+            (H.264 + AAC, faststart) with a poster and a contact sheet.
+        """),
+        code(
+            """
+            result = stages.run_assemble(ctx)
+            stages.assembly_table(result)
+        """,
+            tag="stage",
+        ),
+        md("## The video"),
+        code("stages.show_video(ctx)"),
+        md("## ffprobe"),
+        code("stages.video_summary(result.video)"),
+    ],
+}
+
+
+def parameters_source(stage: str) -> str:
+    lines = []
+    for name, default in {**COMMON_PARAMS, **STAGE_PARAMS[stage]}.items():
+        lines.append(f"{name} = {json.dumps(default)}  # {PARAM_COMMENTS[name]}")
+    return "\n".join(lines)
+
+
+def _cell(kind: str, source: str, tag: str, cell_id: str) -> nbformat.NotebookNode:
+    make = nbformat.v4.new_code_cell if kind == "code" else nbformat.v4.new_markdown_cell
+    cell = make(source)
+    cell.id = cell_id
+    if tag:
+        cell.metadata["tags"] = [tag]
+    return cell
+
+
+def build(stage: str) -> nbformat.NotebookNode:
+    name = STAGE_NOTEBOOKS[stage]
+    title, *rest = CELLS[stage]
+    specs = [
+        title,
+        ("code", "parameters", parameters_source(stage)),
+        ("code", "setup", SETUP.format(stage=stage)),
+        *rest,
+    ]
+    nb = nbformat.v4.new_notebook()
+    # Stable cell ids: rebuilding an unchanged notebook changes no byte.
+    nb.cells = [_cell(kind, src, tag, f"{name[:2]}-{i:02d}") for i, (kind, tag, src) in enumerate(specs)]
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3 (ipykernel)",
+        "language": "python",
+    }
+    nb.metadata["language_info"] = {"name": "python"}
+    nbformat.validate(nb)
+    return nb
+
+
+def main(argv: list[str]) -> int:
+    check = "--check" in argv
+    stale = []
+    for stage, name in STAGE_NOTEBOOKS.items():
+        path = HERE / f"{name}.ipynb"
+        text = nbformat.writes(build(stage)) + "\n"
+        if check:
+            if not path.is_file() or path.read_text() != text:
+                stale.append(path.name)
+        else:
+            path.write_text(text)
+            print(f"wrote {path.relative_to(HERE.parent)}")
+    if stale:
+        print(f"out of date (run python notebooks/_build.py): {', '.join(stale)}")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
