@@ -1,0 +1,147 @@
+"""The ``kapsule`` command as a user meets it: refusals in one line, JSON a script can read."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from typer.testing import CliRunner
+
+from kapsule_pipeline.cli import app
+from kapsule_pipeline.demo_song import synthesize_song, write_song
+from kapsule_pipeline.jobs import JobRecord, JobState
+from kapsule_pipeline.settings import Settings
+from kapsule_pipeline.status import open_status_store
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def short_song(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An 8 s song (two bars of verse, two of chorus, 120 BPM) with its ground truth beside it."""
+    song = synthesize_song(seed=5, structure=[("verse", 2), ("chorus", 2)])
+    return write_song(song, tmp_path_factory.mktemp("song") / "short.wav")
+
+
+def _lines(text: str) -> list[str]:
+    return [line for line in text.splitlines() if line.strip()]
+
+
+def _nothing_created(settings: Settings) -> None:
+    data = Path(settings.storage_url.removeprefix("file://"))
+    assert not data.exists() or not any(p.is_file() for p in data.rglob("*"))
+    records, _ = open_status_store(settings.status_url).list("local")
+    assert records == []
+
+
+def test_make_refuses_a_text_file_in_one_line_and_creates_nothing(
+    kapsule_env: Settings, tmp_path: Path
+) -> None:
+    song = tmp_path / "song.mp3"
+    song.write_text("these are the lyrics, not the song\n" * 50)
+
+    result = runner.invoke(app, ["make", str(song), "-o", str(tmp_path / "out.mp4")])
+
+    assert result.exit_code == 2
+    lines = _lines(result.output)
+    assert len(lines) == 1, result.output
+    assert lines[0].startswith("error [not_audio]: ")
+    assert "text file" in lines[0]
+    assert not (tmp_path / "out.mp4").exists()
+    _nothing_created(kapsule_env)
+
+
+def test_make_refuses_a_missing_file_and_a_bad_aspect_ratio(kapsule_env: Settings, tmp_path: Path) -> None:
+    missing = runner.invoke(app, ["make", str(tmp_path / "nope.wav")])
+    assert missing.exit_code == 2
+    assert _lines(missing.output) == [f"error [not_found]: there is no file at {tmp_path / 'nope.wav'}"]
+
+    song = tmp_path / "tone.wav"
+    sf.write(song, np.zeros(8000 * 6, dtype=np.float32), 8000)
+    bad_aspect = runner.invoke(app, ["make", str(song), "--aspect", "4:3"])
+    assert bad_aspect.exit_code == 2
+    (line,) = _lines(bad_aspect.output)
+    assert line.startswith("error [invalid_parameter]: unsupported format 4:3 720p")
+    _nothing_created(kapsule_env)
+
+
+def test_analyze_refuses_a_silent_song(kapsule_env: Settings, tmp_path: Path) -> None:
+    song = tmp_path / "silence.wav"
+    sf.write(song, np.zeros(22050 * 8, dtype=np.float32), 22050)
+
+    result = runner.invoke(app, ["analyze", str(song), "--json"])
+
+    assert result.exit_code == 2
+    (line,) = _lines(result.output)
+    assert line.startswith("error [silent]: ")
+
+
+def test_analyze_json_has_the_analysis_json_shape(kapsule_env: Settings, short_song: Path) -> None:
+    result = runner.invoke(app, ["analyze", str(short_song), "--json"])
+
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert {"duration", "tempo", "beats", "downbeats", "sections", "energy"} <= set(data)
+    truth = json.loads(short_song.with_suffix(".json").read_text())
+    assert abs(data["duration"] - truth["duration"]) < 0.05
+    assert abs(data["tempo"] - truth["tempo"]) < 2.0
+    beats = data["beats"]
+    assert len(beats) >= 8 and beats == sorted(beats)
+    assert all(0 <= t <= data["duration"] for t in beats)
+    assert set(data["downbeats"]) <= set(beats)
+    sections = data["sections"]
+    assert sections and all({"start", "end", "label"} == set(s) for s in sections)
+    assert sections[0]["start"] == 0 and abs(sections[-1]["end"] - data["duration"]) < 0.05
+    energy = data["energy"]
+    assert set(energy) == {"times", "values"} and len(energy["times"]) == len(energy["values"]) > 0
+    assert all(0.0 <= v <= 1.0 for v in energy["values"])
+
+
+def test_analyze_summary_names_tempo_and_sections(kapsule_env: Settings, short_song: Path) -> None:
+    result = runner.invoke(app, ["analyze", str(short_song)])
+
+    assert result.exit_code == 0, result.output
+    assert "BPM" in result.output and "duration" in result.output
+
+
+def test_jobs_list_and_show_print_job_records(kapsule_env: Settings) -> None:
+    status = open_status_store(kapsule_env.status_url)
+    first = status.create(JobRecord(params={"prompt": "first"}))
+    second = status.create(JobRecord(params={"prompt": "second"}))
+    status.update(second.id, {"state": JobState.running.value, "stage": "generate", "progress": 0.4})
+
+    listed = runner.invoke(app, ["jobs", "list", "--json"])
+    assert listed.exit_code == 0, listed.output
+    records = [JobRecord.model_validate(r) for r in json.loads(listed.stdout)]
+    assert [r.id for r in records] == [second.id, first.id]  # newest first
+    assert records[0].state == JobState.running and records[0].progress == 0.4
+
+    shown = runner.invoke(app, ["jobs", "show", first.id, "--json"])
+    assert shown.exit_code == 0, shown.output
+    record = JobRecord.model_validate(json.loads(shown.stdout))
+    assert record.id == first.id and record.params == {"prompt": "first"} and record.state == JobState.queued
+
+    table = runner.invoke(app, ["jobs", "list"])
+    assert table.exit_code == 0 and "running" in table.output
+
+
+def test_jobs_show_unknown_job_is_one_line(kapsule_env: Settings) -> None:
+    result = runner.invoke(app, ["jobs", "show", "j" + "f" * 20])
+
+    assert result.exit_code == 1
+    assert _lines(result.output) == [f"error [job_not_found]: no job j{'f' * 20}"]
+
+
+def test_serve_app_answers_health_checks() -> None:
+    from fastapi.testclient import TestClient
+
+    from api.main import app as api_app
+    from kapsule_pipeline import __version__
+
+    response = TestClient(api_app).get("/healthz")
+
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok", "version": __version__}
