@@ -203,7 +203,7 @@ def make_contact_sheet(
             media.run(cmd, timeout=120.0, what=f"taking a thumbnail of shot {shot.index}")
             with Image.open(grab) as image:
                 thumb = ImageOps.pad(image.convert("RGB"), cell, color=(0, 0, 0))
-            _label(thumb, f"{shot.index + 1}  {_clock(shot.start)}–{_clock(shot.end)}", font)
+            _label(thumb, f"{shot.index + 1}  {_clock(shot.start)} - {_clock(shot.end)}", font)
             row, col = divmod(shot.index, cols)
             sheet.paste(thumb, (col * cell[0], row * cell[1]))
     out.parent.mkdir(parents=True, exist_ok=True)
