@@ -11,8 +11,20 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# List prices in USD per second of generated video (Veo, 2025/26 price sheets; audio off).
+# Keys are model ids or globs; the longest matching key wins, so "veo-3.0-fast*" beats "veo-3.0*".
+DEFAULT_VIDEO_PRICES_USD_PER_S: dict[str, float] = {
+    "local": 0.0,
+    "veo-2.0*": 0.35,
+    "veo-3.0*": 0.40,
+    "veo-3.0-generate-001": 0.40,
+    "veo-3.0-fast*": 0.15,
+    "veo-3.1*": 0.40,
+    "veo-3.1-fast*": 0.15,
+}
 
 
 class Settings(BaseSettings):
@@ -30,6 +42,12 @@ class Settings(BaseSettings):
     prompt_model: str = Field("local", description="'local' writer or a Gemini model id.")
     genai_base_url: str | None = Field(None, description="Override the google-genai endpoint (tests).")
     api_keys: str | None = Field(None, description="owner=key,owner2=key2; unset = open loopback mode.")
+    upload_secret: SecretStr | None = Field(
+        None, description="Signs local upload URLs; unset = a random one per API process (uploads die with it)."
+    )
+    upload_url_expiry_s: int = Field(900, ge=10, le=7 * 24 * 3600, description="Life of an upload URL.")
+    cors_origins: str | None = Field(None, description="Comma-separated origins allowed to call the API.")
+    max_prompt_chars: int = Field(2000, ge=1, description="Longest prompt or style text the API accepts.")
 
     work_dir: Path = Field(Path("./.kapsule/work"), description="Local scratch space for running stages.")
     min_song_seconds: float = Field(5.0, gt=0)
@@ -48,6 +66,42 @@ class Settings(BaseSettings):
 
     # The job entrypoint's inputs. Cloud Run sets the CLOUD_RUN_* names itself (unprefixed), and the
     # launcher passes KAPSULE_JOB_ID; reading them here keeps one settings loader for everything.
+    # google-genai (Gemini prompts, Veo shots). Two modes, as the library has: an API key (a laptop)
+    # or Vertex AI with Application Default Credentials (the job's service account in Google Cloud).
+    # The unprefixed names are the library's own, so one environment works for both.
+    gemini_api_key: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("KAPSULE_GEMINI_API_KEY", "GEMINI_API_KEY")
+    )
+    genai_use_vertexai: bool = Field(
+        False, validation_alias=AliasChoices("KAPSULE_GENAI_USE_VERTEXAI", "GOOGLE_GENAI_USE_VERTEXAI")
+    )
+    google_cloud_project: str | None = Field(
+        None, validation_alias=AliasChoices("KAPSULE_GOOGLE_CLOUD_PROJECT", "GOOGLE_CLOUD_PROJECT")
+    )
+    google_cloud_location: str = Field(
+        "us-central1", validation_alias=AliasChoices("KAPSULE_GOOGLE_CLOUD_LOCATION", "GOOGLE_CLOUD_LOCATION")
+    )
+    video_prices_usd_per_s: dict[str, float] = Field(
+        default_factory=lambda: dict(DEFAULT_VIDEO_PRICES_USD_PER_S),
+        description="List price per second of video, by model id or glob; the most specific match wins.",
+    )
+    veo_concurrency: int = Field(4, ge=1, le=64, description="Veo operations in flight at once.")
+    veo_requests_per_minute: float = Field(10.0, gt=0, description="Veo start requests per minute (quota).")
+    veo_poll_interval_s: float = Field(10.0, gt=0, description="First wait between operation polls.")
+    veo_poll_max_interval_s: float = Field(30.0, gt=0, description="Polls back off up to this interval.")
+    veo_timeout_s: float = Field(900.0, gt=0, description="Give up on one Veo operation after this long.")
+    veo_output_gcs_uri: str | None = Field(
+        None, description="Vertex only: gs://BUCKET/PREFIX where Veo writes clips (else bytes come back)."
+    )
+
+    # Cloud Run Jobs launcher (KAPSULE_LAUNCHER=cloudrun://projects/P/locations/L/jobs/J).
+    cloudrun_endpoint: str | None = Field(
+        None, description="Override the Cloud Run Admin API endpoint; an http:// URL (tests) is anonymous."
+    )
+    cloudrun_task_timeout_s: float = Field(
+        3600.0, gt=0, description="Task timeout passed with every execution (one attempt's limit)."
+    )
+
     job_id: str | None = Field(None, validation_alias=AliasChoices("KAPSULE_JOB_ID"))
     cloud_run_execution: str | None = Field(None, validation_alias=AliasChoices("CLOUD_RUN_EXECUTION"))
     cloud_run_task_attempt: int = Field(0, validation_alias=AliasChoices("CLOUD_RUN_TASK_ATTEMPT"))

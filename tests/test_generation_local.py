@@ -225,7 +225,7 @@ def test_factory_builds_the_local_renderer_and_refuses_unknown_models() -> None:
     assert isinstance(generator, VideoGenerator)
     assert (generator.name, generator.exact_length) == ("local", True)
     with pytest.raises(ConfigError) as info:
-        make_video_generator("veo-3.0-generate-001", Settings())
+        make_video_generator("sora-2", Settings())
     assert info.value.code == "bad_config"
     assert "not available yet" in info.value.message
 

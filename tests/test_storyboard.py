@@ -209,7 +209,7 @@ def test_local_writer_keeps_the_subject_varies_the_detail_and_follows_energy() -
 def test_prompt_writer_factory_and_a_writer_that_miscounts() -> None:
     assert isinstance(make_prompt_writer("local"), LocalPromptWriter)
     with pytest.raises(ConfigError, match="not available yet"):
-        make_prompt_writer("gemini-2.5-flash")
+        make_prompt_writer("gpt-4o")
 
     class OnePromptWriter:
         name = "one"

@@ -61,7 +61,8 @@ def generate_shots(
     running have been saved. A failing shot is recorded as ``failed`` in the manifest, the other
     running shots are saved, then its error is raised.
     """
-    workers = DEFAULT_WORKERS if workers is None else workers
+    if workers is None:  # a remote generator (Veo) says how many shots it can have in flight
+        workers = getattr(generator, "max_workers", None) or DEFAULT_WORKERS
     if workers < 1:
         raise InvalidParameter(f"workers must be at least 1, got {workers}")
     plan = [_plan(shot, board, generator, layout) for shot in board.shots]

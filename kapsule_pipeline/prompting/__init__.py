@@ -16,8 +16,11 @@ def make_prompt_writer(model: str, settings: Settings | None = None) -> PromptWr
     ``settings`` is taken now so remote writers (Gemini) can read their endpoint and credentials
     from the one settings object without changing this signature.
     """
-    del settings  # the local writer needs no configuration
     name = (model or "").strip()
     if name == "local":
         return LocalPromptWriter()
+    if name.startswith("gemini-"):
+        from kapsule_pipeline.prompting.gemini import GeminiPromptWriter
+
+        return GeminiPromptWriter(name, settings)
     raise ConfigError(f"prompt model {model!r} is not available yet; set KAPSULE_PROMPT_MODEL=local")

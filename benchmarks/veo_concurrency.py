@@ -1,0 +1,91 @@
+"""Veo concurrency: 24 shots against the fake server holding each operation 3 s, 8 in flight.
+
+The ideal is 24 / 8 x 3 s = 9 s; parallel efficiency = ideal / elapsed (target >= 0.9). Then the
+same job is run again and must make zero generation requests (never pay twice).
+Run: .venv/bin/python benchmarks/veo_concurrency.py
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from kapsule_pipeline.generation import make_video_generator
+from kapsule_pipeline.generation.runner import generate_shots
+from kapsule_pipeline.jobs import new_job_id
+from kapsule_pipeline.layout import JobLayout
+from kapsule_pipeline.models import Analysis, EnergyCurve, Section, Shot, Storyboard
+from kapsule_pipeline.settings import get_settings
+from kapsule_pipeline.storage import open_storage
+from tests.fake_google import make_clip, running_fake_google, write_service_account
+
+SHOTS, CONCURRENCY, HOLD_S, MODEL = 24, 8, 3.0, "veo-3.0-fast-generate-001"
+
+
+def main() -> None:
+    root = Path(tempfile.mkdtemp(prefix="veo-bench-"))
+    clip = make_clip(root / "clip.mp4").read_bytes()
+    with running_fake_google(clip) as fake:
+        fake.hold_s = HOLD_S
+        os.environ.update(
+            {
+                "KAPSULE_STORAGE_URL": f"file://{root / 'data'}",
+                "KAPSULE_GENAI_BASE_URL": fake.url,
+                "GOOGLE_GENAI_USE_VERTEXAI": "true",
+                "GOOGLE_CLOUD_PROJECT": "bench",
+                "GOOGLE_APPLICATION_CREDENTIALS": str(
+                    write_service_account(root / "sa.json", f"{fake.url}/token")
+                ),
+                "KAPSULE_VEO_CONCURRENCY": str(CONCURRENCY),
+                "KAPSULE_VEO_REQUESTS_PER_MINUTE": "6000",  # the fake has no quota; spacing is 10 ms
+                "KAPSULE_VEO_POLL_INTERVAL_S": "0.1",
+                "KAPSULE_VEO_POLL_MAX_INTERVAL_S": "0.1",
+            }
+        )
+        get_settings.cache_clear()
+        settings = get_settings()
+        shots = [
+            Shot(index=i, start=i * 2.0, end=i * 2.0 + 2, start_frame=i * 48, end_frame=i * 48 + 48,
+                 request_seconds=4, section="verse", energy=0.5, prompt=f"shot {i}", seed=i)
+            for i in range(SHOTS)
+        ]  # fmt: skip
+        board = Storyboard(video_model=MODEL, duration=SHOTS * 2.0, total_frames=SHOTS * 48, shots=shots)
+        analysis = Analysis(
+            duration=SHOTS * 2.0, tempo=120, beats=[], downbeats=[],
+            sections=[Section(start=0, end=SHOTS * 2.0, label="verse")],
+            energy=EnergyCurve(times=[0.0], values=[0.5]),
+        )  # fmt: skip
+        layout, storage = JobLayout(new_job_id()), open_storage(settings.storage_url)
+
+        def run() -> float:
+            began = time.perf_counter()
+            generate_shots(
+                board=board,
+                analysis=analysis,
+                generator=make_video_generator(MODEL, settings),
+                storage=storage,
+                layout=layout,
+                workdir=root / "work",
+            )
+            return time.perf_counter() - began
+
+        elapsed = run()
+        starts = len(fake.requests("predict"))
+        polls = len(fake.requests("poll"))
+        before = len(fake.log)
+        rerun = run()
+        again = [r for r in fake.log[before:] if r.kind in ("predict", "poll", "download")]
+    ideal = SHOTS / CONCURRENCY * HOLD_S
+    print(f"shots={SHOTS} concurrency={CONCURRENCY} hold={HOLD_S:.1f}s model={MODEL}")
+    print(f"elapsed={elapsed:.2f}s ideal={ideal:.2f}s parallel_efficiency={ideal / elapsed:.3f}")
+    print(f"requests: start={starts} poll={polls} total={before}")
+    print(f"re-run: elapsed={rerun:.2f}s generation_requests={len(again)}")
+
+
+if __name__ == "__main__":
+    main()

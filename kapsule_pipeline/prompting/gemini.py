@@ -1,0 +1,200 @@
+"""The Gemini storyboard writer: one style bible and one prompt per shot, as structured JSON.
+
+Gemini decides *what* each shot shows; our analysis decides *where* the cuts are (Gemini's
+timestamps for music are unreliable), so it is given the shot list with times, sections and energy
+and must answer exactly one prompt per shot index. The answer is a pydantic ``response_schema``; an
+answer that does not parse or has the wrong shots is asked again (``INVALID_ANSWER_ATTEMPTS``), and
+if Gemini still fails (or the service does) the local writer takes over with the reason recorded
+in the plan's ``note`` (it ends up in ``storyboard.json``), so a storyboard is always produced.
+A missing or broken configuration is not hidden behind the fallback: it raises ``ConfigError``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from typing import TYPE_CHECKING
+
+from pydantic import BaseModel, Field, ValidationError
+
+from kapsule_pipeline.errors import ConfigError, GenerationError, KapsuleError
+from kapsule_pipeline.genai_client import make_genai_client, with_retries
+from kapsule_pipeline.models import Analysis
+from kapsule_pipeline.prompting.base import PromptPlan, ShotBrief
+from kapsule_pipeline.prompting.local import LocalPromptWriter
+from kapsule_pipeline.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from google import genai
+
+log = logging.getLogger(__name__)
+
+INVALID_ANSWER_ATTEMPTS = 3  # asks per storyboard when the JSON is malformed or lists the wrong shots
+
+SYSTEM = (
+    "You are the director of a music video. Write one text-to-video prompt per shot for Google Veo. "
+    "Keep one visual world: the same palette, look and recurring characters or objects in every shot, "
+    "described the same way each time, so the clips cut together as one video. Follow the music: calm "
+    "shots move slowly, loud shots move fast; choruses are the most spectacular. Never put text, "
+    "captions or logos in a shot. The cut times are fixed: do not change or mention them. Answer JSON "
+    "only, with exactly one entry per shot index given."
+)
+
+
+class StyleBible(BaseModel):
+    palette: str = Field(description="The colour palette every shot shares")
+    look: str = Field(description="Camera, lens, film stock, lighting style")
+    recurring: list[str] = Field(description="Characters or objects that reappear, described precisely")
+
+
+class ShotPrompt(BaseModel):
+    index: int
+    prompt: str = Field(description="One Veo prompt: subject, action, camera move, light; 1-3 sentences")
+
+
+class GeminiStoryboard(BaseModel):
+    """The structured answer Gemini must give (sent as ``response_schema``)."""
+
+    style_bible: StyleBible
+    negative_prompt: str
+    shots: list[ShotPrompt]
+
+
+class GeminiPromptWriter:
+    """``PromptWriter`` backed by a Gemini model id (e.g. ``gemini-2.5-flash``)."""
+
+    def __init__(self, model: str, settings: Settings | None = None) -> None:
+        self.name = model
+        self.settings = settings or get_settings()
+        self.prompt_tokens = 0  # summed over this writer's calls, for the job record's cost
+        self._client: genai.Client | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def client(self) -> genai.Client:
+        with self._lock:
+            if self._client is None:
+                self._client = make_genai_client(self.settings)
+            return self._client
+
+    def write(self, briefs: list[ShotBrief], *, prompt: str, style: str, analysis: Analysis) -> PromptPlan:
+        client = self.client  # ConfigError propagates: a broken setup is not a fallback case
+        request = _request_text(briefs, prompt=prompt, style=style, analysis=analysis)
+        problem = ""
+        for attempt in range(1, INVALID_ANSWER_ATTEMPTS + 1):
+            try:
+                answer = self._ask(
+                    client,
+                    request
+                    if not problem
+                    else f"{request}\n\nYour previous answer "
+                    f"was unusable ({problem}). Answer again, valid JSON only.",
+                )
+            except ConfigError:
+                raise
+            except (KapsuleError, Exception) as exc:  # the service failed for good: local fallback
+                return _fallback(briefs, prompt, style, analysis, f"{self.name} failed: {exc}")
+            try:
+                plan = _parse(answer, len(briefs))
+            except ValueError as exc:
+                problem = str(exc)[:300]
+                log.warning("%s answer %d unusable: %s", self.name, attempt, problem)
+                continue
+            bible = plan.style_bible
+            return PromptPlan(
+                prompts=[s.prompt.strip() for s in sorted(plan.shots, key=lambda s: s.index)],
+                negative_prompt=plan.negative_prompt.strip(),
+                style_bible=(
+                    f"Palette: {bible.palette}. Look: {bible.look}. Recurring: {'; '.join(bible.recurring)}."
+                ),
+            )
+        return _fallback(
+            briefs, prompt, style, analysis,
+            f"{self.name} gave no usable storyboard in {INVALID_ANSWER_ATTEMPTS} tries ({problem})",
+        )  # fmt: skip
+
+    def rephrase(self, prompt: str, reasons: list[str]) -> str:
+        """Rewrite a prompt Veo's safety filter refused, keeping its look; used once per refused shot."""
+        from google.genai import types
+
+        text = (
+            "A video model's safety filter refused this prompt"
+            + (f" ({'; '.join(reasons)})" if reasons else "")
+            + ". Rewrite it so it keeps the same look, subject and camera move but is clearly safe: no "
+            "violence, no real people or brands, nothing sexual. Answer with the new prompt only.\n\n"
+            + prompt
+        )
+        response = with_retries(
+            lambda: self.client.models.generate_content(
+                model=self.name, contents=text, config=types.GenerateContentConfig(temperature=0.4)
+            ),
+            f"{self.name} rephrase",
+        )
+        new = (response.text or "").strip()
+        if not new:
+            raise GenerationError(f"{self.name} returned an empty re-phrasing")
+        return new
+
+    def _ask(self, client: genai.Client, text: str) -> str:
+        from google.genai import types
+
+        config = types.GenerateContentConfig(
+            system_instruction=SYSTEM,
+            response_mime_type="application/json",
+            response_schema=GeminiStoryboard,
+            temperature=0.8,
+        )
+        response = with_retries(
+            lambda: client.models.generate_content(model=self.name, contents=text, config=config),
+            f"{self.name} storyboard",
+        )
+        usage = response.usage_metadata
+        if usage is not None and usage.prompt_token_count:
+            self.prompt_tokens += usage.prompt_token_count
+        return response.text or ""
+
+
+def _request_text(briefs: list[ShotBrief], *, prompt: str, style: str, analysis: Analysis) -> str:
+    sections = [
+        {"label": s.label, "start": round(s.start, 2), "end": round(s.end, 2)} for s in analysis.sections
+    ]
+    shots = [
+        {
+            "index": b.index,
+            "start": round(b.start, 2),
+            "end": round(b.end, 2),
+            "section": b.section,
+            "energy": round(b.energy, 2),
+        }
+        for b in briefs
+    ]
+    return (
+        f"Concept: {prompt.strip() or 'your choice, fitting the music'}\n"
+        f"Style: {style.strip() or 'your choice'}\n"
+        f"Song: {analysis.duration:.1f} s at {analysis.tempo:.0f} BPM; sections: {json.dumps(sections)}\n"
+        f"Shots ({len(briefs)}, energy 0..1):\n{json.dumps(shots)}"
+    )
+
+
+def _parse(answer: str, count: int) -> GeminiStoryboard:
+    """The answer as a storyboard with exactly shots 0..count-1; ``ValueError`` says what is wrong."""
+    try:
+        plan = GeminiStoryboard.model_validate_json(answer)
+    except ValidationError as exc:
+        raise ValueError(f"not the requested JSON: {exc.errors()[0].get('msg', exc)}") from exc
+    indices = sorted(s.index for s in plan.shots)
+    if indices != list(range(count)):
+        raise ValueError(f"expected shots 0..{count - 1}, got indices {indices[:10]}")
+    if any(not s.prompt.strip() for s in plan.shots):
+        raise ValueError("a shot has an empty prompt")
+    return plan
+
+
+def _fallback(
+    briefs: list[ShotBrief], prompt: str, style: str, analysis: Analysis, reason: str
+) -> PromptPlan:
+    log.warning("falling back to the local prompt writer: %s", reason)
+    plan = LocalPromptWriter().write(briefs, prompt=prompt, style=style, analysis=analysis)
+    note = f"fell back to the local writer: {reason}"[:500]
+    return plan.model_copy(update={"note": note})
