@@ -1,0 +1,144 @@
+"""Song analysis against ground truth: the demo songs are rendered from a plan, so their tempo,
+every beat, every downbeat and every section are known exactly, and the analysis must find them
+in the rendered audio file.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from kapsule_pipeline.audio import analyze_samples, analyze_song
+from kapsule_pipeline.demo_song import DemoSong, demo_song, synthesize_song, write_song
+from kapsule_pipeline.errors import AudioError
+from kapsule_pipeline.models import Analysis, Section
+
+TOLERANCE = 0.07  # s; the customary beat-tracking window
+LABELS = {"intro", "verse", "chorus", "bridge", "outro", "silence"}
+
+
+def f_measure(estimated: Sequence[float], reference: Sequence[float], tolerance: float = TOLERANCE) -> float:
+    """Beat F-measure: each reference beat may be matched by at most one estimate within tolerance."""
+    est, ref = np.asarray(estimated, float), np.asarray(reference, float)
+    if est.size == 0 or ref.size == 0:
+        return 0.0
+    used: set[int] = set()
+    hits = 0
+    for beat in ref:
+        gaps = np.abs(est - beat)
+        for i in np.argsort(gaps):
+            if gaps[i] > tolerance:
+                break
+            if int(i) not in used:
+                used.add(int(i))
+                hits += 1
+                break
+    if hits == 0:
+        return 0.0
+    precision, recall = hits / est.size, hits / ref.size
+    return 2 * precision * recall / (precision + recall)
+
+
+def overlap(sections: Sequence[Section], label: str, other: Sequence[Section], other_label: str) -> float:
+    """Seconds during which ``sections`` say ``label`` while ``other`` says ``other_label``."""
+    total = 0.0
+    for a in (s for s in sections if s.label == label):
+        for b in (s for s in other if s.label == other_label):
+            total += max(0.0, min(a.end, b.end) - max(a.start, b.start))
+    return total
+
+
+def assert_well_formed(analysis: Analysis) -> None:
+    """What every consumer relies on, whatever the song."""
+    sections = analysis.sections
+    assert sections[0].start == 0.0 and sections[-1].end == pytest.approx(analysis.duration)
+    assert all(s.start < s.end for s in sections)
+    assert all(before.end == after.start for before, after in itertools.pairwise(sections))
+    assert {s.label for s in sections} <= LABELS
+    assert analysis.beats == sorted(analysis.beats) and set(analysis.downbeats) <= set(analysis.beats)
+    assert all(0.0 <= t <= analysis.duration for t in analysis.beats)
+    values, times = analysis.energy.values, analysis.energy.times
+    assert len(values) == len(times) and min(values) >= 0.0 and max(values) == pytest.approx(1.0)
+    assert len(times) == pytest.approx(analysis.duration * 10, abs=2)  # ~10 values a second
+
+
+def analyze_rendered(song: DemoSong, tmp_path: Path) -> Analysis:
+    """Write the song to a real WAV and analyse the file, as a job does."""
+    return analyze_song(write_song(song, tmp_path / "song.wav"))
+
+
+@pytest.fixture(scope="session")
+def demo_analysis(demo_song_file: Path) -> Analysis:
+    return analyze_song(demo_song_file)
+
+
+def test_demo_song_tempo_and_beats(demo_analysis: Analysis) -> None:
+    truth = demo_song()
+    assert demo_analysis.tempo == pytest.approx(truth.tempo, rel=0.02)
+    assert demo_analysis.beats_per_bar == truth.beats_per_bar
+    assert f_measure(demo_analysis.beats, truth.beats) >= 0.95
+    assert f_measure(demo_analysis.downbeats, truth.downbeats) >= 0.9
+    assert demo_analysis.duration == pytest.approx(truth.duration, abs=0.05)
+
+
+def test_demo_song_sections_and_energy(demo_analysis: Analysis) -> None:
+    truth = demo_song()
+    assert_well_formed(demo_analysis)
+    true_chorus = sum(s.end - s.start for s in truth.sections if s.label == "chorus")
+    assert overlap(demo_analysis.sections, "chorus", truth.sections, "chorus") >= 0.8 * true_chorus
+    # Every boundary we report sits on a true downbeat (boundaries are snapped to bars).
+    for section in demo_analysis.sections[1:]:
+        assert min(abs(section.start - d) for d in truth.downbeats) < TOLERANCE
+    chorus = next(s for s in truth.sections if s.label == "chorus")
+    intro = next(s for s in truth.sections if s.label == "intro")
+    assert demo_analysis.energy_between(chorus.start, chorus.end) > demo_analysis.energy_between(
+        intro.start, intro.end
+    )
+    assert Analysis.model_validate_json(demo_analysis.model_dump_json()) == demo_analysis
+
+
+def test_long_silent_intro_has_no_beats_and_its_own_section(tmp_path: Path) -> None:
+    song = synthesize_song(tempo=104.0, seed=3, style="rock", leading_silence=9.0, sample_rate=22050)
+    analysis = analyze_rendered(song, tmp_path)
+    assert_well_formed(analysis)
+    assert analysis.beats[0] > 9.0 - TOLERANCE
+    assert analysis.sections[0].label == "silence"
+    assert analysis.sections[0].end == pytest.approx(9.0, abs=0.1)
+    assert analysis.tempo == pytest.approx(song.tempo, rel=0.02)
+    assert f_measure(analysis.beats, song.beats) >= 0.95
+
+
+def test_three_four_time_is_found(tmp_path: Path) -> None:
+    song = synthesize_song(tempo=150.0, beats_per_bar=3, seed=4, style="waltz", sample_rate=22050)
+    analysis = analyze_rendered(song, tmp_path)
+    assert analysis.beats_per_bar == 3
+    assert analysis.tempo == pytest.approx(song.tempo, rel=0.02)
+    assert f_measure(analysis.downbeats, song.downbeats) >= 0.9
+
+
+def test_swung_electronic_song(tmp_path: Path) -> None:
+    song = synthesize_song(tempo=126.0, seed=5, style="electronic", swing=0.3, sample_rate=22050)
+    analysis = analyze_rendered(song, tmp_path)
+    assert analysis.tempo == pytest.approx(song.tempo, rel=0.02)
+    assert f_measure(analysis.beats, song.beats) >= 0.9
+    assert analysis.beats_per_bar == 4
+
+
+def test_music_without_a_pulse_still_gets_a_usable_analysis() -> None:
+    """A steady drone has no beats to track; the analysis must still cover the song for the storyboard."""
+    sr = 22050
+    t = np.arange(20 * sr) / sr
+    drone = (0.3 * np.sin(2 * np.pi * 110 * t) * (1 + 0.2 * np.sin(2 * np.pi * 0.1 * t))).astype(np.float32)
+    analysis = analyze_samples(drone, sr)
+    assert_well_formed(analysis)
+    assert analysis.duration == pytest.approx(20.0)
+
+
+def test_too_little_audio_to_analyse() -> None:
+    with pytest.raises(AudioError) as caught:
+        analyze_samples(np.zeros(100, np.float32), 22050)
+    assert caught.value.code == "too_short"
