@@ -13,6 +13,7 @@ parsed from ``ffprobe -print_format json``, never scraped from stderr.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import shutil
@@ -195,7 +196,9 @@ def probe(path: Path, timeout: float = 60.0) -> ProbeResult:
 # -------------------------------------------------------------------------------------------- decode
 
 
-def decode_audio_cmd(path: Path, sample_rate: int, mono: bool = True, stream_index: int | None = None) -> list[str]:
+def decode_audio_cmd(
+    path: Path, sample_rate: int, mono: bool = True, stream_index: int | None = None
+) -> list[str]:
     """Decode the (first) audio stream to raw float32 little-endian PCM on stdout."""
     args = ["ffmpeg", "-nostdin", "-v", "error", "-xerror", "-i", str(path)]
     args += ["-map", f"0:{stream_index}" if stream_index is not None else "0:a:0", "-vn", "-sn", "-dn"]
@@ -205,7 +208,9 @@ def decode_audio_cmd(path: Path, sample_rate: int, mono: bool = True, stream_ind
     return args
 
 
-def decode_audio(path: Path, sample_rate: int = 22050, mono: bool = True, timeout: float = 600.0) -> np.ndarray:
+def decode_audio(
+    path: Path, sample_rate: int = 22050, mono: bool = True, timeout: float = 600.0
+) -> np.ndarray:
     """The song as float32 samples in [-1, 1] (mono: shape (n,); else (n, channels))."""
     result = run(decode_audio_cmd(path, sample_rate, mono), timeout=timeout, what="decoding the audio")
     samples = np.frombuffer(result.stdout, dtype="<f4").astype(np.float32)
@@ -281,10 +286,8 @@ class RawVideoWriter:
 
     def close(self) -> None:
         if self._proc.stdin is not None:
-            try:
+            with contextlib.suppress(BrokenPipeError):
                 self._stdin.close()
-            except BrokenPipeError:
-                pass
             self._proc.stdin = None  # closed: communicate() must not flush it again
         try:
             _, err = self._proc.communicate(timeout=self.timeout)
@@ -311,7 +314,19 @@ class RawVideoWriter:
 
 def frame_at_cmd(video: Path, seconds: float, out: Path, width: int | None = None) -> list[str]:
     """Grab one frame as a JPEG (poster, contact-sheet cells)."""
-    args = ["ffmpeg", "-nostdin", "-v", "error", "-y", "-ss", f"{seconds:.3f}", "-i", str(video), "-frames:v", "1"]
+    args = [
+        "ffmpeg",
+        "-nostdin",
+        "-v",
+        "error",
+        "-y",
+        "-ss",
+        f"{seconds:.3f}",
+        "-i",
+        str(video),
+        "-frames:v",
+        "1",
+    ]
     if width:
         args += ["-vf", f"scale={width}:-2"]
     args += ["-q:v", "3", str(out)]
@@ -432,3 +447,20 @@ def concat_mux_cmd(
             args += ["-ar", str(sample_rate)]
     args += ["-map_metadata", "-1", "-movflags", "+faststart", "-f", "mp4", str(out)]
     return args
+
+
+# ----------------------------------------------------------------------------------------- baselines
+
+
+def floor_encode_cmd(
+    out: Path, *, seconds: float, width: int, height: int, fps: int, crf: int, preset: str
+) -> list[str]:
+    """One plain x264 pass of a synthetic picture: the physical floor benchmarks compare against.
+
+    Any pipeline that outputs ``seconds`` of H.264 at these settings pays at least this much.
+    """
+    return [
+        "ffmpeg", "-nostdin", "-v", "error", "-y",
+        "-f", "lavfi", "-i", f"testsrc2=size={width}x{height}:rate={fps}:duration={seconds}",
+        *h264_args(crf=crf, preset=preset, fps=fps), "-an", str(out),
+    ]  # fmt: skip
