@@ -8,15 +8,19 @@ from pathlib import Path
 
 import pytest
 
-from kapsule_pipeline.errors import InvalidTransition, JobNotFound
+from kapsule_pipeline.errors import InvalidParameter, InvalidTransition, JobNotFound
 from kapsule_pipeline.jobs import JobRecord, JobState, utcnow
 from kapsule_pipeline.status import StatusStore, open_status_store
 
 
-@pytest.fixture(params=["sqlite"])
+@pytest.fixture(params=["sqlite", pytest.param("firestore", marks=pytest.mark.integration)])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> StatusStore:
     if request.param == "sqlite":
         return open_status_store(f"sqlite:///{tmp_path / 'jobs.db'}")
+    if request.param == "firestore":
+        emulator = request.getfixturevalue("firestore_emulator")
+        emulator.reset()
+        return open_status_store(f"firestore://{emulator.project}/jobs")
     raise AssertionError(request.param)
 
 
@@ -34,6 +38,29 @@ def test_unknown_job(store: StatusStore) -> None:
         store.get("j" + "f" * 20)
     with pytest.raises(JobNotFound):
         store.update("j" + "f" * 20, {"progress": 0.5})
+
+
+def test_an_update_returns_what_readers_then_see(store: StatusStore) -> None:
+    record = store.create(JobRecord(owner="ana"))
+    updated = store.update(record.id, {"state": JobState.running, "message": "analyzing"})
+    assert store.get(record.id) == updated
+
+
+def test_ids_are_unique_and_odd_ids_are_unknown(store: StatusStore) -> None:
+    record = store.create(JobRecord())
+    with pytest.raises(InvalidParameter) as info:
+        store.create(JobRecord(id=record.id, owner="mallory"))
+    assert info.value.code == "job_exists"
+    assert store.get(record.id).owner == "local"
+    for odd in ("../" + record.id, record.id + "/x", ""):
+        with pytest.raises(JobNotFound):
+            store.get(odd)
+
+
+def test_a_bad_page_cursor_is_refused(store: StatusStore) -> None:
+    with pytest.raises(InvalidParameter) as info:
+        store.list("ana", cursor="not-a-cursor")
+    assert info.value.code == "bad_cursor"
 
 
 def test_finished_job_is_never_reopened(store: StatusStore) -> None:
@@ -118,3 +145,23 @@ def test_concurrent_counter_loses_no_update(store: StatusStore) -> None:
 
 def _increment(store: StatusStore, job_id: str) -> None:
     store.update(job_id, {"cost": lambda cost: {**cost, "video_seconds": cost["video_seconds"] + 1}})
+
+
+def test_two_clients_lose_no_update(store: StatusStore) -> None:
+    """Two store objects (as the API and a job process have) increment one job: the store's own
+    transaction, not any in-process lock, must keep every increment."""
+    other = open_status_store(store.url)
+    record = store.create(JobRecord())
+    store.update(record.id, {"state": JobState.running})
+
+    def add(client: StatusStore) -> None:
+        for _ in range(4):
+            _increment(client, record.id)
+
+    threads = [threading.Thread(target=add, args=(client,)) for client in (store, other)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert store.get(record.id).cost.video_seconds == 8
+    assert other.get(record.id) == store.get(record.id)

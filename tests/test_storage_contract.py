@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import pytest
@@ -10,10 +11,12 @@ from kapsule_pipeline.errors import InvalidParameter, ObjectNotFound
 from kapsule_pipeline.storage import Storage, open_storage
 
 
-@pytest.fixture(params=["file"])
+@pytest.fixture(params=["file", pytest.param("gcs", marks=pytest.mark.integration)])
 def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Storage:
     if request.param == "file":
         return open_storage(f"file://{tmp_path / 'store'}")
+    if request.param == "gcs":
+        return open_storage(f"gs://{request.getfixturevalue('gcs_emulator').new_bucket()}")
     raise AssertionError(request.param)
 
 
@@ -59,7 +62,31 @@ def test_copy_and_file_round_trip(storage: Storage, tmp_path: Path) -> None:
     assert b"".join(storage.open_read("jobs/a/input/song.wav", chunk_size=100_000)) == payload
 
 
-@pytest.mark.parametrize("key", ["../escape", "jobs/../../etc/passwd", "/abs/path", "jobs//x", "jobs/./x", ""])
+@pytest.mark.parametrize(
+    "key", ["../escape", "jobs/../../etc/passwd", "/abs/path", "jobs//x", "jobs/./x", ""]
+)
 def test_keys_cannot_escape_the_store(storage: Storage, key: str) -> None:
     with pytest.raises(InvalidParameter):
         storage.write_bytes(key, b"x")
+
+
+def test_threads_share_one_storage(storage: Storage) -> None:
+    """Shot generation writes from several threads through one storage object."""
+    errors: list[BaseException] = []
+
+    def work(n: int) -> None:
+        try:
+            for i in range(5):
+                key = f"jobs/a/work/shots/{n:03d}-{i}.mp4"
+                storage.write_bytes(key, f"{n}-{i}".encode() * 1000)
+                assert storage.read_bytes(key) == f"{n}-{i}".encode() * 1000
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert len(storage.list("jobs/a/work/shots/")) == 40

@@ -1,4 +1,4 @@
-"""Status stores, picked once from a URL (``sqlite://`` now; ``firestore://`` plugs in here)."""
+"""Status stores, picked once from a URL: ``sqlite://`` (embedded) or ``firestore://`` (cloud)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,9 @@ def open_status_store(url: str) -> StatusStore:
 
         return SqliteStatusStore(url)
     if url.startswith("firestore://"):
-        raise ConfigError("firestore:// status is not available yet; use a sqlite:// KAPSULE_STATUS_URL")
+        from kapsule_pipeline.status.firestore import FirestoreStatusStore
+
+        return FirestoreStatusStore(url)
     raise ConfigError(f"unsupported status URL {url!r}: use sqlite:///PATH or firestore://PROJECT/COLLECTION")
 
 

@@ -1,4 +1,4 @@
-"""Storage backends, picked once from a URL (``file://`` now; ``gs://`` plugs in here)."""
+"""Storage backends, picked once from a URL: ``file://`` (local folder) or ``gs://`` (Cloud Storage)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,9 @@ def open_storage(url: str) -> Storage:
 
         return LocalStorage(url)
     if url.startswith("gs://"):
-        raise ConfigError("gs:// storage is not available yet; use a file:// KAPSULE_STORAGE_URL")
+        from kapsule_pipeline.storage.gcs import GcsStorage
+
+        return GcsStorage(url)
     raise ConfigError(f"unsupported storage URL {url!r}: use file://PATH or gs://BUCKET")
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from kapsule_pipeline.errors import ConfigError, InvalidParameter, ObjectNotFound, StorageError
+from kapsule_pipeline.storage.keys import validate_key
 
 
 def _root_from_url(url: str) -> Path:
@@ -36,9 +37,7 @@ class LocalStorage:
         return f"LocalStorage({self.root})"
 
     def _path(self, key: str) -> Path:
-        if not key or key.startswith("/") or "\\" in key or any(p in ("", ".", "..") for p in key.split("/")):
-            raise InvalidParameter(f"bad storage key {key!r}", code="bad_key")
-        path = self.root / key
+        path = self.root / validate_key(key)
         if not path.resolve().is_relative_to(self.root):
             raise InvalidParameter(f"storage key escapes its folder: {key!r}", code="bad_key")
         return path
