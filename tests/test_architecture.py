@@ -20,7 +20,9 @@ def _imports(path: Path) -> set[str]:
 
 def test_library_does_not_import_entry_points() -> None:
     offenders = {
-        str(path.relative_to(LIBRARY)): sorted(n for n in _imports(path) if n.split(".")[0] in {"api", "jobs"})
+        str(path.relative_to(LIBRARY)): sorted(
+            n for n in _imports(path) if n.split(".")[0] in {"api", "jobs"}
+        )
         for path in LIBRARY.rglob("*.py")
     }
     assert {k: v for k, v in offenders.items() if v} == {}

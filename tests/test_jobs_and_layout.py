@@ -5,7 +5,14 @@ from __future__ import annotations
 import pytest
 
 from kapsule_pipeline.errors import InvalidParameter, InvalidTransition
-from kapsule_pipeline.jobs import JobRecord, JobState, apply_update, check_transition, is_valid_job_id, new_job_id
+from kapsule_pipeline.jobs import (
+    JobRecord,
+    JobState,
+    apply_update,
+    check_transition,
+    is_valid_job_id,
+    new_job_id,
+)
 from kapsule_pipeline.layout import JobLayout
 
 
@@ -15,7 +22,9 @@ def test_new_ids_are_unique_and_valid() -> None:
     assert all(is_valid_job_id(i) for i in ids)
 
 
-@pytest.mark.parametrize("bad", ["", "../etc", "j../../../x", "J" + "0" * 20, "j" + "0" * 19 + "/", "j" + "g" * 20])
+@pytest.mark.parametrize(
+    "bad", ["", "../etc", "j../../../x", "J" + "0" * 20, "j" + "0" * 19 + "/", "j" + "g" * 20]
+)
 def test_foreign_ids_are_refused_before_any_path_is_built(bad: str) -> None:
     assert not is_valid_job_id(bad)
     with pytest.raises(InvalidParameter):

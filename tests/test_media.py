@@ -52,7 +52,13 @@ def test_encode_probe_and_decode_round_trip(tmp_path: Path) -> None:
             writer.write(np.full((36, 64, 3), i * 20, dtype=np.uint8))
     info = media.probe(out)
     (video,) = info.video
-    assert (video.codec, video.width, video.height, video.frame_rate, video.frames) == ("h264", 128, 72, 24, 12)
+    assert (video.codec, video.width, video.height, video.frame_rate, video.frames) == (
+        "h264",
+        128,
+        72,
+        24,
+        12,
+    )
     assert video.pix_fmt == "yuv420p"
 
 

@@ -25,5 +25,7 @@ class StatusStore(Protocol):
     def update(self, job_id: str, changes: dict[str, Any]) -> JobRecord:
         """Apply ``changes`` transactionally after checking the state machine; returns the new record."""
 
-    def list(self, owner: str, limit: int = 20, cursor: str | None = None) -> tuple[list[JobRecord], str | None]:
+    def list(
+        self, owner: str, limit: int = 20, cursor: str | None = None
+    ) -> tuple[list[JobRecord], str | None]:
         """The owner's jobs, newest first; returns a page and the cursor of the next page (or None)."""

@@ -92,7 +92,9 @@ class SqliteStatusStore:
             raise
         return record
 
-    def list(self, owner: str, limit: int = 20, cursor: str | None = None) -> tuple[list[JobRecord], str | None]:
+    def list(
+        self, owner: str, limit: int = 20, cursor: str | None = None
+    ) -> tuple[list[JobRecord], str | None]:
         limit = max(1, min(limit, 100))
         query = "SELECT created_at, id, body FROM jobs WHERE owner = ?"
         args: list[Any] = [owner]
