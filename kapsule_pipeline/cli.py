@@ -67,12 +67,30 @@ def _create_job(song: Path, params: dict[str, Any], settings: Settings) -> tuple
     from kapsule_pipeline.audio import inspect_song
 
     check_frame_params(params["aspect_ratio"], params["resolution"], params["max_shots"])
+    check_model_params(params, settings)
     info = inspect_song(song, settings)
     record = JobRecord(params={**params, "song_name": song.name, "song_seconds": info.duration})
     storage = open_storage(settings.storage_url)
     storage.upload_from(song, JobLayout(record.id).input_song(info.ext), content_type=info.content_type)
     status = open_status_store(settings.status_url)
     return status.create(record), status
+
+
+def check_model_params(params: dict[str, Any], settings: Settings) -> None:
+    """Refuse an unknown model, a model with no price, or a negative budget before any job exists.
+
+    Building the generator and writer only looks up names and prices (no client, no request), so a
+    typo in ``--video-model`` is one line and exit 2 here instead of a failed job minutes later.
+    """
+    from kapsule_pipeline.errors import InvalidParameter
+    from kapsule_pipeline.generation import make_video_generator
+    from kapsule_pipeline.prompting import make_prompt_writer
+
+    budget = params.get("budget_usd")
+    if budget is not None and budget < 0:
+        raise InvalidParameter(f"the budget must be zero (no cap) or more USD, got {budget}")
+    make_video_generator(params["video_model"], settings)
+    make_prompt_writer(params["prompt_model"], settings)
 
 
 def _follow(status: StatusStore, launcher: Launcher, job_id: str, execution: str) -> JobRecord:
@@ -167,10 +185,28 @@ MaxShotsOpt = Annotated[int, typer.Option("--max-shots", help="0 = as many as th
 PromptOpt = Annotated[str, typer.Option("--prompt", help="What the video shows.")]
 StyleOpt = Annotated[str, typer.Option("--style", help="Look and feel.")]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Same seed, same video.")]
+BudgetOpt = Annotated[
+    float, typer.Option("--budget", help="Most the job may spend on video, in USD (0 = no cap).")
+]
+VideoModelOpt = Annotated[
+    str, typer.Option("--video-model", help="'local' or a Veo model id (default: KAPSULE_VIDEO_MODEL).")
+]
+PromptModelOpt = Annotated[
+    str, typer.Option("--prompt-model", help="'local' or a Gemini model id (default: KAPSULE_PROMPT_MODEL).")
+]
 
 
 def _params(
-    prompt: str, style: str, aspect: str, resolution: str, max_shots: int, seed: int
+    prompt: str,
+    style: str,
+    aspect: str,
+    resolution: str,
+    max_shots: int,
+    seed: int,
+    *,
+    budget_usd: float = 0.0,
+    video_model: str = "",
+    prompt_model: str = "",
 ) -> dict[str, Any]:
     settings = get_settings()
     return {
@@ -180,8 +216,9 @@ def _params(
         "resolution": resolution,
         "max_shots": max_shots,
         "seed": seed,
-        "video_model": settings.video_model,
-        "prompt_model": settings.prompt_model,
+        "video_model": video_model or settings.video_model,
+        "prompt_model": prompt_model or settings.prompt_model,
+        "budget_usd": budget_usd,
     }
 
 
@@ -197,9 +234,23 @@ def make(
     resolution: ResolutionOpt = "720p",
     max_shots: MaxShotsOpt = 0,
     seed: SeedOpt = 0,
+    budget: BudgetOpt = 0.0,
+    video_model: VideoModelOpt = "",
+    prompt_model: PromptModelOpt = "",
 ) -> None:
     """Make a music video from SONG and write it to OUT (default ./out/<song name>.mp4)."""
-    _make(song, output, _params(prompt, style, aspect, resolution, max_shots, seed))
+    params = _params(
+        prompt,
+        style,
+        aspect,
+        resolution,
+        max_shots,
+        seed,
+        budget_usd=budget,
+        video_model=video_model,
+        prompt_model=prompt_model,
+    )
+    _make(song, output, params)
 
 
 @app.command()
@@ -334,8 +385,25 @@ def serve(
     port: Annotated[int, typer.Option(help="Port.")] = 8080,
 ) -> None:
     """Start the API and the studio page."""
+    import ipaddress
+
     import uvicorn
 
+    if not get_settings().api_keys:
+        try:
+            loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            loopback = False
+        if not loopback:
+            raise _fail(
+                KapsuleError(
+                    f"refusing to serve on {host} with no API keys: anyone on the network could use it. "
+                    "Set KAPSULE_API_KEYS=owner=key (or serve on 127.0.0.1)",
+                    code="open_server",
+                ),
+                EXIT_BAD_INPUT,
+            )
+        err.print(f"no API keys configured: open mode, for this machine only (http://{host}:{port}/)")
     uvicorn.run("api.main:app", host=host, port=port)
 
 

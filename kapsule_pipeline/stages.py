@@ -76,11 +76,12 @@ STAGE_PARAMS: dict[str, dict[str, Any]] = {
         "video_model": "local",
         "prompt_model": "local",
     },
-    "generate": {"video_model": "local"},
+    "generate": {"video_model": "local", "budget_usd": 0.0},
     "assemble": {},
 }
 """Each notebook's own parameters and their defaults: the notebook builder writes them into the
-tagged cell and the pipeline fills them from the job record's ``params``; one table for both."""
+tagged cell and the pipeline fills them from the job record's ``params``; one table for both.
+``budget_usd`` 0 means no cap (papermill parameters must be literals, so no ``None``)."""
 
 FINISHED_SHOT_STATES = frozenset({"done", "fallback"})
 
@@ -337,6 +338,7 @@ def run_storyboard(
     check_frame_params(aspect_ratio, resolution, max_shots)
     ctx.report("storyboard", 0.0, "planning the shots")
     analysis = load_analysis(ctx)
+    writer = make_prompt_writer(prompt_model or ctx.settings.prompt_model, ctx.settings)
     board = plan_storyboard(
         analysis,
         prompt=prompt,
@@ -347,9 +349,15 @@ def run_storyboard(
         seed=int(seed or 0),
         fps=ctx.settings.fps,
         video_model=video_model or ctx.settings.video_model,
-        writer=make_prompt_writer(prompt_model or ctx.settings.prompt_model, ctx.settings),
+        writer=writer,
     )
     ctx.write_model(ctx.layout.storyboard, board)
+    # Gemini bills per token; the writer counts what it sent (0 for the local writer).
+    tokens = int(getattr(writer, "prompt_tokens", 0) or 0)
+    if tokens:
+        ctx.update({"cost": lambda c: {**c, "prompt_tokens": int(c["prompt_tokens"]) + tokens}})
+    if board.prompt_writer_note:
+        log.warning("storyboard: %s", board.prompt_writer_note)
     ctx.report("storyboard", 1.0, f"{len(board.shots)} shots")
     return board
 
@@ -366,17 +374,50 @@ def check_frame_params(aspect_ratio: str, resolution: str, max_shots: int | None
 
 
 @_records_errors("generate")
-def run_generate(ctx: JobContext, *, video_model: str = "") -> ShotManifest:
-    """Generate every shot of the storyboard that is not in storage yet; progress per shot."""
+def run_generate(ctx: JobContext, *, video_model: str = "", budget_usd: float | None = 0.0) -> ShotManifest:
+    """Generate every shot of the storyboard that is not in storage yet; progress per shot.
+
+    Before any request the storyboard is priced (clips already in storage cost nothing) and checked
+    against ``budget_usd`` (0 or ``None``: no cap) on top of what the job already spent, so a job
+    stops with ``budget_exceeded`` before paying for anything rather than half-way through. What
+    each newly generated shot cost is added to the record's ``cost.actual_usd`` as it finishes, in
+    the store's transaction, so a killed or retried job never loses or double-counts spending.
+    """
+    from kapsule_pipeline.cost import check_budget, estimate_storyboard
     from kapsule_pipeline.generation import make_video_generator
     from kapsule_pipeline.generation.runner import generate_shots
 
     board = load_storyboard(ctx)
     analysis = load_analysis(ctx)
     generator = make_video_generator(video_model or board.video_model, ctx.settings)
-    ctx.report("generate", 0.0, f"generating {len(board.shots)} shots with {generator.name}")
+    stored = {
+        shot.index
+        for shot in board.shots
+        if ctx.storage.exists(ctx.layout.shot(shot.index, generator.request_for(shot, board).key()))
+    }
+    estimate = estimate_storyboard(board, generator)
+    new = estimate_storyboard(board, generator, exists=ctx.storage.exists, layout=ctx.layout)
+    ctx.update(
+        {
+            "cost": lambda c: {
+                **c,
+                "estimated_usd": estimate.total_usd,
+                "video_seconds": round(estimate.video_seconds, 3),
+            }
+        }
+    )
+    check_budget(new, float(budget_usd) if budget_usd else None, spent_usd=ctx.record().cost.actual_usd)
+    ctx.report(
+        "generate",
+        0.0,
+        f"generating {new.to_generate} of {len(board.shots)} shots with {generator.name} "
+        f"(estimated ${new.new_usd:.2f})",
+    )
 
     def on_shot(done: int, total: int, result: ShotResult) -> None:
+        spent = result.cost_usd if result.index not in stored else 0.0
+        if spent:
+            ctx.update({"cost": lambda c: {**c, "actual_usd": round(float(c["actual_usd"]) + spent, 4)}})
         ctx.report("generate", 0.95 * done / max(1, total), f"shot {done}/{total} {result.state}")
 
     manifest = generate_shots(
@@ -389,15 +430,6 @@ def run_generate(ctx: JobContext, *, video_model: str = "") -> ShotManifest:
         on_shot=on_shot,
         should_stop=ctx.cancelled,
     )
-    estimated = sum(generator.estimate_cost_usd(generator.request_for(s, board)) for s in board.shots)
-    cost = ctx.record().cost.model_copy(
-        update={
-            "video_seconds": round(sum(r.seconds for r in manifest.shots), 3),
-            "estimated_usd": round(estimated, 4),
-            "actual_usd": round(sum(r.cost_usd for r in manifest.shots), 4),
-        }
-    )
-    ctx.update({"cost": cost.model_dump()})
     ctx.report("generate", 0.97, "contact sheet")
     make_contact_sheet_file(ctx, board, manifest)
     ctx.report("generate", 1.0, f"{len(manifest.shots)} shots ready")
@@ -598,6 +630,41 @@ def shot_table(board: Storyboard, prompt_chars: int = 120) -> Table:
     )
 
 
+def cost_table(
+    ctx: JobContext, board: Storyboard, video_model: str = "", budget_usd: float | None = None
+) -> Table:
+    """What the storyboard will cost before anything is generated, and who wrote its prompts.
+
+    Shown after the storyboard (and before generation) so a reviewer sees the bill, the budget and
+    any prompt-writer fallback before paying for a single shot. ``budget_usd`` defaults to the job's.
+    """
+    from kapsule_pipeline.cost import estimate_storyboard, price_per_second
+    from kapsule_pipeline.generation import make_video_generator
+
+    record = ctx.record()
+    model = video_model or board.video_model
+    generator = make_video_generator(model, ctx.settings)
+    total = estimate_storyboard(board, generator)
+    new = estimate_storyboard(board, generator, exists=ctx.storage.exists, layout=ctx.layout)
+    if budget_usd is None:
+        budget_usd = float(record.params.get("budget_usd") or 0.0)
+    pairs: list[tuple[str, Any]] = [("prompt writer", board.prompt_model)]
+    if board.prompt_writer_note:
+        pairs.append(("prompt writer note", board.prompt_writer_note))
+    pairs += [
+        ("video model", f"{model} (${price_per_second(model, ctx.settings):.2f}/s)"),
+        ("shots", f"{total.shots}, {total.video_seconds:.0f} s of video requested"),
+        ("estimated cost", f"${total.total_usd:.2f}"),
+        ("still to generate", f"{new.to_generate} shots, ${new.new_usd:.2f}"),
+        ("spent so far", f"${record.cost.actual_usd:.2f}"),
+        ("budget", f"${budget_usd:.2f}" if budget_usd else "no cap"),
+        ("prompt tokens", record.cost.prompt_tokens),
+    ]
+    if budget_usd and record.cost.actual_usd + new.new_usd > budget_usd + 1e-9:
+        pairs.append(("warning", "over budget: the generate stage will refuse to start"))
+    return _kv("Cost estimate", pairs)
+
+
 def shot_status_table(board: Storyboard, manifest: ShotManifest) -> Table:
     """Per shot: state, generator, length, cost and anything the model refused."""
     rows = []
@@ -612,11 +679,17 @@ def shot_status_table(board: Storyboard, manifest: ShotManifest) -> Table:
                 "seconds": r.seconds if r else 0.0,
                 "cost $": r.cost_usd if r else 0.0,
                 "key": r.key if r else "",
-                "note": "; ".join([*(r.refusals if r else []), r.note if r else ""]).strip("; "),
+                "refusals": "; ".join(r.refusals) if r else "",
+                "note": r.note if r else "",
             }
         )
     done = sum(1 for row in rows if row["state"] in FINISHED_SHOT_STATES)
-    return Table(rows, f"{done}/{len(rows)} shots finished")
+    fallback = sum(1 for row in rows if row["state"] == "fallback")
+    cost = sum(r.cost_usd for r in manifest.shots)
+    title = f"{done}/{len(rows)} shots finished, ${cost:.2f}"
+    if fallback:
+        title += f"; {fallback} refused and filled by the local renderer"
+    return Table(rows, title)
 
 
 def video_summary(path: Path) -> Table:

@@ -36,6 +36,7 @@ PARAM_COMMENTS = {
     "seed": "same seed, same storyboard and shots",
     "video_model": '"local" renderer or a Veo model id',
     "prompt_model": '"local" writer or a Gemini model id',
+    "budget_usd": "most this job may spend on video, in USD; 0: no cap",
 }
 
 SETUP = """\
@@ -121,6 +122,14 @@ CELLS: dict[str, list[Cell]] = {
             analysis = stages.load_analysis(ctx)
             stages.plot_shots(board, analysis, stages.song_samples(ctx))
         """),
+        md("""
+            ## Cost estimate
+
+            What generating these shots will cost at list price, before anything is requested. Clips
+            already in storage cost nothing again. If the prompt writer fell back to the local one,
+            the reason is shown here.
+        """),
+        code("stages.cost_table(ctx, board)"),
     ],
     "generate": [
         md("""
@@ -132,11 +141,19 @@ CELLS: dict[str, list[Cell]] = {
         """),
         code(
             """
-            manifest = stages.run_generate(ctx, video_model=video_model)
+            manifest = stages.run_generate(ctx, video_model=video_model, budget_usd=budget_usd)
             stages.shot_status_table(stages.load_storyboard(ctx), manifest)
         """,
             tag="stage",
         ),
+        md("""
+            ## Shots and cost
+
+            Per shot: whether it came from the video model (`done`) or was refused by its safety
+            filter and filled by the local renderer (`fallback`, with the refusal reasons), and what
+            it cost. Below, the job's estimate and spending so far.
+        """),
+        code("stages.cost_table(ctx, stages.load_storyboard(ctx), video_model, budget_usd)"),
         md("""
             ## Contact sheet
 
