@@ -1,17 +1,74 @@
-"""The Kapsule API (``api.main:app``). For now only the health check; the /v1 routes come next."""
+"""The Kapsule API (``api.main:app``): the ``/v1`` routes, JSON errors, and the studio page at ``/``.
+
+``create_app`` builds the app from settings (CORS origins are read once, at start); ``app`` is the
+instance uvicorn and Cloud Run serve. Routes stay thin: the library does the work, ``api.deps``
+supplies the stores and the caller, ``api.errors`` turns every failure into ``{"error": {...}}``.
+"""
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+import logging
+from pathlib import Path
 
+from fastapi import FastAPI, Request
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.staticfiles import StaticFiles
+
+from api.deps import parse_api_keys
+from api.errors import install_error_handlers
+from api.routes import health, jobs, uploads
 from kapsule_pipeline import __version__
-
-app = FastAPI(
-    title="Kapsule", version=__version__, description="A song in, a music video cut to its beats out."
-)
+from kapsule_pipeline.errors import KapsuleError
+from kapsule_pipeline.settings import Settings, get_settings
 
 
-@app.get("/healthz", tags=["health"])
-def healthz() -> dict[str, str]:
-    """Liveness: the process is up and serving."""
-    return {"status": "ok", "version": __version__}
+class NotFound(KapsuleError):
+    code = "not_found"
+    http_status = 404
+
+
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+log = logging.getLogger("kapsule.api")
+
+
+def _no_such_endpoint(request: Request) -> None:
+    """Anything else under /v1 is a JSON 404 (not the studio's static files, which only answer GET)."""
+    raise NotFound(f"there is no API endpoint {request.method} {request.url.path[:100]}")
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """A fresh app; tests build one per test after pointing the settings at a temporary home."""
+    settings = settings or get_settings()
+    app = FastAPI(
+        title="Kapsule",
+        version=__version__,
+        description="A song in, a music video cut to its beats out: upload a song, then make a job of it.",
+    )
+    install_error_handlers(app)
+    origins = [o.strip() for o in (settings.cors_origins or "").split(",") if o.strip()]
+    if origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=origins,
+            allow_methods=["GET", "POST", "PUT"],
+            allow_headers=["Authorization", "Content-Type", "Idempotency-Key"],
+            expose_headers=["Idempotent-Replayed"],
+        )
+    if not parse_api_keys(settings.api_keys):
+        log.warning(
+            "no KAPSULE_API_KEYS: the API is open to anyone who can reach it (serve it on loopback only)"
+        )
+    app.include_router(health.router)
+    for router in (health.v1_router, uploads.router, jobs.router):
+        app.include_router(router, prefix="/v1")
+    app.add_api_route(
+        "/v1/{rest:path}",
+        _no_such_endpoint,
+        methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+        include_in_schema=False,
+    )
+    app.mount("/", StaticFiles(directory=STATIC_DIR, html=True), name="studio")
+    return app
+
+
+app = create_app()

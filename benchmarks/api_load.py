@@ -163,7 +163,8 @@ async def _run(url: str, job_id: str, args: argparse.Namespace) -> None:
         )
         wall = time.perf_counter() - began
     print(
-        f"{args.reads} reads at {args.rate:.0f}/s from {args.clients} clients, {args.creates} creations, {wall:.1f} s"
+        f"{args.reads} reads at {args.rate:.0f}/s from {args.clients} clients, "
+        f"{args.creates} creations, {wall:.1f} s"
     )
     print(_row("GET /v1/jobs/{id}", reads, read_errors))
     if creates:

@@ -120,3 +120,11 @@ class BudgetExceeded(KapsuleError):
 
     code = "budget_exceeded"
     http_status = 402
+
+
+class LaunchError(KapsuleError):
+    """The launcher could not start, find or cancel a job execution (raised by ``launch``)."""
+
+    code = "launch_failed"
+    http_status = 503
+    retryable = True

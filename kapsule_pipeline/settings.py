@@ -37,13 +37,16 @@ class Settings(BaseSettings):
     )
     delivery_url: str | None = Field(None, description="Where final videos go; defaults to storage_url.")
     status_url: str = Field("sqlite:///./.kapsule/jobs.db", description="Job record store.")
-    launcher: str = Field("local", description="'local' (subprocess) or cloudrun://projects/P/locations/L/jobs/J.")
+    launcher: str = Field(
+        "local", description="'local' (subprocess) or cloudrun://projects/P/locations/L/jobs/J."
+    )
     video_model: str = Field("local", description="'local' renderer or a Veo model id.")
     prompt_model: str = Field("local", description="'local' writer or a Gemini model id.")
     genai_base_url: str | None = Field(None, description="Override the google-genai endpoint (tests).")
     api_keys: str | None = Field(None, description="owner=key,owner2=key2; unset = open loopback mode.")
     upload_secret: SecretStr | None = Field(
-        None, description="Signs local upload URLs; unset = a random one per API process (uploads die with it)."
+        None,
+        description="Signs local upload URLs; unset = a random one per API process (uploads die with it).",
     )
     upload_url_expiry_s: int = Field(900, ge=10, le=7 * 24 * 3600, description="Life of an upload URL.")
     cors_origins: str | None = Field(None, description="Comma-separated origins allowed to call the API.")
@@ -62,7 +65,9 @@ class Settings(BaseSettings):
     ffmpeg_timeout_s: float = Field(1800.0, gt=0)
 
     kernel_name: str = Field("python3", description="Jupyter kernel papermill runs the notebooks in.")
-    notebooks_dir: Path | None = Field(None, description="Where the pipeline notebooks live (default: repo's).")
+    notebooks_dir: Path | None = Field(
+        None, description="Where the pipeline notebooks live (default: repo's)."
+    )
 
     # The job entrypoint's inputs. Cloud Run sets the CLOUD_RUN_* names itself (unprefixed), and the
     # launcher passes KAPSULE_JOB_ID; reading them here keeps one settings loader for everything.

@@ -14,6 +14,8 @@ command -v ffprobe >/dev/null 2>&1 || missing+=(ffmpeg)
 python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || missing+=(python3-venv)
 if (( want_test )); then
   : # later issues add test-only packages here (chromium, fluidsynth, soundfonts)
+  # The studio's end-to-end test drives Debian's Chromium with Playwright (no browser download).
+  [[ -x /usr/bin/chromium ]] || missing+=(chromium fonts-dejavu-core)
 fi
 
 # de-duplicate

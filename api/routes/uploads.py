@@ -1,0 +1,116 @@
+"""``POST /v1/uploads`` hands out a signed PUT URL; ``PUT /v1/uploads/{id}`` is that URL locally.
+
+With ``gs://`` storage the URL is a GCS V4 signed URL and the browser uploads to Cloud Storage
+directly; with ``file://`` storage it points back at this API, which checks the HMAC signature,
+expiry, Content-Type and byte limit (``kapsule_pipeline.uploads``) exactly as GCS would.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Annotated
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Query, Request
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
+
+from api.deps import OwnerDep, SecretDep, SettingsDep, StorageDep
+from kapsule_pipeline import uploads
+from kapsule_pipeline.uploads import UploadSink, UploadTooLarge, UploadTypeRefused
+
+router = APIRouter(prefix="/uploads", tags=["uploads"])
+
+
+class UploadCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    filename: str = Field(..., min_length=1, max_length=500)
+    content_type: str = Field(..., max_length=200)
+    size: int = Field(..., description="Bytes the client will PUT.")
+
+
+class UploadOut(BaseModel):
+    upload_id: str
+    url: str
+    method: str = "PUT"
+    headers: dict[str, str]
+    expires_at: datetime
+
+
+class UploadDone(BaseModel):
+    upload_id: str
+    size: int
+
+
+@router.post("", response_model=UploadOut, status_code=201)
+def create_upload(
+    body: UploadCreate,
+    request: Request,
+    owner: OwnerDep,
+    settings: SettingsDep,
+    storage: StorageDep,
+    secret: SecretDep,
+) -> UploadOut:
+    """A short-lived URL to PUT one song of ``size`` bytes and ``content_type`` to."""
+    ticket = uploads.create_ticket(
+        storage,
+        owner=owner,
+        filename=body.filename,
+        content_type=body.content_type,
+        size=body.size,
+        max_bytes=settings.max_upload_bytes,
+        expiry_s=settings.upload_url_expiry_s,
+    )
+    expires_at = datetime.fromtimestamp(ticket.expires_at, UTC)
+    sign_url = getattr(storage, "signed_upload_url", None)
+    if sign_url is not None:  # gs://: straight to Cloud Storage
+        signed = sign_url(
+            uploads.upload_key(ticket.upload_id),
+            content_type=ticket.content_type,
+            max_bytes=ticket.max_bytes,
+            expires=timedelta(seconds=settings.upload_url_expiry_s),
+        )
+        return UploadOut(
+            upload_id=ticket.upload_id, url=signed.url, headers=signed.headers, expires_at=signed.expires_at
+        )
+    query = urlencode(
+        {"expires": ticket.expires_at, "signature": uploads.sign(secret, ticket, ticket.expires_at)}
+    )
+    url = f"{request.url_for('put_upload', upload_id=ticket.upload_id)}?{query}"
+    return UploadOut(
+        upload_id=ticket.upload_id,
+        url=url,
+        headers={"Content-Type": ticket.content_type},
+        expires_at=expires_at,
+    )
+
+
+@router.put("/{upload_id}", response_model=UploadDone, name="put_upload")
+async def put_upload(
+    upload_id: str,
+    request: Request,
+    expires: Annotated[int, Query()],
+    signature: Annotated[str, Query(max_length=128)],
+    storage: StorageDep,
+    secret: SecretDep,
+) -> UploadDone:
+    """The local signed upload URL: the signature, not an API key, is the permission."""
+    ticket = uploads.load_ticket(storage, upload_id)
+    uploads.verify(secret, ticket, expires, signature)
+    sent_type = request.headers.get("content-type", "")
+    if sent_type.split(";")[0].strip().lower() != ticket.content_type.split(";")[0].strip().lower():
+        raise UploadTypeRefused(
+            f"the upload must be sent with Content-Type {ticket.content_type!r} (it was {sent_type[:60]!r})"
+        )
+    length = request.headers.get("content-length")
+    if length and length.isdigit() and int(length) > ticket.max_bytes:
+        raise UploadTooLarge(f"the body is {length} bytes; this URL accepts at most {ticket.max_bytes}")
+    sink = UploadSink(ticket)
+    try:
+        async for chunk in request.stream():
+            sink.write(chunk)
+        size = await run_in_threadpool(sink.commit, storage)
+    finally:
+        sink.close()
+    return UploadDone(upload_id=upload_id, size=size)

@@ -1,0 +1,308 @@
+// Kapsule studio: upload a song, start a job, follow it, play and download the video.
+// Uses only the public /v1 API (see /docs). No build step, no dependencies.
+"use strict";
+
+const STAGES = [
+  ["analyze", "Listening", 0.10],
+  ["storyboard", "Storyboard", 0.05],
+  ["generate", "Shots", 0.60],
+  ["assemble", "Editing", 0.25],
+];
+const NOTEBOOKS = [
+  ["01_analyze", "1. Analysis of the song"],
+  ["02_storyboard", "2. Storyboard"],
+  ["03_generate", "3. Generated shots"],
+  ["04_assemble", "4. Final edit"],
+];
+const FINISHED = new Set(["succeeded", "failed", "cancelled"]);
+const $ = (id) => document.getElementById(id);
+
+let needsKey = false;
+let current = null; // the job shown
+let follow = null; // EventSource or interval id
+let nextCursor = null;
+
+// ------------------------------------------------------------------------------------------ API
+
+function authHeaders() {
+  const key = $("api-key").value.trim();
+  if (key) localStorage.setItem("kapsule-key", key);
+  return needsKey && key ? { Authorization: `Bearer ${key}` } : {};
+}
+
+async function api(method, path, body, extra = {}) {
+  const headers = { ...authHeaders(), ...extra };
+  const init = { method, headers };
+  if (body !== undefined) {
+    headers["Content-Type"] = "application/json";
+    init.body = JSON.stringify(body);
+  }
+  let response;
+  try {
+    response = await fetch(path, init);
+  } catch (e) {
+    throw new Error("The Kapsule server cannot be reached. Is `kapsule serve` still running?");
+  }
+  const data = await response.json().catch(() => null);
+  if (!response.ok) {
+    const error = (data && data.error) || { message: `The server answered ${response.status}.` };
+    throw new Error(error.message);
+  }
+  return data;
+}
+
+function showError(message) {
+  const box = $("error");
+  box.textContent = message;
+  box.hidden = !message;
+  if (message) box.focus?.();
+}
+
+// --------------------------------------------------------------------------------------- upload
+
+function putWithProgress(ticket, file) {
+  return new Promise((resolve, reject) => {
+    const xhr = new XMLHttpRequest();
+    xhr.open(ticket.method, ticket.url);
+    for (const [name, value] of Object.entries(ticket.headers)) xhr.setRequestHeader(name, value);
+    xhr.upload.onprogress = (e) => {
+      if (e.lengthComputable) $("upload-progress").value = e.loaded / e.total;
+    };
+    xhr.onload = () => {
+      if (xhr.status >= 200 && xhr.status < 300) return resolve();
+      let message = `The upload failed (${xhr.status}).`;
+      try { message = JSON.parse(xhr.responseText).error.message; } catch (_) { /* not JSON (GCS XML) */ }
+      reject(new Error(message));
+    };
+    xhr.onerror = () => reject(new Error("The upload was interrupted; check the connection and try again."));
+    xhr.send(file);
+  });
+}
+
+async function makeVideo(event) {
+  event.preventDefault();
+  showError("");
+  const file = $("song").files[0];
+  if (!file) return showError("Choose a song first: drop it on the box or use the file picker.");
+  $("make").disabled = true;
+  $("upload-box").hidden = false;
+  $("upload-progress").value = 0;
+  try {
+    const ticket = await api("POST", "/v1/uploads", {
+      filename: file.name,
+      content_type: file.type || "application/octet-stream",
+      size: file.size,
+    });
+    await putWithProgress(ticket, file);
+    $("upload-progress").value = 1;
+    const job = await api(
+      "POST",
+      "/v1/jobs",
+      {
+        upload_id: ticket.upload_id,
+        prompt: $("prompt").value,
+        style: $("style").value,
+        aspect_ratio: $("aspect").value,
+      },
+      { "Idempotency-Key": ticket.upload_id },
+    );
+    showJob(job);
+    loadJobs();
+  } catch (e) {
+    showError(e.message);
+  } finally {
+    $("make").disabled = false;
+    $("upload-box").hidden = true;
+  }
+}
+
+// ------------------------------------------------------------------------------------ one job
+
+function stageFraction(index, progress) {
+  const before = STAGES.slice(0, index).reduce((sum, s) => sum + s[2], 0);
+  return Math.min(1, Math.max(0, (progress - before) / STAGES[index][2]));
+}
+
+function renderStages(job) {
+  const list = $("stages");
+  list.replaceChildren();
+  STAGES.forEach(([stage, label], i) => {
+    const fraction = job.state === "succeeded" ? 1 : stageFraction(i, job.progress);
+    const li = document.createElement("li");
+    const name = document.createElement("span");
+    name.id = `stage-${stage}`;
+    name.textContent = label;
+    const bar = document.createElement("progress");
+    bar.max = 1;
+    bar.value = fraction;
+    bar.setAttribute("aria-labelledby", name.id);
+    const note = document.createElement("span");
+    note.textContent = fraction >= 1 ? "done" : job.stage === stage && !FINISHED.has(job.state)
+      ? `${Math.round(fraction * 100)} %` : "";
+    if (fraction >= 1) li.className = "done";
+    li.append(name, bar, note);
+    list.append(li);
+  });
+}
+
+function stopFollowing() {
+  if (follow && follow.close) follow.close();
+  else if (follow) clearInterval(follow);
+  follow = null;
+}
+
+function showJob(job) {
+  const changed = !current || current.id !== job.id;
+  current = job;
+  $("job").hidden = false;
+  $("job-song").textContent = job.params.song_name || job.id;
+  $("job-state").textContent = job.state.replace("_", " ");
+  const error = job.error ? ` — ${job.error.message}` : "";
+  $("job-message").textContent = (job.message || "") + error;
+  $("cancel").hidden = FINISHED.has(job.state);
+  renderStages(job);
+  if (job.state === "failed") showError(`The video could not be made: ${job.error ? job.error.message : job.message}`);
+  if (job.state === "succeeded") showResult(job);
+  else $("result").hidden = true;
+  if (changed) {
+    stopFollowing();
+    if (!FINISHED.has(job.state)) startFollowing(job.id);
+  } else if (FINISHED.has(job.state)) {
+    stopFollowing();
+    loadJobs();
+  }
+}
+
+function startFollowing(id) {
+  if (!needsKey && window.EventSource) {
+    const source = new EventSource(`/v1/jobs/${id}/events`);
+    source.addEventListener("job", (e) => { if (current && current.id === id) showJob(JSON.parse(e.data)); });
+    source.addEventListener("end", () => source.close());
+    source.onerror = () => { source.close(); if (follow === source) { follow = setInterval(() => poll(id), 1500); } };
+    follow = source;
+  } else {
+    follow = setInterval(() => poll(id), 1500);
+  }
+}
+
+async function poll(id) {
+  try {
+    const job = await api("GET", `/v1/jobs/${id}`);
+    if (current && current.id === id) showJob(job);
+  } catch (e) {
+    showError(e.message);
+  }
+}
+
+async function protectedUrl(path) {
+  // With API keys, media elements cannot send the header: fetch the bytes and hand over a blob URL.
+  if (!needsKey) return path;
+  const response = await fetch(path, { headers: authHeaders() });
+  if (!response.ok) throw new Error(`Could not load ${path} (${response.status}).`);
+  return URL.createObjectURL(await response.blob());
+}
+
+async function showResult(job) {
+  if (!$("result").hidden && $("video").dataset.job === job.id) return;
+  $("result").hidden = false;
+  $("video").dataset.job = job.id;
+  try {
+    const url = await protectedUrl(`/v1/jobs/${job.id}/video`);
+    $("video").src = url;
+    $("download").href = url;
+    $("download").download = `${(job.params.song_name || "kapsule").replace(/\.[^.]+$/, "")}.mp4`;
+  } catch (e) {
+    showError(e.message);
+  }
+  const list = $("notebooks");
+  list.replaceChildren();
+  for (const [name, label] of NOTEBOOKS) {
+    const li = document.createElement("li");
+    const a = document.createElement("a");
+    a.textContent = label;
+    a.target = "_blank";
+    a.rel = "noopener";
+    a.href = `/v1/jobs/${job.id}/notebooks/${name}`;
+    if (needsKey) {
+      a.addEventListener("click", async (e) => {
+        e.preventDefault();
+        try { window.open(await protectedUrl(a.href), "_blank", "noopener"); } catch (err) { showError(err.message); }
+      });
+    }
+    li.append(a);
+    list.append(li);
+  }
+}
+
+async function cancelJob() {
+  if (!current) return;
+  try {
+    showJob(await api("POST", `/v1/jobs/${current.id}:cancel`));
+  } catch (e) {
+    showError(e.message);
+  }
+}
+
+// ---------------------------------------------------------------------------------- past jobs
+
+async function loadJobs(more = false) {
+  try {
+    const query = more && nextCursor ? `&cursor=${encodeURIComponent(nextCursor)}` : "";
+    const page = await api("GET", `/v1/jobs?limit=10${query}`);
+    nextCursor = page.next_cursor;
+    const list = $("jobs");
+    if (!more) list.replaceChildren();
+    for (const job of page.jobs) {
+      const li = document.createElement("li");
+      const b = document.createElement("button");
+      b.type = "button";
+      const when = new Date(job.created_at).toLocaleString();
+      b.textContent = `${job.params.song_name || job.id} — ${job.state.replace("_", " ")} — ${when}`;
+      b.addEventListener("click", async () => { showError(""); showJob(await api("GET", `/v1/jobs/${job.id}`)); });
+      li.append(b);
+      list.append(li);
+    }
+    if (!list.children.length) list.innerHTML = "<li>No videos yet.</li>";
+    $("more").hidden = !nextCursor;
+  } catch (e) {
+    showError(e.message);
+  }
+}
+
+// ------------------------------------------------------------------------------------- set up
+
+function setUpDrop() {
+  const drop = $("drop");
+  const input = $("song");
+  const show = () => {
+    const f = input.files[0];
+    $("drop-text").textContent = f ? `${f.name} (${(f.size / 1e6).toFixed(1)} MB)` : $("drop-text").textContent;
+  };
+  input.addEventListener("change", show);
+  ["dragenter", "dragover"].forEach((t) => drop.addEventListener(t, (e) => { e.preventDefault(); drop.classList.add("over"); }));
+  ["dragleave", "drop"].forEach((t) => drop.addEventListener(t, () => drop.classList.remove("over")));
+  drop.addEventListener("drop", (e) => {
+    e.preventDefault();
+    if (e.dataTransfer.files.length) { input.files = e.dataTransfer.files; show(); }
+  });
+}
+
+async function start() {
+  setUpDrop();
+  $("new-job").addEventListener("submit", makeVideo);
+  $("cancel").addEventListener("click", cancelJob);
+  $("more").addEventListener("click", () => loadJobs(true));
+  $("api-key").value = localStorage.getItem("kapsule-key") || "";
+  $("api-key").addEventListener("change", () => loadJobs());
+  try {
+    const health = await api("GET", "/v1/healthz");
+    needsKey = health.auth === "api-keys";
+    $("auth").hidden = !needsKey;
+    $("health").textContent = `Kapsule ${health.version}`;
+  } catch (e) {
+    showError(e.message);
+  }
+  if (!needsKey || $("api-key").value) loadJobs();
+}
+
+start();

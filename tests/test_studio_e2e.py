@@ -1,0 +1,167 @@
+"""The studio page in a real headless Chromium against a real ``kapsule serve``: a musician's path.
+
+The server runs as a subprocess on a free loopback port with its own storage, status and work
+folders; the job it launches is the real pipeline (local renderer). The test drops the demo song on
+the page, waits for the finished video to load in the page's player, and checks the player reports
+the song's duration: the whole chain (upload URL, content check, job, video with Range) works from
+a browser. A screenshot of the finished page is kept in test-artifacts/ and docs/studio.png.
+
+Debian's ``chromium`` package is the browser (Playwright never downloads one). Without it the test is
+skipped on a laptop and fails in CI (``CI=true``), where ``scripts/install-system-deps.sh --test``
+installs it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import soundfile as sf
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+REPO = Path(__file__).resolve().parent.parent
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+]
+VIDEO_TIMEOUT_MS = 420_000  # the whole pipeline on a busy 2-core machine; normally 60-90 s
+
+
+def _need_chromium() -> None:
+    if CHROMIUM.is_file():
+        return
+    message = f"{CHROMIUM} is missing: run scripts/install-system-deps.sh --test"
+    if os.environ.get("CI") == "true":
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[str]:
+    """``kapsule serve`` on a free loopback port, with a Kapsule home of its own."""
+    _need_chromium()
+    home = tmp_path / "kapsule"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KAPSULE_")}
+    env.update(
+        KAPSULE_STORAGE_URL=f"file://{home / 'data'}",
+        KAPSULE_STATUS_URL=f"sqlite:///{home / 'jobs.db'}",
+        KAPSULE_WORK_DIR=str(home / "work"),
+    )
+    port = _free_port()
+    log = (tmp_path / "server.log").open("wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "kapsule_pipeline.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
+        cwd=REPO,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(300):
+            if proc.poll() is not None:
+                pytest.fail(f"kapsule serve exited: {(tmp_path / 'server.log').read_text()[-2000:]}")
+            try:
+                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        yield base
+    finally:
+        _cancel_unfinished(base)
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+def _cancel_unfinished(base: str) -> None:
+    """A job process runs in its own session and would outlive the server: cancel it through the API."""
+    try:
+        for job in httpx.get(f"{base}/v1/jobs", timeout=5).json()["jobs"]:
+            if job["state"] in {"queued", "running", "awaiting_approval"}:
+                httpx.post(f"{base}/v1/jobs/{job['id']}:cancel", timeout=5)
+        time.sleep(0.5)  # the server signals the job's process group from a background thread
+    except httpx.HTTPError:
+        pass
+
+
+def test_drop_a_song_and_watch_the_video(
+    server: str, demo_song_file: Path, artifacts_dir: Path, tmp_path: Path
+) -> None:
+    from playwright.sync_api import sync_playwright
+
+    song_seconds = sf.info(str(demo_song_file)).duration
+    not_a_song = tmp_path / "notes.txt"
+    not_a_song.write_text("these are lyrics, not a song")
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1000, "height": 1100})
+            page.goto(server)
+            assert page.get_by_label("What should the video show?").is_visible()
+
+            # A wrong file gets a clear message on the page, and no job.
+            page.set_input_files("#song", str(not_a_song))
+            page.click("#make")
+            page.wait_for_selector("#error:not([hidden])")
+            assert "not a song" in page.inner_text("#error")
+
+            page.set_input_files("#song", str(demo_song_file))
+            page.fill("#prompt", "a night drive through a neon city")
+            page.fill("#style", "grainy film")
+            page.get_by_role("button", name="Make the video").click()
+            page.wait_for_selector("#job:not([hidden])")
+            assert page.inner_text("#error") == "" or page.is_hidden("#error")
+
+            page.wait_for_function(
+                "() => { const v = document.getElementById('video');"
+                " return v && v.readyState >= 1 && isFinite(v.duration) && v.duration > 0; }",
+                timeout=VIDEO_TIMEOUT_MS,
+            )
+            duration = page.evaluate("document.getElementById('video').duration")
+            assert duration == pytest.approx(song_seconds, abs=0.1)
+            assert page.inner_text("#job-state") == "succeeded"
+            assert page.locator("#notebooks a").count() == 4
+            assert page.get_attribute("#download", "download").endswith(".mp4")
+            page.wait_for_function("() => document.querySelectorAll('#jobs li button').length === 1")
+
+            assert page.is_hidden("#cancel")
+            # A frame from the middle of the song rather than the first, for the screenshot.
+            page.evaluate(
+                "() => new Promise((done) => { const v = document.getElementById('video');"
+                " v.addEventListener('seeked', done, { once: true }); v.currentTime = v.duration / 2; })"
+            )
+            shot = artifacts_dir / "studio.png"
+            page.screenshot(path=str(shot), full_page=True)
+        finally:
+            browser.close()
+    docs = REPO / "docs"
+    docs.mkdir(exist_ok=True)
+    shutil.copyfile(shot, docs / "studio.png")
+    assert shot.stat().st_size > 10_000
