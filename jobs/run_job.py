@@ -12,7 +12,6 @@ without a client library; a ``KapsuleError`` is logged as its code and message, 
 
 from __future__ import annotations
 
-import json
 import logging
 import signal
 import sys
@@ -24,6 +23,7 @@ from typing import Any
 
 from kapsule_pipeline.errors import InvalidTransition, JobCancelled, KapsuleError
 from kapsule_pipeline.jobs import JobRecord, JobState, utcnow
+from kapsule_pipeline.logs import EventLog, JsonLogHandler, event_log, trace_name
 from kapsule_pipeline.settings import Settings, get_settings
 from kapsule_pipeline.status import StatusStore, open_status_store
 
@@ -36,23 +36,14 @@ EXIT_RETRY = 1
 EXIT_MISCONFIGURED = 2
 
 
+_LOG = EventLog()  # replaced in main() by one that knows the settings' secrets
+
+
 def log_event(
     severity: str, message: str, job_id: str | None = None, stage: str | None = None, **extra: Any
 ) -> None:
-    """One structured log line on stdout (Cloud Logging's format)."""
-    entry = {"severity": severity, "message": message, "job_id": job_id, "stage": stage, **extra}
-    print(json.dumps(entry, default=str), flush=True)
-
-
-class _JsonHandler(logging.Handler):
-    """Library warnings (papermill, nbclient) as the same JSON lines."""
-
-    def __init__(self, job_id: str | None) -> None:
-        super().__init__(logging.WARNING)
-        self.job_id = job_id
-
-    def emit(self, record: logging.LogRecord) -> None:
-        log_event(record.levelname, record.getMessage(), self.job_id, logger=record.name)
+    """One structured, redacted log line on stdout (Cloud Logging's format; see ``kapsule_pipeline.logs``)."""
+    _LOG.event(severity, message, job_id, stage, **extra)
 
 
 class Heartbeat(threading.Thread):
@@ -98,8 +89,9 @@ def take_job(status: StatusStore, job_id: str, settings: Settings) -> JobRecord 
         "heartbeat_at": utcnow(),
         "message": "starting",
     }
-    if settings.cloud_run_execution:
-        changes["execution"] = settings.cloud_run_execution
+    short = settings.cloud_run_execution
+    if short and not (record.execution or "").endswith(f"/executions/{short}"):
+        changes["execution"] = short  # keep the launcher's full name when it is this execution
     return status.update(job_id, changes)
 
 
@@ -115,9 +107,11 @@ def _on_sigterm(signum: int, frame: FrameType | None) -> None:
 
 def main(job_id: str | None = None, settings: Settings | None = None) -> int:
     """Run one job; return the process exit code (see the module docstring)."""
+    global _LOG
     settings = settings or get_settings()
     job_id = job_id or settings.job_id
-    logging.basicConfig(level=logging.WARNING, handlers=[_JsonHandler(job_id)], force=True)
+    _LOG = event_log(settings, job_id)
+    logging.basicConfig(level=logging.WARNING, handlers=[JsonLogHandler(_LOG)], force=True)
     if not job_id:
         log_event("ERROR", "KAPSULE_JOB_ID is not set: nothing to run")
         return EXIT_MISCONFIGURED
@@ -134,6 +128,7 @@ def main(job_id: str | None = None, settings: Settings | None = None) -> int:
         current = status.get(job_id)
         log_event("INFO", f"job is {current.state.value}; nothing to do", job_id, state=current.state.value)
         return EXIT_OK
+    _LOG.trace = trace_name(settings.google_cloud_project, record.params.get("trace_header"))
     log_event("INFO", "job started", job_id, attempt=record.attempt, execution=record.execution)
 
     heartbeat = Heartbeat(status, job_id)

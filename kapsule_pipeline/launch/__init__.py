@@ -1,4 +1,4 @@
-"""Launchers, picked once from ``KAPSULE_LAUNCHER`` (``local`` now; ``cloudrun://`` plugs in here)."""
+"""Launchers, picked once from ``KAPSULE_LAUNCHER`` (``local`` or ``cloudrun://``)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,9 @@ def make_launcher(url: str, settings: Settings | None = None) -> Launcher:
 
         return LocalLauncher(settings)
     if url.startswith("cloudrun://"):
-        raise ConfigError("the cloudrun:// launcher is not available yet; set KAPSULE_LAUNCHER=local")
+        from kapsule_pipeline.launch.cloudrun import CloudRunLauncher
+
+        return CloudRunLauncher(url, settings)
     raise ConfigError(
         f"unsupported launcher {url!r}: use 'local' or cloudrun://projects/P/locations/L/jobs/J"
     )

@@ -1,0 +1,33 @@
+# syntax=docker/dockerfile:1
+# The API image (Cloud Run service): FastAPI on $PORT, which Cloud Run sets (8080 by default).
+#   docker build -t REGION-docker.pkg.dev/PROJECT/kapsule/api .
+FROM python:3.11-slim-bookworm
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    KAPSULE_WORK_DIR=/tmp/kapsule/work \
+    MPLCONFIGDIR=/tmp/kapsule/matplotlib \
+    PORT=8080
+
+# ffprobe: the API checks an upload is audio before it queues a job.
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends ffmpeg \
+    && rm -rf /var/lib/apt/lists/*
+
+RUN groupadd --gid 10001 kapsule \
+    && useradd --create-home --uid 10001 --gid 10001 --shell /usr/sbin/nologin kapsule
+
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY kapsule_pipeline/ kapsule_pipeline/
+COPY jobs/ jobs/
+COPY api/ api/
+RUN pip install .
+
+USER 10001:10001
+EXPOSE 8080
+# exec form through sh so $PORT is expanded and uvicorn still gets the signals.
+CMD ["sh", "-c", "exec uvicorn api.main:app --host 0.0.0.0 --port \"${PORT}\" --proxy-headers --forwarded-allow-ips='*'"]

@@ -1,0 +1,221 @@
+#!/usr/bin/env bash
+# Deploy Kapsule to one Google Cloud project: buckets, Firestore, images, service accounts, secrets,
+# the Cloud Run Job (one execution per upload) and the API service. Safe to run again: what exists
+# is kept (and the job/service are updated to the new images).
+#
+#   deploy/deploy.sh --project my-project [--region us-central1] [--dry-run]
+#
+# --dry-run prints every command (gcloud, and the two python3 helpers' outputs) without running any;
+# secret values are never printed. Every setting below can be overridden from the environment.
+# See deploy/README.md for what each step is for and the roles each service account gets.
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+repo="$(cd "$here/.." && pwd)"
+
+DRY_RUN=0
+PROJECT="${KAPSULE_PROJECT:-}"
+REGION="${KAPSULE_REGION:-us-central1}"
+while (($#)); do
+  case "$1" in
+    --dry-run) DRY_RUN=1 ;;
+    --project) PROJECT="$2"; shift ;;
+    --project=*) PROJECT="${1#*=}" ;;
+    --region) REGION="$2"; shift ;;
+    --region=*) REGION="${1#*=}" ;;
+    -h | --help) sed -n '2,10p' "$0"; exit 0 ;;
+    *) echo "deploy.sh: unknown argument $1 (try --help)" >&2; exit 2 ;;
+  esac
+  shift
+done
+if [[ -z "$PROJECT" ]]; then
+  echo "deploy.sh: say which project: --project PROJECT_ID (or KAPSULE_PROJECT)" >&2
+  exit 2
+fi
+
+PRIVATE_BUCKET="${KAPSULE_PRIVATE_BUCKET:-$PROJECT-kapsule-private}"
+DELIVERY_BUCKET="${KAPSULE_DELIVERY_BUCKET:-$PROJECT-kapsule-videos}"
+UPLOAD_TTL_DAYS="${KAPSULE_UPLOAD_TTL_DAYS:-7}"   # uploads/ objects are deleted after this many days
+COLLECTION="${KAPSULE_COLLECTION:-jobs}"
+AR_REPO="${KAPSULE_AR_REPO:-kapsule}"
+JOB="${KAPSULE_JOB_NAME:-kapsule-job}"
+SERVICE="${KAPSULE_SERVICE_NAME:-kapsule-api}"
+JOB_TIMEOUT_S="${KAPSULE_JOB_TIMEOUT_S:-3600}"
+JOB_MAX_RETRIES="${KAPSULE_JOB_MAX_RETRIES:-2}"   # = jobs.run_job.MAX_ATTEMPTS - 1
+JOB_MEMORY="${KAPSULE_JOB_MEMORY:-4Gi}"
+JOB_CPU="${KAPSULE_JOB_CPU:-2}"
+VIDEO_MODEL="${KAPSULE_VIDEO_MODEL:-veo-3.0-generate-001}"
+PROMPT_MODEL="${KAPSULE_PROMPT_MODEL:-gemini-2.5-flash}"
+TAG="${KAPSULE_IMAGE_TAG:-$(git -C "$repo" rev-parse --short HEAD 2>/dev/null || date +%Y%m%d%H%M%S)}"
+
+API_SA="kapsule-api@$PROJECT.iam.gserviceaccount.com"
+JOB_SA="kapsule-job@$PROJECT.iam.gserviceaccount.com"
+LAUNCHER_ROLE="projects/$PROJECT/roles/kapsuleJobLauncher"
+IMAGES="$REGION-docker.pkg.dev/$PROJECT/$AR_REPO"
+API_KEYS_SECRET="kapsule-api-keys"
+GEMINI_SECRET="kapsule-gemini-api-key"
+
+gcloud_() { run gcloud --project="$PROJECT" --quiet "$@"; }
+
+# Print the command (shell-quoted, so it can be pasted), then run it unless this is a dry run.
+run() {
+  local arg out="+"
+  for arg in "$@"; do
+    if [[ "$arg" =~ ^[A-Za-z0-9_./:=@,+%-]+$ ]]; then out+=" $arg"
+    else out+=" '${arg//\'/\'\\\'\'}'"; fi
+  done
+  printf '%s\n' "$out"
+  ((DRY_RUN)) || "$@"
+}
+
+# True when the resource exists. A dry run assumes nothing exists, so it prints every create.
+exists() {
+  ((DRY_RUN)) && return 1
+  gcloud --project="$PROJECT" --quiet "$@" >/dev/null 2>&1
+}
+
+step() { printf '\n# %s\n' "$*"; }
+
+# -- 1. APIs ---------------------------------------------------------------------------------------
+step "Enable the APIs"
+gcloud_ services enable run.googleapis.com firestore.googleapis.com storage.googleapis.com \
+  artifactregistry.googleapis.com cloudbuild.googleapis.com secretmanager.googleapis.com \
+  aiplatform.googleapis.com iam.googleapis.com iamcredentials.googleapis.com
+
+# -- 2. Buckets ------------------------------------------------------------------------------------
+step "Private bucket (uploads, work files, notebooks): uniform access, never public"
+exists storage buckets describe "gs://$PRIVATE_BUCKET" ||
+  gcloud_ storage buckets create "gs://$PRIVATE_BUCKET" --location="$REGION" \
+    --uniform-bucket-level-access --public-access-prevention
+lifecycle="$(mktemp)"
+trap 'rm -f "$lifecycle"' EXIT
+cat >"$lifecycle" <<JSON
+{"rule": [{"action": {"type": "Delete"}, "condition": {"age": $UPLOAD_TTL_DAYS, "matchesPrefix": ["uploads/"]}}]}
+JSON
+echo "# lifecycle: delete uploads/ after $UPLOAD_TTL_DAYS days: $(cat "$lifecycle")"
+gcloud_ storage buckets update "gs://$PRIVATE_BUCKET" --lifecycle-file="$lifecycle"
+
+step "Delivery bucket (final videos only): uniform access, readable by anyone with the link"
+exists storage buckets describe "gs://$DELIVERY_BUCKET" ||
+  gcloud_ storage buckets create "gs://$DELIVERY_BUCKET" --location="$REGION" --uniform-bucket-level-access
+gcloud_ storage buckets add-iam-policy-binding "gs://$DELIVERY_BUCKET" \
+  --member=allUsers --role=roles/storage.objectViewer
+
+# -- 3. Firestore ----------------------------------------------------------------------------------
+step "Firestore database and the job list's index (firestore.indexes.json)"
+exists firestore databases describe --database='(default)' ||
+  gcloud_ firestore databases create --location="$REGION" --type=firestore-native
+# One `gcloud firestore indexes composite create` per index in the file (__name__ is implicit).
+while IFS= read -r line; do
+  [[ -n "$line" ]] || continue
+  read -r -a index_args <<<"$line"
+  if ((DRY_RUN)); then
+    gcloud_ firestore indexes composite create "${index_args[@]}"
+  else  # an index that exists already is reported as an error by gcloud: keep going
+    gcloud_ firestore indexes composite create "${index_args[@]}" || echo "# (index exists)"
+  fi
+done < <(python3 - "$repo/firestore.indexes.json" <<'PY'
+import json, sys
+for index in json.load(open(sys.argv[1]))["indexes"]:
+    args = [f"--collection-group={index['collectionGroup']}", f"--query-scope={index.get('queryScope', 'COLLECTION')}"]
+    for field in index["fields"]:
+        if field["fieldPath"] == "__name__":
+            continue
+        order = field.get("order")
+        kind = f"order={order.lower()}" if order else f"array-config={field['arrayConfig'].lower()}"
+        args.append(f"--field-config=field-path={field['fieldPath']},{kind}")
+    print(" ".join(args))
+PY
+)
+
+# -- 4. Images -------------------------------------------------------------------------------------
+step "Artifact Registry repository and the two images (built by Cloud Build)"
+exists artifacts repositories describe "$AR_REPO" --location="$REGION" ||
+  gcloud_ artifacts repositories create "$AR_REPO" --repository-format=docker --location="$REGION" \
+    --description="Kapsule images"
+gcloud_ builds submit "$repo" --config="$here/cloudbuild.yaml" \
+  --substitutions="_IMAGES=$IMAGES,_TAG=$TAG"
+
+# -- 5. Service accounts and their (minimal) roles --------------------------------------------------
+step "Service accounts"
+exists iam service-accounts describe "$API_SA" ||
+  gcloud_ iam service-accounts create kapsule-api --display-name="Kapsule API"
+exists iam service-accounts describe "$JOB_SA" ||
+  gcloud_ iam service-accounts create kapsule-job --display-name="Kapsule job runner"
+
+step "API: start job executions with overrides, sign upload/download URLs, read/write job records"
+exists iam roles describe kapsuleJobLauncher ||
+  gcloud_ iam roles create kapsuleJobLauncher --title="Kapsule job launcher" \
+    --permissions=run.jobs.get,run.jobs.run,run.jobs.runWithOverrides,run.executions.get,run.executions.list,run.executions.cancel \
+    --stage=GA
+gcloud_ projects add-iam-policy-binding "$PROJECT" --member="serviceAccount:$API_SA" \
+  --role=roles/datastore.user --condition=None
+gcloud_ iam service-accounts add-iam-policy-binding "$API_SA" --member="serviceAccount:$API_SA" \
+  --role=roles/iam.serviceAccountTokenCreator  # signBlob on itself: V4 signed URLs without a key file
+gcloud_ storage buckets add-iam-policy-binding "gs://$PRIVATE_BUCKET" --member="serviceAccount:$API_SA" \
+  --role=roles/storage.objectUser
+gcloud_ storage buckets add-iam-policy-binding "gs://$DELIVERY_BUCKET" --member="serviceAccount:$API_SA" \
+  --role=roles/storage.objectViewer
+
+step "Job: private bucket read/write, delivery bucket write, job records, Vertex AI (Gemini, Veo)"
+gcloud_ storage buckets add-iam-policy-binding "gs://$PRIVATE_BUCKET" --member="serviceAccount:$JOB_SA" \
+  --role=roles/storage.objectUser
+gcloud_ storage buckets add-iam-policy-binding "gs://$DELIVERY_BUCKET" --member="serviceAccount:$JOB_SA" \
+  --role=roles/storage.objectUser  # create and, on a retry, overwrite the final video
+gcloud_ projects add-iam-policy-binding "$PROJECT" --member="serviceAccount:$JOB_SA" \
+  --role=roles/datastore.user --condition=None
+gcloud_ projects add-iam-policy-binding "$PROJECT" --member="serviceAccount:$JOB_SA" \
+  --role=roles/aiplatform.user --condition=None
+
+# -- 6. Secrets ------------------------------------------------------------------------------------
+step "Secret Manager: the API keys of the API (owner=key,…), and optionally a Gemini API key"
+exists secrets describe "$API_KEYS_SECRET" ||
+  gcloud_ secrets create "$API_KEYS_SECRET" --replication-policy=automatic
+if [[ -n "${KAPSULE_API_KEYS:-}" ]]; then  # the value goes through stdin, never onto a command line
+  echo "# (value from \$KAPSULE_API_KEYS, not shown)"
+  if ((DRY_RUN)); then run gcloud --project="$PROJECT" --quiet secrets versions add "$API_KEYS_SECRET" --data-file=-
+  else printf '%s' "$KAPSULE_API_KEYS" | gcloud_ secrets versions add "$API_KEYS_SECRET" --data-file=-; fi
+fi
+if ! ((DRY_RUN)) && [[ -z "$(gcloud --project="$PROJECT" secrets versions list "$API_KEYS_SECRET" \
+  --filter=state=enabled --limit=1 --format='value(name)' 2>/dev/null)" ]]; then
+  echo "deploy.sh: secret $API_KEYS_SECRET has no value yet: run again with KAPSULE_API_KEYS='owner=key,…'" >&2
+  exit 1
+fi
+gcloud_ secrets add-iam-policy-binding "$API_KEYS_SECRET" --member="serviceAccount:$API_SA" \
+  --role=roles/secretmanager.secretAccessor
+job_secrets=""
+if [[ -n "${GEMINI_API_KEY:-}" ]]; then  # only for the API-key mode; Vertex AI needs no key
+  exists secrets describe "$GEMINI_SECRET" ||
+    gcloud_ secrets create "$GEMINI_SECRET" --replication-policy=automatic
+  echo "# (value from \$GEMINI_API_KEY, not shown)"
+  if ((DRY_RUN)); then run gcloud --project="$PROJECT" --quiet secrets versions add "$GEMINI_SECRET" --data-file=-
+  else printf '%s' "$GEMINI_API_KEY" | gcloud_ secrets versions add "$GEMINI_SECRET" --data-file=-; fi
+  gcloud_ secrets add-iam-policy-binding "$GEMINI_SECRET" --member="serviceAccount:$JOB_SA" \
+    --role=roles/secretmanager.secretAccessor
+  job_secrets="GEMINI_API_KEY=$GEMINI_SECRET:latest"
+fi
+
+# -- 7. The Cloud Run Job and the API service ------------------------------------------------------
+common_env="KAPSULE_STORAGE_URL=gs://$PRIVATE_BUCKET,KAPSULE_DELIVERY_URL=gs://$DELIVERY_BUCKET"
+common_env+=",KAPSULE_STATUS_URL=firestore://$PROJECT/$COLLECTION"
+common_env+=",KAPSULE_VIDEO_MODEL=$VIDEO_MODEL,KAPSULE_PROMPT_MODEL=$PROMPT_MODEL"
+common_env+=",GOOGLE_CLOUD_PROJECT=$PROJECT,GOOGLE_CLOUD_LOCATION=$REGION"
+[[ -n "$job_secrets" ]] || common_env+=",GOOGLE_GENAI_USE_VERTEXAI=true"
+
+step "Cloud Run Job: one task per execution, $JOB_MAX_RETRIES retries, ${JOB_TIMEOUT_S}s per attempt"
+job_args=(--image="$IMAGES/job:$TAG" --region="$REGION" --service-account="$JOB_SA"
+  --tasks=1 --max-retries="$JOB_MAX_RETRIES" --task-timeout="${JOB_TIMEOUT_S}s"
+  --memory="$JOB_MEMORY" --cpu="$JOB_CPU" --set-env-vars="$common_env")
+[[ -z "$job_secrets" ]] || job_args+=(--set-secrets="$job_secrets")
+gcloud_ run jobs deploy "$JOB" "${job_args[@]}"
+gcloud_ run jobs add-iam-policy-binding "$JOB" --region="$REGION" --member="serviceAccount:$API_SA" \
+  --role="$LAUNCHER_ROLE"
+
+step "API service (public; every /v1 call needs one of the API keys)"
+gcloud_ run deploy "$SERVICE" --image="$IMAGES/api:$TAG" --region="$REGION" --service-account="$API_SA" \
+  --allow-unauthenticated --memory=1Gi --cpu=1 \
+  --set-env-vars="$common_env,KAPSULE_LAUNCHER=cloudrun://projects/$PROJECT/locations/$REGION/jobs/$JOB,KAPSULE_CLOUDRUN_TASK_TIMEOUT_S=$JOB_TIMEOUT_S" \
+  --set-secrets="KAPSULE_API_KEYS=$API_KEYS_SECRET:latest"
+
+step "Done"
+echo "# API: gcloud run services describe $SERVICE --project=$PROJECT --region=$REGION --format='value(status.url)'"
