@@ -44,7 +44,10 @@ lab: system-deps $(STAMP)
 	KAPSULE_KERNEL_NAME=kapsule $(BIN)/jupyter lab notebooks/
 
 bench: system-test-deps $(STAMP)
+	@scripts/install-system-deps.sh --bench
+	$(BIN)/python -c 'import music21, mir_eval' 2>/dev/null || $(BIN)/python -m pip install --quiet -e '.[bench]'
 	$(BIN)/python benchmarks/end_to_end.py
+	$(BIN)/python benchmarks/analysis.py
 
 clean:
 	rm -rf .kapsule out test-artifacts .pytest_cache

@@ -2,11 +2,14 @@
 # Install the system packages Kapsule needs, only where they are missing.
 #   scripts/install-system-deps.sh            runtime: ffmpeg/ffprobe, python3-venv
 #   scripts/install-system-deps.sh --test     plus what the test suite uses
+#   scripts/install-system-deps.sh --bench    plus what benchmarks/analysis.py uses (fluidsynth, GM soundfont)
 # Uses apt-get (after one `apt-get update`) on Debian/Ubuntu; elsewhere it says what to install.
 set -euo pipefail
 
 want_test=0
 [[ "${1:-}" == "--test" ]] && want_test=1
+want_bench=0
+[[ "${1:-}" == "--bench" ]] && want_bench=1
 
 missing=()
 command -v ffmpeg >/dev/null 2>&1 || missing+=(ffmpeg)
@@ -16,6 +19,10 @@ if (( want_test )); then
   : # later issues add test-only packages here (chromium, fluidsynth, soundfonts)
   # The studio's end-to-end test drives Debian's Chromium with Playwright (no browser download).
   [[ -x /usr/bin/chromium ]] || missing+=(chromium fonts-dejavu-core)
+fi
+if (( want_bench )); then  # benchmarks/analysis.py renders public-domain scores to audio
+  command -v fluidsynth >/dev/null 2>&1 || missing+=(fluidsynth)
+  [[ -f /usr/share/sounds/sf2/FluidR3_GM.sf2 ]] || missing+=(fluid-soundfont-gm)
 fi
 
 # de-duplicate
