@@ -4,7 +4,7 @@ The server runs as a subprocess on a free loopback port with its own storage, st
 folders; the job it launches is the real pipeline (local renderer). The test drops the demo song on
 the page, waits for the finished video to load in the page's player, and checks the player reports
 the song's duration: the whole chain (upload URL, content check, job, video with Range) works from
-a browser. A screenshot of the finished page is kept in test-artifacts/ and docs/studio.png.
+a browser. A screenshot of the finished page is kept in test-artifacts/ (docs/studio.png is a copy of one).
 
 Debian's ``chromium`` package is the browser (Playwright never downloads one). Without it the test is
 skipped on a laptop and fails in CI (``CI=true``), where ``scripts/install-system-deps.sh --test``
@@ -14,7 +14,6 @@ installs it.
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -161,7 +160,4 @@ def test_drop_a_song_and_watch_the_video(
             page.screenshot(path=str(shot), full_page=True)
         finally:
             browser.close()
-    docs = REPO / "docs"
-    docs.mkdir(exist_ok=True)
-    shutil.copyfile(shot, docs / "studio.png")
     assert shot.stat().st_size > 10_000
