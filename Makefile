@@ -41,7 +41,12 @@ lint: $(STAMP)
 
 lab: system-deps $(STAMP)
 	$(BIN)/python -m ipykernel install --sys-prefix --name kapsule --display-name "Kapsule (.venv)"
-	KAPSULE_KERNEL_NAME=kapsule $(BIN)/jupyter lab notebooks/
+	KAPSULE_KERNEL_NAME=kapsule \
+	KAPSULE_STORAGE_URL=file://$(CURDIR)/.kapsule/data \
+	KAPSULE_STATUS_URL=sqlite:///$(CURDIR)/.kapsule/jobs.db \
+	KAPSULE_WORK_DIR=$(CURDIR)/.kapsule/work \
+	NUMBA_CACHE_DIR=$(CURDIR)/.kapsule/numba-cache \
+	$(BIN)/jupyter lab notebooks/
 
 bench: system-test-deps $(STAMP)
 	@scripts/install-system-deps.sh --bench
