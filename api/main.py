@@ -50,7 +50,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.add_middleware(
             CORSMiddleware,
             allow_origins=origins,
-            allow_methods=["GET", "POST", "PUT"],
+            allow_methods=["GET", "POST", "PUT", "PATCH"],
             allow_headers=["Authorization", "Content-Type", "Idempotency-Key"],
             expose_headers=["Idempotent-Replayed"],
         )

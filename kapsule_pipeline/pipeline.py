@@ -28,6 +28,7 @@ from kapsule_pipeline import errors
 from kapsule_pipeline.errors import ConfigError, InvalidTransition, JobCancelled, KapsuleError, StageFailed
 from kapsule_pipeline.jobs import STAGES, JobRecord, JobState
 from kapsule_pipeline.launch.base import settings_env
+from kapsule_pipeline.review import JobStores, needs_review, pause_for_review
 from kapsule_pipeline.settings import Settings, get_settings
 from kapsule_pipeline.stages import (
     COMMON_PARAMS,
@@ -243,11 +244,21 @@ def record_failure(ctx: JobContext, error: KapsuleError, stage: str | None) -> J
         return ctx.record()
 
 
+def _pause_for_review(ctx: JobContext) -> JobRecord:
+    """Stop after the storyboard of a job asked to be reviewed: nothing is generated (or paid) yet."""
+    try:
+        return pause_for_review(JobStores(ctx.settings, ctx.storage, ctx.status), ctx.job_id)
+    except InvalidTransition:  # cancelled meanwhile
+        return ctx.record()
+
+
 def run_job(job_id: str, settings: Settings | None = None) -> JobRecord:
     """Run every unfinished stage of ``job_id`` and return its final record.
 
-    A queued job is moved to running first (the job entrypoint normally did that already). Returns
-    the record when the job succeeded, was cancelled, or failed for a reason a retry cannot fix
+    A queued job is moved to running first (the job entrypoint normally did that already). A job
+    with ``params["review"]`` that is not approved yet stops after its storyboard, in state
+    ``awaiting_approval`` (see ``review``), and that record is returned. Returns the record when
+    the job succeeded, was cancelled, or failed for a reason a retry cannot fix
     (recorded as its error); raises the ``KapsuleError`` of a failure a retry could fix.
     """
     settings = settings or get_settings()
@@ -277,6 +288,8 @@ def run_job(job_id: str, settings: Settings | None = None) -> JobRecord:
                 raise
             finally:
                 _save_timings(ctx, timings)
+            if stage == "storyboard" and needs_review(ctx.record()):
+                return _pause_for_review(ctx)
     except JobCancelled:
         return ctx.record()
     except KapsuleError as exc:

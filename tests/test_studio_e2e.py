@@ -161,3 +161,60 @@ def test_drop_a_song_and_watch_the_video(
         finally:
             browser.close()
     assert shot.stat().st_size > 10_000
+
+
+def test_review_the_storyboard_approve_then_reroll_a_shot(server: str, tmp_path: Path) -> None:
+    """Review before paying in the page: see prompts and cost, edit one, approve, then re-roll a shot."""
+    from playwright.sync_api import sync_playwright
+
+    from kapsule_pipeline.demo_song import synthesize_song, write_song
+
+    song = write_song(
+        synthesize_song(seed=5, structure=[("intro", 2), ("verse", 2), ("chorus", 2)]), tmp_path / "short.wav"
+    )
+    song_seconds = sf.info(str(song)).duration
+    has_video = (
+        "(job) => { const v = document.getElementById('video');"
+        " return v && v.dataset.job === job && v.readyState >= 1 && isFinite(v.duration) && v.duration > 0; }"
+    )
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 420, "height": 1100})  # a phone's width
+            page.goto(server)
+            page.set_input_files("#song", str(song))
+            page.get_by_label("Show me the storyboard and its cost before any shot is made").check()
+            page.get_by_role("button", name="Make the video").click()
+
+            first = page.get_by_label("Shot 0 prompt")
+            first.wait_for(timeout=VIDEO_TIMEOUT_MS)
+            assert page.inner_text("#job-state") == "awaiting approval"
+            assert "estimated $0.00" in page.inner_text("#review-cost")
+            assert page.locator("#review-shots textarea").count() >= 2
+            assert page.is_visible("#cancel") and page.is_hidden("#result")
+            first.fill("a paper boat on a puddle")
+            page.get_by_role("button", name="Approve and make the video").click()
+            job_id = page.evaluate("current.id")
+            page.wait_for_function(has_video, arg=job_id, timeout=VIDEO_TIMEOUT_MS)
+            assert page.evaluate("document.getElementById('video').duration") == pytest.approx(
+                song_seconds, abs=0.1
+            )
+            first_shot = page.locator("#shots li").first
+            first_shot.wait_for()
+            assert "a paper boat on a puddle" in first_shot.inner_text()
+
+            page.get_by_role("button", name="Re-roll shot 1").click()
+            page.wait_for_function("(job) => current && current.id !== job", arg=job_id)
+            child_id = page.evaluate("current.id")
+            page.wait_for_function(has_video, arg=child_id, timeout=VIDEO_TIMEOUT_MS)
+            assert page.inner_text("#job-state") == "succeeded"
+            child = httpx.get(f"{server}/v1/jobs/{child_id}", timeout=5).json()
+            assert child["params"]["parent_job"] == job_id and child["params"]["reroll"]["shot"] == 1
+            links = [page.get_attribute(f"#notebooks li:nth-child({i}) a", "href") for i in (1, 3)]
+            assert links == [
+                f"/v1/jobs/{job_id}/notebooks/01_analyze",
+                f"/v1/jobs/{child_id}/notebooks/03_generate",
+            ]
+        finally:
+            browser.close()

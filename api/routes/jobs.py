@@ -39,7 +39,9 @@ from kapsule_pipeline.errors import (
     ObjectNotFound,
 )
 from kapsule_pipeline.jobs import JobRecord, JobState, is_valid_job_id
+from kapsule_pipeline.launch.reconcile import reconcile_if_stale
 from kapsule_pipeline.layout import NOTEBOOK_NAMES, JobLayout
+from kapsule_pipeline.review import JobStores, Review, approve, edit_shots, reroll, review_summary
 from kapsule_pipeline.settings import Settings
 from kapsule_pipeline.stages import check_frame_params
 from kapsule_pipeline.status import StatusStore
@@ -62,6 +64,30 @@ class JobCreate(BaseModel):
     seed: int = Field(0, ge=0, le=2**31 - 1)
     video_model: str | None = Field(None, pattern=r"^[\w.-]{1,64}$", description="Default: the server's.")
     budget_usd: float | None = Field(None, ge=0, le=10_000)
+    review: bool = Field(
+        False, description="Stop after the storyboard until approved (review before paying)."
+    )
+
+
+class ShotEdit(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    prompt: str = Field(..., description="The shot's new prompt.")
+
+
+class Approval(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    prompts: dict[int, str] = Field(
+        default_factory=dict, description="Optional last edits: shot number → new prompt."
+    )
+
+
+class Reroll(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    prompt: str | None = Field(None, description="A new prompt for the shot (default: keep it).")
+    seed: int | None = Field(None, ge=0, le=2**32 - 1, description="Default: a new random seed.")
 
 
 class JobPage(BaseModel):
@@ -113,6 +139,8 @@ def _params(
     }
     if body.budget_usd is not None:
         params["budget_usd"] = body.budget_usd
+    if body.review:
+        params["review"] = True
     return params
 
 
@@ -127,6 +155,7 @@ def create_job(
     launcher: LauncherDep,
     secret: SecretDep,
     idempotency_key: Annotated[str | None, Header()] = None,
+    x_cloud_trace_context: Annotated[str | None, Header(max_length=200)] = None,
 ) -> JobRecord:
     """Check the uploaded song by its content, create the job and launch it (202: it runs on)."""
     job_id = uploads.idempotent_job_id(secret, owner, idempotency_key) if idempotency_key else None
@@ -152,6 +181,8 @@ def create_job(
         info = inspect_song(local, settings)
 
     record = JobRecord(owner=owner, params=_params(body, settings, ticket, info.duration))
+    if x_cloud_trace_context:  # the job's log lines then join this request's trace in Cloud Logging
+        record.params["trace_header"] = x_cloud_trace_context
     if job_id is not None:
         record = record.model_copy(update={"id": job_id})
     storage.copy(key, JobLayout(record.id).input_song(info.ext))
@@ -193,16 +224,24 @@ def list_jobs(
 
 
 @router.get("/{job_id}", response_model=JobRecord)
-def get_job(job_id: str, owner: OwnerDep, status: StatusDep) -> JobRecord:
-    return _owned_job(status, owner, job_id)
+def get_job(job_id: str, owner: OwnerDep, status: StatusDep, launcher: LauncherDep) -> JobRecord:
+    record = _owned_job(status, owner, job_id)
+    # A running job silent for a minute may have died without a word: ask its launcher how it ended.
+    with contextlib.suppress(KapsuleError):  # the launcher's API down: show the record as it is
+        record = reconcile_if_stale(status, launcher, record)
+    return record
 
 
 @router.post("/{job_id}:cancel", response_model=JobRecord, status_code=202)
 def cancel_job(job_id: str, owner: OwnerDep, status: StatusDep, launcher: LauncherDep) -> JobRecord:
-    """Mark the job cancelled (a finished job is a 409), then stop its process in the background."""
-    _owned_job(status, owner, job_id)
+    """Mark the job cancelled (a finished job is a 409), then stop its process in the background.
+
+    A job awaiting approval has no process (it exited after the storyboard): nothing to stop, and its
+    old execution name must not be signalled (a local pid may have been reused since).
+    """
+    before = _owned_job(status, owner, job_id)
     record = status.update(job_id, {"state": JobState.cancelled.value, "message": "cancelled by the user"})
-    if record.execution:
+    if record.execution and before.state != JobState.awaiting_approval:
         threading.Thread(target=launcher.cancel, args=(record.execution,), daemon=True).start()
     return record
 
@@ -276,3 +315,71 @@ def job_notebook(
         raise ObjectNotFound(f"notebook {name} of job {job_id} has not run yet") from None
     # Rendered notebooks carry their own scripts; sandboxed, they display but run nothing of ours.
     return HTMLResponse(body, headers={"Content-Security-Policy": "sandbox"})
+
+
+# ------------------------------------------------------------------------ review before paying, re-roll
+
+
+@router.get("/{job_id}/storyboard", response_model=Review)
+def job_storyboard(
+    job_id: str, owner: OwnerDep, settings: SettingsDep, storage: StorageDep, status: StatusDep
+) -> Review:
+    """Each shot's prompt, length and estimated cost (what a reviewer approves), once planned."""
+    record = _owned_job(status, owner, job_id)
+    return review_summary(JobStores(settings, storage, status), record)
+
+
+@router.patch("/{job_id}/shots/{n}", response_model=Review)
+def edit_shot(
+    job_id: str,
+    n: int,
+    body: ShotEdit,
+    owner: OwnerDep,
+    settings: SettingsDep,
+    storage: StorageDep,
+    status: StatusDep,
+) -> Review:
+    """Change one shot's prompt while the job awaits approval (a 409 otherwise)."""
+    _owned_job(status, owner, job_id)
+    stores = JobStores(settings, storage, status)
+    edit_shots(stores, job_id, {n: body.prompt})
+    return review_summary(stores, status.get(job_id))
+
+
+@router.post("/{job_id}:approve", response_model=JobRecord, status_code=202)
+def approve_job(
+    job_id: str,
+    owner: OwnerDep,
+    settings: SettingsDep,
+    storage: StorageDep,
+    status: StatusDep,
+    launcher: LauncherDep,
+    body: Approval | None = None,
+) -> JobRecord:
+    """Approve the storyboard (with optional last prompt edits): the job generates and assembles."""
+    _owned_job(status, owner, job_id)
+    prompts = body.prompts if body is not None else {}
+    return approve(JobStores(settings, storage, status), job_id, launcher, prompts)
+
+
+@router.post("/{job_id}/shots/{n}:reroll", response_model=JobRecord, status_code=202)
+def reroll_shot(
+    job_id: str,
+    n: int,
+    owner: OwnerDep,
+    settings: SettingsDep,
+    storage: StorageDep,
+    status: StatusDep,
+    launcher: LauncherDep,
+    body: Reroll | None = None,
+) -> JobRecord:
+    """Regenerate one shot of a finished job as a NEW job (its record is returned; the parent stays).
+
+    The new job reuses the parent's other shots, so only this shot is generated and billed.
+    """
+    _owned_job(status, owner, job_id)
+    body = body or Reroll()
+    if body.prompt is not None:
+        _check_text("prompt", body.prompt, settings)
+    stores = JobStores(settings, storage, status)
+    return reroll(stores, job_id, n, launcher, prompt=body.prompt, seed=body.seed)

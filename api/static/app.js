@@ -15,6 +15,7 @@ const NOTEBOOKS = [
   ["04_assemble", "4. Final edit"],
 ];
 const FINISHED = new Set(["succeeded", "failed", "cancelled"]);
+// awaiting_approval is not finished: the page keeps following the job through the approval.
 const $ = (id) => document.getElementById(id);
 
 let needsKey = false;
@@ -103,6 +104,7 @@ async function makeVideo(event) {
         prompt: $("prompt").value,
         style: $("style").value,
         aspect_ratio: $("aspect").value,
+        review: $("review-first").checked,
       },
       { "Idempotency-Key": ticket.upload_id },
     );
@@ -161,6 +163,8 @@ function showJob(job) {
   $("job-message").textContent = (job.message || "") + error;
   $("cancel").hidden = FINISHED.has(job.state);
   renderStages(job);
+  if (job.state === "awaiting_approval") showReview(job);
+  else $("review").hidden = true;
   if (job.state === "failed") showError(`The video could not be made: ${job.error ? job.error.message : job.message}`);
   if (job.state === "succeeded") showResult(job);
   else $("result").hidden = true;
@@ -214,6 +218,7 @@ async function showResult(job) {
   } catch (e) {
     showError(e.message);
   }
+  showShots(job);
   const list = $("notebooks");
   list.replaceChildren();
   for (const [name, label] of NOTEBOOKS) {
@@ -222,7 +227,10 @@ async function showResult(job) {
     a.textContent = label;
     a.target = "_blank";
     a.rel = "noopener";
-    a.href = `/v1/jobs/${job.id}/notebooks/${name}`;
+    // A re-roll skips the analysis and storyboard: those notebooks are its parent's.
+    const parent = job.params.parent_job;
+    const owner = parent && (name === "01_analyze" || name === "02_storyboard") ? parent : job.id;
+    a.href = `/v1/jobs/${owner}/notebooks/${name}`;
     if (needsKey) {
       a.addEventListener("click", async (e) => {
         e.preventDefault();
@@ -240,6 +248,114 @@ async function cancelJob() {
     showJob(await api("POST", `/v1/jobs/${current.id}:cancel`));
   } catch (e) {
     showError(e.message);
+  }
+}
+
+// ------------------------------------------------------------------- review before paying, re-roll
+
+const money = (usd) => `$${Number(usd).toFixed(2)}`;
+let reviewShownFor = null;
+let shotsShownFor = null;
+
+function shotMeta(shot) {
+  return `${shot.start.toFixed(1)}–${shot.end.toFixed(1)} s (${shot.seconds.toFixed(1)} s), ` +
+    `${shot.request_seconds} s asked, ${money(shot.cost_usd)}`;
+}
+
+async function showReview(job) {
+  $("review").hidden = false;
+  if (reviewShownFor === job.id) return;
+  reviewShownFor = job.id;
+  try {
+    const review = await api("GET", `/v1/jobs/${job.id}/storyboard`);
+    const budget = review.budget_usd ? ` Budget: ${money(review.budget_usd)}.` : "";
+    $("review-cost").textContent = `${review.shots.length} shots, ${Math.round(review.video_seconds)} s of video ` +
+      `with ${review.video_model}: estimated ${money(review.total_usd)}.${budget} Edit any prompt, then approve.`;
+    const list = $("review-shots");
+    list.replaceChildren();
+    for (const shot of review.shots) {
+      const li = document.createElement("li");
+      const label = document.createElement("label");
+      label.htmlFor = `shot-prompt-${shot.index}`;
+      label.textContent = `Shot ${shot.index} prompt`;
+      const meta = document.createElement("span");
+      meta.className = "meta";
+      meta.id = `shot-meta-${shot.index}`;
+      meta.textContent = shotMeta(shot);
+      const text = document.createElement("textarea");
+      text.id = `shot-prompt-${shot.index}`;
+      text.rows = 2;
+      text.maxLength = 2000;
+      text.value = shot.prompt;
+      text.dataset.index = shot.index;
+      text.dataset.original = shot.prompt;
+      text.setAttribute("aria-describedby", meta.id);
+      li.append(label, meta, text);
+      list.append(li);
+    }
+  } catch (e) {
+    reviewShownFor = null;
+    showError(e.message);
+  }
+}
+
+async function approveJob() {
+  if (!current) return;
+  showError("");
+  const prompts = {};
+  for (const text of $("review-shots").querySelectorAll("textarea")) {
+    if (text.value.trim() !== text.dataset.original.trim()) prompts[text.dataset.index] = text.value;
+  }
+  $("approve").disabled = true;
+  try {
+    showJob(await api("POST", `/v1/jobs/${current.id}:approve`, { prompts }));
+  } catch (e) {
+    showError(e.message);
+  } finally {
+    $("approve").disabled = false;
+  }
+}
+
+async function showShots(job) {
+  if (shotsShownFor === job.id) return;
+  shotsShownFor = job.id;
+  const list = $("shots");
+  list.replaceChildren();
+  try {
+    const review = await api("GET", `/v1/jobs/${job.id}/storyboard`);
+    for (const shot of review.shots) {
+      const li = document.createElement("li");
+      const text = document.createElement("span");
+      text.textContent = `${shot.prompt} `;
+      const meta = document.createElement("span");
+      meta.className = "meta";
+      meta.textContent = `(${shotMeta(shot)})`;
+      const button = document.createElement("button");
+      button.type = "button";
+      button.className = "secondary";
+      button.textContent = "Re-roll";
+      button.setAttribute("aria-label", `Re-roll shot ${shot.index} (${money(shot.cost_usd)})`);
+      button.addEventListener("click", () => rerollShot(job.id, shot.index, button));
+      li.append(text, meta, document.createElement("br"), button);
+      list.append(li);
+    }
+  } catch (e) {
+    shotsShownFor = null;
+    showError(e.message);
+  }
+}
+
+async function rerollShot(jobId, index, button) {
+  showError("");
+  button.disabled = true;
+  try {
+    const job = await api("POST", `/v1/jobs/${jobId}/shots/${index}:reroll`, {});
+    showJob(job);
+    loadJobs();
+  } catch (e) {
+    showError(e.message);
+  } finally {
+    button.disabled = false;
   }
 }
 
@@ -291,6 +407,7 @@ async function start() {
   setUpDrop();
   $("new-job").addEventListener("submit", makeVideo);
   $("cancel").addEventListener("click", cancelJob);
+  $("approve").addEventListener("click", approveJob);
   $("more").addEventListener("click", () => loadJobs(true));
   $("api-key").value = localStorage.getItem("kapsule-key") || "";
   $("api-key").addEventListener("change", () => loadJobs());
