@@ -142,3 +142,66 @@ def test_too_little_audio_to_analyse() -> None:
     with pytest.raises(AudioError) as caught:
         analyze_samples(np.zeros(100, np.float32), 22050)
     assert caught.value.code == "too_short"
+
+
+# ----------------------------------------------------------------------- meters, tempo extremes, silence
+
+
+def assert_beats_and_bars(analysis: Analysis, song: DemoSong) -> None:
+    """The beat level a musician would tap, and bars that start where the song's bars start."""
+    assert analysis.tempo == pytest.approx(song.tempo, rel=0.02)
+    assert f_measure(analysis.beats, song.beats) >= 0.95
+    assert analysis.downbeats, "no bar starts found"
+    # Never a cut in the middle of a bar: every downbeat we report is a true bar start.
+    assert all(min(abs(d - t) for t in song.downbeats) < TOLERANCE for d in analysis.downbeats)
+
+
+@pytest.mark.parametrize(
+    ("tempo", "style", "seed"),
+    [(70.0, "ballad", 11), (180.0, "rock", 12), (176.0, "electronic", 13)],
+    ids=["ballad-70", "rock-180", "electronic-176"],
+)
+def test_tempo_extremes_are_not_halved_or_doubled(
+    tempo: float, style: str, seed: int, tmp_path: Path
+) -> None:
+    """A 180 BPM rock song with a kick much louder than its snare must not read as 90, nor a ballad
+    at 70 as 140: the tempo octave is the difference between cutting on every bar and every other."""
+    song = synthesize_song(tempo=tempo, style=style, seed=seed, sample_rate=22050)
+    analysis = analyze_rendered(song, tmp_path)
+    assert_well_formed(analysis)
+    assert_beats_and_bars(analysis, song)
+    assert analysis.beats_per_bar == 4
+    assert f_measure(analysis.downbeats, song.downbeats) >= 0.9
+
+
+def test_slow_three_four_ballad(tmp_path: Path) -> None:
+    """3/4 without a waltz's oom-pah-pah: a ballad's bass and chord changes alone must give the meter."""
+    song = synthesize_song(tempo=96.0, beats_per_bar=3, style="ballad", seed=15, sample_rate=22050)
+    analysis = analyze_rendered(song, tmp_path)
+    assert_beats_and_bars(analysis, song)
+    assert analysis.beats_per_bar == 3
+    assert f_measure(analysis.downbeats, song.downbeats) >= 0.9
+
+
+def test_two_four_bars_are_grouped_in_pairs_never_split(tmp_path: Path) -> None:
+    """In 2/4 the analysis may report bars of 4 (two real bars), but each must start on a real bar."""
+    song = synthesize_song(tempo=112.0, beats_per_bar=2, style="pop", seed=14, sample_rate=22050)
+    analysis = analyze_rendered(song, tmp_path)
+    assert_well_formed(analysis)
+    assert_beats_and_bars(analysis, song)
+    assert analysis.beats_per_bar in (2, 4)
+    found = f_measure(analysis.downbeats, song.downbeats[:: analysis.beats_per_bar // 2])
+    shifted = f_measure(analysis.downbeats, song.downbeats[1 :: analysis.beats_per_bar // 2])
+    assert max(found, shifted) >= 0.9
+
+
+def test_fast_song_after_a_twenty_second_silence(tmp_path: Path) -> None:
+    """A long silent intro must neither get beats nor pull the tempo estimate of a fast song."""
+    song = synthesize_song(tempo=165.0, style="pop", seed=16, leading_silence=20.0, sample_rate=22050)
+    analysis = analyze_rendered(song, tmp_path)
+    assert_well_formed(analysis)
+    assert analysis.beats[0] > 20.0 - TOLERANCE
+    assert analysis.sections[0].label == "silence"
+    assert analysis.sections[0].end == pytest.approx(20.0, abs=0.1)
+    assert_beats_and_bars(analysis, song)
+    assert f_measure(analysis.downbeats, song.downbeats) >= 0.9
