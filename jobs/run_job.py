@@ -1,7 +1,8 @@
 """The job entrypoint: ``python -m jobs.run_job`` runs the job named by ``KAPSULE_JOB_ID``.
 
 The same process runs locally (started by ``LocalLauncher``) and as a Cloud Run Job task. Its exit
-code is the retry contract: 0 when the job succeeded, was cancelled, or failed in a way a retry
+code is the retry contract: 0 when the job succeeded, was cancelled, paused for review
+(``awaiting_approval``: the process exits, an approval launches a new one), or failed in a way a retry
 cannot fix (recorded in the job first); 1 when a retry could help (a storage blip, a dead kernel),
 so Cloud Run starts another attempt, which skips the stages already done. On the last attempt a
 retryable failure is recorded too, so no job is left ``running`` forever.
@@ -17,18 +18,19 @@ import signal
 import sys
 import threading
 import traceback
+from collections.abc import Callable
 from datetime import timedelta
 from types import FrameType
 from typing import Any
 
 from kapsule_pipeline.errors import InvalidTransition, JobCancelled, KapsuleError
 from kapsule_pipeline.jobs import JobRecord, JobState, utcnow
+from kapsule_pipeline.launch.reconcile import STALE_HEARTBEAT_S  # silent this long: a new attempt takes over
 from kapsule_pipeline.logs import EventLog, JsonLogHandler, event_log, trace_name
 from kapsule_pipeline.settings import Settings, get_settings
 from kapsule_pipeline.status import StatusStore, open_status_store
 
 HEARTBEAT_S = 10.0
-STALE_HEARTBEAT_S = 120.0  # a running job silent this long is taken over by a new attempt
 MAX_ATTEMPTS = 3  # Cloud Run task attempts (max retries + 1); the last one records any failure
 
 EXIT_OK = 0
@@ -67,11 +69,31 @@ class Heartbeat(threading.Thread):
         self.stopped.set()
 
 
+def _unchanged(field: str, seen: Any, then: Callable[[Any], Any] | Any) -> Callable[[Any], Any]:
+    """A change for ``field`` that applies only if the field still holds ``seen`` (compare-and-set).
+
+    It runs inside the store's transaction (see ``jobs.apply_update``); if another runner wrote the
+    field since we read it, the whole update is refused with ``InvalidTransition``.
+    """
+
+    def check(current: Any) -> Any:
+        if current != seen:
+            raise InvalidTransition(
+                f"{field} changed from {seen!r} to {current!r}: another runner took the job"
+            )
+        return then(current) if callable(then) else then
+
+    return check
+
+
 def take_job(status: StatusStore, job_id: str, settings: Settings) -> JobRecord | None:
     """Move the job to running for this attempt, or return None if it is not ours to run.
 
-    A queued job is taken. A running one is taken only by a retry (Cloud Run task attempt > 0) or
-    when its heartbeat is stale (the runner died); a finished one never.
+    A queued job is taken. A running one is taken only by a retry (Cloud Run task attempt > 0), when
+    its heartbeat is stale (the runner died), or when it was just approved after review (no
+    heartbeat yet); a finished one, or one awaiting approval, never. The decision is made on the
+    record as read, and the write is a compare-and-set on ``state``, ``attempt`` and ``heartbeat_at``
+    inside the store's transaction: of two runners racing for the same job exactly one takes it.
     """
     record = status.get(job_id)
     if record.finished:
@@ -79,20 +101,26 @@ def take_job(status: StatusStore, job_id: str, settings: Settings) -> JobRecord 
     if record.state == JobState.running:
         beat = record.heartbeat_at or record.updated_at
         stale = utcnow() - beat > timedelta(seconds=STALE_HEARTBEAT_S)
-        if settings.cloud_run_task_attempt == 0 and not stale:
+        # An approved review (``review.approve``) is running with no heartbeat: waiting for us.
+        approved = bool(record.params.get("approved")) and record.heartbeat_at is None
+        if settings.cloud_run_task_attempt == 0 and not stale and not approved:
             return None
     elif record.state != JobState.queued:
         return None
+    seen = record.model_dump(mode="json")
     changes: dict[str, Any] = {
-        "state": JobState.running.value,
-        "attempt": record.attempt + 1,
-        "heartbeat_at": utcnow(),
+        "state": _unchanged("state", seen["state"], JobState.running.value),
+        "attempt": _unchanged("attempt", seen["attempt"], lambda n: n + 1),
+        "heartbeat_at": _unchanged("heartbeat_at", seen["heartbeat_at"], utcnow()),
         "message": "starting",
     }
     short = settings.cloud_run_execution
     if short and not (record.execution or "").endswith(f"/executions/{short}"):
         changes["execution"] = short  # keep the launcher's full name when it is this execution
-    return status.update(job_id, changes)
+    try:
+        return status.update(job_id, changes)
+    except InvalidTransition:
+        return None  # another runner took it (or it was cancelled) between our read and our write
 
 
 def _last_attempt(settings: Settings) -> bool:
@@ -156,6 +184,7 @@ def main(job_id: str | None = None, settings: Settings | None = None) -> int:
         return EXIT_RETRY
     finally:
         heartbeat.stop()
+        heartbeat.join(timeout=5)  # no late beat after a pause: an approval clears heartbeat_at
         if threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
@@ -176,6 +205,8 @@ def main(job_id: str | None = None, settings: Settings | None = None) -> int:
             final.error.stage,
             code=final.error.code,
         )
+    elif final.state == JobState.awaiting_approval:  # paused for review: nothing runs until approved
+        log_event("INFO", "job awaiting approval; exiting until it is approved", job_id, final.stage)
     elif not final.finished:  # stopped (SIGTERM) without being cancelled: let the platform retry it
         log_event("WARNING", f"job stopped while {final.state.value}", job_id, final.stage)
         return EXIT_RETRY

@@ -24,7 +24,7 @@ from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, T
 from rich.table import Table
 
 from kapsule_pipeline import __version__
-from kapsule_pipeline.errors import InvalidTransition, KapsuleError
+from kapsule_pipeline.errors import InvalidParameter, InvalidTransition, KapsuleError
 from kapsule_pipeline.jobs import STAGES, JobRecord, JobState
 from kapsule_pipeline.launch import Launcher, make_launcher
 from kapsule_pipeline.layout import JobLayout
@@ -69,8 +69,13 @@ def _create_job(song: Path, params: dict[str, Any], settings: Settings) -> tuple
     check_frame_params(params["aspect_ratio"], params["resolution"], params["max_shots"])
     check_model_params(params, settings)
     info = inspect_song(song, settings)
+    ref_paths = [Path(p) for p in params.pop("reference_image_paths", [])]
     record = JobRecord(params={**params, "song_name": song.name, "song_seconds": info.duration})
     storage = open_storage(settings.storage_url)
+    if ref_paths:  # into the job's input/refs/, named by index; the generator reads them from there
+        from kapsule_pipeline.generation.references import store_reference_images
+
+        record.params["reference_images"] = store_reference_images(ref_paths, storage, JobLayout(record.id))
     storage.upload_from(song, JobLayout(record.id).input_song(info.ext), content_type=info.content_type)
     status = open_status_store(settings.status_url)
     return status.create(record), status
@@ -113,7 +118,7 @@ def _follow(status: StatusStore, launcher: Launcher, job_id: str, execution: str
                     progress.start_task(tasks[stage])
                 note = record.message if record.stage == stage and not record.finished else ""
                 progress.update(tasks[stage], completed=fraction, note=note[:60])
-            if record.finished:
+            if record.finished or record.state == JobState.awaiting_approval:
                 return record
             if launcher.poll(execution) is not None:
                 exited_at = exited_at or time.monotonic()
@@ -151,25 +156,36 @@ def _make(song: Path, output: Path | None, params: dict[str, Any]) -> None:
     execution = launcher.launch(record.id)
     with contextlib.suppress(InvalidTransition):  # the job may have finished already
         status.update(record.id, {"execution": execution})
+    final = _follow_or_cancel(status, launcher, record.id, execution)
+    _deliver(final, output or Path("out") / f"{song.stem}.mp4", settings)
+
+
+def _follow_or_cancel(status: StatusStore, launcher: Launcher, job_id: str, execution: str) -> JobRecord:
+    """``_follow`` the job; Ctrl-C cancels it (exit 130)."""
     try:
-        final = _follow(status, launcher, record.id, execution)
+        return _follow(status, launcher, job_id, execution)
     except KeyboardInterrupt:
         with contextlib.suppress(InvalidTransition):
             status.update(
-                record.id, {"state": JobState.cancelled.value, "message": "cancelled from the command line"}
+                job_id, {"state": JobState.cancelled.value, "message": "cancelled from the command line"}
             )
         launcher.cancel(execution)
-        typer.echo(f"error [cancelled]: job {record.id} cancelled", err=True)
+        typer.echo(f"error [cancelled]: job {job_id} cancelled", err=True)
         raise typer.Exit(EXIT_INTERRUPTED) from None
 
+
+def _deliver(final: JobRecord, target: Path, settings: Settings) -> None:
+    """Download a succeeded job's video to ``target``, show a paused one's review, or fail."""
+    if final.state == JobState.awaiting_approval:
+        _print_review(final, settings)
+        return
     if final.state != JobState.succeeded:
         failure = (
             final.error.model_dump() if final.error else {"code": final.state.value, "message": final.message}
         )
         raise _fail(KapsuleError(failure["message"], code=failure["code"]))
-    target = output or Path("out") / f"{song.stem}.mp4"
     delivery = open_storage(settings.effective_delivery_url)
-    delivery.download_to(JobLayout(record.id).video, target)
+    delivery.download_to(JobLayout(final.id).video, target)
     timings = final.params.get("timings", {})
     spent = ", ".join(
         f"{stage} {'skipped' if t.get('skipped') else format(t.get('wall_s', 0), '.1f') + ' s'}"
@@ -179,7 +195,7 @@ def _make(song: Path, output: Path | None, params: dict[str, Any]) -> None:
     typer.echo(str(target))
 
 
-AspectOpt = Annotated[str, typer.Option("--aspect", help="16:9 or 9:16")]
+AspectOpt = Annotated[str, typer.Option("--aspect", help="16:9, 9:16 or 1:1")]
 ResolutionOpt = Annotated[str, typer.Option("--resolution", help="720p or 1080p")]
 MaxShotsOpt = Annotated[int, typer.Option("--max-shots", help="0 = as many as the music asks for")]
 PromptOpt = Annotated[str, typer.Option("--prompt", help="What the video shows.")]
@@ -237,6 +253,31 @@ def make(
     budget: BudgetOpt = 0.0,
     video_model: VideoModelOpt = "",
     prompt_model: PromptModelOpt = "",
+    transition: Annotated[
+        str,
+        typer.Option("--transition", help="'cut' (hard cuts on the beat) or 'crossfade' (0.5 s dissolves)."),
+    ] = "cut",
+    review: Annotated[
+        bool,
+        typer.Option(
+            "--review", help="Stop after the storyboard to show prompts and cost; go on with 'approve'."
+        ),
+    ] = False,
+    continuity: Annotated[
+        str,
+        typer.Option(
+            "--continuity",
+            help="'none' or 'last_frame': each shot starts from the previous one's last frame (Veo; "
+            "shots then run one at a time, slower).",
+        ),
+    ] = "",
+    reference_image: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--reference-image",
+            help="A character/product/cover image for Veo 3.1 (PNG/JPEG/WebP; repeatable).",
+        ),
+    ] = None,
 ) -> None:
     """Make a music video from SONG and write it to OUT (default ./out/<song name>.mp4)."""
     params = _params(
@@ -250,6 +291,21 @@ def make(
         video_model=video_model,
         prompt_model=prompt_model,
     )
+    if transition not in ("cut", "crossfade"):
+        raise _fail(
+            InvalidParameter(f"--transition must be cut or crossfade, got {transition!r}"), EXIT_BAD_INPUT
+        )
+    params["transition"] = transition
+    if review:
+        params["review"] = True
+    try:
+        from kapsule_pipeline.generation.references import check_continuity
+
+        params["continuity"] = check_continuity(continuity or get_settings().continuity)
+    except KapsuleError as exc:
+        raise _fail(exc, EXIT_BAD_INPUT) from None
+    if reference_image:
+        params["reference_image_paths"] = [str(p) for p in reference_image]
     _make(song, output, params)
 
 
@@ -268,6 +324,104 @@ def demo(
 
     song = write_demo_song(Path(get_settings().work_dir).parent / "demo" / "demo-song.wav")
     _make(song, output, _params(prompt, style, aspect, resolution, 0, 0))
+
+
+# ------------------------------------------------------------------------------- review, re-roll
+
+
+def _stores(settings: Settings) -> Any:
+    from kapsule_pipeline.review import JobStores
+
+    return JobStores(settings, open_storage(settings.storage_url), open_status_store(settings.status_url))
+
+
+def _print_review(record: JobRecord, settings: Settings) -> None:
+    """The storyboard a paused job waits on: each shot's prompt, length and cost, then what to do."""
+    from kapsule_pipeline.review import review_summary
+
+    review = review_summary(_stores(settings), record)
+    table = Table("#", "start", "length", "asks", "cost", "prompt", title=f"job {record.id}: storyboard")
+    for shot in review.shots:
+        table.add_row(
+            str(shot.index),
+            f"{shot.start:.2f} s",
+            f"{shot.seconds:.2f} s",
+            f"{shot.request_seconds} s",
+            f"${shot.cost_usd:.2f}",
+            shot.prompt,
+        )
+    out.print(table)
+    out.print(
+        f"{len(review.shots)} shots, {review.video_seconds:.0f} s of video with {review.video_model}: "
+        f"estimated ${review.total_usd:.2f}"
+        + (f" (budget ${review.budget_usd:.2f})" if review.budget_usd else "")
+    )
+    out.print(f'awaiting approval: kapsule approve {record.id} [--prompt N="new prompt"]')
+
+
+def _parse_edits(edits: list[str]) -> dict[int, str]:
+    from kapsule_pipeline.errors import InvalidParameter
+
+    prompts: dict[int, str] = {}
+    for edit in edits:
+        number, sep, text = edit.partition("=")
+        if not sep or not number.strip().isdigit():
+            raise InvalidParameter(
+                f'--prompt takes N="new prompt" (a shot number, =, the prompt), got {edit!r}'
+            )
+        prompts[int(number)] = text
+    return prompts
+
+
+def _resume(record: JobRecord, output: Path | None, settings: Settings, launcher: Launcher) -> None:
+    """Follow a job an approval or a re-roll just launched, then write its video."""
+    status = open_status_store(settings.status_url)
+    final = _follow_or_cancel(status, launcher, record.id, record.execution or "")
+    stem = Path(str(record.params.get("song_name") or record.id)).stem
+    _deliver(final, output or Path("out") / f"{stem}-{record.id[-6:]}.mp4", settings)
+
+
+@app.command()
+def approve(
+    job_id: Annotated[str, typer.Argument(help="The job awaiting approval.")],
+    edits: Annotated[
+        list[str] | None,
+        typer.Option("--prompt", help='Change a shot\'s prompt first: N="new prompt" (repeatable).'),
+    ] = None,
+    output: Annotated[Path | None, typer.Option("-o", "--out", help="Where to write the MP4.")] = None,
+) -> None:
+    """Approve a reviewed storyboard (after optional prompt edits): generate the shots and the video."""
+    from kapsule_pipeline.review import approve as approve_job
+
+    settings = get_settings()
+    try:
+        launcher = make_launcher(settings.launcher, settings)
+        record = approve_job(_stores(settings), job_id, launcher, _parse_edits(edits or []))
+    except KapsuleError as exc:
+        raise _fail(exc, EXIT_BAD_INPUT) from None
+    err.print(f"job {record.id}: approved, generating")
+    _resume(record, output, settings, launcher)
+
+
+@app.command()
+def reroll(
+    job_id: Annotated[str, typer.Argument(help="A finished job.")],
+    shot: Annotated[int, typer.Argument(help="The shot number to make again.")],
+    prompt: Annotated[str | None, typer.Option("--prompt", help="A new prompt (default: keep it).")] = None,
+    seed: Annotated[int | None, typer.Option("--seed", help="A new seed (default: a random one).")] = None,
+    output: Annotated[Path | None, typer.Option("-o", "--out", help="Where to write the MP4.")] = None,
+) -> None:
+    """Make one shot of a finished job again, as a new job that pays only for that shot."""
+    from kapsule_pipeline.review import reroll as reroll_shot
+
+    settings = get_settings()
+    try:
+        launcher = make_launcher(settings.launcher, settings)
+        record = reroll_shot(_stores(settings), job_id, shot, launcher, prompt=prompt, seed=seed)
+    except KapsuleError as exc:
+        raise _fail(exc, EXIT_BAD_INPUT) from None
+    err.print(f"job {record.id}: re-roll of shot {shot} of {job_id}")
+    _resume(record, output, settings, launcher)
 
 
 # ----------------------------------------------------------------------------------------- analyze
@@ -364,6 +518,33 @@ def jobs_show(
         )
         table.add_row(f"time {stage}", took)
     out.print(table)
+
+
+@app.command()
+def reconcile(
+    job_ids: Annotated[list[str] | None, typer.Argument(help="Jobs to check (default: --owner's).")] = None,
+    owner: Annotated[list[str] | None, typer.Option("--owner", help="Whose jobs (repeatable).")] = None,
+    stale_after: Annotated[float, typer.Option(help="Seconds without a heartbeat.")] = 60.0,
+) -> None:
+    """Mark failed the running jobs whose heartbeat is stale and whose execution ended or vanished."""
+    from kapsule_pipeline.launch.cloudrun import StatusLauncher
+    from kapsule_pipeline.launch.reconcile import reconcile_stale
+
+    settings = get_settings()
+    try:
+        launcher = make_launcher(settings.launcher, settings)
+        if not isinstance(launcher, StatusLauncher):
+            raise KapsuleError(f"the {settings.launcher} launcher cannot report executions")
+        owners = owner if owner is not None else ([] if job_ids else ["local"])
+        checked = reconcile_stale(
+            open_status_store(settings.status_url), launcher, owners, stale_after, job_ids or ()
+        )
+    except KapsuleError as exc:
+        raise _fail(exc) from None
+    for r in checked:
+        note = f"[{r.error.code}] {r.error.message}" if r.error else r.message
+        out.print(f"{r.id} {r.state.value} {note}")
+    err.print(f"{len(checked)} stale job(s) checked, {sum(r.finished for r in checked)} now finished")
 
 
 # ------------------------------------------------------------------------------------ run-job, serve

@@ -19,7 +19,7 @@ from __future__ import annotations
 import contextlib
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from kapsule_pipeline.errors import ConfigError, InvalidParameter, InvalidTransition, LaunchError
 from kapsule_pipeline.jobs import JobRecord, JobState
@@ -40,6 +40,14 @@ class ExecutionStatus:
     succeeded: bool
     cancelled: bool
     message: str = ""
+
+
+@runtime_checkable
+class StatusLauncher(Protocol):
+    """A launcher that can tell how an execution ended (Cloud Run, and the local subprocess one)."""
+
+    def status(self, execution: str) -> ExecutionStatus | None:
+        """The execution's state, or ``None`` if it no longer exists (its ending is unknowable)."""
 
 
 def parse_job_url(url: str) -> str:
@@ -177,7 +185,7 @@ class CloudRunLauncher:
             raise _api_error(f"cancel execution {name}", exc) from exc
 
 
-def reconcile(store: StatusStore, launcher: CloudRunLauncher, job: JobRecord | str) -> JobRecord:
+def reconcile(store: StatusStore, launcher: StatusLauncher, job: JobRecord | str) -> JobRecord:
     """Mark ``job`` failed if its execution ended (or vanished) while the record still says it runs.
 
     The job entrypoint records every ending it can see itself; this covers the ones it cannot (the
@@ -192,7 +200,7 @@ def reconcile(store: StatusStore, launcher: CloudRunLauncher, job: JobRecord | s
     if found is None:
         error = {
             "code": "execution_lost",
-            "message": f"the Cloud Run execution {record.execution} no longer exists",
+            "message": f"the execution {record.execution} no longer exists",
             "stage": record.stage,
         }
     elif not found.done:
@@ -202,7 +210,7 @@ def reconcile(store: StatusStore, launcher: CloudRunLauncher, job: JobRecord | s
         detail = f": {found.message}" if found.message else ""
         error = {
             "code": "job_crashed",
-            "message": f"the Cloud Run execution {how} without finishing the job{detail}",
+            "message": f"the execution {how} without finishing the job{detail}",
             "stage": record.stage,
         }
     with contextlib.suppress(InvalidTransition):  # the job finished meanwhile: its word wins

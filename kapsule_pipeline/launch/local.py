@@ -17,6 +17,7 @@ from pathlib import Path
 
 from kapsule_pipeline.errors import InvalidParameter
 from kapsule_pipeline.launch.base import settings_env
+from kapsule_pipeline.launch.cloudrun import ExecutionStatus
 from kapsule_pipeline.settings import Settings, get_settings
 
 CANCEL_GRACE_S = 10.0
@@ -77,6 +78,21 @@ class LocalLauncher:
         except PermissionError:
             return None
         return None
+
+    def status(self, execution: str) -> ExecutionStatus | None:
+        """How the process is doing, for ``reconcile``: ``None`` once a process we did not start is gone.
+
+        A process this launcher started reports its exit code; one started by another process (the
+        API restarted, ``kapsule reconcile`` in another terminal) can only be seen alive or gone, and
+        gone without a word in the job record means it died.
+        """
+        code = self.poll(execution)
+        if code is None:
+            return ExecutionStatus(execution, done=False, succeeded=False, cancelled=False)
+        if execution not in self._procs:
+            return None
+        how = f"killed by signal {-code}" if code < 0 else f"exit code {code}"
+        return ExecutionStatus(execution, done=True, succeeded=code == 0, cancelled=False, message=how)
 
     def cancel(self, execution: str) -> None:
         pid = self._pid(execution)
