@@ -55,6 +55,7 @@ class Logged:
     kind: str
     body: dict[str, Any]
     headers: dict[str, str]
+    at: float = field(default_factory=time.monotonic)  # when it arrived, for benchmarks' timelines
 
 
 @dataclass
@@ -173,6 +174,77 @@ def default_plan(body: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def check_video_instance(model: str, body: dict[str, Any]) -> str:
+    """Refuse image fields the way Veo does: malformed images, reference images on a model without them."""
+    instance = (body.get("instances") or [{}])[0]
+    images = [instance["image"]] if "image" in instance else []
+    refs = instance.get("referenceImages") or []
+    if refs and not model.startswith("veo-3.1"):
+        return f"referenceImages is not supported by {model}"
+    if len(refs) > 3:
+        return "at most 3 reference images"
+    for ref in refs:
+        if str(ref.get("referenceType")).lower() not in ("asset", "style") or "image" not in ref:
+            return "each reference image needs an image and a referenceType"
+        images.append(ref["image"])
+    for image in images:
+        if image.get("mimeType") not in ("image/png", "image/jpeg", "image/webp"):
+            return f"unsupported image mimeType {image.get('mimeType')!r}"
+        try:
+            _b64(image["bytesBase64Encoded"])
+        except (KeyError, ValueError):
+            return "image.bytesBase64Encoded is missing or not base64"
+    return ""
+
+
+def check_inline_data(body: dict[str, Any]) -> str:
+    """Refuse inline parts Gemini would: no MIME type, bad base64, or over the 20 MB request limit."""
+    for content in body.get("contents", []):
+        for part in content.get("parts", []):
+            inline = part.get("inlineData")
+            if inline is None:
+                continue
+            mime = _mime(inline)
+            if not mime.startswith(("audio/", "image/", "video/")):
+                return f"unsupported inlineData mimeType {mime!r}"
+            try:
+                data = _b64(inline["data"])
+            except (KeyError, ValueError):
+                return "inlineData.data is missing or not base64"
+            if len(data) > 20 * 1024 * 1024:
+                return "request payload size exceeds the limit: 20 MB"
+    return ""
+
+
+def _b64(text: str) -> bytes:
+    """Protobuf JSON bytes: standard or URL-safe base64 (google-genai sends the URL-safe kind)."""
+    return base64.b64decode(text.replace("-", "+").replace("_", "/"), validate=True)
+
+
+def _mime(blob: dict[str, Any]) -> str:
+    """Protobuf JSON takes both spellings, and google-genai 2.34 sends ``mime_type`` in inline data."""
+    return str(blob.get("mimeType") or blob.get("mime_type") or "")
+
+
+def sent_audio(request: Logged) -> list[tuple[str, bytes]]:
+    """(MIME type, bytes) of every inline part a logged generateContent request carried."""
+    return [
+        (_mime(part["inlineData"]), _b64(part["inlineData"]["data"]))
+        for content in request.body.get("contents", [])
+        for part in content.get("parts", [])
+        if "inlineData" in part
+    ]
+
+
+def sent_images(request: Logged) -> tuple[bytes | None, list[bytes]]:
+    """The seed image and reference images a logged Veo start request carried, decoded."""
+    instance = (request.body.get("instances") or [{}])[0]
+    image = instance.get("image")
+    seed = _b64(image["bytesBase64Encoded"]) if image else None
+    refs = [_b64(r["image"]["bytesBase64Encoded"]) for r in instance.get("referenceImages") or []]
+    return seed, refs
+
+
 def _handler(state: FakeGoogle) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -227,10 +299,22 @@ def _handler(state: FakeGoogle) -> type[BaseHTTPRequestHandler]:
                 if failure is not None:
                     self._error(failure)
                 elif kind == "generate":
-                    self._send(200, state.generate(body))
+                    problem = check_inline_data(body)
+                    if problem:
+                        self._send(
+                            400, {"error": {"code": 400, "message": problem, "status": "INVALID_ARGUMENT"}}
+                        )
+                    else:
+                        self._send(200, state.generate(body))
                 elif kind == "predict":
                     project, location, model = match.groups()
-                    self._send(200, state.start(model, body, project, location))
+                    problem = check_video_instance(model, body)
+                    if problem:
+                        self._send(
+                            400, {"error": {"code": 400, "message": problem, "status": "INVALID_ARGUMENT"}}
+                        )
+                    else:
+                        self._send(200, state.start(model, body, project, location))
                 else:
                     self._send(*state.status(body.get("operationName", "")))
                 return

@@ -74,7 +74,7 @@ def test_vertex_storyboard_uses_structured_output_and_the_shot_list(
 def test_malformed_json_is_asked_again(api_key_env: Settings, fake_google: FakeGoogle) -> None:
     fake_google.gemini_replies = ['{"style_bible": {"palette": ', json.dumps({"shots": []})]
     plan = _write(api_key_env)
-    assert plan.prompts[0].startswith("Gemini shot 0") and plan.note == ""
+    assert plan.prompts[0].startswith("Gemini shot 0"), plan.note and plan.note == ""
     calls = fake_google.requests("generate")
     assert len(calls) == 3
     assert all(c.path == f"/v1beta/models/{MODEL}:generateContent" for c in calls)
@@ -154,3 +154,34 @@ def test_live_gemini_storyboard() -> None:  # pragma: no cover - opt-in, needs a
         _briefs(3), prompt="a violinist", style="35 mm film", analysis=_analysis()
     )
     assert len(plan.prompts) == 3 and plan.note == ""
+
+
+def test_gemini_hears_the_song_only_when_asked(
+    api_key_env: Settings,
+    fake_google: FakeGoogle,
+    demo_song_file: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from kapsule_pipeline import media
+    from tests.fake_google import sent_audio
+
+    writer = make_prompt_writer(MODEL, api_key_env)
+    writer.song = demo_song_file
+    writer.write(_briefs(), prompt="a violinist", style="", analysis=_analysis())
+    assert sent_audio(fake_google.requests("generate")[-1]) == [], "audio is off by default"
+
+    monkeypatch.setenv("KAPSULE_GEMINI_SEND_AUDIO", "true")
+    get_settings.cache_clear()
+    writer = make_prompt_writer(MODEL, get_settings())
+    writer.song = demo_song_file
+    plan = writer.write(_briefs(), prompt="a violinist", style="", analysis=_analysis())
+    assert plan.prompts[0].startswith("Gemini shot 0"), plan.note
+    [(mime, data)] = sent_audio(fake_google.requests("generate")[-1])
+    assert mime == "audio/mpeg"
+    excerpt = tmp_path / "sent.mp3"
+    excerpt.write_bytes(data)
+    probe = media.probe(excerpt)
+    assert probe.audio and probe.audio[0].codec == "mp3"
+    assert probe.duration == pytest.approx(media.probe(demo_song_file).duration, abs=0.2)
+    assert len(data) < demo_song_file.stat().st_size / 10  # low bitrate: a fraction of the WAV

@@ -65,6 +65,8 @@ def generate_shots(
         workers = getattr(generator, "max_workers", None) or DEFAULT_WORKERS
     if workers < 1:
         raise InvalidParameter(f"workers must be at least 1, got {workers}")
+    if should_stop is not None and hasattr(generator, "should_stop"):
+        generator.should_stop = should_stop  # a shot waiting for a Veo slot checks again before paying
     plan = [_plan(shot, board, generator, layout) for shot in board.shots]
     total = len(plan)
     previous = _load_manifest(storage, layout)

@@ -2,9 +2,20 @@
 
 Why it is shaped like this:
 - Veo quotas are low (about 10 start requests a minute) and operations take minutes, so shots run
-  concurrently (``settings.veo_concurrency`` in flight) while a shared rate limiter spaces the
-  *start* requests to ``settings.veo_requests_per_minute``. Polls back off from
-  ``veo_poll_interval_s`` to ``veo_poll_max_interval_s``.
+  concurrently (``settings.veo_concurrency`` operations in flight) while a shared sliding-window
+  limiter keeps *start* requests within ``settings.veo_requests_per_minute`` in any 60 s (a burst
+  up to the quota goes out at once; it never spaces starts it does not have to).
+- A concurrency slot is held only while Veo works: writing and probing the clip happen after the
+  slot is released (the runner gets twice as many workers as slots), so the next shot starts as
+  soon as a video is ready. Polls learn how long this model's operations take (``PollSchedule``):
+  sleep until just before the typical duration, then poll every ``veo_poll_interval_s``.
+- Continuity (``settings.continuity == "last_frame"``): the last frame of shot N that the video
+  shows seeds shot N+1 (image-to-video). Shot N+1's request names shot N's clip key, so it is
+  known before anything is generated and a changed shot N re-bills the shots after it. Shots then
+  run one at a time: continuity is bought with speed.
+- Reference images (``settings.reference_images``, storage keys) go to models that take them
+  (``REFERENCE_IMAGE_MODELS``) and are named in the request by their bytes' sha256; other models
+  record in the manifest that they were not used.
 - 429/5xx answers and network timeouts are transient: retried with exponential backoff and jitter,
   up to ``genai_client.RETRY_ATTEMPTS`` (module constants, so tests can shrink them). Anything else is a
   ``GenerationError`` a retry will not fix.
@@ -19,19 +30,23 @@ Why it is shaped like this:
 
 from __future__ import annotations
 
+import fnmatch
 import logging
 import os
 import re
+import statistics
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kapsule_pipeline import media
 from kapsule_pipeline.cost import price_per_second
-from kapsule_pipeline.errors import ConfigError, GenerationError, KapsuleError
+from kapsule_pipeline.errors import ConfigError, GenerationError, JobCancelled, KapsuleError
 from kapsule_pipeline.genai_client import make_genai_client, with_retries
+from kapsule_pipeline.generation.references import ImageRef, check_continuity, load_reference_image
 from kapsule_pipeline.models import Analysis, Shot, ShotRequest, ShotResult, Storyboard
 from kapsule_pipeline.settings import Settings, get_settings
 
@@ -41,6 +56,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 FALLBACK_GENERATOR = "local-fallback"
+REFERENCE_IMAGE_MODELS = ("veo-3.1*",)  # GenerateVideosConfig.reference_images (google-genai >= 1.40)
 SOFTEN_SUFFIX = "Tasteful, family-friendly, non-violent, no real people, no brands."
 _HARSH = re.compile(
     r"\b(blood\w*|gore|gory|violen\w*|weapon\w*|guns?|kill\w*|dead|death|naked|nude|explod\w*|explosion\w*|"
@@ -65,20 +81,75 @@ def allowed_seconds(model: str) -> tuple[int, ...]:
 
 
 class RateLimiter:
-    """Spaces calls evenly to ``per_minute`` across threads (a quota is per project, not per worker)."""
+    """At most ``per_minute`` calls in any 60 s window, across threads (a quota is per project).
 
-    def __init__(self, per_minute: float) -> None:
-        self.interval = 60.0 / per_minute
-        self._next = 0.0
+    A sliding window rather than even spacing: eight shots under a 10/min quota start together
+    instead of 6 s apart, and only a call that would break the quota waits. Any fixed minute is
+    also a window, so this never exceeds a per-minute quota however Google counts it.
+    ``clock``/``sleep`` are injectable so tests check the schedule without waiting.
+    """
+
+    def __init__(
+        self,
+        per_minute: float,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.capacity = max(1, int(per_minute))
+        self.window = 60.0 * self.capacity / per_minute  # < 1/min: one call per 60/per_minute s
+        self._starts: deque[float] = deque(maxlen=self.capacity)
+        self._clock, self._sleep = clock, sleep
         self._lock = threading.Lock()
 
-    def wait(self) -> None:
+    def wait(self) -> float:
+        """Block until a call may go out; return how long it waited."""
         with self._lock:
-            now = time.monotonic()
-            start = max(now, self._next)
-            self._next = start + self.interval
+            now = self._clock()
+            start = now
+            if len(self._starts) == self.capacity:  # the oldest of the last `capacity` calls must age out
+                start = max(now, self._starts[0] + self.window)
+            self._starts.append(start)
         if start > now:
-            time.sleep(start - now)
+            self._sleep(start - now)
+        return start - now
+
+
+class PollSchedule:
+    """When to poll an operation next, learned from how long this generator's operations took.
+
+    Operations of one model take about the same time. Until one has finished, polls back off from
+    ``first`` (x1.5) to ``longest``. Then an operation sleeps until just before the typical
+    duration (the median of recent ones), polls every ``first`` seconds up to 1.5x of it, and
+    backs off again after that: fewer requests, and a ready video is noticed within ``first``.
+    """
+
+    LEAD = 0.95  # wake this fraction of the typical duration in, in case this one is quicker
+
+    def __init__(self, first: float, longest: float) -> None:
+        self.first, self.longest = first, max(first, longest)
+        self._seen: deque[float] = deque(maxlen=16)
+        self._lock = threading.Lock()
+
+    def observe(self, seconds: float) -> None:
+        with self._lock:
+            self._seen.append(seconds)
+
+    @property
+    def expected(self) -> float | None:
+        with self._lock:
+            return statistics.median(self._seen) if self._seen else None
+
+    def delay(self, elapsed: float, previous: float | None) -> float:
+        """Seconds to sleep before the next poll, ``elapsed`` s after the operation started."""
+        expected = self.expected
+        if expected is not None:
+            wake = expected * self.LEAD
+            if elapsed + self.first < wake:
+                return wake - elapsed
+            if elapsed < expected * 1.5:
+                return self.first
+        return self.first if previous is None else min(self.longest, previous * 1.5)
 
 
 class _RefusedError(Exception):
@@ -99,11 +170,20 @@ class VeoGenerator:
         self.settings = settings or get_settings()
         self.price = price_per_second(model, self.settings)  # fail at start-up, not after paying
         self.rephraser = rephraser or soften_prompt
-        self.max_workers = self.settings.veo_concurrency
+        self.continuity = check_continuity(self.settings.continuity)
+        self.uses_references = any(fnmatch.fnmatchcase(model, p) for p in REFERENCE_IMAGE_MODELS)
+        # Twice the slots: a finished shot's clip is written and probed by its worker while another
+        # worker's shot already holds the freed slot. Continuity chains shots, so one at a time.
+        concurrency = self.settings.veo_concurrency
+        self.max_workers = 1 if self.continuity == "last_frame" else 2 * concurrency
+        self.should_stop: Callable[[], bool] | None = None  # set by the runner: checked before paying
         self._limiter = RateLimiter(self.settings.veo_requests_per_minute)
-        self._slots = threading.BoundedSemaphore(self.settings.veo_concurrency)
+        self._polls = PollSchedule(self.settings.veo_poll_interval_s, self.settings.veo_poll_max_interval_s)
+        self._slots = threading.BoundedSemaphore(concurrency)
         self._client: genai.Client | None = None
         self._client_lock = threading.Lock()
+        self._refs: list[ImageRef] | None = None
+        self._refs_lock = threading.Lock()
 
     @property
     def client(self) -> genai.Client:
@@ -122,6 +202,7 @@ class VeoGenerator:
         lengths = allowed_seconds(self.name)
         seconds = next((s for s in lengths if s >= shot.request_seconds), lengths[-1])
         resolution = "720p" if self.name.startswith("veo-2") else board.resolution
+        refs = [ref.sha256 for ref in self.reference_images()] if self.uses_references else []
         return ShotRequest(
             model=self.name,
             prompt=shot.prompt,
@@ -131,7 +212,38 @@ class VeoGenerator:
             resolution=resolution,  # type: ignore[arg-type]
             seconds=seconds,
             fps=board.fps,
+            image=self._seed_image_for(shot, board),
+            reference_images=refs,
         )
+
+    def reference_images(self) -> list[ImageRef]:
+        """The configured reference images, read from storage once per generator."""
+        with self._refs_lock:
+            if self._refs is None:
+                keys = self.settings.reference_images
+                if keys:
+                    from kapsule_pipeline.storage import open_storage
+
+                    storage = open_storage(self.settings.storage_url)
+                    self._refs = [load_reference_image(storage, key) for key in keys]
+                else:
+                    self._refs = []
+            return self._refs
+
+    def _seed_image_for(self, shot: Shot, board: Storyboard) -> str:
+        """With continuity, ``"last_frame:{index}-{key}@{seconds}"`` of the shot before; else ``""``.
+
+        Naming the previous clip by its request key (not the frame's bytes) lets the whole chain of
+        keys be known before generating, so the budget check and "already stored" hold as usual.
+        """
+        if self.continuity != "last_frame":
+            return ""
+        position = next(i for i, s in enumerate(board.shots) if s.index == shot.index)
+        if position == 0:
+            return ""
+        previous = board.shots[position - 1]
+        at = max(0.0, (previous.frames - 1) / board.fps)  # the last frame the video shows, not the clip's
+        return f"last_frame:{previous.index}-{self.request_for(previous, board).key()}@{at:.3f}"
 
     def estimate_cost_usd(self, request: ShotRequest) -> float:
         return round(request.seconds * self.price, 4)
@@ -141,41 +253,78 @@ class VeoGenerator:
         dest.parent.mkdir(parents=True, exist_ok=True)
         refusals: list[str] = []
         prompt = request.prompt
-        with self._slots:
-            for attempt in range(2):
-                try:
-                    data = self._run_operation(request, prompt)
-                except _RefusedError as refused:
-                    refusals.extend(refused.reasons or ["safety filter (no reason given)"])
-                    log.warning("shot %d refused by %s: %s", shot.index, self.name, refused)
-                    if attempt == 0:
-                        prompt = self._rephrase(prompt, refused.reasons)
-                    continue
-                _write_atomically(dest, data)
-                probe = media.probe(dest)
-                if not probe.real_video:
-                    dest.unlink(missing_ok=True)
-                    raise GenerationError(
-                        f"{self.name} returned a file with no video stream for shot {shot.index}"
-                    )
-                video = probe.real_video[0]
-                seconds = video.duration or probe.duration or float(request.seconds)
-                frames = video.frames or round(seconds * request.fps)
-                note = "" if not refusals else f"re-phrased after a safety refusal: {prompt}"
-                return ShotResult(
-                    index=shot.index,
-                    key=request.key(),
-                    file=str(dest),
-                    state="done",
-                    generator=self.name,
-                    cost_usd=self.estimate_cost_usd(request),
-                    seconds=seconds,
-                    frames=frames,
-                    exact_length=False,
-                    refusals=refusals,
-                    note=note,
+        seed = self._seed_frame(request, dest.parent) if request.image else None
+        notes = self._reference_notes()
+        for attempt in range(2):
+            try:
+                with self._slots:  # held only while Veo works; the clip is checked after release
+                    if self.should_stop is not None and self.should_stop():
+                        raise JobCancelled(f"cancelled before shot {shot.index} was requested")
+                    data = self._run_operation(request, prompt, seed)
+            except _RefusedError as refused:
+                refusals.extend(refused.reasons or ["safety filter (no reason given)"])
+                log.warning("shot %d refused by %s: %s", shot.index, self.name, refused)
+                if attempt == 0:
+                    prompt = self._rephrase(prompt, refused.reasons)
+                continue
+            _write_atomically(dest, data)
+            probe = media.probe(dest)
+            if not probe.real_video:
+                dest.unlink(missing_ok=True)
+                raise GenerationError(
+                    f"{self.name} returned a file with no video stream for shot {shot.index}"
                 )
+            video = probe.real_video[0]
+            seconds = video.duration or probe.duration or float(request.seconds)
+            frames = video.frames or round(seconds * request.fps)
+            if refusals:
+                notes.append(f"re-phrased after a safety refusal: {prompt}")
+            return ShotResult(
+                index=shot.index,
+                key=request.key(),
+                file=str(dest),
+                state="done",
+                generator=self.name,
+                cost_usd=self.estimate_cost_usd(request),
+                seconds=seconds,
+                frames=frames,
+                exact_length=False,
+                refusals=refusals,
+                note="; ".join(notes),
+            )
         return self._fallback(request, shot, analysis, dest, refusals)
+
+    def _reference_notes(self) -> list[str]:
+        if self.settings.reference_images and not self.uses_references:
+            count = len(self.settings.reference_images)
+            return [f"{count} reference image(s) not used: {self.name} does not take reference images"]
+        return []
+
+    def _seed_frame(self, request: ShotRequest, workdir: Path) -> ImageRef:
+        """The frame named by ``request.image``, grabbed from the previous shot's stored clip."""
+        from kapsule_pipeline.layout import JobLayout
+        from kapsule_pipeline.storage import open_storage
+
+        match = re.fullmatch(r"last_frame:(\d+)-([0-9a-f]+)@([0-9.]+)", request.image)
+        if match is None:
+            raise GenerationError(f"cannot seed a shot from {request.image!r}")
+        if not self.settings.job_id:
+            raise ConfigError("continuity needs the job id (KAPSULE_JOB_ID) to find the previous shot's clip")
+        index, key, at = int(match.group(1)), match.group(2), float(match.group(3))
+        storage = open_storage(self.settings.storage_url)
+        clip_key = JobLayout(self.settings.job_id).shot(index, key)
+        if not storage.exists(clip_key):
+            raise GenerationError(f"continuity: shot {index}'s clip {clip_key} is missing; generate it first")
+        local = storage.local_path(clip_key)
+        clip = local or storage.download_to(clip_key, workdir / f".seed-{index}-{key}.mp4")
+        frame = workdir / f".seed-{index}-{key}-{threading.get_ident()}.jpg"
+        try:
+            media.run(media.frame_at_cmd(clip, at, frame), timeout=self.settings.ffmpeg_timeout_s)
+            return ImageRef(data=frame.read_bytes(), mime_type="image/jpeg")
+        finally:
+            frame.unlink(missing_ok=True)
+            if local is None:
+                clip.unlink(missing_ok=True)
 
     # ----------------------------------------------------------------- internals
 
@@ -201,7 +350,12 @@ class VeoGenerator:
                 "generator": FALLBACK_GENERATOR,
                 "cost_usd": 0.0,
                 "refusals": refusals,
-                "note": f"{self.name} refused the shot twice (safety filter); filled by the local renderer",
+                "note": "; ".join(
+                    [
+                        f"{self.name} refused the shot twice (safety filter); filled by the local renderer",
+                        *self._reference_notes(),
+                    ]
+                ),
             }
         )
 
@@ -216,6 +370,14 @@ class VeoGenerator:
         }
         if not self.name.startswith("veo-2"):
             config["resolution"] = request.resolution
+        if self.uses_references and request.reference_images:
+            config["reference_images"] = [
+                types.VideoGenerationReferenceImage(
+                    image=types.Image(image_bytes=ref.data, mime_type=ref.mime_type),
+                    reference_type=types.VideoGenerationReferenceType.ASSET,
+                )
+                for ref in self.reference_images()
+            ]
         if self.vertex:  # seed, output_gcs_uri and generate_audio are Vertex-only in google-genai
             config["seed"] = request.seed
             config["generate_audio"] = False if not self.name.startswith("veo-2") else None
@@ -223,11 +385,12 @@ class VeoGenerator:
                 config["output_gcs_uri"] = self.settings.veo_output_gcs_uri
         return types.GenerateVideosConfig(**{k: v for k, v in config.items() if v is not None})
 
-    def _run_operation(self, request: ShotRequest, prompt: str) -> bytes:
+    def _run_operation(self, request: ShotRequest, prompt: str, seed: ImageRef | None = None) -> bytes:
         from google.genai import types
 
         client = self.client
-        source = types.GenerateVideosSource(prompt=prompt)
+        image = types.Image(image_bytes=seed.data, mime_type=seed.mime_type) if seed is not None else None
+        source = types.GenerateVideosSource(prompt=prompt, image=image)
         config = self._config(request)
 
         def start() -> types.GenerateVideosOperation:
@@ -235,15 +398,20 @@ class VeoGenerator:
             return client.models.generate_videos(model=self.name, source=source, config=config)
 
         operation = with_retries(start, f"{self.name} start")
-        deadline = time.monotonic() + self.settings.veo_timeout_s
-        interval = self.settings.veo_poll_interval_s
+        started = time.monotonic()
+        deadline = started + self.settings.veo_timeout_s
+        polled = [started]  # when each poll went out; the last "not done" one bounds the finish
+        interval: float | None = None
         while not operation.done:
             if time.monotonic() > deadline:
                 waited = self.settings.veo_timeout_s
                 raise GenerationError(f"{self.name} operation {operation.name} not done after {waited:.0f} s")
+            interval = self._polls.delay(time.monotonic() - started, interval)
             time.sleep(interval)
-            interval = min(self.settings.veo_poll_max_interval_s, interval * 1.5)
+            polled.append(time.monotonic())
             operation = with_retries(_poller(client, operation), f"{self.name} poll")
+        if len(polled) > 1:  # it finished between the last two polls
+            self._polls.observe((polled[-2] + polled[-1]) / 2 - started)
         if operation.error:
             raise GenerationError(
                 f"{self.name} operation failed: {operation.error.get('message', operation.error)}"

@@ -7,17 +7,24 @@ answer that does not parse or has the wrong shots is asked again (``INVALID_ANSW
 if Gemini still fails (or the service does) the local writer takes over with the reason recorded
 in the plan's ``note`` (it ends up in ``storyboard.json``), so a storyboard is always produced.
 A missing or broken configuration is not hidden behind the fallback: it raises ``ConfigError``.
+
+With ``settings.gemini_send_audio`` and a ``song`` set on the writer, Gemini also hears the song (a
+32 kb/s mono MP3 made by ``media``, inline), so prompts can follow its mood and instruments; the
+cut times still come from our analysis.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import tempfile
 import threading
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field, ValidationError
 
+from kapsule_pipeline import media
 from kapsule_pipeline.errors import ConfigError, GenerationError, KapsuleError
 from kapsule_pipeline.genai_client import make_genai_client, with_retries
 from kapsule_pipeline.models import Analysis
@@ -68,6 +75,7 @@ class GeminiPromptWriter:
         self.name = model
         self.settings = settings or get_settings()
         self.prompt_tokens = 0  # summed over this writer's calls, for the job record's cost
+        self.song: Path | None = None  # set by the storyboard stage; sent only with gemini_send_audio
         self._client: genai.Client | None = None
         self._lock = threading.Lock()
 
@@ -81,6 +89,7 @@ class GeminiPromptWriter:
     def write(self, briefs: list[ShotBrief], *, prompt: str, style: str, analysis: Analysis) -> PromptPlan:
         client = self.client  # ConfigError propagates: a broken setup is not a fallback case
         request = _request_text(briefs, prompt=prompt, style=style, analysis=analysis)
+        audio = self._audio_part()
         problem = ""
         for attempt in range(1, INVALID_ANSWER_ATTEMPTS + 1):
             try:
@@ -90,6 +99,7 @@ class GeminiPromptWriter:
                     if not problem
                     else f"{request}\n\nYour previous answer "
                     f"was unusable ({problem}). Answer again, valid JSON only.",
+                    audio,
                 )
             except ConfigError:
                 raise
@@ -136,7 +146,19 @@ class GeminiPromptWriter:
             raise GenerationError(f"{self.name} returned an empty re-phrasing")
         return new
 
-    def _ask(self, client: genai.Client, text: str) -> str:
+    def _audio_part(self) -> Any:
+        """The song as an inline MP3 part, or ``None`` when audio is off or there is no song."""
+        if not (self.settings.gemini_send_audio and self.song is not None):
+            return None
+        from google.genai import types
+
+        with tempfile.TemporaryDirectory(prefix="kapsule-gemini-") as tmp:
+            excerpt = Path(tmp) / "song.mp3"
+            cmd = media.audio_excerpt_cmd(self.song, excerpt, max_seconds=self.settings.max_song_seconds)
+            media.run(cmd, timeout=self.settings.ffmpeg_timeout_s)
+            return types.Part.from_bytes(data=excerpt.read_bytes(), mime_type="audio/mpeg")
+
+    def _ask(self, client: genai.Client, text: str, audio: Any = None) -> str:
         from google.genai import types
 
         config = types.GenerateContentConfig(
@@ -146,7 +168,9 @@ class GeminiPromptWriter:
             temperature=0.8,
         )
         response = with_retries(
-            lambda: client.models.generate_content(model=self.name, contents=text, config=config),
+            lambda: client.models.generate_content(
+                model=self.name, contents=[audio, text] if audio is not None else text, config=config
+            ),
             f"{self.name} storyboard",
         )
         usage = response.usage_metadata
