@@ -4,8 +4,10 @@ The storyboard is frame-exact, so the video is made frame-exact too: shot i fill
 ``start_frame..end_frame`` and the result has ``total_frames`` frames, with the song untouched as the
 soundtrack. When the clips were rendered locally with exactly their shot's frames and the shared
 H.264 setup, joining is a stream copy (a remux, an order of magnitude faster than encoding). Other
-clips (a Veo 8 s clip for a 6.3 s shot, another size) are first re-encoded one by one to exactly
-their shot's frames; see ``media``'s assembly section for why that is not done in the joining pass.
+clips (a Veo 8 s clip for a 6.3 s shot, another size or shape) are trimmed, fitted (scale to cover,
+centre crop) and joined in one encode pass that keeps one decoder open; ``media``'s assembly section
+says why shots are kept by frame number rather than by the concat demuxer's in/out points.
+Crossfades are dissolves centred on the planned cuts, made in the same single pass.
 
 Every output is written to a temporary file and moved into place, so a killed job never leaves a
 half-written video, poster or contact sheet where a finished one is expected.
@@ -18,6 +20,9 @@ import math
 import os
 import tempfile
 import time
+from collections import Counter
+from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont, ImageOps
@@ -54,7 +59,8 @@ def assemble_video(
 
     ``exact_lengths`` is the caller's promise that every clip already has exactly its shot's frames
     with the shared H.264 settings (``crf``, ``preset``); each clip is still probed, and one that
-    does not match is re-encoded rather than trusted.
+    does not match is re-encoded rather than trusted. ``board.transition`` picks hard cuts or
+    dissolves of ``board.crossfade_seconds`` centred on the cuts (always an encode).
     """
     started = time.monotonic()
     _check_inputs(board, clips, song)
@@ -62,36 +68,39 @@ def assemble_video(
     if not song_info.has_audio:
         raise AudioError(f"{song.name} has no audio stream to use as the soundtrack", code="not_audio")
     song_audio = song_info.audio[0]
+    audio_copied = song_audio.codec == "aac"
     width, height = frame_size(board.aspect_ratio, board.resolution)
+    sources = [Path(clip).resolve() for clip in clips]
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".assemble-", dir=out.parent) as tmp_name:
         tmp = Path(tmp_name)
-        entries = []
-        copied = True
-        for shot, clip in zip(board.shots, clips, strict=True):
-            source = Path(clip).resolve()
-            if not (exact_lengths and _ready_to_copy(source, shot.frames, width, height, board.fps)):
-                copied = False
-                normalized = tmp / f"shot-{shot.index:04d}.mp4"
-                cmd = media.normalize_clip_cmd(
-                    source, normalized, frames=shot.frames, width=width, height=height,
-                    fps=board.fps, crf=crf, preset=preset,
-                )  # fmt: skip
-                media.run(cmd, timeout=timeout, what=f"re-encoding shot {shot.index}")
-                source = normalized
-            entries.append(media.ConcatEntry(source, 0.0, shot.frames / board.fps))
-        list_file = tmp / "shots.ffconcat"
-        list_file.write_text(media.concat_list_text(entries))
         partial = tmp / "video.mp4"
-        audio_copied = song_audio.codec == "aac"
-        cmd = media.concat_mux_cmd(
-            list_file,
-            Path(song).resolve(),
-            partial,
-            copy_audio=audio_copied,
-            sample_rate=song_audio.sample_rate,
+        copied = (
+            board.transition == "cut"
+            and exact_lengths
+            and all(
+                _ready_to_copy(src, shot.frames, width, height, board.fps)
+                for shot, src in zip(board.shots, sources, strict=True)
+            )
         )
-        media.run(cmd, timeout=timeout, what="joining the shots")
+        if copied:
+            entries = [
+                media.ConcatEntry(src, 0.0, shot.frames / board.fps)
+                for shot, src in zip(board.shots, sources, strict=True)
+            ]
+            list_file = tmp / "shots.ffconcat"
+            list_file.write_text(media.concat_list_text(entries))
+            cmd = media.concat_mux_cmd(
+                list_file,
+                Path(song).resolve(),
+                partial,
+                copy_audio=audio_copied,
+                sample_rate=song_audio.sample_rate,
+            )
+            media.run(cmd, timeout=timeout, what="joining the shots")
+        else:
+            encode = _EncodeSettings(crf, preset, timeout, audio_copied, song_audio.sample_rate)
+            _encode_pass(board, sources, Path(song).resolve(), partial, tmp, encode)
         info = _check_output(partial, board)
         os.replace(partial, out)
     return AssemblyResult(
@@ -102,6 +111,89 @@ def assemble_video(
         audio_copied=audio_copied,
         seconds_taken=time.monotonic() - started,
     )
+
+
+@dataclass(frozen=True)
+class _EncodeSettings:
+    crf: int
+    preset: str
+    timeout: float
+    copy_audio: bool
+    sample_rate: int
+
+
+def crossfade_half_frames(board: Storyboard) -> int:
+    """Frames a dissolve spends on each side of a cut: half its length, never more than half a shot."""
+    wanted = round(board.crossfade_seconds * board.fps / 2)
+    shortest = min(shot.frames for shot in board.shots)
+    return max(0, min(wanted, shortest // 2))
+
+
+def _shape(video: media.VideoStream) -> tuple[int, int, int, Fraction, str]:
+    return (video.index, video.width, video.height, video.frame_rate, video.pix_fmt)
+
+
+def _encode_pass(
+    board: Storyboard,
+    sources: list[Path],
+    song: Path,
+    out: Path,
+    tmp: Path,
+    settings: _EncodeSettings,
+) -> None:
+    """Trim, fit, dissolve and join every clip in one FFmpeg encode pass with one decoder (see media)."""
+    crf, preset, timeout = settings.crf, settings.preset, settings.timeout
+    width, height = frame_size(board.aspect_ratio, board.resolution)
+    crossfade = board.transition == "crossfade" and len(board.shots) > 1
+    half = crossfade_half_frames(board) if crossfade else 0
+    videos = []
+    for shot, src in zip(board.shots, sources, strict=True):
+        try:
+            streams = media.probe(src).real_video
+        except MediaError as exc:
+            raise MediaError(f"the clip of shot {shot.index} cannot be read ({src.name}): {exc}") from exc
+        if not streams:
+            raise MediaError(f"the clip of shot {shot.index} has no video stream: {src.name}")
+        videos.append(streams[0])
+    # Frame numbers after decoding are exact only if every clip decodes to the same shape at the
+    # board's rate: the most common such shape streams through; the rare others are normalized to it.
+    streamable = [_shape(v) for v in videos if v.frame_rate == board.fps and v.frames]
+    common = Counter(streamable).most_common(1)[0][0] if streamable else None
+    if common is None or (common[4] != media.H264_PIX_FMT and len(streamable) < len(videos)):
+        common = (0, width, height, Fraction(board.fps), media.H264_PIX_FMT)  # normalize all to the board
+    spans: list[media.ShotSpan] = []
+    inputs: list[Path] = []
+    first = 0
+    for shot, src, video in zip(board.shots, sources, videos, strict=True):
+        frames = video.frames or 0
+        wanted = shot.frames + (half if shot.index < len(board.shots) - 1 else 0)
+        if _shape(video) != common or frames < shot.frames:
+            normalized = tmp / f"shot-{shot.index:04d}.mp4"
+            log.info(
+                "normalizing the clip of shot %d (%s) to %dx%d", shot.index, src.name, common[1], common[2]
+            )
+            cmd = media.normalize_clip_cmd(
+                src, normalized, frames=wanted, width=common[1], height=common[2],
+                fps=board.fps, crf=min(crf, 18), preset=preset,
+            )  # fmt: skip
+            media.run(cmd, timeout=timeout, what=f"re-encoding shot {shot.index}")
+            src, frames = normalized, wanted
+        inputs.append(src)
+        spans.append(media.ShotSpan(first=first, frames=shot.frames, tail=frames - shot.frames))
+        first += frames
+    list_file = tmp / "clips.ffconcat"
+    list_file.write_text(media.concat_list_text([media.ConcatEntry(src) for src in inputs]))
+    fit = media.fit_filters(width, height) if (common[1], common[2]) != (width, height) else []
+    if crossfade and half > 0:
+        graph = media.crossfade_filter(spans, fps=board.fps, half_frames=half, fit=fit)
+    else:
+        graph = media.hard_cut_filter(spans, fps=board.fps, fit=fit)
+    cmd = media.assembly_cmd(
+        list_file, song, out, graph=graph, complex_graph=graph.startswith("[0:v:0]"), fps=board.fps,
+        frames=board.total_frames, crf=crf, preset=preset, copy_audio=settings.copy_audio,
+        sample_rate=settings.sample_rate,
+    )  # fmt: skip
+    media.run(cmd, timeout=timeout, what="assembling the video")
 
 
 def _check_inputs(board: Storyboard, clips: list[Path], song: Path) -> None:

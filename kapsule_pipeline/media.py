@@ -353,12 +353,21 @@ def scene_cuts(video: Path, threshold: float = 0.3, timeout: float = 600.0) -> l
 
 
 # ------------------------------------------------------------------------------------------ assembly
-# Builders for assemble.py. Joining uses the concat demuxer with stream copy: the shots already share
-# one H.264 setup, so the final video costs a remux, not an encode. Clips that do not share it are
-# first normalized one by one (``normalize_clip_cmd``), because the concat demuxer's ``outpoint``
-# compares *decoding* timestamps: re-encoding straight from a list of B-frame clips lets a few frames
-# past each outpoint through (measured: 5 frames per cut with x264 veryfast clips), which moves every
-# cut off the beat and makes the video longer than the song.
+# Builders for assemble.py. Two ways to join:
+# * exact clips (the local renderer's: each has its shot's frames and the shared H.264 setup) are
+#   joined by the concat demuxer with stream copy: a remux, an order of magnitude under the floor;
+# * any other clips (a Veo 8 s clip for a 6.3 s shot) go through ONE encode pass
+#   (``assembly_cmd``): the concat demuxer feeds every clip, in order, through one decoder, and the
+#   filter graph keeps each shot's frames *by frame number after decoding* (``select``/``trim`` on
+#   ``n``). Frame numbers are exact where timestamps are not: the concat demuxer's ``outpoint``
+#   compares *decoding* timestamps, so with B-frames a few frames past each outpoint leak through
+#   (measured: 5 per cut with x264 veryfast clips), and its output timestamps carry each file's audio
+#   priming offset (23 ms for AAC at 44.1 kHz), half a frame of uncertainty per cut. Opening every
+#   clip as its own input with ``-ss/-t`` and trimming in the graph is exact too, but keeps ~25
+#   decoders alive (~1 GB RSS at 720p); one decoder stays near a plain encode's ~200 MB.
+# Frame numbering only holds while the decoder's output never changes shape (a change re-creates
+# the filter graph and restarts ``n``), so a clip of another size, rate or pixel format is first
+# normalized to the others' shape (``normalize_clip_cmd``); that is rare (a fallback clip).
 
 
 @dataclass(frozen=True)
@@ -386,6 +395,19 @@ def concat_list_text(entries: Sequence[ConcatEntry]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def fit_filters(width: int, height: int) -> list[str]:
+    """Scale a picture of any shape to cover width×height, then crop the centre: no bars, no stretch.
+
+    A music video fills the screen; a 9:16 clip in a 16:9 video keeps its middle band, and a Veo
+    16:9 clip in a 1:1 video keeps its middle square. Sizes are kept even for yuv420p.
+    """
+    return [
+        f"scale={width}:{height}:force_original_aspect_ratio=increase:flags=bicubic",
+        f"crop={width}:{height}",
+        "setsar=1",
+    ]
+
+
 def normalize_clip_cmd(
     src: Path,
     out: Path,
@@ -401,15 +423,14 @@ def normalize_clip_cmd(
     """Re-encode a clip to exactly ``frames`` frames of width×height at ``fps`` with the shared H.264 setup.
 
     Longer clips are cut, a clip that is a little short holds its last frame, and a clip of another
-    size or shape is scaled to fit and letterboxed, so any clip can then be joined by stream copy.
+    size or shape is scaled to cover the frame and centre-cropped (``fit_filters``), so any clip can
+    then be joined by stream copy or fed to ``assembly_cmd`` with the others.
     """
     filters = ",".join(
         [
             "setpts=PTS-STARTPTS",
             f"fps={fps}",
-            f"scale={width}:{height}:force_original_aspect_ratio=decrease",
-            f"pad={width}:{height}:(ow-iw)/2:(oh-ih)/2",
-            "setsar=1",
+            *fit_filters(width, height),
             f"tpad=stop_mode=clone:stop={frames}",
         ]
     )
@@ -449,6 +470,167 @@ def concat_mux_cmd(
     return args
 
 
+@dataclass(frozen=True)
+class ShotSpan:
+    """Where one shot's frames are in the concatenated clip stream (frames counted from 0, decode output).
+
+    ``first`` is the shot's first frame, ``frames`` its length, ``tail`` how many frames the clip
+    has after the shot (a crossfade borrows up to half its length from there).
+    """
+
+    first: int
+    frames: int
+    tail: int = 0
+
+
+def _between(spans: Sequence[tuple[int, int]]) -> str:
+    return "+".join(f"between(n,{a},{b - 1})" for a, b in spans)
+
+
+def hard_cut_filter(spans: Sequence[ShotSpan], *, fps: int, fit: Sequence[str] = ()) -> str:
+    """Keep each shot's frames of the concatenated stream, renumbered onto the frame grid."""
+    keep = _between([(s.first, s.first + s.frames) for s in spans])
+    return ",".join([f"select='{keep}'", f"setpts=N/({fps}*TB)", *fit])
+
+
+def crossfade_filter(
+    spans: Sequence[ShotSpan], *, fps: int, half_frames: int, fit: Sequence[str] = ()
+) -> str:
+    """Dissolves of ``2 * half_frames`` frames centred on every cut, in one graph on one decoder.
+
+    Each shot's picture stays where the storyboard put it: across a cut the outgoing clip runs on
+    for ``half_frames`` (its own surplus frames, or its last frame held), and the incoming clip's
+    first frame is held for ``half_frames`` before the cut. So the mid-point of every dissolve is the
+    planned cut, and the total length is the sum of the shots. Only the frames used are selected
+    and fitted before ``split``; each branch ``trim``s its shot by frame number, and ``xfade``s are
+    chained in time order, so frames flow from the single decoder without piling up.
+    Memory grows with the cuts, though: each ``xfade`` keeps its own frame pool, measured ~30 MB per
+    cut at 720p (871 MB for 25 clips, against ~200 MB for hard cuts).
+    """
+    if len(spans) < 2 or half_frames < 1:
+        return hard_cut_filter(spans, fps=fps, fit=fit)
+    h = half_frames
+    last = len(spans) - 1
+    used = [min(s.tail, h) if i < last else 0 for i, s in enumerate(spans)]
+    keep = _between([(s.first, s.first + s.frames + u) for s, u in zip(spans, used, strict=True)])
+    labels = "".join(f"[s{i}]" for i in range(len(spans)))
+    parts = [
+        f"[0:v:0]select='{keep}',setpts=N/({fps}*TB),{','.join([*fit, 'null'])},split={len(spans)}{labels}"
+    ]
+    position = 0
+    for i, (span, u) in enumerate(zip(spans, used, strict=True)):
+        length = span.frames + u
+        chain = [f"trim=start_frame={position}:end_frame={position + length}", "setpts=PTS-STARTPTS"]
+        pads = []
+        if i > 0:
+            pads.append(f"start_mode=clone:start={h}")
+        if i < last and u < h:
+            pads.append(f"stop_mode=clone:stop={h - u}")
+        if pads:
+            chain.append("tpad=" + ":".join(pads))
+        parts.append(f"[s{i}]{','.join(chain)}[v{i}]")
+        position += length
+    duration = 2 * h / fps
+    cut = spans[0].frames
+    previous = "v0"
+    for i in range(1, len(spans)):
+        out = "vout" if i == last else f"x{i}"
+        offset = (cut - h) / fps
+        parts.append(
+            f"[{previous}][v{i}]xfade=transition=fade:duration={duration:.6f}:offset={offset:.6f}[{out}]"
+        )
+        previous = out
+        cut += spans[i].frames
+    parts[-1] = parts[-1][: -len("[vout]")] + f",setpts=N/({fps}*TB)[vout]"
+    return ";".join(parts)
+
+
+def assembly_cmd(
+    list_file: Path,
+    song: Path,
+    out: Path,
+    *,
+    graph: str,
+    complex_graph: bool,
+    fps: int,
+    frames: int,
+    crf: int,
+    preset: str,
+    copy_audio: bool,
+    sample_rate: int | None = None,
+    audio_bitrate: str = "256k",
+    threads: int = 0,
+) -> list[str]:
+    """The one encode pass: clips of ``list_file`` (input 0) through ``graph``, the song (input 1) under them.
+
+    ``graph`` is a ``hard_cut_filter`` (a simple ``-vf`` chain) or a ``crossfade_filter``
+    (``complex_graph``: a ``-filter_complex`` ending in ``[vout]``). Audio rules as ``concat_mux_cmd``.
+    """
+    args = [
+        "ffmpeg", "-nostdin", "-v", "error", "-y",
+        "-f", "concat", "-safe", "0", "-i", str(list_file), "-i", str(song),
+    ]  # fmt: skip
+    if complex_graph:
+        args += ["-filter_complex", graph, "-map", "[vout]"]
+    else:
+        args += ["-map", "0:v:0", "-vf", graph]
+    args += ["-map", "1:a:0", *h264_args(crf=crf, preset=preset, fps=fps, threads=threads)]
+    args += ["-frames:v", str(frames)]
+    if copy_audio:
+        args += ["-c:a", "copy"]
+    else:
+        args += ["-c:a", "aac", "-b:a", audio_bitrate]
+        if sample_rate:
+            args += ["-ar", str(sample_rate)]
+    args += ["-map_metadata", "-1", "-movflags", "+faststart", "-f", "mp4", str(out)]
+    return args
+
+
+# ----------------------------------------------------------------------------------------- loudness
+
+
+@dataclass(frozen=True)
+class Loudness:
+    """EBU R128 figures of a song, as a mastering engineer reads them (analysis only, nothing changed)."""
+
+    integrated_lufs: float  # programme loudness; streaming services aim near -14 LUFS
+    range_lu: float  # loudness range: how much the song breathes
+    true_peak_dbtp: float  # above -1 dBTP risks clipping after lossy encoding
+
+
+def loudness_cmd(path: Path) -> list[str]:
+    """Measure EBU R128 loudness with FFmpeg's ``ebur128`` filter; the summary goes to stderr."""
+    return [
+        "ffmpeg", "-nostdin", "-v", "info", "-i", str(path), "-map", "0:a:0", "-vn",
+        "-af", "ebur128=peak=true", "-f", "null", "-",
+    ]  # fmt: skip
+
+
+def parse_loudness(stderr: str) -> Loudness:
+    """Read the ``Summary:`` block ``ebur128`` prints at the end (pure; unit-testable)."""
+    summary = stderr.rsplit("Summary:", 1)
+    if len(summary) != 2:
+        raise MediaError("ffmpeg printed no loudness summary")
+    values: dict[str, float] = {}
+    for line in summary[1].splitlines():
+        key, _, rest = line.strip().partition(":")
+        token = rest.split()[0] if rest.split() else ""
+        if key in {"I", "LRA", "Peak"} and token:
+            try:
+                values[key] = float(token)
+            except ValueError:
+                values[key] = float("-inf")  # "-inf" for digital silence parses; anything else is odd
+    if "I" not in values:
+        raise MediaError("ffmpeg's loudness summary has no integrated loudness")
+    return Loudness(values["I"], values.get("LRA", 0.0), values.get("Peak", float("-inf")))
+
+
+def loudness(path: Path, timeout: float = 600.0) -> Loudness:
+    """EBU R128 integrated loudness, loudness range and true peak of ``path``'s first audio stream."""
+    result = run(loudness_cmd(path), timeout=timeout, what="measuring loudness")
+    return parse_loudness(result.stderr.decode("utf-8", "replace"))
+
+
 # ----------------------------------------------------------------------------------------- baselines
 
 
@@ -463,4 +645,14 @@ def floor_encode_cmd(
         "ffmpeg", "-nostdin", "-v", "error", "-y",
         "-f", "lavfi", "-i", f"testsrc2=size={width}x{height}:rate={fps}:duration={seconds}",
         *h264_args(crf=crf, preset=preset, fps=fps), "-an", str(out),
+    ]  # fmt: skip
+
+
+def audio_excerpt_cmd(src: Path, out: Path, *, max_seconds: float, bitrate_kbps: int = 32) -> list[str]:
+    """A small mono MP3 of the song for Gemini to listen to (inline data must stay well under 20 MB:
+    32 kb/s is 2.4 MB for 10 minutes, plenty to hear mood, instruments and structure)."""
+    return [
+        "ffmpeg", "-nostdin", "-v", "error", "-y", "-i", str(src), "-t", f"{max_seconds:.3f}",
+        "-vn", "-sn", "-dn", "-ac", "1", "-ar", "22050", "-c:a", "libmp3lame", "-b:a", f"{bitrate_kbps}k",
+        str(out),
     ]  # fmt: skip

@@ -13,7 +13,10 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-AspectRatio = Literal["16:9", "9:16"]
+AspectRatio = Literal["16:9", "9:16", "1:1"]
+Transition = Literal["cut", "crossfade"]
+# A short dissolve centred on the cut: long enough to read, short enough to stay on the beat.
+CROSSFADE_SECONDS = 0.5
 Resolution = Literal["720p", "1080p"]
 
 FRAME_SIZES: dict[tuple[str, str], tuple[int, int]] = {
@@ -21,6 +24,8 @@ FRAME_SIZES: dict[tuple[str, str], tuple[int, int]] = {
     ("9:16", "720p"): (720, 1280),
     ("16:9", "1080p"): (1920, 1080),
     ("9:16", "1080p"): (1080, 1920),
+    ("1:1", "720p"): (720, 720),
+    ("1:1", "1080p"): (1080, 1080),
 }
 
 
@@ -102,6 +107,9 @@ class Storyboard(BaseModel):
     total_frames: int
     shots: list[Shot]
     prompt_writer_note: str = ""  # e.g. why the Gemini writer fell back to the local one
+    # How shots meet: a hard cut on the frame (default) or a dissolve centred on the cut frame.
+    transition: Transition = "cut"
+    crossfade_seconds: float = Field(default=CROSSFADE_SECONDS, gt=0, le=2.0)
 
 
 class ShotRequest(BaseModel):
@@ -119,9 +127,18 @@ class ShotRequest(BaseModel):
     # both belong in the key, or a re-timed storyboard would reuse a clip of the wrong length.
     start: float = 0.0
     frames: int = 0
+    # Images that seed the shot (Veo): with "last_frame" continuity, the previous clip's key and the
+    # time of its frame; reference images by the sha256 of their bytes. Left out of the key while
+    # empty, so keys made before these fields existed stay valid (no clip is paid for twice).
+    image: str = ""
+    reference_images: list[str] = Field(default_factory=list)
 
     def key(self) -> str:
-        blob = json.dumps(self.model_dump(mode="json"), sort_keys=True).encode()
+        data = self.model_dump(mode="json")
+        for name in ("image", "reference_images"):
+            if not data[name]:
+                del data[name]
+        blob = json.dumps(data, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 
 

@@ -95,6 +95,19 @@ class Settings(BaseSettings):
     veo_poll_interval_s: float = Field(10.0, gt=0, description="First wait between operation polls.")
     veo_poll_max_interval_s: float = Field(30.0, gt=0, description="Polls back off up to this interval.")
     veo_timeout_s: float = Field(900.0, gt=0, description="Give up on one Veo operation after this long.")
+    continuity: str = Field(
+        "none",
+        description="'none': shots in parallel; 'last_frame': the last frame of shot N seeds shot N+1 "
+        "(Veo image-to-video; shots then run one at a time, trading speed for continuity).",
+    )
+    reference_images: list[str] = Field(
+        default_factory=list,
+        description="Storage keys of reference images (character, product, cover) for Veo 3.1 models.",
+    )
+    gemini_send_audio: bool = Field(
+        False,
+        description="Also send a low-bitrate excerpt of the song to Gemini with the storyboard request.",
+    )
     veo_output_gcs_uri: str | None = Field(
         None, description="Vertex only: gs://BUCKET/PREFIX where Veo writes clips (else bytes come back)."
     )

@@ -75,6 +75,7 @@ STAGE_PARAMS: dict[str, dict[str, Any]] = {
         "seed": 0,
         "video_model": "local",
         "prompt_model": "local",
+        "transition": "cut",
     },
     "generate": {"video_model": "local", "budget_usd": 0.0},
     "assemble": {},
@@ -134,6 +135,12 @@ class JobContext:
         else:
             ctx.record()  # fail here, with JobNotFound, rather than in the middle of a stage
         return ctx
+
+    def generation_settings(self) -> Settings:
+        """Settings for this job's video generator: its continuity and reference images (job params)."""
+        from kapsule_pipeline.generation.references import settings_for_job
+
+        return settings_for_job(self.settings, self.job_id, self.record().params)
 
     def _ensure_demo_job(self) -> None:
         """Create the demo job's record and input song if they are missing (idempotent)."""
@@ -330,6 +337,7 @@ def run_storyboard(
     seed: int = 0,
     video_model: str = "",
     prompt_model: str = "",
+    transition: str = "cut",
 ) -> Storyboard:
     """Plan the shots on the music and write ``work/storyboard.json``."""
     from kapsule_pipeline.prompting import make_prompt_writer
@@ -339,6 +347,8 @@ def run_storyboard(
     ctx.report("storyboard", 0.0, "planning the shots")
     analysis = load_analysis(ctx)
     writer = make_prompt_writer(prompt_model or ctx.settings.prompt_model, ctx.settings)
+    if ctx.settings.gemini_send_audio and hasattr(writer, "song"):
+        writer.song = ctx.input_song()  # Gemini hears the song too (settings.gemini_send_audio)
     board = plan_storyboard(
         analysis,
         prompt=prompt,
@@ -350,6 +360,7 @@ def run_storyboard(
         fps=ctx.settings.fps,
         video_model=video_model or ctx.settings.video_model,
         writer=writer,
+        transition=transition or "cut",
     )
     ctx.write_model(ctx.layout.storyboard, board)
     # Gemini bills per token; the writer counts what it sent (0 for the local writer).
@@ -385,11 +396,13 @@ def run_generate(ctx: JobContext, *, video_model: str = "", budget_usd: float | 
     """
     from kapsule_pipeline.cost import check_budget, estimate_storyboard
     from kapsule_pipeline.generation import make_video_generator
+    from kapsule_pipeline.generation.references import note_ignored_images
     from kapsule_pipeline.generation.runner import generate_shots
 
     board = load_storyboard(ctx)
     analysis = load_analysis(ctx)
-    generator = make_video_generator(video_model or board.video_model, ctx.settings)
+    generation_settings = ctx.generation_settings()
+    generator = make_video_generator(video_model or board.video_model, generation_settings)
     stored = {
         shot.index
         for shot in board.shots
@@ -430,6 +443,9 @@ def run_generate(ctx: JobContext, *, video_model: str = "", budget_usd: float | 
         on_shot=on_shot,
         should_stop=ctx.cancelled,
     )
+    if (noted := note_ignored_images(manifest, generator.name, generation_settings)) is not None:
+        manifest = noted  # the local renderer draws no images: say so in the manifest
+        ctx.write_model(ctx.layout.manifest, manifest)
     ctx.report("generate", 0.97, "contact sheet")
     make_contact_sheet_file(ctx, board, manifest)
     ctx.report("generate", 1.0, f"{len(manifest.shots)} shots ready")
@@ -643,7 +659,7 @@ def cost_table(
 
     record = ctx.record()
     model = video_model or board.video_model
-    generator = make_video_generator(model, ctx.settings)
+    generator = make_video_generator(model, ctx.generation_settings())
     total = estimate_storyboard(board, generator)
     new = estimate_storyboard(board, generator, exists=ctx.storage.exists, layout=ctx.layout)
     if budget_usd is None:
@@ -711,6 +727,23 @@ def video_summary(path: Path) -> Table:
     for a in p.audio:
         pairs.append((f"audio #{a.index}", f"{a.codec} {a.sample_rate} Hz, {a.channels} ch"))
     return _kv(Path(path).name, pairs)
+
+
+def loudness_table(ctx: JobContext) -> Table:
+    """EBU R128 readout of the song as uploaded: analysis only, the video carries the song unchanged.
+
+    Integrated loudness near -14 LUFS is what streaming services play at; a true peak above -1 dBTP
+    may clip once a platform re-encodes the audio. Kapsule never normalizes: the mix is the artist's.
+    """
+    reading = media.loudness(ctx.input_song(), timeout=ctx.settings.ffmpeg_timeout_s)
+    return _kv(
+        "Loudness (EBU R128, the song as uploaded)",
+        [
+            ("integrated", f"{reading.integrated_lufs:.1f} LUFS"),
+            ("loudness range", f"{reading.range_lu:.1f} LU"),
+            ("true peak", f"{reading.true_peak_dbtp:.1f} dBTP"),
+        ],
+    )
 
 
 def assembly_table(result: AssemblyResult) -> Table:

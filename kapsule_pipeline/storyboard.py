@@ -25,13 +25,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from kapsule_pipeline.errors import GenerationError, InvalidParameter
-from kapsule_pipeline.models import FRAME_SIZES, Analysis, Shot, Storyboard
+from kapsule_pipeline.models import CROSSFADE_SECONDS, FRAME_SIZES, Analysis, Shot, Storyboard
 from kapsule_pipeline.prompting.base import PromptWriter, ShotBrief
 from kapsule_pipeline.prompting.local import LocalPromptWriter
 
 SHORTEST_SHOT_S = 1.0  # never cut shorter than this, whatever the music does
 GRID_STEP_S = 0.5  # spacing of fallback cut points where no beat can be used
 CLIP_SECONDS = (4, 6, 8)  # clip lengths a video model is asked for
+TRANSITIONS = ("cut", "crossfade")
 
 # Rewards for ending a shot on a candidate (higher = better cut) and the length-cost weights.
 REWARD_BEAT = 0.0
@@ -279,14 +280,24 @@ def plan_storyboard(
     fps: int = 24,
     video_model: str = "local",
     writer: PromptWriter | None = None,
+    transition: str = "cut",
+    crossfade_seconds: float = CROSSFADE_SECONDS,
 ) -> Storyboard:
-    """Cut the song into shots and ask ``writer`` (default: the local one) for one prompt per shot."""
+    """Cut the song into shots and ask ``writer`` (default: the local one) for one prompt per shot.
+
+    ``transition`` is how shots meet in the video: ``cut`` (hard cuts on the planned frames) or
+    ``crossfade`` (dissolves of ``crossfade_seconds`` centred on them); the cuts are planned the same.
+    """
     ratios = sorted({ratio for ratio, _ in FRAME_SIZES})
     resolutions = sorted({res for _, res in FRAME_SIZES})
     if aspect_ratio not in ratios:
         raise InvalidParameter(f"aspect_ratio must be one of {', '.join(ratios)}, got {aspect_ratio!r}")
     if resolution not in resolutions:
         raise InvalidParameter(f"resolution must be one of {', '.join(resolutions)}, got {resolution!r}")
+    if transition not in TRANSITIONS:
+        raise InvalidParameter(f"transition must be one of {', '.join(TRANSITIONS)}, got {transition!r}")
+    if not 0 < crossfade_seconds <= 2.0:
+        raise InvalidParameter(f"crossfade_seconds must be above 0 and at most 2, got {crossfade_seconds}")
     writer = writer or LocalPromptWriter()
     cuts = plan_cuts(analysis, fps=fps, max_shots=max_shots)
     briefs = []
@@ -330,4 +341,6 @@ def plan_storyboard(
         total_frames=cuts[-1][1],
         shots=shots,
         prompt_writer_note=plan.note,
+        transition=transition,  # type: ignore[arg-type]  # checked above
+        crossfade_seconds=crossfade_seconds,
     )

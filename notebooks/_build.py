@@ -30,13 +30,14 @@ PARAM_COMMENTS = {
     "status_url": "empty: KAPSULE_STATUS_URL",
     "prompt": "what the video shows; empty lets the prompt writer choose",
     "style": "look and feel, e.g. 'grainy 16 mm, neon'",
-    "aspect_ratio": '"16:9" or "9:16"',
+    "aspect_ratio": '"16:9", "9:16" or "1:1"',
     "resolution": '"720p" or "1080p"',
     "max_shots": "0: as many as the music asks for",
     "seed": "same seed, same storyboard and shots",
     "video_model": '"local" renderer or a Veo model id',
     "prompt_model": '"local" writer or a Gemini model id',
     "budget_usd": "most this job may spend on video, in USD; 0: no cap",
+    "transition": '"cut" (hard cuts) or "crossfade" (0.5 s dissolves centred on the cuts)',
 }
 
 SETUP = """\
@@ -108,6 +109,7 @@ CELLS: dict[str, list[Cell]] = {
                 seed=seed,
                 video_model=video_model,
                 prompt_model=prompt_model,
+                transition=transition,
             )
             stages.shot_table(board)
         """,
@@ -179,6 +181,13 @@ CELLS: dict[str, list[Cell]] = {
         code("stages.show_video(ctx)"),
         md("## ffprobe"),
         code("stages.video_summary(result.video)"),
+        md("""
+            ## Loudness
+
+            EBU R128 measured on the song as uploaded. Nothing is normalized: the video carries the
+            song's own audio (copied when it is AAC, else AAC 256 kb/s), so this is the mix as released.
+        """),
+        code("stages.loudness_table(ctx)"),
     ],
 }
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -168,7 +171,7 @@ def test_bad_inputs_fail_cleanly_without_leaving_a_partial_video(
         assemble_video(board, exact_clips, exact_clips[0], out_dir / "v.mp4", exact_lengths=True)
     broken = tmp_path / "broken.mp4"
     broken.write_bytes(b"not a video at all")
-    with pytest.raises(MediaError, match="re-encoding shot 1"):
+    with pytest.raises(MediaError, match="clip of shot 1 cannot be read"):
         assemble_video(
             board,
             [exact_clips[0], broken, *exact_clips[2:]],
@@ -241,3 +244,108 @@ def test_builders_are_plain_argument_lists(tmp_path: Path) -> None:
     )
     assert norm[norm.index("-frames:v") + 1] == "152" and "libx264" in norm
     assert "tpad=stop_mode=clone:stop=152" in norm[norm.index("-vf") + 1]
+
+
+def motion_clip(path: Path, colour: str, frames: int, size: str) -> Path:
+    """A Veo-like clip: a colour field with a moving pattern (so x264 uses B-frames) and an AAC track."""
+    w, h = (int(v) for v in size.split("x"))
+    media.run([
+        "ffmpeg", "-nostdin", "-v", "error", "-y",
+        "-f", "lavfi", "-i", f"color=c={colour}:s={size}:r={FPS}",
+        "-f", "lavfi", "-i", f"testsrc2=s={w // 4}x{h // 4}:r={FPS}",
+        "-f", "lavfi", "-i", "sine=frequency=500",
+        "-filter_complex", "[0][1]overlay=8:8:shortest=1[v]", "-map", "[v]", "-map", "2:a",
+        "-c:v", "libx264", "-preset", "veryfast", "-crf", "30", "-bf", "3", "-pix_fmt", "yuv420p",
+        "-frames:v", str(frames), "-c:a", "aac", "-shortest", str(path),
+    ])  # fmt: skip
+    return path
+
+
+@pytest.fixture(scope="module")
+def veo_like_clips(media_dir: Path) -> list[Path]:
+    """B-frame clips with motion and audio, each 30 frames longer than its shot."""
+    return [
+        motion_clip(media_dir / f"veo-{i}.mp4", COLOURS[i], e - s + 30, "640x360")
+        for i, (s, e) in enumerate(SHOT_FRAMES)
+    ]
+
+
+def test_b_frame_clips_longer_than_their_shots_are_cut_frame_exact_in_one_pass(
+    tmp_path: Path, veo_like_clips: list[Path], songs: dict[str, Path]
+) -> None:
+    board = make_board()
+    result = assemble_video(board, veo_like_clips, songs["m4a"], tmp_path / "v.mp4", exact_lengths=False,
+                            crf=CRF, preset=PRESET)  # fmt: skip
+    assert not result.copied_video
+    assert_delivers_the_contract(result.video, songs["m4a"], board)
+
+
+def _frame_rgb(video: Path, frame: int, tmp: Path) -> tuple[int, int, int]:
+    grab = tmp / f"f{frame}.png"
+    media.run(["ffmpeg", "-nostdin", "-v", "error", "-y", "-i", str(video), "-vf",
+               f"select='eq(n,{frame})'", "-frames:v", "1", str(grab)])  # fmt: skip
+    with Image.open(grab) as image:
+        return _colour_at(image, image.width - 20, image.height - 20)  # away from the moving pattern
+
+
+def test_crossfades_blend_across_each_cut_and_keep_the_length(
+    tmp_path: Path, veo_like_clips: list[Path], songs: dict[str, Path]
+) -> None:
+    board = make_board().model_copy(update={"transition": "crossfade", "crossfade_seconds": 0.5})
+    result = assemble_video(board, veo_like_clips, songs["m4a"], tmp_path / "x.mp4", exact_lengths=True,
+                            crf=CRF, preset=PRESET)  # fmt: skip
+    info = media.probe(result.video)
+    assert info.real_video[0].frames == board.total_frames
+    assert info.duration == pytest.approx(SONG_SECONDS, abs=0.05)
+    cut = SHOT_FRAMES[1][0]  # white → black at frame 40; the dissolve runs over frames 34..45
+    assert _near(_frame_rgb(result.video, cut - 8, tmp_path), RGB["white"])
+    middle = _frame_rgb(result.video, cut, tmp_path)
+    assert all(90 <= c <= 165 for c in middle), f"frame on the cut is {middle}, not a white/black blend"
+    assert _near(_frame_rgb(result.video, cut + 8, tmp_path), RGB["black"])
+    assert not media.scene_cuts(result.video, threshold=0.3)  # no hard cut left anywhere
+
+
+def test_square_video_and_a_portrait_clip_in_a_landscape_board_are_cropped_to_fill(
+    tmp_path: Path, veo_like_clips: list[Path], songs: dict[str, Path]
+) -> None:
+    square = make_board().model_copy(update={"aspect_ratio": "1:1"})
+    result = assemble_video(square, veo_like_clips, songs["m4a"], tmp_path / "sq.mp4", exact_lengths=False,
+                            crf=CRF, preset=PRESET)  # fmt: skip
+    (video,) = media.probe(result.video).real_video
+    assert (video.width, video.height, video.frames) == (720, 720, 130)
+    portrait = motion_clip(tmp_path / "portrait.mp4", "red", 60 + 10, "360x640")
+    clips = [veo_like_clips[0], portrait, *veo_like_clips[2:]]
+    result = assemble_video(make_board(), clips, songs["m4a"], tmp_path / "mix.mp4", exact_lengths=False,
+                            crf=CRF, preset=PRESET)  # fmt: skip
+    assert_delivers_the_contract(result.video, songs["m4a"], make_board())
+    # Cropped to fill, not pillarboxed: the portrait shot (red) reaches both edges.
+    for x in (5, 1275):
+        grab = tmp_path / f"edge{x}.png"
+        media.run(["ffmpeg", "-nostdin", "-v", "error", "-y", "-i", str(result.video), "-vf",
+                   "select='eq(n,70)'", "-frames:v", "1", str(grab)])  # fmt: skip
+        with Image.open(grab) as image:
+            assert _near(_colour_at(image, x, 700), (255, 0, 0))
+
+
+def test_loudness_readout_measures_the_song_without_touching_it(songs: dict[str, Path]) -> None:
+    before = songs["m4a"].read_bytes()
+    reading = media.loudness(songs["m4a"])
+    assert -40 < reading.integrated_lufs < 0
+    assert reading.true_peak_dbtp <= 0.5
+    assert songs["m4a"].read_bytes() == before
+
+
+@pytest.mark.slow
+def test_assembly_benchmark_quick_run_prints_its_ratios_and_stays_under_400_mb(tmp_path: Path) -> None:
+    script = Path(__file__).resolve().parent.parent / "benchmarks" / "assembly.py"
+    done = subprocess.run(
+        [sys.executable, str(script), "--quick", "--skip-moviepy", "--cache", str(tmp_path)],
+        capture_output=True, text=True, timeout=900, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    last = done.stdout.strip().splitlines()[-1]
+    match = re.fullmatch(
+        r"assembly/floor=([\d.]+) xfade/floor=([\d.]+) moviepy/assembly=nan rss_mb=(\d+)", last
+    )
+    assert match, last
+    assert int(match.group(3)) <= 400

@@ -156,7 +156,7 @@ def test_max_shots_merges_shots_and_refuses_an_impossible_count() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"aspect_ratio": "4:3"}, "aspect_ratio must be one of 16:9, 9:16"),
+        ({"aspect_ratio": "4:3"}, "aspect_ratio must be one of 16:9, 1:1, 9:16"),
         ({"resolution": "4k"}, "resolution must be one of 1080p, 720p"),
         ({"max_shots": 0}, "max_shots must be at least 1"),
     ],
@@ -221,3 +221,27 @@ def test_prompt_writer_factory_and_a_writer_that_miscounts() -> None:
 
     with pytest.raises(GenerationError, match="returned 1 prompts for"):
         plan_storyboard(song(duration=30.0), writer=OnePromptWriter())
+
+
+def test_at_120_bpm_shots_are_whole_bars_and_ask_exactly_for_4_6_or_8_seconds() -> None:
+    energy = lambda t: 0.1 if t < 30 else 0.95  # noqa: E731  # calm first half, loud second
+    analysis = song(tempo=120.0, duration=60.5, energy=energy, sections=[(0.5, "verse"), (30.5, "chorus")])
+    board = plan_storyboard(analysis)
+    bar = 4 * 60 / 120
+    for shot in board.shots[1:-1]:  # the first holds the pickup before beat 1, the last the song's end
+        bars = shot.duration / bar
+        assert bars == pytest.approx(round(bars)) and 2 <= round(bars) <= 4
+        assert shot.request_seconds == pytest.approx(shot.duration)
+    assert any(shot.start == pytest.approx(30.5) for shot in board.shots)  # the chorus starts on a cut
+    calm = [s.duration for s in board.shots[1:-1] if s.end <= 30.5]
+    loud = [s.duration for s in board.shots[1:-1] if s.start >= 30.5]
+    assert sum(calm) / len(calm) > sum(loud) / len(loud)
+
+
+def test_transition_is_a_storyboard_option_checked_up_front() -> None:
+    analysis = song(duration=20.0)
+    assert plan_storyboard(analysis).transition == "cut"
+    board = plan_storyboard(analysis, transition="crossfade")
+    assert (board.transition, board.crossfade_seconds) == ("crossfade", 0.5)
+    with pytest.raises(InvalidParameter, match="transition must be one of cut, crossfade"):
+        plan_storyboard(analysis, transition="wipe")

@@ -227,6 +227,13 @@ def test_veo_2_asks_for_its_own_lengths_and_720p(kapsule_env: Settings) -> None:
     assert (request.seconds, request.resolution) == (5, "720p")
 
 
+def test_a_square_video_asks_veo_for_landscape_shots(kapsule_env: Settings) -> None:
+    """Veo films 16:9 or 9:16 only; assembly centre-crops a square out of the landscape clip."""
+    board = _board(["x"]).model_copy(update={"aspect_ratio": "1:1"})
+    request = VeoGenerator(MODEL, kapsule_env).request_for(board.shots[0], board)
+    assert request.aspect_ratio == "16:9"
+
+
 def test_missing_credentials_is_a_config_error(
     kapsule_env: Settings, fake_google: FakeGoogle, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:

@@ -58,7 +58,7 @@ class JobCreate(BaseModel):
     upload_id: str = Field(..., max_length=100)
     prompt: str = Field("", description="What the video shows.")
     style: str = Field("", description="Look and feel.")
-    aspect_ratio: Literal["16:9", "9:16"] = "16:9"
+    aspect_ratio: Literal["16:9", "9:16", "1:1"] = "16:9"
     resolution: Literal["720p", "1080p"] = "720p"
     max_shots: int = Field(0, ge=0, le=500, description="0 = as many as the music asks for.")
     seed: int = Field(0, ge=0, le=2**31 - 1)

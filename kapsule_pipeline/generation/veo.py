@@ -208,7 +208,9 @@ class VeoGenerator:
             prompt=shot.prompt,
             negative_prompt=shot.negative_prompt,
             seed=shot.seed,
-            aspect_ratio=board.aspect_ratio,
+            # Veo films only 16:9 and 9:16; a square video is cut from a landscape shot by assembly's
+            # centre crop, which keeps the subject (models frame it in the middle).
+            aspect_ratio="16:9" if board.aspect_ratio == "1:1" else board.aspect_ratio,
             resolution=resolution,  # type: ignore[arg-type]
             seconds=seconds,
             fps=board.fps,
