@@ -460,14 +460,24 @@ def concat_mux_cmd(
         "-f", "concat", "-safe", "0", "-i", str(list_file), "-i", str(song),
         "-map", "0:v:0", "-map", "1:a:0", "-c:v", "copy",
     ]  # fmt: skip
-    if copy_audio:
-        args += ["-c:a", "copy"]
-    else:
-        args += ["-c:a", "aac", "-b:a", audio_bitrate]
-        if sample_rate:
-            args += ["-ar", str(sample_rate)]
-    args += ["-map_metadata", "-1", "-movflags", "+faststart", "-f", "mp4", str(out)]
-    return args
+    return [
+        *args,
+        *_song_and_mp4_args(out, copy_audio=copy_audio, sample_rate=sample_rate, audio_bitrate=audio_bitrate),
+    ]
+
+
+def _song_and_mp4_args(
+    out: Path, *, copy_audio: bool, sample_rate: int | None, audio_bitrate: str
+) -> list[str]:
+    """The soundtrack and container half shared by both assembly commands.
+
+    The song is copied when it is already AAC, else encoded at ``audio_bitrate`` keeping its sample
+    rate; tags are dropped (a final video may be public) and the index goes first for streaming.
+    """
+    args = ["-c:a", "copy"] if copy_audio else ["-c:a", "aac", "-b:a", audio_bitrate]
+    if not copy_audio and sample_rate:
+        args += ["-ar", str(sample_rate)]
+    return [*args, "-map_metadata", "-1", "-movflags", "+faststart", "-f", "mp4", str(out)]
 
 
 @dataclass(frozen=True)
@@ -576,14 +586,10 @@ def assembly_cmd(
         args += ["-map", "0:v:0", "-vf", graph]
     args += ["-map", "1:a:0", *h264_args(crf=crf, preset=preset, fps=fps, threads=threads)]
     args += ["-frames:v", str(frames)]
-    if copy_audio:
-        args += ["-c:a", "copy"]
-    else:
-        args += ["-c:a", "aac", "-b:a", audio_bitrate]
-        if sample_rate:
-            args += ["-ar", str(sample_rate)]
-    args += ["-map_metadata", "-1", "-movflags", "+faststart", "-f", "mp4", str(out)]
-    return args
+    return [
+        *args,
+        *_song_and_mp4_args(out, copy_audio=copy_audio, sample_rate=sample_rate, audio_bitrate=audio_bitrate),
+    ]
 
 
 # ----------------------------------------------------------------------------------------- loudness
