@@ -28,6 +28,8 @@ from typing import TypeVar
 import httpx
 import pytest
 
+from kapsule_pipeline.settings import Settings, get_settings
+
 FIRESTORE_PROJECT = "kapsule-test"
 START_TIMEOUT_S = 90.0  # the JVM starts slowly on a busy 2-core machine
 _FIRESTORE_IN_SDK = Path("platform/cloud-firestore-emulator/cloud_firestore_emulator")
@@ -203,3 +205,21 @@ def firestore_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fir
     with _as_fixture(run_firestore_emulator(log_dir)) as emulator, pytest.MonkeyPatch.context() as patch:
         patch.setenv("FIRESTORE_EMULATOR_HOST", emulator.host)
         yield emulator
+
+
+@pytest.fixture
+def cloud_env(
+    gcs_emulator: GcsEmulator,
+    firestore_emulator: FirestoreEmulator,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[Settings]:
+    """Kapsule pointed at the emulators: a fresh private and delivery bucket, an empty collection."""
+    firestore_emulator.reset()
+    monkeypatch.setenv("KAPSULE_STORAGE_URL", f"gs://{gcs_emulator.new_bucket()}")
+    monkeypatch.setenv("KAPSULE_DELIVERY_URL", f"gs://{gcs_emulator.new_bucket()}")
+    monkeypatch.setenv("KAPSULE_STATUS_URL", f"firestore://{firestore_emulator.project}/jobs")
+    monkeypatch.setenv("KAPSULE_WORK_DIR", str(tmp_path / "work"))
+    get_settings.cache_clear()
+    yield get_settings()
+    get_settings.cache_clear()

@@ -9,7 +9,7 @@ was made again, the stages before the crash were skipped, and the record counts 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -18,10 +18,9 @@ from kapsule_pipeline import media
 from kapsule_pipeline.demo_song import synthesize_song, write_song
 from kapsule_pipeline.jobs import STAGES, JobRecord, JobState
 from kapsule_pipeline.layout import JobLayout
-from kapsule_pipeline.settings import Settings, get_settings
+from kapsule_pipeline.settings import Settings
 from kapsule_pipeline.status import open_status_store
 from kapsule_pipeline.storage import Storage, open_storage
-from tests.emulators import FirestoreEmulator, GcsEmulator
 from tests.job_process import kill_tree, start_attempt, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
@@ -101,23 +100,6 @@ def test_kill_9_during_a_stage_then_the_retry_finishes(
     stage: str, kapsule_env: Settings, song: Path, tmp_path: Path
 ) -> None:
     _crash_and_retry(kapsule_env, song, stage, tmp_path)
-
-
-@pytest.fixture
-def cloud_env(
-    gcs_emulator: GcsEmulator,
-    firestore_emulator: FirestoreEmulator,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-) -> Iterator[Settings]:
-    firestore_emulator.reset()
-    monkeypatch.setenv("KAPSULE_STORAGE_URL", f"gs://{gcs_emulator.new_bucket()}")
-    monkeypatch.setenv("KAPSULE_DELIVERY_URL", f"gs://{gcs_emulator.new_bucket()}")
-    monkeypatch.setenv("KAPSULE_STATUS_URL", f"firestore://{firestore_emulator.project}/jobs")
-    monkeypatch.setenv("KAPSULE_WORK_DIR", str(tmp_path / "work"))
-    get_settings.cache_clear()
-    yield get_settings()
-    get_settings.cache_clear()
 
 
 def test_kill_9_mid_generation_on_gcs_and_firestore_then_the_retry_finishes(

@@ -8,7 +8,6 @@ record in the collection.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import nbformat
@@ -19,29 +18,11 @@ from kapsule_pipeline import media
 from kapsule_pipeline.cli import app
 from kapsule_pipeline.jobs import JobState
 from kapsule_pipeline.layout import NOTEBOOK_NAMES, JobLayout
-from kapsule_pipeline.settings import Settings, get_settings
+from kapsule_pipeline.settings import Settings
 from kapsule_pipeline.status import open_status_store
 from kapsule_pipeline.storage import open_storage
-from tests.emulators import FirestoreEmulator, GcsEmulator
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
-
-
-@pytest.fixture
-def cloud_settings(
-    gcs_emulator: GcsEmulator,
-    firestore_emulator: FirestoreEmulator,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-) -> Iterator[Settings]:
-    firestore_emulator.reset()
-    monkeypatch.setenv("KAPSULE_STORAGE_URL", f"gs://{gcs_emulator.new_bucket()}")
-    monkeypatch.setenv("KAPSULE_DELIVERY_URL", f"gs://{gcs_emulator.new_bucket()}")
-    monkeypatch.setenv("KAPSULE_STATUS_URL", f"firestore://{firestore_emulator.project}/jobs")
-    monkeypatch.setenv("KAPSULE_WORK_DIR", str(tmp_path / "work"))
-    get_settings.cache_clear()
-    yield get_settings()
-    get_settings.cache_clear()
 
 
 def _content_type(url: str, key: str) -> str:
@@ -64,13 +45,13 @@ def short_song(demo_song_file: Path, tmp_path: Path) -> Path:
     return path
 
 
-def test_make_on_gcs_and_firestore(cloud_settings: Settings, short_song: Path, tmp_path: Path) -> None:
+def test_make_on_gcs_and_firestore(cloud_env: Settings, short_song: Path, tmp_path: Path) -> None:
     out = tmp_path / "out" / "video.mp4"
 
     result = CliRunner().invoke(app, ["make", str(short_song), "-o", str(out)])
 
     assert result.exit_code == 0, result.output
-    records, _ = open_status_store(cloud_settings.status_url).list("local")
+    records, _ = open_status_store(cloud_env.status_url).list("local")
     assert len(records) == 1
     job = records[0]
     assert job.state == JobState.succeeded and job.progress == 1.0 and job.error is None
@@ -79,20 +60,18 @@ def test_make_on_gcs_and_firestore(cloud_settings: Settings, short_song: Path, t
     info = media.probe(out)
     assert [v.codec for v in info.real_video] == ["h264"] and [a.codec for a in info.audio] == ["aac"]
 
-    private = open_storage(cloud_settings.storage_url)
-    delivery = open_storage(cloud_settings.effective_delivery_url)
+    private = open_storage(cloud_env.storage_url)
+    delivery = open_storage(cloud_env.effective_delivery_url)
     assert private.local_path(layout.video) is None  # really in a bucket, not on disk
     assert delivery.read_bytes(layout.video) == out.read_bytes()
-    assert _content_type(cloud_settings.effective_delivery_url, layout.video) == "video/mp4"
+    assert _content_type(cloud_env.effective_delivery_url, layout.video) == "video/mp4"
     assert not private.exists(layout.video)  # the private bucket keeps no public output
     assert private.list(layout.root + "/input/")  # the song, as uploaded
 
     for name in NOTEBOOK_NAMES:
         notebook = nbformat.reads(private.read_bytes(layout.notebook(name)).decode(), as_version=4)
         assert notebook.metadata.papermill.parameters["job_id"] == job.id
-        assert notebook.metadata.papermill.parameters["storage_url"] == cloud_settings.storage_url
+        assert notebook.metadata.papermill.parameters["storage_url"] == cloud_env.storage_url
         assert not notebook.metadata.papermill.exception
         assert b"<html" in private.read_bytes(layout.notebook(name, "html"))
-        assert _content_type(cloud_settings.storage_url, layout.notebook(name, "html")).startswith(
-            "text/html"
-        )
+        assert _content_type(cloud_env.storage_url, layout.notebook(name, "html")).startswith("text/html")

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -25,10 +24,9 @@ from kapsule_pipeline.demo_song import synthesize_song, write_song
 from kapsule_pipeline.jobs import JobRecord, JobState, utcnow
 from kapsule_pipeline.layout import JobLayout
 from kapsule_pipeline.models import Storyboard
-from kapsule_pipeline.settings import Settings, get_settings
+from kapsule_pipeline.settings import Settings
 from kapsule_pipeline.status import StatusStore, open_status_store
 from kapsule_pipeline.storage import open_storage
-from tests.emulators import FirestoreEmulator, GcsEmulator
 from tests.job_process import start_attempt, wait_for
 
 # ------------------------------------------------------------------------------ taking the job
@@ -224,23 +222,6 @@ def test_a_cancel_during_a_stage_is_seen_before_the_next_stage(
 
 
 # ------------------------------------------------------------------ a failing cell, on the cloud
-
-
-@pytest.fixture
-def cloud_env(
-    gcs_emulator: GcsEmulator,
-    firestore_emulator: FirestoreEmulator,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-) -> Iterator[Settings]:
-    firestore_emulator.reset()
-    monkeypatch.setenv("KAPSULE_STORAGE_URL", f"gs://{gcs_emulator.new_bucket()}")
-    monkeypatch.setenv("KAPSULE_STATUS_URL", f"firestore://{firestore_emulator.project}/jobs")
-    monkeypatch.setenv("KAPSULE_WORK_DIR", str(tmp_path / "work"))
-    monkeypatch.delenv("KAPSULE_DELIVERY_URL", raising=False)
-    get_settings.cache_clear()
-    yield get_settings()
-    get_settings.cache_clear()
 
 
 @pytest.mark.slow
