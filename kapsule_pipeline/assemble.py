@@ -21,6 +21,7 @@ import os
 import tempfile
 import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -33,6 +34,8 @@ from kapsule_pipeline.errors import AudioError, InvalidParameter, MediaError
 from kapsule_pipeline.models import Storyboard, frame_size
 
 log = logging.getLogger(__name__)
+
+PROBE_WORKERS = 4  # ffprobe runs are short and mostly start-up: overlap them
 
 
 class AssemblyResult(BaseModel):
@@ -69,20 +72,12 @@ def assemble_video(
         raise AudioError(f"{song.name} has no audio stream to use as the soundtrack", code="not_audio")
     song_audio = song_info.audio[0]
     audio_copied = song_audio.codec == "aac"
-    width, height = frame_size(board.aspect_ratio, board.resolution)
     sources = [Path(clip).resolve() for clip in clips]
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".assemble-", dir=out.parent) as tmp_name:
         tmp = Path(tmp_name)
         partial = tmp / "video.mp4"
-        copied = (
-            board.transition == "cut"
-            and exact_lengths
-            and all(
-                _ready_to_copy(src, shot.frames, width, height, board.fps)
-                for shot, src in zip(board.shots, sources, strict=True)
-            )
-        )
+        copied = board.transition == "cut" and exact_lengths and _all_ready_to_copy(board, sources)
         if copied:
             entries = [
                 media.ConcatEntry(src, 0.0, shot.frames / board.fps)
@@ -133,6 +128,23 @@ def _shape(video: media.VideoStream) -> tuple[int, int, int, Fraction, str]:
     return (video.index, video.width, video.height, video.frame_rate, video.pix_fmt)
 
 
+def _probe_clips(board: Storyboard, sources: list[Path]) -> list[media.ProbeResult]:
+    """Probe every clip with its packet list, a few at a time: ~0.1 s each, mostly process start-up."""
+
+    def one(shot_and_src: tuple[int, Path]) -> media.ProbeResult:
+        index, src = shot_and_src
+        try:
+            info = media.probe(src, packets=True)
+        except MediaError as exc:
+            raise MediaError(f"the clip of shot {index} cannot be read ({src.name}): {exc}") from exc
+        if not info.real_video:
+            raise MediaError(f"the clip of shot {index} has no video stream: {src.name}")
+        return info
+
+    with ThreadPoolExecutor(max_workers=PROBE_WORKERS) as pool:
+        return list(pool.map(one, zip([shot.index for shot in board.shots], sources, strict=True)))
+
+
 def _encode_pass(
     board: Storyboard,
     sources: list[Path],
@@ -146,28 +158,22 @@ def _encode_pass(
     width, height = frame_size(board.aspect_ratio, board.resolution)
     crossfade = board.transition == "crossfade" and len(board.shots) > 1
     half = crossfade_half_frames(board) if crossfade else 0
-    videos = []
-    for shot, src in zip(board.shots, sources, strict=True):
-        try:
-            streams = media.probe(src).real_video
-        except MediaError as exc:
-            raise MediaError(f"the clip of shot {shot.index} cannot be read ({src.name}): {exc}") from exc
-        if not streams:
-            raise MediaError(f"the clip of shot {shot.index} has no video stream: {src.name}")
-        videos.append(streams[0])
+    infos = _probe_clips(board, sources)
+    videos = [info.real_video[0] for info in infos]
     # Frame numbers after decoding are exact only if every clip decodes to the same shape at the
     # board's rate: the most common such shape streams through; the rare others are normalized to it.
     streamable = [_shape(v) for v in videos if v.frame_rate == board.fps and v.frames]
     common = Counter(streamable).most_common(1)[0][0] if streamable else None
     if common is None or (common[4] != media.H264_PIX_FMT and len(streamable) < len(videos)):
         common = (0, width, height, Fraction(board.fps), media.H264_PIX_FMT)  # normalize all to the board
+    needed = media.dissolve_frames_needed([shot.frames for shot in board.shots], half)
     spans: list[media.ShotSpan] = []
-    inputs: list[Path] = []
+    entries: list[media.ConcatEntry] = []
     first = 0
-    for shot, src, video in zip(board.shots, sources, videos, strict=True):
-        frames = video.frames or 0
-        wanted = shot.frames + (half if shot.index < len(board.shots) - 1 else 0)
-        if _shape(video) != common or frames < shot.frames:
+    for shot, src, info, video, wanted in zip(board.shots, sources, infos, videos, needed, strict=True):
+        frames = sum(1 for p in info.packets if p.stream == video.index) or video.frames or 0
+        holds = media.dissolve_can_hold(shot.index, len(board.shots), frames, wanted, half)
+        if _shape(video) != common or frames < shot.frames or not holds:
             normalized = tmp / f"shot-{shot.index:04d}.mp4"
             log.info(
                 "normalizing the clip of shot %d (%s) to %dx%d", shot.index, src.name, common[1], common[2]
@@ -177,12 +183,16 @@ def _encode_pass(
                 fps=board.fps, crf=min(crf, 18), preset=preset,
             )  # fmt: skip
             media.run(cmd, timeout=timeout, what=f"re-encoding shot {shot.index}")
-            src, frames = normalized, wanted
-        inputs.append(src)
-        spans.append(media.ShotSpan(first=first, frames=shot.frames, tail=frames - shot.frames))
-        first += frames
+            entries.append(media.ConcatEntry(normalized))
+            cutoff = media.ConcatCutoff(None, wanted)
+        else:
+            cutoff = media.concat_cutoff(info.packets, video.index, min(wanted, frames))
+            entries.append(media.ConcatEntry(src, outpoint=cutoff.outpoint))
+        usable = min(wanted, cutoff.decoded)
+        spans.append(media.ShotSpan(first=first, frames=shot.frames, tail=usable - shot.frames))
+        first += cutoff.decoded
     list_file = tmp / "clips.ffconcat"
-    list_file.write_text(media.concat_list_text([media.ConcatEntry(src) for src in inputs]))
+    list_file.write_text(media.concat_list_text(entries))
     fit = media.fit_filters(width, height) if (common[1], common[2]) != (width, height) else []
     if crossfade and half > 0:
         graph = media.crossfade_filter(spans, fps=board.fps, half_frames=half, fit=fit)
@@ -206,6 +216,16 @@ def _check_inputs(board: Storyboard, clips: list[Path], song: Path) -> None:
             raise MediaError(f"the clip of shot {shot.index} is missing: {clip}")
     if not Path(song).is_file():
         raise AudioError(f"the song file is missing: {song}", code="not_audio")
+
+
+def _all_ready_to_copy(board: Storyboard, sources: list[Path]) -> bool:
+    width, height = frame_size(board.aspect_ratio, board.resolution)
+    with ThreadPoolExecutor(max_workers=PROBE_WORKERS) as pool:
+        checks = pool.map(
+            lambda pair: _ready_to_copy(pair[1], pair[0].frames, width, height, board.fps),
+            zip(board.shots, sources, strict=True),
+        )
+        return all(list(checks))
 
 
 def _ready_to_copy(clip: Path, frames: int, width: int, height: int, fps: int) -> bool:

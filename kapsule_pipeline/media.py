@@ -14,8 +14,10 @@ parsed from ``ffprobe -print_format json``, never scraped from stderr.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import logging
+import math
 import shutil
 import subprocess
 from collections.abc import Sequence
@@ -98,6 +100,15 @@ class VideoStream:
 
 
 @dataclass(frozen=True)
+class Packet:
+    """One packet as the demuxer reads it: its stream and its timestamps in seconds (exact fractions)."""
+
+    stream: int
+    dts: Fraction | None
+    pts: Fraction | None
+
+
+@dataclass(frozen=True)
 class ProbeResult:
     path: Path
     format_name: str
@@ -106,6 +117,7 @@ class ProbeResult:
     bit_rate: int | None
     audio: tuple[AudioStream, ...] = field(default_factory=tuple)
     video: tuple[VideoStream, ...] = field(default_factory=tuple)
+    packets: tuple[Packet, ...] = field(default_factory=tuple)  # only from ``probe(..., packets=True)``
 
     @property
     def has_audio(self) -> bool:
@@ -117,8 +129,11 @@ class ProbeResult:
         return tuple(v for v in self.video if not v.attached_pic)
 
 
-def probe_cmd(path: Path) -> list[str]:
-    return ["ffprobe", "-v", "error", "-print_format", "json", "-show_format", "-show_streams", str(path)]
+def probe_cmd(path: Path, packets: bool = False) -> list[str]:
+    args = ["ffprobe", "-v", "error", "-print_format", "json", "-show_format", "-show_streams"]
+    if packets:  # read order, not sorted: that is the order the concat demuxer sees them in
+        args += ["-show_entries", "packet=stream_index,pts,dts"]
+    return [*args, str(path)]
 
 
 def _float(value: object) -> float | None:
@@ -180,12 +195,36 @@ def parse_probe(path: Path, data: dict) -> ProbeResult:  # type: ignore[type-arg
         bit_rate=_int(fmt.get("bit_rate")) or None,
         audio=tuple(audio),
         video=tuple(video),
+        packets=_parse_packets(data),
     )
 
 
-def probe(path: Path, timeout: float = 60.0) -> ProbeResult:
-    """Probe a media file. Raises ``MediaError`` if ffprobe cannot read it at all."""
-    result = run(probe_cmd(path), timeout=timeout, what="ffprobe")
+def _parse_packets(data: dict) -> tuple[Packet, ...]:  # type: ignore[type-arg]
+    bases: dict[int, Fraction] = {}
+    for stream in data.get("streams", []):
+        with contextlib.suppress(ValueError, ZeroDivisionError):
+            bases[_int(stream.get("index"))] = Fraction(stream.get("time_base", ""))
+    packets = []
+    for packet in data.get("packets", []):
+        index = _int(packet.get("stream_index"), -1)
+        base = bases.get(index)
+        dts, pts = packet.get("dts"), packet.get("pts")
+        packets.append(
+            Packet(
+                stream=index,
+                dts=base * int(dts) if base is not None and isinstance(dts, int) else None,
+                pts=base * int(pts) if base is not None and isinstance(pts, int) else None,
+            )
+        )
+    return tuple(packets)
+
+
+def probe(path: Path, timeout: float = 60.0, *, packets: bool = False) -> ProbeResult:
+    """Probe a media file. Raises ``MediaError`` if ffprobe cannot read it at all.
+
+    ``packets`` also lists every packet's timestamps (for ``concat_cutoff``), in the same process.
+    """
+    result = run(probe_cmd(path, packets), timeout=timeout, what="ffprobe")
     try:
         data = json.loads(result.stdout or b"{}")
     except json.JSONDecodeError as exc:
@@ -358,16 +397,21 @@ def scene_cuts(video: Path, threshold: float = 0.3, timeout: float = 600.0) -> l
 #   joined by the concat demuxer with stream copy: a remux, an order of magnitude under the floor;
 # * any other clips (a Veo 8 s clip for a 6.3 s shot) go through ONE encode pass
 #   (``assembly_cmd``): the concat demuxer feeds every clip, in order, through one decoder, and the
-#   filter graph keeps each shot's frames *by frame number after decoding* (``select``/``trim`` on
-#   ``n``). Frame numbers are exact where timestamps are not: the concat demuxer's ``outpoint``
-#   compares *decoding* timestamps, so with B-frames a few frames past each outpoint leak through
-#   (measured: 5 per cut with x264 veryfast clips), and its output timestamps carry each file's audio
-#   priming offset (23 ms for AAC at 44.1 kHz), half a frame of uncertainty per cut. Opening every
-#   clip as its own input with ``-ss/-t`` and trimming in the graph is exact too, but keeps ~25
-#   decoders alive (~1 GB RSS at 720p); one decoder stays near a plain encode's ~200 MB.
+#   filter graph keeps each shot's frames *by frame number after decoding* (``select`` on ``n``).
+#   Frame numbers are exact where timestamps are not: the concat demuxer's output timestamps carry
+#   each file's audio priming offset (23 ms for AAC at 44.1 kHz), half a frame of uncertainty per cut.
+#   Opening every clip as its own input with ``-ss/-t`` is exact too, but keeps ~25 decoders alive
+#   (~1 GB RSS at 720p); one decoder stays near a plain encode's ~200 MB.
+# Decoding frames only to drop them costs ~10 % of a pass, so each clip gets an ``outpoint`` where
+# the demuxer stops reading it (``concat_cutoff``). The demuxer stops at the first packet of *any*
+# stream whose *decoding* timestamp reaches the outpoint, so with B-frames (and an audio track read
+# in between) a few frames past it still come out. ``concat_cutoff`` replays that rule on the clip's
+# own packet list, so it knows exactly how many frames the decoder will output for the clip.
 # Frame numbering only holds while the decoder's output never changes shape (a change re-creates
 # the filter graph and restarts ``n``), so a clip of another size, rate or pixel format is first
 # normalized to the others' shape (``normalize_clip_cmd``); that is rare (a fallback clip).
+
+MICROSECONDS = 1_000_000  # the concat demuxer's outpoint resolution (AV_TIME_BASE)
 
 
 @dataclass(frozen=True)
@@ -375,7 +419,7 @@ class ConcatEntry:
     """One clip in a concat list: play ``path`` from ``inpoint`` to ``outpoint`` (seconds in the clip)."""
 
     path: Path
-    inpoint: float = 0.0
+    inpoint: float | None = None
     outpoint: float | None = None
 
 
@@ -389,10 +433,45 @@ def concat_list_text(entries: Sequence[ConcatEntry]) -> str:
     lines = ["ffconcat version 1.0"]
     for entry in entries:
         lines.append(f"file {_concat_quote(entry.path)}")
-        lines.append(f"inpoint {entry.inpoint:.6f}")
+        if entry.inpoint is not None:
+            lines.append(f"inpoint {entry.inpoint:.6f}")
         if entry.outpoint is not None:
             lines.append(f"outpoint {entry.outpoint:.6f}")
     return "\n".join(lines) + "\n"
+
+
+@dataclass(frozen=True)
+class ConcatCutoff:
+    """Where the concat demuxer should stop reading a clip, and what the decoder then outputs.
+
+    ``outpoint`` is None when the whole clip has to be read; ``decoded`` is the number of frames the
+    clip contributes to the decoded stream (its first ``keep`` frames in display order, then the
+    few extra frames read before the demuxer stopped).
+    """
+
+    outpoint: float | None
+    decoded: int
+
+
+def concat_cutoff(packets: Sequence[Packet], video_stream: int, keep: int) -> ConcatCutoff:
+    """The earliest outpoint that still lets the decoder output a clip's first ``keep`` frames.
+
+    Pure: a replay of the concat demuxer's rule on the packets in read order (it ends a file at the
+    first packet, of any stream, whose decoding timestamp is at or past the outpoint). The needed
+    frames are the ``keep`` earliest presentation timestamps; the demuxer must read up to the last
+    of their packets, so the outpoint goes one microsecond past every decoding timestamp read up to
+    there. Any packet without timestamps, or ``keep`` reaching the end, means the whole clip is read.
+    """
+    video = [(at, p) for at, p in enumerate(packets) if p.stream == video_stream]
+    if keep >= len(video) or any(p.pts is None or p.dts is None for _, p in video):
+        return ConcatCutoff(None, len(video))
+    needed = sorted(video, key=lambda item: item[1].pts)[:keep]  # type: ignore[arg-type,return-value]
+    last = max(at for at, _ in needed)
+    read = [p.dts for p in packets[: last + 1] if p.dts is not None]
+    limit = Fraction(math.floor(max(read) * MICROSECONDS) + 1, MICROSECONDS)
+    after = range(last + 1, len(packets))
+    stop = next((at for at in after if (dts := packets[at].dts) is not None and dts >= limit), len(packets))
+    return ConcatCutoff(float(limit), sum(1 for at, _ in video if at < stop))
 
 
 def fit_filters(width: int, height: int) -> list[str]:
@@ -482,10 +561,10 @@ def _song_and_mp4_args(
 
 @dataclass(frozen=True)
 class ShotSpan:
-    """Where one shot's frames are in the concatenated clip stream (frames counted from 0, decode output).
+    """Where one shot's frames are in the decoded clip stream (frames counted from 0, decode output).
 
-    ``first`` is the shot's first frame, ``frames`` its length, ``tail`` how many frames the clip
-    has after the shot (a crossfade borrows up to half its length from there).
+    ``first`` is the clip's first frame, ``frames`` the shot's length, ``tail`` how many usable
+    frames the clip has after the shot (a dissolve takes its outgoing frames from there).
     """
 
     first: int
@@ -494,7 +573,16 @@ class ShotSpan:
 
 
 def _between(spans: Sequence[tuple[int, int]]) -> str:
-    return "+".join(f"between(n,{a},{b - 1})" for a, b in spans)
+    return "+".join(f"between(n,{a},{b - 1})" for a, b in spans if b > a)
+
+
+def _steps(var: str, offsets: Sequence[tuple[int, int]]) -> str:
+    """``var`` plus a piecewise-constant offset: offsets[i] = (from_value, offset) in increasing order."""
+    expr = f"{var}{offsets[0][1]:+d}"
+    for (_, before), (start, after) in itertools.pairwise(offsets):
+        if after != before:
+            expr += f"{after - before:+d}*gte({var},{start})"
+    return expr
 
 
 def hard_cut_filter(spans: Sequence[ShotSpan], *, fps: int, fit: Sequence[str] = ()) -> str:
@@ -503,55 +591,88 @@ def hard_cut_filter(spans: Sequence[ShotSpan], *, fps: int, fit: Sequence[str] =
     return ",".join([f"select='{keep}'", f"setpts=N/({fps}*TB)", *fit])
 
 
+def dissolve_frames_needed(lengths: Sequence[int], half_frames: int) -> list[int]:
+    """Frames each clip must supply for dissolves of ``2 * half_frames`` centred on the cuts.
+
+    A dissolve shows the incoming clip from ``half_frames`` before the cut and the outgoing one until
+    ``half_frames`` after it, so an inner clip plays its shot plus both halves; the first and last
+    one half. A clip that is shorter holds its last frame (``crossfade_filter``).
+    """
+    if len(lengths) < 2 or half_frames < 1:
+        return list(lengths)
+    last = len(lengths) - 1
+    return [n + half_frames * (1 if i in (0, last) else 2) for i, n in enumerate(lengths)]
+
+
+def dissolve_can_hold(index: int, count: int, have: int, need: int, half_frames: int) -> bool:
+    """Whether a clip with ``have`` of its ``need`` frames can still dissolve by holding its last frame.
+
+    An inner or first clip can, while it still has a frame of its own after the incoming dissolve
+    (more than ``2 * half_frames``); the last clip cannot (nothing follows to mark where a hold ends),
+    so the caller re-encodes it to its full length first.
+    """
+    if have >= need:
+        return True
+    return index < count - 1 and have > 2 * half_frames
+
+
 def crossfade_filter(
     spans: Sequence[ShotSpan], *, fps: int, half_frames: int, fit: Sequence[str] = ()
 ) -> str:
-    """Dissolves of ``2 * half_frames`` frames centred on every cut, in one graph on one decoder.
+    """Dissolves of ``2 * half_frames`` frames centred on every cut, with memory independent of the cuts.
 
-    Each shot's picture stays where the storyboard put it: across a cut the outgoing clip runs on
-    for ``half_frames`` (its own surplus frames, or its last frame held), and the incoming clip's
-    first frame is held for ``half_frames`` before the cut. So the mid-point of every dissolve is the
-    planned cut, and the total length is the sum of the shots. Only the frames used are selected
-    and fitted before ``split``; each branch ``trim``s its shot by frame number, and ``xfade``s are
-    chained in time order, so frames flow from the single decoder without piling up.
-    Memory grows with the cuts, though: each ``xfade`` keeps its own frame pool, measured ~30 MB per
-    cut at 720p (871 MB for 25 clips, against ~200 MB for hard cuts).
+    Two lanes leave the one decoder: across each cut, lane X carries the outgoing clip and lane Y
+    the incoming one; everywhere else both carry the same frame of the same shot. Y's alpha ramps
+    up over each dissolve (a ``fade`` per cut, each switched on for its own frames only) and Y is
+    laid over X. Outside the dissolves X and Y are identical, so the overlay, a frame-synced filter
+    whose ``enable`` is evaluated at the last frame it consumed, is switched on a few frames wider
+    than each dissolve. Frames flow in decode order: only one dissolve's outgoing frames wait for
+    the incoming ones (~2 * half_frames frames), unlike a chain of ``xfade``s (one frame pool per
+    cut, ~870 MB for 25 clips at 720p). Each clip starts ``half_frames`` before its cut; an inner
+    clip with too few frames for its half after the cut holds its last frame there (``fps`` fills
+    the gap), as long as it has more than ``2 * half_frames`` (``dissolve_can_hold``); the last clip
+    must have all its frames (``dissolve_frames_needed``).
     """
     if len(spans) < 2 or half_frames < 1:
         return hard_cut_filter(spans, fps=fps, fit=fit)
-    h = half_frames
-    last = len(spans) - 1
-    used = [min(s.tail, h) if i < last else 0 for i, s in enumerate(spans)]
-    keep = _between([(s.first, s.first + s.frames + u) for s, u in zip(spans, used, strict=True)])
-    labels = "".join(f"[s{i}]" for i in range(len(spans)))
-    parts = [
-        f"[0:v:0]select='{keep}',setpts=N/({fps}*TB),{','.join([*fit, 'null'])},split={len(spans)}{labels}"
-    ]
-    position = 0
-    for i, (span, u) in enumerate(zip(spans, used, strict=True)):
-        length = span.frames + u
-        chain = [f"trim=start_frame={position}:end_frame={position + length}", "setpts=PTS-STARTPTS"]
-        pads = []
-        if i > 0:
-            pads.append(f"start_mode=clone:start={h}")
-        if i < last and u < h:
-            pads.append(f"stop_mode=clone:stop={h - u}")
-        if pads:
-            chain.append("tpad=" + ":".join(pads))
-        parts.append(f"[s{i}]{','.join(chain)}[v{i}]")
-        position += length
-    duration = 2 * h / fps
-    cut = spans[0].frames
-    previous = "v0"
-    for i in range(1, len(spans)):
-        out = "vout" if i == last else f"x{i}"
-        offset = (cut - h) / fps
-        parts.append(
-            f"[{previous}][v{i}]xfade=transition=fade:duration={duration:.6f}:offset={offset:.6f}[{out}]"
+    h, last = half_frames, len(spans) - 1
+    cuts = list(itertools.accumulate(s.frames for s in spans))
+    total = cuts[-1]
+    need = dissolve_frames_needed([s.frames for s in spans], h)
+    union: list[tuple[int, int]] = []  # decode-stream frames kept, per clip
+    offsets: list[tuple[int, int]] = []  # (first kept index, pts offset) per clip
+    lanes: dict[str, list[tuple[int, int]]] = {"x": [], "y": []}
+    kept = 0
+    for i, span in enumerate(spans):
+        start = 0 if i == 0 else cuts[i - 1] - h  # output frame where the clip's frame 0 plays
+        have = min(need[i], span.frames + span.tail)
+        if not dissolve_can_hold(i, len(spans), have, need[i], h):
+            raise ValueError(f"clip {i} has {have} of the {need[i]} frames its dissolves need")
+        union.append((span.first, span.first + have))
+        offsets.append((kept, start - kept))
+        x_from = 0 if i == 0 else cuts[i - 1] + h
+        x_to = cuts[i] + h if i < last else total
+        y_to = cuts[i] - h if i < last else total
+        lanes["x"].append((kept + x_from - start, kept + min(x_to - start, have)))
+        lanes["y"].append((kept, kept + min(y_to - start, have)))
+        kept += have
+    stamp = f"settb=1/{fps},setpts='{_steps('N', offsets)}'"
+    parts = [f"[0:v:0]select='{_between(union)}',{stamp},{','.join([*fit, 'null'])},split=2[xs][ys]"]
+    for lane in ("x", "y"):
+        parts.append(f"[{lane}s]select='{_between(lanes[lane])}',fps={fps}[{lane}f]")
+    fades = []
+    for cut in cuts[:-1]:
+        first, end = cut - h, cut + h  # the dissolve's frames: first .. end - 1
+        fades.append(
+            f"fade=t=in:alpha=1:st={(first - 0.5) / fps:.6f}:d={2 * h / fps:.6f}"
+            f":enable='between(t,{(first - 0.25) / fps:.6f},{(end - 0.75) / fps:.6f})'"
         )
-        previous = out
-        cut += spans[i].frames
-    parts[-1] = parts[-1][: -len("[vout]")] + f",setpts=N/({fps}*TB)[vout]"
+    parts[-1] = parts[-1][: -len("[yf]")] + ",format=yuva420p," + ",".join(fades) + "[yf]"
+    margin = 3  # frames: see the docstring; X == Y there, so a wider window changes nothing
+    windows = "+".join(
+        f"between(t,{(cut - h - margin) / fps:.6f},{(cut + h + margin) / fps:.6f})" for cut in cuts[:-1]
+    )
+    parts.append(f"[xf][yf]overlay=format=yuv420:eof_action=pass:enable='{windows}'[vout]")
     return ";".join(parts)
 
 

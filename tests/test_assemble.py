@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -229,7 +230,6 @@ def test_builders_are_plain_argument_lists(tmp_path: Path) -> None:
         "inpoint 0.000000",
         "outpoint 6.333333",
         "file '/b.mp4'",
-        "inpoint 0.000000",
     ]
     copy = media.concat_mux_cmd(Path("l.txt"), Path("s.m4a"), Path("o.mp4"), copy_audio=True)
     assert copy[copy.index("-f") + 1] == "concat" and copy[copy.index("-safe") + 1] == "0"
@@ -280,6 +280,30 @@ def test_b_frame_clips_longer_than_their_shots_are_cut_frame_exact_in_one_pass(
     assert_delivers_the_contract(result.video, songs["m4a"], board)
 
 
+def test_concat_cutoffs_predict_exactly_the_frames_the_decoder_outputs(
+    tmp_path: Path, veo_like_clips: list[Path]
+) -> None:
+    """The outpoints stop reading early (B-frames, an AAC track in between) and the counts still hold."""
+    entries, predicted, full = [], 0, 0
+    for clip, keep in zip(veo_like_clips, (1, 17, 40, 30), strict=True):
+        info = media.probe(clip, packets=True)
+        video = info.real_video[0]
+        cutoff = media.concat_cutoff(info.packets, video.index, keep)
+        assert cutoff.decoded >= keep
+        entries.append(media.ConcatEntry(clip, outpoint=cutoff.outpoint))
+        predicted += cutoff.decoded
+        full += video.frames or 0
+    assert predicted < full  # the tails really are skipped
+    listing = tmp_path / "clips.ffconcat"
+    listing.write_text(media.concat_list_text(entries))
+    done = subprocess.run(
+        ["ffprobe", "-v", "error", "-f", "concat", "-safe", "0", "-count_frames", "-select_streams", "v:0",
+         "-show_entries", "stream=nb_read_frames", "-of", "csv=p=0", str(listing)],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert int(done.stdout.strip()) == predicted
+
+
 def _frame_rgb(video: Path, frame: int, tmp: Path) -> tuple[int, int, int]:
     grab = tmp / f"f{frame}.png"
     media.run(["ffmpeg", "-nostdin", "-v", "error", "-y", "-i", str(video), "-vf",
@@ -303,6 +327,42 @@ def test_crossfades_blend_across_each_cut_and_keep_the_length(
     assert all(90 <= c <= 165 for c in middle), f"frame on the cut is {middle}, not a white/black blend"
     assert _near(_frame_rgb(result.video, cut + 8, tmp_path), RGB["black"])
     assert not media.scene_cuts(result.video, threshold=0.3)  # no hard cut left anywhere
+
+
+def _corner_colours(video: Path) -> np.ndarray:
+    """The mean RGB of every frame's bottom-right corner (away from the moving pattern), in order."""
+    done = subprocess.run(
+        ["ffmpeg", "-nostdin", "-v", "error", "-i", str(video), "-vf",
+         "crop=iw/4:ih/4:iw*3/4:ih*3/4,scale=8:8", "-f", "rawvideo", "-pix_fmt", "rgb24", "-"],
+        capture_output=True, check=True,
+    )  # fmt: skip
+    return np.frombuffer(done.stdout, np.uint8).reshape(-1, 64, 3).mean(axis=1)
+
+
+@pytest.mark.parametrize("spare", ["veo-like clips with spare frames", "exact clips, no spare frames"])
+def test_every_frame_of_a_crossfade_is_the_planned_mix_of_its_two_shots(
+    spare: str, tmp_path: Path, veo_like_clips: list[Path], exact_clips: list[Path], songs: dict[str, Path]
+) -> None:
+    """Frame by frame: pure shots between the dissolves, and across each cut a ramp centred on it."""
+    board = make_board().model_copy(update={"transition": "crossfade", "crossfade_seconds": 0.5})
+    clips = veo_like_clips if spare.startswith("veo") else exact_clips
+    result = assemble_video(board, clips, songs["m4a"], tmp_path / "x.mp4", exact_lengths=False,
+                            crf=CRF, preset=PRESET)  # fmt: skip
+    seen = _corner_colours(result.video)
+    assert len(seen) == board.total_frames
+    half = 6  # 0.5 s at 24 fps
+    expected = np.zeros((board.total_frames, 3))
+    for i, (start, end) in enumerate(SHOT_FRAMES):
+        expected[start:end] = RGB[COLOURS[i]]
+    for i, (cut, _) in enumerate(SHOT_FRAMES[1:]):
+        before, after = np.array(RGB[COLOURS[i]]), np.array(RGB[COLOURS[i + 1]])
+        for k in range(2 * half):
+            weight = (k + 0.5) / (2 * half)
+            expected[cut - half + k] = (1 - weight) * before + weight * after
+    worst = np.abs(seen - expected).max(axis=1)
+    bad = [(frame, seen[frame].round().tolist(), expected[frame].round().tolist())
+           for frame in np.flatnonzero(worst > 16)]  # fmt: skip
+    assert not bad, f"frames off the planned dissolve (frame, seen, expected): {bad[:6]}"
 
 
 def test_square_video_and_a_portrait_clip_in_a_landscape_board_are_cropped_to_fill(
