@@ -32,6 +32,7 @@ from pydantic import BaseModel
 from kapsule_pipeline import media
 from kapsule_pipeline.errors import AudioError, InvalidParameter, MediaError
 from kapsule_pipeline.models import Storyboard, frame_size
+from kapsule_pipeline.storyboard import clip_frames_wanted, crossfade_half_frames
 
 log = logging.getLogger(__name__)
 
@@ -117,13 +118,6 @@ class _EncodeSettings:
     sample_rate: int
 
 
-def crossfade_half_frames(board: Storyboard) -> int:
-    """Frames a dissolve spends on each side of a cut: half its length, never more than half a shot."""
-    wanted = round(board.crossfade_seconds * board.fps / 2)
-    shortest = min(shot.frames for shot in board.shots)
-    return max(0, min(wanted, shortest // 2))
-
-
 def _shape(video: media.VideoStream) -> tuple[int, int, int, Fraction, str]:
     return (video.index, video.width, video.height, video.frame_rate, video.pix_fmt)
 
@@ -157,7 +151,7 @@ def _encode_pass(
     crf, preset, timeout = settings.crf, settings.preset, settings.timeout
     width, height = frame_size(board.aspect_ratio, board.resolution)
     crossfade = board.transition == "crossfade" and len(board.shots) > 1
-    half = crossfade_half_frames(board) if crossfade else 0
+    half = crossfade_half_frames(board)
     infos = _probe_clips(board, sources)
     videos = [info.real_video[0] for info in infos]
     # Frame numbers after decoding are exact only if every clip decodes to the same shape at the
@@ -166,7 +160,7 @@ def _encode_pass(
     common = Counter(streamable).most_common(1)[0][0] if streamable else None
     if common is None or (common[4] != media.H264_PIX_FMT and len(streamable) < len(videos)):
         common = (0, width, height, Fraction(board.fps), media.H264_PIX_FMT)  # normalize all to the board
-    needed = media.dissolve_frames_needed([shot.frames for shot in board.shots], half)
+    needed = clip_frames_wanted(board)
     spans: list[media.ShotSpan] = []
     entries: list[media.ConcatEntry] = []
     first = 0

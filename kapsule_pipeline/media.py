@@ -591,6 +591,13 @@ def hard_cut_filter(spans: Sequence[ShotSpan], *, fps: int, fit: Sequence[str] =
     return ",".join([f"select='{keep}'", f"setpts=N/({fps}*TB)", *fit])
 
 
+def dissolve_half_frames(seconds: float, fps: int, lengths: Sequence[int]) -> int:
+    """Frames a dissolve spends on each side of a cut: half its length, never more than half a shot."""
+    if len(lengths) < 2:
+        return 0
+    return max(0, min(round(seconds * fps / 2), min(lengths) // 2))
+
+
 def dissolve_frames_needed(lengths: Sequence[int], half_frames: int) -> list[int]:
     """Frames each clip must supply for dissolves of ``2 * half_frames`` centred on the cuts.
 

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from kapsule_pipeline import media
 from kapsule_pipeline.errors import GenerationError, InvalidParameter
 from kapsule_pipeline.models import CROSSFADE_SECONDS, FRAME_SIZES, Analysis, Shot, Storyboard
 from kapsule_pipeline.prompting.base import PromptWriter, ShotBrief
@@ -69,6 +70,35 @@ def request_seconds_for(duration: float, allowed: Sequence[int] = CLIP_SECONDS) 
     raise InvalidParameter(
         f"a {duration:.2f} s shot is longer than the longest clip the video model makes ({max(allowed)} s)"
     )
+
+
+def _clip_frames(cuts: Sequence[tuple[int, int]], fps: int, transition: str, crossfade_s: float) -> list[int]:
+    """Frames each clip should have: its shot, plus the handles a dissolve takes on either side."""
+    lengths = [end - start for start, end in cuts]
+    half = media.dissolve_half_frames(crossfade_s, fps, lengths) if transition == "crossfade" else 0
+    return media.dissolve_frames_needed(lengths, half)
+
+
+def crossfade_half_frames(board: Storyboard) -> int:
+    """Frames a dissolve of ``board`` spends on each side of a cut (0 for hard cuts)."""
+    if board.transition != "crossfade":
+        return 0
+    return media.dissolve_half_frames(board.crossfade_seconds, board.fps, [s.frames for s in board.shots])
+
+
+def clip_frames_wanted(board: Storyboard) -> list[int]:
+    """Frames each shot's clip should have: the shot, plus the dissolves' handles around it."""
+    cuts = [(shot.start_frame, shot.end_frame) for shot in board.shots]
+    return _clip_frames(cuts, board.fps, board.transition, board.crossfade_seconds)
+
+
+def _request_seconds(wanted_frames: int, shot_frames: int, fps: int) -> int:
+    """Ask for a clip that covers the shot and its dissolve handles; if none is that long, the shot alone
+    (assembly then holds the clip's last frame through the outgoing half of the dissolve)."""
+    try:
+        return request_seconds_for(wanted_frames / fps)
+    except InvalidParameter:
+        return request_seconds_for(shot_frames / fps)
 
 
 def shot_seed(seed: int, index: int) -> int:
@@ -320,14 +350,16 @@ def plan_storyboard(
             end=brief.end,
             start_frame=start_frame,
             end_frame=end_frame,
-            request_seconds=request_seconds_for(brief.end - brief.start),
+            request_seconds=_request_seconds(wanted, end_frame - start_frame, fps),
             section=brief.section,
             energy=brief.energy,
             prompt=text,
             negative_prompt=plan.negative_prompt,
             seed=shot_seed(seed, brief.index),
         )
-        for brief, (start_frame, end_frame), text in zip(briefs, cuts, plan.prompts, strict=True)
+        for brief, (start_frame, end_frame), text, wanted in zip(
+            briefs, cuts, plan.prompts, _clip_frames(cuts, fps, transition, crossfade_seconds), strict=True
+        )
     ]
     return Storyboard(
         fps=fps,

@@ -161,6 +161,24 @@ def test_picture_flashes_on_the_beats(tmp_path: Path) -> None:
     assert luma[0] > luma[12]  # a downbeat (t = 0) hits harder than a plain beat (t = 0.5)
 
 
+def test_with_crossfades_a_clip_carries_its_handles_and_still_flashes_on_the_beats(tmp_path: Path) -> None:
+    """Shot 1 of a dissolve board starts 6 frames before its cut: its flashes must move with it."""
+    song = analysis(energy=0.9, beat_every=0.5)
+    first, second = shot(0, frames=2 * FPS), shot(1, start_frame=2 * FPS, frames=2 * FPS)
+    dissolve = board([first, second]).model_copy(update={"transition": "crossfade", "crossfade_seconds": 0.5})
+    renderer = LocalRenderer(Settings())
+    request = renderer.request_for(second, dissolve)
+    assert request.frames == 2 * FPS + 6 and request.start == pytest.approx(2.0 - 6 / FPS)
+    assert request.key() != renderer.request_for(second, board([first, second])).key()
+    clip = tmp_path / "second.mp4"
+    result = renderer.generate(request, second, song, clip)
+    assert result.frames == media.probe(clip).real_video[0].frames == 2 * FPS + 6
+    luma = decode(clip).mean(axis=(1, 2))
+    on_beat = luma[[6, 18, 30, 42]]  # the cut (t = 2 s) is frame 6; beats every 12 frames from there
+    between = luma[[12, 24, 36, 48]]
+    assert on_beat.mean() > between.mean() + 10, (on_beat, between)
+
+
 def test_loud_music_is_brighter_than_quiet_music(tmp_path: Path) -> None:
     same = shot(frames=FPS)
     loud, _ = render(tmp_path / "loud", same, analysis(energy=0.95, beat_every=None))

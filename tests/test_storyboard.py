@@ -10,7 +10,7 @@ import pytest
 from kapsule_pipeline.errors import ConfigError, GenerationError, InvalidParameter
 from kapsule_pipeline.models import Analysis, EnergyCurve, Section
 from kapsule_pipeline.prompting import LocalPromptWriter, PromptPlan, ShotBrief, make_prompt_writer
-from kapsule_pipeline.storyboard import plan_cuts, plan_storyboard, request_seconds_for
+from kapsule_pipeline.storyboard import clip_frames_wanted, plan_cuts, plan_storyboard, request_seconds_for
 
 FPS = 24
 
@@ -245,3 +245,21 @@ def test_transition_is_a_storyboard_option_checked_up_front() -> None:
     assert (board.transition, board.crossfade_seconds) == ("crossfade", 0.5)
     with pytest.raises(InvalidParameter, match="transition must be one of cut, crossfade"):
         plan_storyboard(analysis, transition="wipe")
+
+
+def test_with_crossfades_each_clip_is_asked_to_cover_its_dissolve_handles_where_a_length_allows() -> None:
+    analysis = song(tempo=120.0, duration=60.5, sections=[(0.5, "verse"), (30.5, "chorus")])
+    cut = plan_storyboard(analysis)
+    dissolve = plan_storyboard(analysis, transition="crossfade", crossfade_seconds=0.5)
+    assert [s.start_frame for s in dissolve.shots] == [s.start_frame for s in cut.shots]  # same cuts
+    wanted = clip_frames_wanted(dissolve)
+    last = len(dissolve.shots) - 1
+    for shot, frames in zip(dissolve.shots, wanted, strict=True):
+        handles = 6 if shot.index in (0, last) else 12  # 0.25 s each side of a cut at 24 fps
+        assert frames == shot.frames + handles
+        if frames / 24 <= 8:
+            assert shot.request_seconds * 24 >= frames  # the clip covers the dissolves too
+        else:
+            assert shot.request_seconds == 8  # the longest clip; assembly holds its last frame
+    assert any(d.request_seconds > c.request_seconds for d, c in zip(dissolve.shots, cut.shots, strict=True))
+    assert clip_frames_wanted(cut) == [s.frames for s in cut.shots]

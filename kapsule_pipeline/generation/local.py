@@ -30,6 +30,7 @@ from kapsule_pipeline import media
 from kapsule_pipeline.errors import InvalidParameter
 from kapsule_pipeline.models import Analysis, Shot, ShotRequest, ShotResult, Storyboard, frame_size
 from kapsule_pipeline.settings import Settings, get_settings
+from kapsule_pipeline.storyboard import clip_frames_wanted, crossfade_half_frames
 
 TAU = 2.0 * math.pi
 LUT_SIZE = 512
@@ -482,6 +483,9 @@ class LocalRenderer:
         self.settings = settings or get_settings()
 
     def request_for(self, shot: Shot, board: Storyboard) -> ShotRequest:
+        wanted = dict(zip((s.index for s in board.shots), clip_frames_wanted(board), strict=True))
+        frames = wanted.get(shot.index, shot.frames)
+        lead = crossfade_half_frames(board) if board.shots and shot.index != board.shots[0].index else 0
         # The section is not a request field: it is a function of ``start`` on this job's song.
         return ShotRequest(
             model=self.name,
@@ -492,8 +496,10 @@ class LocalRenderer:
             resolution=board.resolution,
             seconds=shot.request_seconds,
             fps=board.fps,
-            start=shot.start,
-            frames=shot.frames,
+            # With dissolves the clip starts before its cut and runs on past it by the handles, and
+            # its motion must still land on the beats it plays over.
+            start=shot.start - lead / board.fps,
+            frames=frames,
         )
 
     def estimate_cost_usd(self, request: ShotRequest) -> float:

@@ -164,7 +164,7 @@ def _reused(p: _Planned, old: ShotResult | None, generator: VideoGenerator) -> S
     if old is not None and old.key == p.key and old.state in ("done", "fallback"):
         return old.model_copy(update={"file": p.storage_key})
     fps = p.request.fps
-    frames = p.shot.frames if generator.exact_length else p.request.seconds * fps
+    frames = (p.request.frames or p.shot.frames) if generator.exact_length else p.request.seconds * fps
     return ShotResult(
         index=p.shot.index,
         key=p.key,
