@@ -194,7 +194,7 @@ def _encode_pass(
         graph = media.hard_cut_filter(spans, fps=board.fps, fit=fit)
     cmd = media.assembly_cmd(
         list_file, song, out, graph=graph, complex_graph=graph.startswith("[0:v:0]"), fps=board.fps,
-        frames=board.total_frames, crf=crf, preset=preset, copy_audio=settings.copy_audio,
+        crf=crf, preset=preset, copy_audio=settings.copy_audio,
         sample_rate=settings.sample_rate,
     )  # fmt: skip
     media.run(cmd, timeout=timeout, what="assembling the video")

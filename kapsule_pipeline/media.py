@@ -691,7 +691,6 @@ def assembly_cmd(
     graph: str,
     complex_graph: bool,
     fps: int,
-    frames: int,
     crf: int,
     preset: str,
     copy_audio: bool,
@@ -712,8 +711,9 @@ def assembly_cmd(
         args += ["-filter_complex", graph, "-map", "[vout]"]
     else:
         args += ["-map", "0:v:0", "-vf", graph]
+    # No ``-frames:v``: the graph already yields exactly the storyboard's frames, and when one stream
+    # reaches its ``-frames`` limit FFmpeg closes the whole file, cutting the song's last ~0.2-0.8 s.
     args += ["-map", "1:a:0", *h264_args(crf=crf, preset=preset, fps=fps, threads=threads)]
-    args += ["-frames:v", str(frames)]
     return [
         *args,
         *_song_and_mp4_args(out, copy_audio=copy_audio, sample_rate=sample_rate, audio_bitrate=audio_bitrate),

@@ -104,6 +104,7 @@ def assert_delivers_the_contract(out: Path, song: Path, board: Storyboard) -> me
     heard = len(media.decode_audio(song, 8000)) / 8000
     assert heard == pytest.approx(SONG_SECONDS, abs=0.02)
     assert info.duration == pytest.approx(heard, abs=0.05)
+    assert info.audio[0].duration == pytest.approx(heard, abs=0.05)  # the whole song, to its last note
     assert info.audio[0].sample_rate == song_info.audio[0].sample_rate
     cuts = media.scene_cuts(out)
     planned = [shot.start for shot in board.shots[1:]]
@@ -321,6 +322,7 @@ def test_crossfades_blend_across_each_cut_and_keep_the_length(
     info = media.probe(result.video)
     assert info.real_video[0].frames == board.total_frames
     assert info.duration == pytest.approx(SONG_SECONDS, abs=0.05)
+    assert info.audio[0].duration == pytest.approx(SONG_SECONDS, abs=0.05)
     cut = SHOT_FRAMES[1][0]  # white → black at frame 40; the dissolve runs over frames 34..45
     assert _near(_frame_rgb(result.video, cut - 8, tmp_path), RGB["white"])
     middle = _frame_rgb(result.video, cut, tmp_path)
