@@ -205,3 +205,41 @@ def test_fast_song_after_a_twenty_second_silence(tmp_path: Path) -> None:
     assert analysis.sections[0].end == pytest.approx(20.0, abs=0.1)
     assert_beats_and_bars(analysis, song)
     assert f_measure(analysis.downbeats, song.downbeats) >= 0.9
+
+
+def test_off_grid_tempo_is_reported_precisely_and_beats_are_steady(tmp_path: Path) -> None:
+    """A steady 97.3 BPM song: the tempo is read to a fraction of a percent (shot lengths are computed
+    from it), and the beats are evenly spaced, not jittering from onset to onset."""
+    song = synthesize_song(tempo=97.3, style="pop", seed=21, sample_rate=22050)
+    analysis = analyze_rendered(song, tmp_path)
+    assert_beats_and_bars(analysis, song)
+    assert analysis.tempo == pytest.approx(97.3, rel=0.003)
+    intervals = np.diff(analysis.beats)
+    steady = intervals[np.abs(intervals - 60.0 / 97.3) < 0.1]
+    assert steady.size > 0.9 * intervals.size
+    assert float(np.std(steady)) < 0.004  # s; a tracker snapping to every onset jitters by ~10 ms
+
+
+def test_a_performance_that_speeds_up_is_followed(tmp_path: Path) -> None:
+    """A ballad that pushes from 80 to ~92 BPM over its minute (a band without a click): the beats
+    follow it from the first bar to the last instead of sliding off while the tempo is away from
+    its average."""
+    import soundfile as sf
+
+    song = synthesize_song(tempo=80.0, style="ballad", seed=7, sample_rate=22050)
+    mono = np.asarray(song.samples, dtype=np.float64)
+    mono = mono.mean(axis=1) if mono.ndim > 1 else mono
+    rate = 1.0 + 0.15 * np.arange(int(mono.size * 1.2)) / (60.0 * 22050)  # playback speed, rising
+    source_time = np.cumsum(rate) / 22050  # where in the song each output sample reads from
+    source_time = source_time[source_time < mono.size / 22050]
+    warped = np.interp(source_time, np.arange(mono.size) / 22050, mono)
+    path = tmp_path / "speeding-up.wav"
+    sf.write(path, (warped * 32767).astype(np.int16), 22050, subtype="PCM_16")
+    output_time = np.arange(source_time.size) / 22050
+    played = np.asarray(song.beats) < source_time[-1]
+    beats = np.interp(np.asarray(song.beats)[played], source_time, output_time)
+
+    analysis = analyze_song(path)
+    assert_well_formed(analysis)
+    assert f_measure(analysis.beats, beats) >= 0.95
+    assert f_measure(analysis.beats[:10], beats[:10]) >= 0.9  # the opening bars too
