@@ -41,11 +41,11 @@ PARAM_COMMENTS = {
 }
 
 SETUP = """\
-from kapsule_pipeline import stages
+from kapsule_pipeline import {modules}
 
 ctx = stages.JobContext.open(job_id, storage_url, status_url)
 stages.prepare(ctx, "{stage}")
-stages.job_table(ctx)"""
+report.job_table(ctx)"""
 
 Cell = tuple[str, str, str]  # (cell type, tag, source); tag "" for cells that only show things
 
@@ -69,7 +69,7 @@ CELLS: dict[str, list[Cell]] = {
         code(
             """
             analysis = stages.run_analyze(ctx)
-            stages.analysis_table(analysis, ctx.song_info)
+            report.analysis_table(analysis, ctx.song_info)
         """,
             tag="stage",
         ),
@@ -80,15 +80,15 @@ CELLS: dict[str, list[Cell]] = {
             are the sections. Cuts will land on these lines.
         """),
         code("""
-            samples = stages.song_samples(ctx)
-            stages.plot_waveform(analysis, samples)
+            samples = plots.song_samples(ctx)
+            plots.plot_waveform(analysis, samples)
         """),
         md("""
             ## Energy
 
             Louder, denser passages get shorter, more intense shots.
         """),
-        code("stages.plot_energy(analysis)"),
+        code("plots.plot_energy(analysis)"),
     ],
     "storyboard": [
         md("""
@@ -111,7 +111,7 @@ CELLS: dict[str, list[Cell]] = {
                 prompt_model=prompt_model,
                 transition=transition,
             )
-            stages.shot_table(board)
+            report.shot_table(board)
         """,
             tag="stage",
         ),
@@ -122,7 +122,7 @@ CELLS: dict[str, list[Cell]] = {
         """),
         code("""
             analysis = stages.load_analysis(ctx)
-            stages.plot_shots(board, analysis, stages.song_samples(ctx))
+            plots.plot_shots(board, analysis, plots.song_samples(ctx))
         """),
         md("""
             ## Cost estimate
@@ -131,7 +131,7 @@ CELLS: dict[str, list[Cell]] = {
             already in storage cost nothing again. If the prompt writer fell back to the local one,
             the reason is shown here.
         """),
-        code("stages.cost_table(ctx, board)"),
+        code("report.cost_table(ctx, board)"),
     ],
     "generate": [
         md("""
@@ -144,7 +144,7 @@ CELLS: dict[str, list[Cell]] = {
         code(
             """
             manifest = stages.run_generate(ctx, video_model=video_model, budget_usd=budget_usd)
-            stages.shot_status_table(stages.load_storyboard(ctx), manifest)
+            report.shot_status_table(stages.load_storyboard(ctx), manifest)
         """,
             tag="stage",
         ),
@@ -155,13 +155,13 @@ CELLS: dict[str, list[Cell]] = {
             filter and filled by the local renderer (`fallback`, with the refusal reasons), and what
             it cost. Below, the job's estimate and spending so far.
         """),
-        code("stages.cost_table(ctx, stages.load_storyboard(ctx), video_model, budget_usd)"),
+        code("report.cost_table(ctx, stages.load_storyboard(ctx), video_model, budget_usd)"),
         md("""
             ## Contact sheet
 
             One frame from the middle of each shot.
         """),
-        code('stages.show_image(ctx.output_dir / "contact-sheet.jpg")'),
+        code('report.show_image(ctx.output_dir / "contact-sheet.jpg")'),
     ],
     "assemble": [
         md("""
@@ -173,21 +173,21 @@ CELLS: dict[str, list[Cell]] = {
         code(
             """
             result = stages.run_assemble(ctx)
-            stages.assembly_table(result)
+            report.assembly_table(result)
         """,
             tag="stage",
         ),
         md("## The video"),
-        code("stages.show_video(ctx)"),
+        code("report.show_video(ctx)"),
         md("## ffprobe"),
-        code("stages.video_summary(result.video)"),
+        code("report.video_summary(result.video)"),
         md("""
             ## Loudness
 
             EBU R128 measured on the song as uploaded. Nothing is normalized: the video carries the
             song's own audio (copied when it is AAC, else AAC 256 kb/s), so this is the mix as released.
         """),
-        code("stages.loudness_table(ctx)"),
+        code("report.loudness_table(ctx)"),
     ],
 }
 
@@ -197,6 +197,14 @@ def parameters_source(stage: str) -> str:
     for name, default in {**COMMON_PARAMS, **STAGE_PARAMS[stage]}.items():
         lines.append(f"{name} = {json.dumps(default)}  # {PARAM_COMMENTS[name]}")
     return "\n".join(lines)
+
+
+def setup_modules(stage: str) -> str:
+    """The library modules the setup cell imports: ``plots`` only where a cell draws one."""
+    modules = ["report", "stages"]
+    if any(kind == "code" and "plots." in src for kind, _, src in CELLS[stage]):
+        modules.insert(0, "plots")
+    return ", ".join(modules)
 
 
 def _cell(kind: str, source: str, tag: str, cell_id: str) -> nbformat.NotebookNode:
@@ -214,7 +222,7 @@ def build(stage: str) -> nbformat.NotebookNode:
     specs = [
         title,
         ("code", "parameters", parameters_source(stage)),
-        ("code", "setup", SETUP.format(stage=stage)),
+        ("code", "setup", SETUP.format(stage=stage, modules=setup_modules(stage))),
         *rest,
     ]
     nb = nbformat.v4.new_notebook()
