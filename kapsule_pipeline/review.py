@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,7 +33,10 @@ from kapsule_pipeline.status import StatusStore
 from kapsule_pipeline.storage import Storage
 
 MAX_SEED = 2**32 - 1  # shot seeds are uint32 (what Veo takes; see storyboard.shot_seed)
-_PARAMS_NOT_INHERITED = ("timings", "review", "approved", "approved_at", "upload_id", "trace_header")
+PROMPT_EDITS = "prompt_edits"  # params key: {shot index as text: prompt}, applied over storyboard.json
+_PARAMS_NOT_INHERITED = (
+    "timings", "review", "approved", "approved_at", "upload_id", "trace_header", PROMPT_EDITS,
+)  # fmt: skip
 
 
 class ShotNotFound(KapsuleError):
@@ -91,11 +95,35 @@ def needs_review(record: JobRecord) -> bool:
     return bool(record.params.get("review")) and not record.params.get("approved")
 
 
-def load_board(stores: JobStores, job_id: str) -> Storyboard:
+def with_prompt_edits(board: Storyboard, params: dict[str, Any]) -> Storyboard:
+    """``board`` with the prompt edits recorded in a job's params applied (pure).
+
+    WHY edits live in the job record: the record is written in a transaction, a storage object is
+    not. Two reviewers editing different shots at once both keep their edit, and an edit racing
+    the approval is either in the record the approval committed, or refused (409). Only ``approve``
+    writes the edited storyboard back, after it has won the compare-and-set.
+    """
+    edits = params.get(PROMPT_EDITS) or {}
+    if not edits:
+        return board
+    shots = [
+        shot.model_copy(update={"prompt": edits[str(shot.index)]}) if str(shot.index) in edits else shot
+        for shot in board.shots
+    ]
+    return board.model_copy(update={"shots": shots})
+
+
+def _stored_board(stores: JobStores, job_id: str) -> Storyboard:
     try:
         return Storyboard.model_validate_json(stores.storage.read_bytes(JobLayout(job_id).storyboard))
     except ObjectNotFound:
         raise StoryboardNotReady(f"job {job_id} has no storyboard yet") from None
+
+
+def load_board(stores: JobStores, job_id: str, record: JobRecord | None = None) -> Storyboard:
+    """The job's storyboard as its owner sees it: ``storyboard.json`` with the pending prompt edits."""
+    board = _stored_board(stores, job_id)
+    return with_prompt_edits(board, (record or stores.status.get(job_id)).params)
 
 
 def review_summary(stores: JobStores, record: JobRecord) -> Review:
@@ -104,7 +132,7 @@ def review_summary(stores: JobStores, record: JobRecord) -> Review:
     from kapsule_pipeline.generation import make_video_generator
     from kapsule_pipeline.generation.references import settings_for_job
 
-    board = load_board(stores, record.id)
+    board = load_board(stores, record.id, record)
     model = str(record.params.get("video_model") or board.video_model)
     generator = make_video_generator(model, settings_for_job(stores.settings, record.id, record.params))
     layout = JobLayout(record.id)
@@ -200,20 +228,48 @@ def _write_board(stores: JobStores, job_id: str, board: Storyboard) -> None:
     stores.storage.write_bytes(JobLayout(job_id).storyboard, data, content_type="application/json")
 
 
-def edit_shots(stores: JobStores, job_id: str, prompts: dict[int, str]) -> Storyboard:
-    """Rewrite shot prompts of a job awaiting approval in ``storyboard.json``; returns the new board.
+def _checked_edits(stores: JobStores, job_id: str, prompts: dict[int, str]) -> dict[str, str]:
+    """Every edit checked (shot exists, prompt fits) before any is recorded: a bad one changes nothing."""
+    board = _stored_board(stores, job_id)
+    checked = {}
+    for index, text in prompts.items():
+        _shot_position(board, index)
+        checked[str(index)] = _check_prompt(text, stores.settings)
+    return checked
 
-    All prompts are checked before anything is written, so a bad one changes nothing.
+
+def _merge_edits(edits: dict[str, str]) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    return lambda params: {**params, PROMPT_EDITS: {**(params.get(PROMPT_EDITS) or {}), **edits}}
+
+
+def _while_awaiting(job_id: str, action: str) -> Callable[[str], str]:
+    """A state value for ``StatusStore.update`` that refuses, inside the transaction, unless awaiting."""
+
+    def check(state: str) -> str:
+        if state != JobState.awaiting_approval.value:
+            raise InvalidTransition(
+                f"job {job_id} is {state}; only a job that is awaiting approval can be {action}"
+            )
+        return state
+
+    return check
+
+
+def edit_shots(stores: JobStores, job_id: str, prompts: dict[int, str]) -> Storyboard:
+    """Record new prompts for shots of a job awaiting approval; returns the storyboard as edited.
+
+    The edits go into the job record in one transaction that also checks the state, so concurrent
+    edits of different shots all survive and none lands after the approval (see ``with_prompt_edits``).
     """
     _require_state(stores.status.get(job_id), JobState.awaiting_approval, "edited")
-    board = load_board(stores, job_id)
-    changes = {
-        _shot_position(board, index): _check_prompt(text, stores.settings) for index, text in prompts.items()
-    }
-    for position, text in changes.items():
-        board.shots[position].prompt = text
-    if changes:
-        _write_board(stores, job_id, board)
+    edits = _checked_edits(stores, job_id, prompts)
+    record = stores.status.update(
+        job_id, {"state": _while_awaiting(job_id, "edited"), "params": _merge_edits(edits)}
+    )
+    # The file follows for anyone who reads it (a late write may lag another edit; the approval and
+    # the generate stage both apply the record's edits again, so nothing generated ever lags).
+    board = load_board(stores, job_id, record)
+    _write_board(stores, job_id, board)
     return board
 
 
@@ -230,10 +286,9 @@ def approve(
     ``heartbeat_at`` is cleared: that is how the new execution's ``take_job`` tells an approved job
     waiting for its process from one another process is running.
     """
-    if prompts:
-        edit_shots(stores, job_id, prompts)
     record = stores.status.get(job_id)
     _require_state(record, JobState.awaiting_approval, "approved")
+    edits = _checked_edits(stores, job_id, prompts or {})
 
     def from_awaiting(state: str) -> str:
         if state != JobState.awaiting_approval.value:
@@ -246,9 +301,16 @@ def approve(
             "state": from_awaiting,
             "heartbeat_at": None,
             "message": "approved: generating the shots",
-            "params": lambda p: {**p, "approved": True, "approved_at": utcnow().isoformat()},
+            "params": lambda p: {
+                **_merge_edits(edits)(p),
+                "approved": True,
+                "approved_at": utcnow().isoformat(),
+            },
         },
     )
+    # This call won the compare-and-set, and no edit is accepted after it: it alone writes the
+    # storyboard the generation will read, with every edit the record holds.
+    _write_board(stores, job_id, with_prompt_edits(_stored_board(stores, job_id), record.params))
     return _launch(stores, record, launcher)
 
 

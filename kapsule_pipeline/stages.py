@@ -37,6 +37,7 @@ from kapsule_pipeline.errors import (
 from kapsule_pipeline.jobs import STAGES, JobRecord, JobState
 from kapsule_pipeline.layout import NOTEBOOK_NAMES, JobLayout
 from kapsule_pipeline.models import FRAME_SIZES, Analysis, ShotManifest, ShotResult, Storyboard
+from kapsule_pipeline.review import with_prompt_edits
 from kapsule_pipeline.settings import Settings, get_settings
 from kapsule_pipeline.status import StatusStore, open_status_store
 from kapsule_pipeline.storage import Storage, open_storage
@@ -314,7 +315,17 @@ def load_analysis(ctx: JobContext) -> Analysis:
 
 
 def load_storyboard(ctx: JobContext) -> Storyboard:
-    return ctx.read_model(ctx.layout.storyboard, Storyboard)
+    """The storyboard with every prompt edit of its review (the job record holds them; see ``review``).
+
+    ``storyboard.json`` normally has them already (the approval writes it); an edit's own late write
+    of that file could still lag the record, so once the job is running again the file is put right.
+    """
+    board = ctx.read_model(ctx.layout.storyboard, Storyboard)
+    record = ctx.record()
+    edited = with_prompt_edits(board, record.params)
+    if edited != board and record.state == JobState.running:
+        ctx.write_model(ctx.layout.storyboard, edited)
+    return edited
 
 
 def load_manifest(ctx: JobContext) -> ShotManifest:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -20,14 +21,15 @@ from typer.testing import CliRunner
 
 from api.deps import get_launcher
 from api.main import create_app
-from kapsule_pipeline import media
+from kapsule_pipeline import media, stages
 from kapsule_pipeline.cli import app as cli_app
 from kapsule_pipeline.demo_song import synthesize_song, write_song
+from kapsule_pipeline.errors import InvalidTransition, KapsuleError
 from kapsule_pipeline.jobs import JobRecord, JobState
 from kapsule_pipeline.launch.local import LocalLauncher, job_log_path
 from kapsule_pipeline.layout import NOTEBOOK_NAMES, JobLayout
-from kapsule_pipeline.models import ShotManifest, Storyboard
-from kapsule_pipeline.review import JobStores, needs_review, new_seed, reroll
+from kapsule_pipeline.models import Shot, ShotManifest, Storyboard
+from kapsule_pipeline.review import JobStores, approve, edit_shots, load_board, needs_review, new_seed, reroll
 from kapsule_pipeline.settings import Settings, get_settings
 from kapsule_pipeline.status import open_status_store
 from kapsule_pipeline.storage import open_storage
@@ -327,3 +329,68 @@ def test_reroll_refuses_an_unfinished_job_without_creating_one(kapsule_env: Sett
         reroll(stores, record.id, 0, launcher)
     assert getattr(caught.value, "code", "") == "invalid_transition"
     assert launcher.launched == [] and len(stores.status.list("local")[0]) == 1
+
+
+def _paused_job_with_board(stores: JobStores, shots: int) -> str:
+    record = stores.status.create(JobRecord(params={"review": True}))
+    stores.status.update(record.id, {"state": JobState.running.value})
+    stores.status.update(record.id, {"state": JobState.awaiting_approval.value})
+    board = Storyboard(
+        duration=shots * 2.0,
+        total_frames=shots * 48,
+        shots=[
+            Shot(index=i, start=2.0 * i, end=2.0 * i + 2, start_frame=48 * i, end_frame=48 * (i + 1),
+                 request_seconds=4, section="verse", energy=0.5, prompt=f"original {i}")
+            for i in range(shots)
+        ],
+    )  # fmt: skip
+    stores.storage.write_bytes(JobLayout(record.id).storyboard, board.model_dump_json().encode())
+    return record.id
+
+
+def test_concurrent_prompt_edits_all_survive_and_none_lands_after_the_approval(kapsule_env: Settings) -> None:
+    """Eight reviewers edit eight shots at once: every edit is in the storyboard the job generates from."""
+    stores = _stores(kapsule_env)
+    job_id = _paused_job_with_board(stores, 8)
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        boards = list(pool.map(lambda i: edit_shots(stores, job_id, {i: f"edited {i}"}), range(8)))
+    assert all(board.shots[i].prompt == f"edited {i}" for i, board in enumerate(boards))
+    assert [s.prompt for s in load_board(stores, job_id).shots] == [f"edited {i}" for i in range(8)]
+    launcher = RecordingLauncher()
+    approve(stores, job_id, launcher, prompts={3: "approved with this one"})
+    assert launcher.launched == [job_id]
+    stored = Storyboard.model_validate_json(stores.storage.read_bytes(JobLayout(job_id).storyboard))
+    expected = [f"edited {i}" for i in range(8)]
+    expected[3] = "approved with this one"
+    assert [s.prompt for s in stored.shots] == expected  # what the generate stage reads
+    with pytest.raises(InvalidTransition):
+        edit_shots(stores, job_id, {0: "too late"})
+    stored = Storyboard.model_validate_json(stores.storage.read_bytes(JobLayout(job_id).storyboard))
+    assert stored.shots[0].prompt == "edited 0"
+
+
+def test_a_bad_edit_among_good_ones_records_none_of_them(kapsule_env: Settings) -> None:
+    stores = _stores(kapsule_env)
+    job_id = _paused_job_with_board(stores, 2)
+    with pytest.raises(KapsuleError) as caught:
+        edit_shots(stores, job_id, {0: "fine", 5: "no such shot"})
+    assert caught.value.code == "shot_not_found"
+    with pytest.raises(KapsuleError) as caught:
+        edit_shots(stores, job_id, {0: "fine", 1: "   "})
+    assert caught.value.code == "empty_prompt"
+    assert [s.prompt for s in load_board(stores, job_id).shots] == ["original 0", "original 1"]
+
+
+def test_the_generate_stage_reads_every_recorded_edit_even_if_the_file_lags(kapsule_env: Settings) -> None:
+    """An edit's late file write lost the race to another one: the record is authoritative."""
+    stores = _stores(kapsule_env)
+    job_id = _paused_job_with_board(stores, 3)
+    edit_shots(stores, job_id, {1: "kept in the record"})
+    stale = load_board(stores, job_id).model_copy(deep=True)
+    stale.shots[1].prompt = "original 1"
+    stores.storage.write_bytes(JobLayout(job_id).storyboard, stale.model_dump_json().encode())
+    stores.status.update(job_id, {"state": JobState.running.value})
+    board = stages.load_storyboard(stages.JobContext.open(job_id, settings=kapsule_env))
+    assert board.shots[1].prompt == "kept in the record"
+    stored = Storyboard.model_validate_json(stores.storage.read_bytes(JobLayout(job_id).storyboard))
+    assert stored.shots[1].prompt == "kept in the record"  # the audit trail is put right too
