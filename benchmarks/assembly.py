@@ -13,7 +13,9 @@ in one run, each in its own worker process so the max RSS of its FFmpeg children
 
 The last line is exactly ``assembly/floor=X xfade/floor=Y moviepy/assembly=Z rss_mb=R``
 (moviepy/assembly compares the hard-cut edits; rss_mb is the larger FFmpeg child of ``cut``/``xfade``).
-Usage: ``.venv/bin/python benchmarks/assembly.py [--quick]`` (quick: 30 s from 5 clips).
+Usage: ``.venv/bin/python benchmarks/assembly.py [--quick] [--repeat N]`` (quick: 30 s from 5 clips;
+``--repeat`` runs our variants and the floors N times, interleaved, and keeps each one's fastest
+run, the one least disturbed by other load on the machine; RSS is the largest seen).
 """
 
 from __future__ import annotations
@@ -179,6 +181,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=180)
     parser.add_argument("--clips", type=int, default=25)
     parser.add_argument("--skip-moviepy", action="store_true", help="leave MoviePy out (not installed)")
+    parser.add_argument("--repeat", type=int, default=1, help="rounds of ours and the floors; fastest counts")
     opts = parser.parse_args()
     if opts.quick:
         opts.seconds, opts.clips = 30, 5
@@ -190,17 +193,20 @@ def main() -> None:
         opts.cache, make_board(opts.seconds, opts.clips), build_media(opts.cache, opts.seconds, opts.clips)[0]
     )
     variants = ["cut", "floor", "testsrc_floor", "xfade", "copy"]
+    rounds = [variants] * opts.repeat  # interleaved, so a burst of other load hits every variant alike
     if not opts.skip_moviepy:
-        variants += ["moviepy_cut", "moviepy_xfade"]
-    results = {}
-    for variant in variants:
-        results[variant] = measure(variant, opts.cache, opts.seconds, opts.clips)
-        r = results[variant]
+        rounds.append(["moviepy_cut", "moviepy_xfade"])
+    results: dict[str, dict[str, float]] = {}
+    for variant in (v for round_ in rounds for v in round_):
+        r = measure(variant, opts.cache, opts.seconds, opts.clips)
         print(
             f"{variant:14s} {r['seconds']:8.2f} s  ffmpeg max RSS {r['child_rss_mb']:7.1f} MB  "
             f"python max RSS {r['self_rss_mb']:7.1f} MB",
             flush=True,
         )
+        best = results.get(variant)
+        if best is None or r["seconds"] < best["seconds"]:  # the least disturbed run of each
+            results[variant] = {**r, "child_rss_mb": max(r["child_rss_mb"], (best or r)["child_rss_mb"])}
     floor = results["floor"]["seconds"]
     cut, xfade = results["cut"]["seconds"], results["xfade"]["seconds"]
     print(f"copy/floor={results['copy']['seconds'] / floor:.3f}")
