@@ -11,6 +11,10 @@ threads). Fast: every note or drum hit is rendered once, vectorized, and added i
 (wavetable oscillators, drum templates rendered once per style, one FFT convolution for the
 reverb); the ~60 s demo takes well under a second on one core.
 
+Where things live: this module owns the public API, validation, the plan (grid, bars, chords,
+melody) and the mix; ``demo_patterns`` holds the per-bar arrangement rules (drum and bass
+patterns, melody motifs, pitch helpers) and ``synth`` the instruments that make the sound.
+
 Musical plan: a major key, a real progression per section (one chord per bar), bass on the chord
 roots, pads voiced inside one octave (so voice leading is smooth), a seeded 2-bar melody motif per
 section repeated as question/answer phrases and snapped to chord tones on strong beats. Sections
@@ -36,8 +40,18 @@ from typing import Any
 
 import numpy as np
 import soundfile as sf
-from scipy import signal
 
+from kapsule_pipeline import synth
+from kapsule_pipeline.demo_patterns import (
+    MAJOR,
+    Bar,
+    bass_pattern,
+    degree_midi,
+    drum_pattern,
+    hz,
+    motif,
+    nearest_chord_tone,
+)
 from kapsule_pipeline.errors import InvalidParameter
 from kapsule_pipeline.models import Section
 
@@ -65,7 +79,6 @@ DEMO_ARGS: dict[str, Any] = {
     "syncopation": 0.3,
 }
 
-MAJOR = (0, 2, 4, 5, 7, 9, 11)
 ROMAN = ("I", "ii", "iii", "IV", "V", "vi", "vii°")
 KEYS = (("C", 0), ("D", 2), ("Eb", 3), ("E", 4), ("F", 5), ("G", 7), ("A", 9), ("Bb", 10))
 # (verse, chorus) progressions as scale degrees, one chord per bar; intro borrows the verse's.
@@ -78,9 +91,6 @@ PROGRESSIONS = (
 BRIDGE_PROGRESSION = (3, 4, 5, 5)
 OUTRO_PROGRESSION = (3, 0)  # IV I: a plagal "amen" that fades well
 LEVEL = {SILENCE_LABEL: 0.0, "intro": 0.5, "verse": 0.78, "chorus": 1.0, "bridge": 0.72, "outro": 0.7}
-
-TABLE = 2048  # wavetable length (power of two, so wrapping is a bit mask)
-Mono = np.ndarray
 
 
 # ----------------------------------------------------------------------------------------- public API
@@ -270,17 +280,6 @@ def _validate_structure(plan: list[tuple[str, int]], tempo: float, beats_per_bar
 # ------------------------------------------------------------------------------------------- the song
 
 
-@dataclass(frozen=True)
-class _Bar:
-    index: int  # bar number in the song
-    label: str
-    pos: int  # bar number inside its section
-    length: int  # bars in its section
-    occurrence: int  # 0 for the first verse, 1 for the second…
-    chord: int  # scale degree of the chord root
-    next_label: str | None
-
-
 class _Song:
     """One rendering: the plan (grid, bars, chords, melody) and the buffers it is mixed into."""
 
@@ -326,7 +325,7 @@ class _Song:
             frac = 0.5 + self.swing / 2 + (frac - 0.5) * (1 - self.swing)
         return self.offset + round((whole + frac) * self.beat_seconds * self.sr)
 
-    def _bars(self, plan: list[tuple[str, int]]) -> list[_Bar]:
+    def _bars(self, plan: list[tuple[str, int]]) -> list[Bar]:
         verse, chorus = self.progressions
         progression = {
             "intro": verse,
@@ -335,7 +334,7 @@ class _Song:
             "bridge": BRIDGE_PROGRESSION,
             "outro": OUTRO_PROGRESSION,
         }
-        bars: list[_Bar] = []
+        bars: list[Bar] = []
         seen: dict[str, int] = {}
         for s, (label, length) in enumerate(plan):
             occurrence = seen.get(label, 0)
@@ -346,13 +345,13 @@ class _Song:
                 chord = chords[pos % len(chords)]
                 if label == "outro" and pos == length - 1:
                     chord = 0  # always end on the tonic
-                bars.append(_Bar(len(bars), label, pos, length, occurrence, chord, following))
+                bars.append(Bar(len(bars), label, pos, length, occurrence, chord, following))
         return bars
 
     # ------------------------------------------------------------------------------------- render
 
     def render(self) -> DemoSong:
-        kit = _drum_kit(self.style, self.sr)
+        kit = synth.drum_kit(self.style, self.sr)
         for bar in self.bars:
             self._drums(bar, kit)
             self._bass(bar)
@@ -389,11 +388,13 @@ class _Song:
                 sections.append(Section(start=start, end=duration, label=bar.label))
         return sections
 
-    def place(self, start: int, sound: Mono, gain: float, pan: float = 0.0, send: float = 0.0) -> None:
+    def place(self, start: int, sound: synth.Mono, gain: float, pan: float = 0.0, send: float = 0.0) -> None:
         """Add a mono sound at a sample index (equal-power pan -1..1; ``send`` feeds the reverb)."""
         self._add(self.mix, start, sound, gain, pan, send)
 
-    def _add(self, bus: np.ndarray, start: int, sound: Mono, gain: float, pan: float, send: float) -> None:
+    def _add(
+        self, bus: np.ndarray, start: int, sound: synth.Mono, gain: float, pan: float, send: float
+    ) -> None:
         if start >= self.n or gain <= 0:
             return
         sound = sound[: self.n - start]
@@ -404,15 +405,15 @@ class _Song:
         if send:
             self.send[start:end] += (gain * send) * sound
 
-    def level(self, bar: _Bar) -> float:
+    def level(self, bar: Bar) -> float:
         return LEVEL[bar.label]
 
     # -------------------------------------------------------------------------------------- drums
 
-    def _drums(self, bar: _Bar, kit: dict[str, Mono]) -> None:
+    def _drums(self, bar: Bar, kit: dict[str, synth.Mono]) -> None:
         base = bar.index * self.bpb
         level = self.level(bar)
-        for name, pos, velocity in _drum_pattern(self.style, bar, self.bpb, self.sync, self.groove_rng):
+        for name, pos, velocity in drum_pattern(self.style, bar, self.bpb, self.sync, self.groove_rng):
             sound = kit[name]
             pan = {"hat": 0.3, "open": 0.3, "crash": -0.4}.get(name, 0.0)
             send = {"snare": 0.25, "clap": 0.3, "rim": 0.2, "crash": 0.2}.get(name, 0.04)
@@ -426,8 +427,8 @@ class _Song:
         pc = (self.tonic + MAJOR[degree % 7]) % 12
         return 33 + (pc - 33) % 12  # A1..G#2
 
-    def _bass(self, bar: _Bar) -> None:
-        notes = _bass_pattern(self.style, bar, self.bpb)
+    def _bass(self, bar: Bar) -> None:
+        notes = bass_pattern(self.style, bar, self.bpb)
         if not notes:
             return
         base = bar.index * self.bpb
@@ -441,7 +442,7 @@ class _Song:
             if anticipate and nxt is not None and pos == self.bpb - 0.5:
                 midi = self._bass_midi(nxt.chord)
             start, end = self.at(base + pos), self.at(base + pos + length)
-            note = _bass_note(_hz(midi), end - start, self.sr, bright, self.style)
+            note = synth.bass_note(hz(midi), end - start, self.sr, bright, self.style)
             self.place(start, note, 0.55 * velocity * level)
 
     # ------------------------------------------------------------------------------ pads, guitar
@@ -451,7 +452,7 @@ class _Song:
         pcs = [(self.tonic + MAJOR[(degree + k) % 7]) % 12 for k in (0, 2, 4)]
         return sorted(low + (pc - low) % 12 for pc in pcs)
 
-    def _harmony(self, bar: _Bar) -> None:
+    def _harmony(self, bar: Bar) -> None:
         base = bar.index * self.bpb
         level = self.level(bar)
         start, end = self.at(base), self.at(base + self.bpb)
@@ -468,17 +469,19 @@ class _Song:
         gain = {"ballad": 0.2, "electronic": 0.12, "rock": 0.12}.get(self.style, 0.13) * level
         release = 0.5 if self.style == "ballad" else 0.3
         for midi in voicing:
-            left, right = _pad_note(_hz(midi), end - start, self.sr, cutoff, attack, release, self.phase_rng)
+            left, right = synth.pad_note(
+                hz(midi), end - start, self.sr, cutoff, attack, release, self.phase_rng
+            )
             self._add(self.pads, start, left, gain, -1.0, 0.35)
             self._add(self.pads, start, right, gain, 1.0, 0.35)
         if self.style == "waltz" and bar.label in ("verse", "chorus", "bridge"):
             for beat in range(1, self.bpb):  # "oom-pah-pah": the bass takes 1, short chords the rest
                 length = self.at(base + beat + 0.6) - self.at(base + beat)
                 for i, midi in enumerate(self._voicing(bar.chord, 60)):
-                    note = _pluck(_hz(midi), length, self.sr, 2500.0, 0.25)
+                    note = synth.pluck(hz(midi), length, self.sr, 2500.0, 0.25)
                     self.place(self.at(base + beat), note, 0.09 * level, (-0.3, 0.0, 0.3)[i], 0.25)
 
-    def _guitar(self, bar: _Bar, base: int, level: float) -> None:
+    def _guitar(self, bar: Bar, base: int, level: float) -> None:
         """Distorted power chords: palm-muted 8ths in the verse, open strums in the chorus."""
         root = 40 + (self._bass_midi(bar.chord) - 40) % 12
         if bar.label == "chorus":
@@ -489,14 +492,14 @@ class _Song:
             start = self.at(base + pos)
             n = self.at(base + pos + length) - start + int(0.05 * self.sr)
             muted = bar.label != "chorus"
-            chord = _power_chord(_hz(root), n, self.sr, muted)
+            chord = synth.power_chord(hz(root), n, self.sr, muted)
             gain = 0.16 * velocity * level
             self.place(start, chord, gain, -0.5, 0.1)
             self.place(start + int(0.012 * self.sr), chord, gain * 0.8, 0.5, 0.1)  # double-tracked
 
     # ---------------------------------------------------------------------------------------- arp
 
-    def _arp(self, bar: _Bar) -> None:
+    def _arp(self, bar: Bar) -> None:
         wanted = {
             "pop": ("intro", "chorus"),
             "electronic": ("verse", "chorus", "bridge"),
@@ -513,7 +516,7 @@ class _Song:
         for k in range(round(self.bpb / step)):
             midi = tones[order[k % len(order)]]
             start = self.at(base + k * step)
-            note = _pluck(_hz(midi), self.at(base + (k + 1) * step) - start, self.sr, 3200.0, decay)
+            note = synth.pluck(hz(midi), self.at(base + (k + 1) * step) - start, self.sr, 3200.0, decay)
             self.place(start, note, gain * (1.0 if k % 2 == 0 else 0.75), 0.45, 0.3)
 
     # ------------------------------------------------------------------------------------- melody
@@ -523,7 +526,7 @@ class _Song:
         lead_tonic = 60 + self.tonic if self.tonic <= 8 else 48 + self.tonic
         motifs: dict[str, list[tuple[float, float, int]]] = {}
         for label, center, density in (("verse", 3, 0.4), ("chorus", 7, 0.6), ("bridge", 5, 0.35)):
-            motifs[label] = _motif(self.melody_rng, self.bpb, density, center, self.sync)
+            motifs[label] = motif(self.melody_rng, self.bpb, density, center, self.sync)
         for bar in self.bars:
             if bar.label not in motifs:
                 continue
@@ -537,19 +540,19 @@ class _Song:
             for pos, length, degree in notes:
                 strong = float(pos).is_integer()
                 if strong or cadence:
-                    degree = _nearest_chord_tone(degree, bar.chord, prefer_root=cadence)
-                self._lead_note(bar, pos, length, _degree_midi(lead_tonic, degree))
+                    degree = nearest_chord_tone(degree, bar.chord, prefer_root=cadence)
+                self._lead_note(bar, pos, length, degree_midi(lead_tonic, degree))
 
-    def _lead_note(self, bar: _Bar, pos: float, length: float, midi: int) -> None:
+    def _lead_note(self, bar: Bar, pos: float, length: float, midi: int) -> None:
         base = bar.index * self.bpb
         start = self.at(base + pos)
         gate = self.at(base + pos + length) - start
         level = self.level(bar) * (1.15 if bar.label == "chorus" else 1.0)
-        note = _lead_note(_hz(midi), gate, self.sr, self.style)
+        note = synth.lead_note(hz(midi), gate, self.sr, self.style)
         gain = 0.16 * level
         self.place(start, note, gain, -0.15, 0.3)
         if bar.label == "chorus":  # octave double, quieter: the chorus sounds bigger
-            self.place(start, _lead_note(_hz(midi + 12), gate, self.sr, self.style), gain * 0.3, 0.2, 0.3)
+            self.place(start, synth.lead_note(hz(midi + 12), gate, self.sr, self.style), gain * 0.3, 0.2, 0.3)
         echo = self.at(base + pos + 0.75) - start  # dotted-8th echo, wet only on the sides
         self.place(start + echo, note, gain * 0.25, 0.7, 0.2)
         self.place(start + 2 * echo, note, gain * 0.1, -0.7, 0.2)
@@ -564,7 +567,7 @@ class _Song:
             since = (idx - last) / self.sr
             self.pads *= (1.0 - 0.6 * np.exp(-since / 0.12)).astype(np.float32)
         self.mix += self.pads
-        wet = _reverb(self.send, self.sr, 2.2 if self.style == "ballad" else 1.5)
+        wet = synth.reverb(self.send, self.sr, 2.2 if self.style == "ballad" else 1.5)
         out = self.mix + wet * (0.5 if self.style == "ballad" else 0.35)
         out *= self._fade()
         peak = float(np.max(np.abs(out))) or 1.0
@@ -588,308 +591,6 @@ class _Song:
         if tail > 0:
             gain[self.n - tail :] *= np.linspace(1.0, 0.0, tail, dtype=np.float32)
         return gain
-
-
-# ------------------------------------------------------------------------------------- patterns
-
-
-def _drum_pattern(
-    style: str, bar: _Bar, bpb: int, sync: float, rng: np.random.Generator
-) -> list[tuple[str, float, float]]:
-    """The hits of one bar: (instrument, position in beats, velocity)."""
-    label = bar.label
-    hits: list[tuple[str, float, float]] = []
-    backbeat = {2: (1,), 3: (1, 2), 4: (1, 3)}[bpb]
-    kicks = {2: (0,), 3: (0,), 4: (0, 2)}[bpb]
-    snare = {"electronic": "clap", "ballad": "rim"}.get(style, "snare")
-    if style == "waltz":
-        backbeat, kicks = tuple(range(1, bpb)), (0,)
-    if label == "intro":
-        if style in ("ballad", "waltz"):
-            return []
-        hits += [("hat", b, 0.35) for b in range(bpb)]
-        hits += [("kick", b, 0.6) for b in (range(bpb) if style == "electronic" else (0,))]
-        if style == "electronic":
-            hits += [("hat", b + 0.5, 0.3) for b in range(bpb)]
-        return hits
-    if label == "outro":
-        if style == "ballad":
-            return []
-        return [("kick", 0, 0.7), *[("hat", b, 0.3) for b in range(bpb)]]
-    full = label == "chorus"
-    if style == "electronic":
-        kicks = tuple(range(bpb))
-    if style == "ballad" and not full:
-        snare = "rim"
-    elif style == "ballad":
-        snare = "snare"
-    hits += [("kick", b, 1.0 if b == 0 else 0.85) for b in kicks]
-    hits += [(snare, b, (0.95 if full else 0.8) if style != "waltz" else 0.5) for b in backbeat]
-    if style in ("ballad", "waltz") and not full:
-        hats = [("hat", b, 0.4) for b in range(bpb)]
-    elif style == "electronic":
-        hats = [("hat", b + q / 4, 0.25 if q else 0.35) for b in range(bpb) for q in (0, 1, 3)]
-        if full:
-            hats += [("open", b + 0.5, 0.3) for b in range(bpb)]
-        else:
-            hats += [("hat", b + 0.5, 0.4) for b in range(bpb)]
-    else:
-        hats = [
-            ("hat", b + h / 2, (0.55 if h == 0 else 0.35) * (1.15 if full else 1.0))
-            for b in range(bpb)
-            for h in (0, 1)
-        ]
-        if full and style in ("pop", "rock"):
-            hats[-1] = ("open", bpb - 0.5, 0.45)
-    hits += hats
-    extra = full or (style == "rock") or rng.random() < sync
-    if bpb == 4 and extra and style in ("pop", "rock"):
-        hits.append(("kick", 2.5, 0.75))
-    if full and bar.pos == 0:
-        hits.append(("crash", 0, 0.8))
-    if bar.pos == bar.length - 1 and bar.next_label == "chorus" and style != "waltz":
-        last = bpb - 1  # a 16th snare fill into the chorus
-        hits = [h for h in hits if h[1] < last or h[0] in ("kick", "hat")]
-        hits += [(snare if style != "ballad" else "snare", last + q / 4, 0.45 + 0.15 * q) for q in range(4)]
-    return hits
-
-
-def _bass_pattern(style: str, bar: _Bar, bpb: int) -> list[tuple[float, float, int, float]]:
-    """The bass notes of one bar: (position in beats, length in beats, interval, velocity)."""
-    if bar.label == "intro":
-        return [(0.0, float(bpb), 0, 0.6)] if style in ("ballad", "waltz") else []
-    if bar.label == "outro" or (style == "ballad" and bar.label != "chorus"):
-        return [(0.0, float(bpb), 0, 0.8)]
-    if style == "waltz":
-        return [(0.0, 0.9, 0 if bar.pos % 2 == 0 else -5, 1.0)]
-    if style == "ballad":
-        return [(float(b), 0.95, 0, 0.9) for b in range(bpb)]
-    if style == "electronic":
-        return [(b + h / 2, 0.45, 0, 1.0 if h else 0.7) for b in range(bpb) for h in (0, 1)]
-    full = bar.label == "chorus"
-    notes = []
-    for k in range(bpb * 2):
-        octave = 12 if full and style == "pop" and k % 4 == 3 else 0
-        notes.append((k / 2, 0.45, octave, 1.0 if k % 2 == 0 else 0.8))
-    return notes
-
-
-def _motif(
-    rng: np.random.Generator, bpb: int, density: float, center: int, sync: float
-) -> list[tuple[float, float, int]]:
-    """A 2-bar melody cell in 8ths: (position in beats, length in beats, scale degree)."""
-    steps = 4 * bpb
-    onsets = [0]
-    for _ in range(50):  # re-draw until the cell is neither empty nor a wall of 8ths
-        onsets = [0] + [
-            s for s in range(1, steps - 1) if rng.random() < density * (1.0 if s % 2 == 0 else 0.55)
-        ]
-        if bpb + 1 <= len(onsets) <= 3 * bpb:
-            break
-    if sync:  # anticipate: move some on-beat notes an 8th earlier
-        onsets = sorted({s - 1 if s % 2 == 0 and s > 0 and rng.random() < sync * 0.5 else s for s in onsets})
-    notes = []
-    degree = center
-    for i, s in enumerate(onsets):
-        nxt = onsets[i + 1] if i + 1 < len(onsets) else steps
-        length = min(nxt - s, 4) - (0.2 if nxt == steps else 0.0)
-        step = int(rng.choice((-2, -1, -1, 0, 1, 1, 2, 3)))
-        if abs(degree + step - center) > 4:
-            step = -step
-        degree = degree + step if i else center
-        notes.append((s / 2, length / 2, degree))
-    return notes
-
-
-def _nearest_chord_tone(degree: int, chord: int, prefer_root: bool = False) -> int:
-    tones = {chord % 7} if prefer_root else {chord % 7, (chord + 2) % 7, (chord + 4) % 7}
-    return min(range(degree - 6, degree + 7), key=lambda d: (d % 7 not in tones, abs(d - degree), d))
-
-
-def _degree_midi(tonic: int, degree: int) -> int:
-    return tonic + MAJOR[degree % 7] + 12 * (degree // 7)
-
-
-def _hz(midi: float) -> float:
-    return 440.0 * 2 ** ((midi - 69) / 12)
-
-
-# ------------------------------------------------------------------------------------ instruments
-
-
-@cache
-def _table(shape: str, freq: float, cutoff: float, sr: int) -> tuple[np.ndarray, np.ndarray]:
-    """One band-limited cycle with a low-pass baked in (no aliasing, no per-note filter)."""
-    k = np.arange(1, TABLE // 2)
-    keep = k * freq < min(0.45 * sr, 8 * cutoff)
-    amp = np.zeros(len(k))
-    if shape == "saw":
-        amp = 1.0 / k
-    elif shape == "square":
-        amp = np.where(k % 2 == 1, 1.0 / k, 0.0)
-    elif shape == "soft":  # triangle-ish, for ballad leads
-        amp = np.where(k % 2 == 1, 1.0 / k**2, 0.0)
-    amp = amp * keep / np.sqrt(1 + (k * freq / cutoff) ** 4)
-    spectrum = np.zeros(TABLE // 2 + 1, complex)
-    spectrum[1 : TABLE // 2] = -1j * amp * TABLE / 2
-    table = np.fft.irfft(spectrum, TABLE).astype(np.float32)
-    return table, (np.roll(table, -1) - table).astype(np.float32)
-
-
-def _osc(
-    shape: str, freq: float, n: int, sr: int, cutoff: float, phase: float = 0.0, vibrato: Mono | None = None
-) -> Mono:
-    table, slope = _table(shape, round(freq, 2), round(cutoff), sr)
-    if vibrato is None:
-        cycles = phase + (freq / sr) * np.arange(n)
-    else:
-        cycles = phase + np.cumsum(freq * (1.0 + vibrato)) / sr
-    x = (cycles - np.floor(cycles)) * TABLE
-    i = x.astype(np.int32)
-    frac = (x - i).astype(np.float32)
-    i &= TABLE - 1
-    return table[i] + frac * slope[i]
-
-
-def _adsr(n: int, sr: int, attack: float, decay: float, sustain: float, gate: int, release: float) -> Mono:
-    t = np.arange(n, dtype=np.float32) / sr
-    env = np.minimum(t / attack, 1.0) if attack > 0 else np.ones(n, np.float32)
-    env *= sustain + (1 - sustain) * np.exp(-np.maximum(t - attack, 0) / decay)
-    if gate < n:
-        env[gate:] *= np.maximum(1 - (t[gate:] - t[gate]) / release, 0.0)
-    return env.astype(np.float32)
-
-
-def _bass_note(freq: float, gate: int, sr: int, bright: float, style: str) -> Mono:
-    n = gate + int(0.04 * sr)
-    body = _osc("saw", freq, n, sr, 4 * freq)
-    click = _osc("saw", freq, n, sr, bright)
-    t = np.arange(n, dtype=np.float32) / sr
-    tone = body + (click - body) * np.exp(-t / 0.07)  # the brightness dies first: a plucked bass
-    attack = 0.02 if style == "ballad" else 0.003
-    out = tone * _adsr(n, sr, attack, 0.3, 0.6, gate, 0.04)
-    return np.tanh(1.5 * out) if style == "rock" else out
-
-
-def _pad_note(
-    freq: float, gate: int, sr: int, cutoff: float, attack: float, release: float, rng: np.random.Generator
-) -> tuple[Mono, Mono]:
-    """Two detuned saws per side: the stereo width comes from different detunes left and right."""
-    n = gate + int(release * sr)
-    env = _adsr(n, sr, attack, 1.0, 0.8, gate, release)
-    p = rng.random(4)
-    left = _osc("saw", freq * 0.9965, n, sr, cutoff, p[0]) + _osc("saw", freq * 1.0012, n, sr, cutoff, p[1])
-    right = _osc("saw", freq * 1.0035, n, sr, cutoff, p[2]) + _osc("saw", freq * 0.9988, n, sr, cutoff, p[3])
-    return left * env, right * env
-
-
-def _pluck(freq: float, n: int, sr: int, cutoff: float, decay: float) -> Mono:
-    n += int(0.05 * sr)
-    return _osc("saw", freq, n, sr, cutoff) * _adsr(n, sr, 0.002, decay, 0.0, n, 0.01)
-
-
-def _power_chord(freq: float, n: int, sr: int, muted: bool) -> Mono:
-    cutoff = 1200.0 if muted else 3000.0
-    tone = sum(_osc("saw", freq * r, n, sr, cutoff) for r in (1.0, 1.4983, 2.0))
-    decay = 0.09 if muted else 1.2
-    return np.tanh(3.5 * tone) * _adsr(n, sr, 0.003, decay, 0.0 if muted else 0.5, n - int(0.04 * sr), 0.04)
-
-
-def _lead_note(freq: float, gate: int, sr: int, style: str) -> Mono:
-    release = 0.12
-    n = gate + int(release * sr)
-    t = np.arange(n, dtype=np.float32) / sr
-    vibrato = 0.004 * np.sin(2 * np.pi * 5.5 * t) * np.clip((t - 0.18) / 0.2, 0, 1)
-    if style == "ballad":
-        tone = _osc("soft", freq, n, sr, 3000.0, vibrato=vibrato)
-        attack = 0.06
-    else:
-        shape_a, shape_b = ("saw", "saw") if style in ("rock", "electronic") else ("square", "saw")
-        cutoff = 2600.0 if style != "rock" else 3500.0
-        tone = 0.6 * _osc(shape_a, freq, n, sr, cutoff, vibrato=vibrato)
-        tone += 0.4 * _osc(shape_b, freq * 1.003, n, sr, cutoff, 0.25, vibrato=vibrato)
-        attack = 0.012
-        if style == "rock":
-            tone = np.tanh(2.5 * tone)
-    return tone * _adsr(n, sr, attack, 0.4, 0.75, gate, release)
-
-
-@cache
-def _drum_kit(style: str, sr: int) -> dict[str, Mono]:
-    """Each drum rendered once per style; hits are scaled copies (fixed seed: same every run)."""
-    rng = np.random.default_rng(1234)
-
-    def noise(seconds: float) -> Mono:
-        return rng.standard_normal(int(seconds * sr)).astype(np.float32)
-
-    def band(x: Mono, low: float | None, high: float | None) -> Mono:
-        if low and high:
-            sos = signal.butter(2, [low, high], "bandpass", fs=sr, output="sos")
-        elif low:
-            sos = signal.butter(4, low, "highpass", fs=sr, output="sos")
-        else:
-            sos = signal.butter(2, high, "lowpass", fs=sr, output="sos")
-        return signal.sosfilt(sos, x).astype(np.float32)
-
-    def decay(n: int, seconds: float) -> Mono:
-        return np.exp(-np.arange(n, dtype=np.float32) / (seconds * sr))
-
-    n = int(0.5 * sr)
-    t = np.arange(n, dtype=np.float32) / sr
-    low = {"electronic": 42.0, "rock": 50.0}.get(style, 47.0)
-    pitch = low + 120.0 * np.exp(-t / 0.03)
-    body = np.sin(2 * np.pi * np.cumsum(pitch) / sr) * decay(n, {"electronic": 0.3}.get(style, 0.18))
-    click = band(noise(0.5), 2000.0, None) * decay(n, 0.006)
-    kick = np.tanh(1.6 * (body + (0.5 if style == "rock" else 0.3) * click))
-
-    n = int(0.35 * sr)
-    t = np.arange(n, dtype=np.float32) / sr
-    tone = (np.sin(2 * np.pi * 185 * t) + 0.5 * np.sin(2 * np.pi * 330 * t)) * decay(n, 0.05)
-    snare = 0.6 * tone + 1.4 * band(noise(0.35), 1500.0, 9000.0) * decay(n, 0.14 if style == "rock" else 0.11)
-    rim = np.sin(2 * np.pi * 820 * t) * decay(n, 0.012) + 0.8 * band(noise(0.35), 2000.0, 8000.0) * decay(
-        n, 0.02
-    )
-    bursts = sum(np.roll(decay(n, 0.004), int(d * sr)) * (t >= d) for d in (0.0, 0.011, 0.022))
-    clap = 1.6 * band(noise(0.35), 900.0, 4000.0) * (bursts + 0.5 * decay(n, 0.09) * (t >= 0.022))
-
-    hat = 0.7 * band(noise(0.12), 7000.0, None) * decay(int(0.12 * sr), 0.03)
-    open_hat = 0.6 * band(noise(0.6), 6500.0, None) * decay(int(0.6 * sr), 0.22)
-    crash = 0.5 * band(noise(2.5), 4000.0, None) * decay(int(2.5 * sr), 0.9)
-    kit = {
-        "kick": kick,
-        "snare": snare,
-        "rim": rim,
-        "clap": clap,
-        "hat": hat,
-        "open": open_hat,
-        "crash": crash,
-    }
-    for name, sound in kit.items():
-        sound = np.asarray(sound, np.float32)
-        sound[: int(0.0005 * sr)] *= np.linspace(0.2, 1.0, int(0.0005 * sr), dtype=np.float32)  # no DC click
-        sound.flags.writeable = False
-        kit[name] = sound
-    return kit
-
-
-@cache
-def _impulse_response(sr: int, seconds: float) -> tuple[Mono, Mono]:
-    rng = np.random.default_rng(99)
-    n = int(seconds * sr)
-    env = np.exp(-np.arange(n) / sr * 6.9 / seconds).astype(np.float32)  # -60 dB at the end
-    env[: int(0.012 * sr)] = 0.0  # pre-delay
-    sos = signal.butter(1, 5000.0, "lowpass", fs=sr, output="sos")
-    out = []
-    for _ in range(2):  # two decorrelated tails: stereo from a mono send
-        ir = signal.sosfilt(sos, rng.standard_normal(n)).astype(np.float32) * env
-        out.append(ir / np.sqrt(np.sum(ir**2)))
-    return out[0], out[1]
-
-
-def _reverb(send: Mono, sr: int, seconds: float) -> np.ndarray:
-    left, right = _impulse_response(sr, seconds)
-    n = len(send)
-    return np.stack([signal.fftconvolve(send, ir)[:n] for ir in (left, right)]).astype(np.float32)
 
 
 # ----------------------------------------------------------------------------------------------- files
