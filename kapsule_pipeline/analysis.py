@@ -7,7 +7,9 @@ The pulse is found in three steps, because each common tracker failure is a diff
    every harmonic (double tempo); their product, times a prior centred on 120 BPM, is strong only
    at the beat, so a 170 BPM rock song is not read as 85 nor a 70 BPM ballad as 140. The period
    is then measured to a fraction of a frame on the autocorrelation peaks at its first multiples,
-   and followed through slow tempo changes with a local (~9 s) autocorrelation.
+   and followed through slow tempo changes with a local (~9 s) autocorrelation, unless those peaks
+   show a clocked song (a sequencer, a click, a MIDI render: one exact period for the whole song),
+   which is tracked on that one period, rigidly, so syncopated bars cannot pull the beat off.
 2. **Which phase.** A dynamic-programming tracker (Ellis 2007, with that fractional, local period)
    follows the chosen tempo; it can lock half a beat off (on hi-hats, on off-beat chords). The
    grid and the half-shifted grid are scored on low-band (kick, bass) and broadband onsets, and
@@ -78,6 +80,12 @@ LOCAL_SMOOTH_S = 4.0  # seconds over which the local period is smoothed
 STRONG_ONSET = 2.0  # an onset twice the mean pulse strength is a played note, not a held chord's noise
 MAX_TAIL_BEATS = 8  # at most this many beats continued through a final held chord
 STEADY_HALF_BEATS = 4  # beats each side in the local straight-line fit of the beat times
+# A song whose whole-song autocorrelation peaks sit on one exact period (a click, a sequencer, a MIDI
+# render) has no tempo to follow: the tracker then holds that period, much more tightly, and the beat
+# times are fitted on a longer line (two 4/4 bars each side), so syncopation cannot pull it off.
+CLOCKED_TIGHTNESS = 400.0
+CLOCKED_HALF_BEATS = 8
+CLOCKED_MIN_PEAKS = COMB_MULTIPLES // 2  # multiples that must show a peak on the fitted line
 SILENCE_LABEL = "silence"  # a silent lead-in of a second or more is a section of its own
 
 
@@ -103,7 +111,7 @@ def analyze_samples(y: np.ndarray, sr: int) -> Analysis:
     low_bands = librosa.mel_frequencies(n_mels=96, fmax=sr / 2) < LOW_HZ
     low_onset = librosa.onset.onset_strength(S=mel_db[low_bands], sr=sr, hop_length=HOP, center=False)
 
-    beat_frames, tempo = _beats(onset, low_onset, sounding, sr)
+    beat_frames, tempo, clocked = _beats(onset, low_onset, sounding, sr)
     chroma = librosa.feature.chroma_stft(S=power, sr=sr, hop_length=HOP, tuning=0.0)
     beats_per_bar, phase = _bar_phase(beat_frames, onset, low_onset, chroma)
     downbeat_frames = beat_frames[phase::beats_per_bar] if beat_frames.size else beat_frames
@@ -112,7 +120,8 @@ def analyze_samples(y: np.ndarray, sr: int) -> Analysis:
     music_start = float(times[np.argmax(sounding)]) if sounding.any() else 0.0
     sections = _sections(downbeat_frames, chroma, mfcc, rms_db, times, duration, music_start)
 
-    beat_times = np.clip(_steady(_refine(beat_frames, onset, sr)), 0.0, duration)
+    half = CLOCKED_HALF_BEATS if clocked else STEADY_HALF_BEATS
+    beat_times = np.clip(_steady(_refine(beat_frames, onset, sr), half), 0.0, duration)
     downbeat_times = beat_times[phase::beats_per_bar] if beat_times.size else beat_times
     return Analysis(
         duration=round(duration, 4),
@@ -148,8 +157,9 @@ def _pulse_envelope(onset: np.ndarray, low_onset: np.ndarray, sounding: np.ndarr
     return unit(onset) + unit(low_onset)
 
 
-def _tempo_estimate(env: np.ndarray, sr: int) -> float:
-    """The beat tempo (BPM): autocorrelation × Fourier tempogram × a prior centred on 120 BPM.
+def _tempo_estimate(env: np.ndarray, sr: int) -> tuple[float, bool]:
+    """The beat tempo (BPM): autocorrelation × Fourier tempogram × a prior centred on 120 BPM, and
+    whether the song keeps that exact tempo throughout (see ``_refine_period``).
 
     WHY the product: the autocorrelation of a pulse train peaks at its period and at every multiple
     of it (half, third of the tempo), the Fourier spectrum at its frequency and every harmonic (twice,
@@ -161,7 +171,7 @@ def _tempo_estimate(env: np.ndarray, sr: int) -> float:
     fps = sr / HOP
     detrended = np.maximum(env - scipy.ndimage.uniform_filter1d(env, max(1, round(fps))), 0.0)
     if not np.any(detrended > 0):
-        return 0.0
+        return 0.0, False
     bpm = np.geomspace(TEMPO_MIN, TEMPO_MAX, 400)
     full_ac = librosa.autocorrelate(detrended - detrended.mean())
     full_ac = full_ac / (full_ac[0] + 1e-12)
@@ -175,12 +185,14 @@ def _tempo_estimate(env: np.ndarray, sr: int) -> float:
     prior = np.exp(-0.5 * (np.log2(bpm / TEMPO_PRIOR_BPM) / TEMPO_PRIOR_OCTAVES) ** 2)
     score = ac * ft_bpm * prior
     if score.max() <= 0:
-        return 0.0
+        return 0.0, False
     return _refine_period(full_ac, 60.0 * fps / float(bpm[np.argmax(score)]), fps)
 
 
-def _refine_period(ac: np.ndarray, period: float, fps: float) -> float:
-    """The tempo (BPM) near ``period`` (frames) that the autocorrelation peaks at its multiples agree on.
+def _refine_period(ac: np.ndarray, period: float, fps: float) -> tuple[float, bool]:
+    """The tempo (BPM) near ``period`` (frames) that the autocorrelation peaks at its multiples agree
+    on, and whether the song is clocked: at least CLOCKED_MIN_PEAKS of those peaks lie within half a
+    frame of one line, which a tempo that drifts or is played with rubato does not achieve.
 
     WHY: the tempo grid above is 0.45 % coarse, and a tracker held to a period 0.5 % wrong slides a
     whole beat in a minute or two. The autocorrelation peaks near k × period (k = 1 … COMB_MULTIPLES)
@@ -202,46 +214,51 @@ def _refine_period(ac: np.ndarray, period: float, fps: float) -> float:
         ks.append(k)
         positions.append(i + float(np.clip(offset, -0.5, 0.5)))
     if not ks:
-        return float(60.0 * fps / period)
+        return float(60.0 * fps / period), False
     k_arr, x_arr = np.asarray(ks, float), np.asarray(positions)
     refined = float(np.dot(k_arr, x_arr) / np.dot(k_arr, k_arr))
+    clocked = len(ks) >= CLOCKED_MIN_PEAKS
     if float(np.max(np.abs(x_arr - k_arr * refined))) > STEADY_PEAK_FRAMES:
-        refined = period  # the peaks do not line up on one period: the tempo moves; keep the estimate
+        refined, clocked = period, False  # the peaks do not line up on one period: the tempo moves
     if abs(refined / period - 1.0) > PERIOD_SEARCH:
-        refined = period  # the peaks belong to another period; keep the coarse estimate
-    return float(60.0 * fps / refined)
+        refined, clocked = period, False  # the peaks belong to another period; keep the coarse estimate
+    return float(60.0 * fps / refined), clocked
 
 
 def _beats(
     onset: np.ndarray, low_onset: np.ndarray, sounding: np.ndarray, sr: int
-) -> tuple[np.ndarray, float]:
-    """Beat frames: our tempo, librosa's dynamic-programming tracker, then the better of the two phases."""
+) -> tuple[np.ndarray, float, bool]:
+    """Beat frames, tempo and whether the song is clocked: our tempo, our dynamic-programming
+    tracker (rigid on a clocked song), then the better of the two phases."""
     env = _pulse_envelope(onset, low_onset, sounding)
-    bpm = _tempo_estimate(env, sr)
+    bpm, clocked = _tempo_estimate(env, sr)
     if bpm <= 0:
-        return _steady_grid(onset, sounding, sr)
+        return (*_steady_grid(onset, sounding, sr), False)
     # The tracker ends its chain on the last strong point of the envelope and backtracks from there;
     # a final chord's long release would pull that point, and with it the last bars, off the beat.
     # (The last frames' windows run past the end of the file: an abrupt end is not an onset.)
     edge = N_FFT // (2 * HOP)
     strong = np.flatnonzero(_unit(env, sounding)[: max(1, env.size - edge)] > STRONG_ONSET)
     end = int(strong[-1]) + 2 if strong.size else env.size
-    periods = _local_periods(env, 60.0 * sr / HOP / bpm, sr)
-    frames = _track(env[:end], periods[:end], TIGHTNESS)
+    if clocked:  # one exact period for the whole song: nothing to follow, only syncopation to resist
+        periods = np.full(env.size, 60.0 * sr / HOP / bpm)
+    else:
+        periods = _local_periods(env, 60.0 * sr / HOP / bpm, sr)
+    frames = _track(env[:end], periods[:end], CLOCKED_TIGHTNESS if clocked else TIGHTNESS)
     frames = _continue_pulse(np.asarray(frames, dtype=int), sounding, end)
     if frames.size:
         # The tracker keeps its grid running through a long silent intro or break; nothing beats there.
         near_sound = scipy.ndimage.maximum_filter1d(sounding.astype(np.uint8), size=9) > 0
         frames = frames[near_sound[frames]]
     if frames.size < 4 and sounding.any():
-        return _steady_grid(onset, sounding, sr)
+        return (*_steady_grid(onset, sounding, sr), False)
     if frames.size < 2:
-        return frames, 0.0
+        return frames, 0.0, False
     frames = _best_phase(frames, onset, low_onset, sounding)
     tracked = _tempo(_refine(frames, onset, sr))
     # The autocorrelation measures the period over the whole song; the beat intervals carry the
     # tracker's jitter and the odd short interval. Report the former whenever the two agree.
-    return frames, bpm if abs(tracked / bpm - 1.0) < TEMPO_AGREEMENT else tracked
+    return frames, bpm if abs(tracked / bpm - 1.0) < TEMPO_AGREEMENT else tracked, clocked
 
 
 def _track(env: np.ndarray, periods: np.ndarray, tightness: float) -> np.ndarray:

@@ -243,3 +243,39 @@ def test_a_performance_that_speeds_up_is_followed(tmp_path: Path) -> None:
     assert_well_formed(analysis)
     assert f_measure(analysis.beats, beats) >= 0.95
     assert f_measure(analysis.beats[:10], beats[:10]) >= 0.9  # the opening bars too
+
+
+def test_a_clocked_song_keeps_its_beat_through_syncopation(tmp_path: Path) -> None:
+    """A piece on a click (6/8 at 100 dotted-quarter beats, as a MIDI render or a sequencer plays it)
+    whose accents move to the second eighth for four bars: the beats stay on the written beat
+    instead of following the accents off it and sliding back afterwards."""
+    import soundfile as sf
+
+    rate, beat = 22050, 0.6
+    rng = np.random.default_rng(0)
+    samples = np.zeros(int((24 * 2 * beat + 2) * rate))
+    t = np.arange(int(0.5 * rate)) / rate
+
+    def play(at: float, freq: float, amp: float) -> None:
+        note = amp * np.exp(-t / 0.25) * sum(np.sin(2 * np.pi * freq * h * t) / h for h in (1, 2, 3))
+        start = round(at * rate)
+        samples[start : start + note.size] += note[: samples.size - start]
+
+    beats = np.arange(48) * beat
+    for index, at in enumerate(beats):
+        bar = index // 2
+        root = (110.0, 98.0, 87.3, 82.4)[(bar // 2) % 4]
+        accents = (0.4, 1.0, 0.3) if 8 <= bar < 12 else (1.0, 0.3, 0.3)  # the syncopated bars
+        for eighth, amp in enumerate(accents):
+            play(at + eighth * beat / 3, root * (2 if eighth else 1) * rng.choice([1.0, 1.25, 1.5]), amp)
+            if amp == 1.0:
+                play(at + eighth * beat / 3, root / 2, 0.8)
+    path = tmp_path / "syncopated.wav"
+    sf.write(path, (samples / np.abs(samples).max() * 0.8 * 32767).astype(np.int16), rate, subtype="PCM_16")
+
+    analysis = analyze_song(path)
+    assert_well_formed(analysis)
+    assert analysis.tempo == pytest.approx(100.0, rel=0.005)
+    assert f_measure(analysis.beats, beats) >= 0.95
+    syncopated = beats[16:24]
+    assert f_measure([b for b in analysis.beats if 9.3 < b < 14.1], syncopated) >= 0.9
