@@ -146,8 +146,9 @@ def test_the_heartbeat_beats_while_the_job_runs_and_stops_when_it_finishes(kapsu
 
 @pytest.fixture(scope="module")
 def song(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """20 s: four shots or more, so two shots in flight (the local renderer's workers) leave one to skip."""
-    tune = synthesize_song(seed=31, structure=[("verse", 2), ("chorus", 3), ("verse", 2), ("chorus", 3)])
+    """32 s at 120 BPM: at least four shots (none is longer than 8 s), so two in flight (the local
+    renderer's workers) leave at least one to skip."""
+    tune = synthesize_song(seed=31, structure=[("verse", 4), ("chorus", 4), ("verse", 4), ("chorus", 4)])
     return write_song(tune, tmp_path_factory.mktemp("control") / "song.wav")
 
 
