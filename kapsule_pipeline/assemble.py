@@ -166,7 +166,7 @@ def _encode_pass(
     first = 0
     for shot, src, info, video, wanted in zip(board.shots, sources, infos, videos, needed, strict=True):
         frames = sum(1 for p in info.packets if p.stream == video.index) or video.frames or 0
-        holds = media.dissolve_can_hold(shot.index, len(board.shots), frames, wanted, half)
+        holds = media.dissolve_can_hold(frames, wanted, half)
         if _shape(video) != common or frames < shot.frames or not holds:
             normalized = tmp / f"shot-{shot.index:04d}.mp4"
             log.info(

@@ -611,16 +611,14 @@ def dissolve_frames_needed(lengths: Sequence[int], half_frames: int) -> list[int
     return [n + half_frames * (1 if i in (0, last) else 2) for i, n in enumerate(lengths)]
 
 
-def dissolve_can_hold(index: int, count: int, have: int, need: int, half_frames: int) -> bool:
+def dissolve_can_hold(have: int, need: int, half_frames: int) -> bool:
     """Whether a clip with ``have`` of its ``need`` frames can still dissolve by holding its last frame.
 
-    An inner or first clip can, while it still has a frame of its own after the incoming dissolve
-    (more than ``2 * half_frames``); the last clip cannot (nothing follows to mark where a hold ends),
-    so the caller re-encodes it to its full length first.
+    It can while it has a frame of its own after the incoming dissolve (more than ``2 * half_frames``):
+    its last frame is then held to the end of its outgoing half (or of the video, for the last clip).
+    A shorter one the caller re-encodes to its full length first.
     """
-    if have >= need:
-        return True
-    return index < count - 1 and have > 2 * half_frames
+    return have >= need or have > 2 * half_frames
 
 
 def crossfade_filter(
@@ -635,10 +633,9 @@ def crossfade_filter(
     whose ``enable`` is evaluated at the last frame it consumed, is switched on a few frames wider
     than each dissolve. Frames flow in decode order: only one dissolve's outgoing frames wait for
     the incoming ones (~2 * half_frames frames), unlike a chain of ``xfade``s (one frame pool per
-    cut, ~870 MB for 25 clips at 720p). Each clip starts ``half_frames`` before its cut; an inner
-    clip with too few frames for its half after the cut holds its last frame there (``fps`` fills
-    the gap), as long as it has more than ``2 * half_frames`` (``dissolve_can_hold``); the last clip
-    must have all its frames (``dissolve_frames_needed``).
+    cut, ~870 MB for 25 clips at 720p). Each clip starts ``half_frames`` before its cut; a clip with
+    too few frames for its half after the cut holds its last frame there (``fps`` fills the gap; a
+    ``tpad`` at the end of both lanes for the last clip), as long as ``dissolve_can_hold``.
     """
     if len(spans) < 2 or half_frames < 1:
         return hard_cut_filter(spans, fps=fps, fit=fit)
@@ -649,11 +646,11 @@ def crossfade_filter(
     union: list[tuple[int, int]] = []  # decode-stream frames kept, per clip
     offsets: list[tuple[int, int]] = []  # (first kept index, pts offset) per clip
     lanes: dict[str, list[tuple[int, int]]] = {"x": [], "y": []}
-    kept = 0
+    kept = shortfall = 0
     for i, span in enumerate(spans):
         start = 0 if i == 0 else cuts[i - 1] - h  # output frame where the clip's frame 0 plays
         have = min(need[i], span.frames + span.tail)
-        if not dissolve_can_hold(i, len(spans), have, need[i], h):
+        if not dissolve_can_hold(have, need[i], h):
             raise ValueError(f"clip {i} has {have} of the {need[i]} frames its dissolves need")
         union.append((span.first, span.first + have))
         offsets.append((kept, start - kept))
@@ -662,11 +659,14 @@ def crossfade_filter(
         y_to = cuts[i] - h if i < last else total
         lanes["x"].append((kept + x_from - start, kept + min(x_to - start, have)))
         lanes["y"].append((kept, kept + min(y_to - start, have)))
+        if i == last:
+            shortfall = max(0, total - start - have)  # the last clip's last frame, held to the end
         kept += have
     stamp = f"settb=1/{fps},setpts='{_steps('N', offsets)}'"
     parts = [f"[0:v:0]select='{_between(union)}',{stamp},{','.join([*fit, 'null'])},split=2[xs][ys]"]
+    hold = f",tpad=stop_mode=clone:stop={shortfall}" if shortfall else ""
     for lane in ("x", "y"):
-        parts.append(f"[{lane}s]select='{_between(lanes[lane])}',fps={fps}[{lane}f]")
+        parts.append(f"[{lane}s]select='{_between(lanes[lane])}',fps={fps}{hold}[{lane}f]")
     fades = []
     for cut in cuts[:-1]:
         first, end = cut - h, cut + h  # the dissolve's frames: first .. end - 1

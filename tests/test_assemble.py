@@ -341,13 +341,23 @@ def _corner_colours(video: Path) -> np.ndarray:
     return np.frombuffer(done.stdout, np.uint8).reshape(-1, 64, 3).mean(axis=1)
 
 
-@pytest.mark.parametrize("spare", ["veo-like clips with spare frames", "exact clips, no spare frames"])
+@pytest.mark.parametrize(
+    "spare", ["veo-like clips with spare frames", "exact clips, no spare frames", "a last clip 3 short"]
+)
 def test_every_frame_of_a_crossfade_is_the_planned_mix_of_its_two_shots(
     spare: str, tmp_path: Path, veo_like_clips: list[Path], exact_clips: list[Path], songs: dict[str, Path]
 ) -> None:
-    """Frame by frame: pure shots between the dissolves, and across each cut a ramp centred on it."""
+    """Frame by frame: pure shots between the dissolves, and across each cut a ramp centred on it.
+
+    Clips without the dissolve's handles hold their last frame through it (the exact ones), or, for
+    the last clip, to the end of the video (its 15 frames start 6 before its cut: 3 are missing).
+    """
     board = make_board().model_copy(update={"transition": "crossfade", "crossfade_seconds": 0.5})
-    clips = veo_like_clips if spare.startswith("veo") else exact_clips
+    clips = {
+        "veo": veo_like_clips,
+        "exa": exact_clips,
+        "a l": [*veo_like_clips[:3], colour_clip(tmp_path / "short.mp4", COLOURS[3], 15, "640x360")],
+    }[spare[:3]]
     result = assemble_video(board, clips, songs["m4a"], tmp_path / "x.mp4", exact_lengths=False,
                             crf=CRF, preset=PRESET)  # fmt: skip
     seen = _corner_colours(result.video)
