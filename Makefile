@@ -50,9 +50,10 @@ lab: system-deps $(STAMP)
 
 bench: system-test-deps $(STAMP)
 	@scripts/install-system-deps.sh --bench
-	$(BIN)/python -c 'import music21, mir_eval' 2>/dev/null || $(BIN)/python -m pip install --quiet -e '.[bench]'
+	$(BIN)/python -c 'import music21, mir_eval, moviepy' 2>/dev/null || $(BIN)/python -m pip install --quiet -e '.[bench]'
 	$(BIN)/python benchmarks/end_to_end.py
 	$(BIN)/python benchmarks/analysis.py
+	$(BIN)/python benchmarks/assembly.py --repeat 2
 
 clean:
 	rm -rf .kapsule out test-artifacts .pytest_cache
