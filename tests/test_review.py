@@ -34,6 +34,7 @@ from kapsule_pipeline.settings import Settings, get_settings
 from kapsule_pipeline.status import open_status_store
 from kapsule_pipeline.storage import open_storage
 from tests.fake_google import FakeGoogle
+from tests.test_api import RecordingLauncher
 
 VIDEO_MODEL = "veo-3.0-fast-generate-001"
 JOB_TIMEOUT_S = 300.0
@@ -224,22 +225,6 @@ def test_review_edit_approve_then_reroll_bills_only_what_changed(
 
 
 # ------------------------------------------------------------- API: cancel while awaiting approval
-
-
-class RecordingLauncher:
-    def __init__(self) -> None:
-        self.launched: list[str] = []
-        self.cancelled: list[str] = []
-
-    def launch(self, job_id: str) -> str:
-        self.launched.append(job_id)
-        return f"test-{job_id}"
-
-    def cancel(self, execution: str) -> None:
-        self.cancelled.append(execution)
-
-    def poll(self, execution: str) -> int | None:
-        return None
 
 
 def test_cancel_while_awaiting_approval_stops_nothing_and_ends_the_review(kapsule_env: Settings) -> None:

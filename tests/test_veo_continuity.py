@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from kapsule_pipeline import genai_client
 from kapsule_pipeline.errors import InvalidParameter, JobCancelled
 from kapsule_pipeline.generation import make_video_generator
 from kapsule_pipeline.generation.references import (
@@ -28,18 +27,9 @@ from kapsule_pipeline.models import ShotManifest, ShotResult, Storyboard
 from kapsule_pipeline.settings import Settings, get_settings
 from kapsule_pipeline.storage import open_storage
 from tests.fake_google import FakeGoogle, sent_images
-from tests.test_veo import _analysis, _board
+from tests.test_veo import _analysis, _board, _fast  # noqa: F401  # _fast: the same short waits (autouse)
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(autouse=True)
-def _fast(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(genai_client, "RETRY_BASE_S", 0.01)
-    monkeypatch.setenv("KAPSULE_VEO_POLL_INTERVAL_S", "0.05")
-    monkeypatch.setenv("KAPSULE_VEO_POLL_MAX_INTERVAL_S", "0.1")
-    monkeypatch.setenv("KAPSULE_VEO_REQUESTS_PER_MINUTE", "60000")
-    get_settings.cache_clear()
 
 
 def _generate(board: Storyboard, model: str, settings: Settings, job: str, tmp_path: Path, **kw):
