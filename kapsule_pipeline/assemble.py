@@ -78,7 +78,8 @@ def assemble_video(
     with tempfile.TemporaryDirectory(prefix=".assemble-", dir=out.parent) as tmp_name:
         tmp = Path(tmp_name)
         partial = tmp / "video.mp4"
-        copied = board.transition == "cut" and exact_lengths and _all_ready_to_copy(board, sources)
+        infos = _probe_clips(board, sources)  # once, for whichever way the clips are joined
+        copied = board.transition == "cut" and exact_lengths and _all_ready_to_copy(board, infos)
         if copied:
             entries = [
                 media.ConcatEntry(src, 0.0, shot.frames / board.fps)
@@ -96,7 +97,7 @@ def assemble_video(
             media.run(cmd, timeout=timeout, what="joining the shots")
         else:
             encode = _EncodeSettings(crf, preset, timeout, audio_copied, song_audio.sample_rate)
-            _encode_pass(board, sources, Path(song).resolve(), partial, tmp, encode)
+            _encode_pass(board, sources, infos, Path(song).resolve(), partial, tmp, encode)
         info = _check_output(partial, board)
         os.replace(partial, out)
     return AssemblyResult(
@@ -142,6 +143,7 @@ def _probe_clips(board: Storyboard, sources: list[Path]) -> list[media.ProbeResu
 def _encode_pass(
     board: Storyboard,
     sources: list[Path],
+    infos: list[media.ProbeResult],
     song: Path,
     out: Path,
     tmp: Path,
@@ -150,9 +152,7 @@ def _encode_pass(
     """Trim, fit, dissolve and join every clip in one FFmpeg encode pass with one decoder (see media)."""
     crf, preset, timeout = settings.crf, settings.preset, settings.timeout
     width, height = frame_size(board.aspect_ratio, board.resolution)
-    crossfade = board.transition == "crossfade" and len(board.shots) > 1
-    half = crossfade_half_frames(board)
-    infos = _probe_clips(board, sources)
+    half = crossfade_half_frames(board)  # 0 for hard cuts
     videos = [info.real_video[0] for info in infos]
     # Frame numbers after decoding are exact only if every clip decodes to the same shape at the
     # board's rate: the most common such shape streams through; the rare others are normalized to it.
@@ -188,7 +188,7 @@ def _encode_pass(
     list_file = tmp / "clips.ffconcat"
     list_file.write_text(media.concat_list_text(entries))
     fit = media.fit_filters(width, height) if (common[1], common[2]) != (width, height) else []
-    if crossfade and half > 0:
+    if half:
         graph = media.crossfade_filter(spans, fps=board.fps, half_frames=half, fit=fit)
     else:
         graph = media.hard_cut_filter(spans, fps=board.fps, fit=fit)
@@ -212,19 +212,18 @@ def _check_inputs(board: Storyboard, clips: list[Path], song: Path) -> None:
         raise AudioError(f"the song file is missing: {song}", code="not_audio")
 
 
-def _all_ready_to_copy(board: Storyboard, sources: list[Path]) -> bool:
+def _all_ready_to_copy(board: Storyboard, infos: list[media.ProbeResult]) -> bool:
     width, height = frame_size(board.aspect_ratio, board.resolution)
-    with ThreadPoolExecutor(max_workers=PROBE_WORKERS) as pool:
-        checks = pool.map(
-            lambda pair: _ready_to_copy(pair[1], pair[0].frames, width, height, board.fps),
-            zip(board.shots, sources, strict=True),
-        )
-        return all(list(checks))
+    checks = [
+        _ready_to_copy(info, shot.frames, width, height, board.fps)
+        for shot, info in zip(board.shots, infos, strict=True)
+    ]  # every clip, so the log names each one that has to be re-encoded
+    return all(checks)
 
 
-def _ready_to_copy(clip: Path, frames: int, width: int, height: int, fps: int) -> bool:
+def _ready_to_copy(info: media.ProbeResult, frames: int, width: int, height: int, fps: int) -> bool:
     """Whether a clip can be joined by stream copy: one H.264 stream of exactly the shot's frames."""
-    videos = media.probe(clip).real_video
+    videos = info.real_video
     if len(videos) != 1:
         return False
     video = videos[0]
@@ -238,7 +237,7 @@ def _ready_to_copy(clip: Path, frames: int, width: int, height: int, fps: int) -
     if not ready:
         log.warning(
             "clip %s is not an exact %dx%d@%d clip of %d frames (%s %dx%d@%s, %s frames); re-encoding it",
-            clip.name, width, height, fps, frames, video.codec, video.width, video.height,
+            info.path.name, width, height, fps, frames, video.codec, video.width, video.height,
             video.frame_rate, video.frames,
         )  # fmt: skip
     return ready

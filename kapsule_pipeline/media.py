@@ -664,17 +664,17 @@ def crossfade_filter(
         kept += have
     stamp = f"settb=1/{fps},setpts='{_steps('N', offsets)}'"
     parts = [f"[0:v:0]select='{_between(union)}',{stamp},{','.join([*fit, 'null'])},split=2[xs][ys]"]
-    hold = f",tpad=stop_mode=clone:stop={shortfall}" if shortfall else ""
-    for lane in ("x", "y"):
-        parts.append(f"[{lane}s]select='{_between(lanes[lane])}',fps={fps}{hold}[{lane}f]")
-    fades = []
+    hold = [f"tpad=stop_mode=clone:stop={shortfall}"] if shortfall else []
+    ramps = ["format=yuva420p"]  # lane Y only: its alpha ramps up over each dissolve
     for cut in cuts[:-1]:
         first, end = cut - h, cut + h  # the dissolve's frames: first .. end - 1
-        fades.append(
+        ramps.append(
             f"fade=t=in:alpha=1:st={(first - 0.5) / fps:.6f}:d={2 * h / fps:.6f}"
             f":enable='between(t,{(first - 0.25) / fps:.6f},{(end - 0.75) / fps:.6f})'"
         )
-    parts[-1] = parts[-1][: -len("[yf]")] + ",format=yuva420p," + ",".join(fades) + "[yf]"
+    for lane, extra in (("x", []), ("y", ramps)):
+        chain = [f"select='{_between(lanes[lane])}'", f"fps={fps}", *hold, *extra]
+        parts.append(f"[{lane}s]{','.join(chain)}[{lane}f]")
     margin = 3  # frames: see the docstring; X == Y there, so a wider window changes nothing
     windows = "+".join(
         f"between(t,{(cut - h - margin) / fps:.6f},{(cut + h + margin) / fps:.6f})" for cut in cuts[:-1]

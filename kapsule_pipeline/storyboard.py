@@ -72,18 +72,20 @@ def request_seconds_for(duration: float, allowed: Sequence[int] = CLIP_SECONDS) 
     )
 
 
+def _half_frames(lengths: Sequence[int], fps: int, transition: str, crossfade_s: float) -> int:
+    return media.dissolve_half_frames(crossfade_s, fps, lengths) if transition == "crossfade" else 0
+
+
 def _clip_frames(cuts: Sequence[tuple[int, int]], fps: int, transition: str, crossfade_s: float) -> list[int]:
     """Frames each clip should have: its shot, plus the handles a dissolve takes on either side."""
     lengths = [end - start for start, end in cuts]
-    half = media.dissolve_half_frames(crossfade_s, fps, lengths) if transition == "crossfade" else 0
-    return media.dissolve_frames_needed(lengths, half)
+    return media.dissolve_frames_needed(lengths, _half_frames(lengths, fps, transition, crossfade_s))
 
 
 def crossfade_half_frames(board: Storyboard) -> int:
     """Frames a dissolve of ``board`` spends on each side of a cut (0 for hard cuts)."""
-    if board.transition != "crossfade":
-        return 0
-    return media.dissolve_half_frames(board.crossfade_seconds, board.fps, [s.frames for s in board.shots])
+    lengths = [shot.frames for shot in board.shots]
+    return _half_frames(lengths, board.fps, board.transition, board.crossfade_seconds)
 
 
 def clip_frames_wanted(board: Storyboard) -> list[int]:
