@@ -228,14 +228,17 @@ def _write_board(stores: JobStores, job_id: str, board: Storyboard) -> None:
     stores.storage.write_bytes(JobLayout(job_id).storyboard, data, content_type="application/json")
 
 
-def _checked_edits(stores: JobStores, job_id: str, prompts: dict[int, str]) -> dict[str, str]:
-    """Every edit checked (shot exists, prompt fits) before any is recorded: a bad one changes nothing."""
+def _checked_edits(
+    stores: JobStores, job_id: str, prompts: dict[int, str]
+) -> tuple[Storyboard, dict[str, str]]:
+    """The stored storyboard, and every edit checked against it (shot exists, prompt fits) before any
+    is recorded: a bad one changes nothing."""
     board = _stored_board(stores, job_id)
     checked = {}
     for index, text in prompts.items():
         _shot_position(board, index)
         checked[str(index)] = _check_prompt(text, stores.settings)
-    return checked
+    return board, checked
 
 
 def _merge_edits(edits: dict[str, str]) -> Callable[[dict[str, Any]], dict[str, Any]]:
@@ -262,13 +265,13 @@ def edit_shots(stores: JobStores, job_id: str, prompts: dict[int, str]) -> Story
     edits of different shots all survive and none lands after the approval (see ``with_prompt_edits``).
     """
     _require_state(stores.status.get(job_id), JobState.awaiting_approval, "edited")
-    edits = _checked_edits(stores, job_id, prompts)
+    stored, edits = _checked_edits(stores, job_id, prompts)
     record = stores.status.update(
         job_id, {"state": _while_awaiting(job_id, "edited"), "params": _merge_edits(edits)}
     )
     # The file follows for anyone who reads it (a late write may lag another edit; the approval and
     # the generate stage both apply the record's edits again, so nothing generated ever lags).
-    board = load_board(stores, job_id, record)
+    board = with_prompt_edits(stored, record.params)
     _write_board(stores, job_id, board)
     return board
 
@@ -288,7 +291,7 @@ def approve(
     """
     record = stores.status.get(job_id)
     _require_state(record, JobState.awaiting_approval, "approved")
-    edits = _checked_edits(stores, job_id, prompts or {})
+    stored, edits = _checked_edits(stores, job_id, prompts or {})
 
     def from_awaiting(state: str) -> str:
         if state != JobState.awaiting_approval.value:
@@ -310,7 +313,7 @@ def approve(
     )
     # This call won the compare-and-set, and no edit is accepted after it: it alone writes the
     # storyboard the generation will read, with every edit the record holds.
-    _write_board(stores, job_id, with_prompt_edits(_stored_board(stores, job_id), record.params))
+    _write_board(stores, job_id, with_prompt_edits(stored, record.params))
     return _launch(stores, record, launcher)
 
 
