@@ -15,9 +15,11 @@ from typing import Annotated
 
 from fastapi import Depends, Header
 
-from api.errors import Unauthorized
-from kapsule_pipeline.errors import ConfigError
+from jobs.run_job import local_command
+from kapsule_pipeline.context import Stores
+from kapsule_pipeline.errors import ConfigError, Unauthorized
 from kapsule_pipeline.launch import Launcher, make_launcher
+from kapsule_pipeline.service import JobService
 from kapsule_pipeline.settings import Settings, get_settings
 from kapsule_pipeline.status import StatusStore, open_status_store
 from kapsule_pipeline.storage import Storage, open_storage
@@ -64,7 +66,18 @@ async def get_status(settings: SettingsDep) -> StatusStore:
 
 async def get_launcher(settings: SettingsDep) -> Launcher:
     key = f"{settings.launcher}|{settings.storage_url}|{settings.status_url}|{settings.work_dir}"
-    return _cached(_launchers, key, lambda: make_launcher(settings.launcher, settings))
+    return _cached(_launchers, key, lambda: make_launcher(settings.launcher, settings, local_command()))
+
+
+async def get_service(
+    settings: SettingsDep,
+    storage: Annotated[Storage, Depends(get_storage)],
+    delivery: Annotated[Storage, Depends(get_delivery)],
+    status: Annotated[StatusStore, Depends(get_status)],
+    launcher: Annotated[Launcher, Depends(get_launcher)],
+) -> JobService:
+    """The job service over this process's stores and launcher (cheap: it only holds them)."""
+    return JobService(Stores(settings, storage, delivery, status), launcher)
 
 
 async def get_upload_secret(settings: SettingsDep) -> bytes:
@@ -121,3 +134,4 @@ StatusDep = Annotated[StatusStore, Depends(get_status)]
 LauncherDep = Annotated[Launcher, Depends(get_launcher)]
 SecretDep = Annotated[bytes, Depends(get_upload_secret)]
 OwnerDep = Annotated[str, Depends(current_owner)]
+ServiceDep = Annotated[JobService, Depends(get_service)]

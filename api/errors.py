@@ -8,13 +8,15 @@ method) become responses of that one shape, so the studio page and API clients p
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from kapsule_pipeline.errors import KapsuleError
+from kapsule_pipeline.errors import ERRORS, InvalidParameter, KapsuleError, codes_for_status
 
 log = logging.getLogger("kapsule.api")
 
@@ -26,13 +28,6 @@ _HTTP_CODES = {
     413: "too_large",
     416: "range_not_satisfiable",
 }
-
-
-class Unauthorized(KapsuleError):
-    """No API key, or one we do not know (only raised when keys are configured)."""
-
-    code = "unauthorized"
-    http_status = 401
 
 
 def error_response(
@@ -60,7 +55,8 @@ async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
     if any(e.get("type") == "json_invalid" for e in errors):
         return error_response(400, "malformed_json", "the request body is not valid JSON")
     problems = "; ".join(f"{_field(tuple(e.get('loc', ())))}: {e.get('msg', 'invalid')}" for e in errors[:5])
-    return error_response(422, "invalid_request", problems or "the request is not valid")
+    # The code a bad value gets everywhere (CLI, job service): a client handles one code, not two.
+    return error_response(422, InvalidParameter.code, problems or "the request is not valid")
 
 
 async def _http_error(_: Request, exc: Exception) -> JSONResponse:
@@ -75,6 +71,29 @@ async def _http_error(_: Request, exc: Exception) -> JSONResponse:
 async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
     log.exception("unexpected error", exc_info=exc)
     return error_response(500, "internal", "something went wrong on our side; the error has been logged")
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+
+
+class ErrorBody(BaseModel):
+    """Every error the API returns: ``{"error": {"code", "message"}}``."""
+
+    error: ErrorDetail
+
+
+def documented_responses() -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` for every status a ``KapsuleError`` can answer with, listing its codes."""
+    statuses = sorted({cls.http_status for cls in ERRORS.values()} | {400, 422})
+    return {
+        status: {
+            "model": ErrorBody,
+            "description": "Error codes: " + ", ".join(codes_for_status(status) or ["malformed_json"]),
+        }
+        for status in statuses
+    }
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -15,17 +15,11 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
 
 from api.deps import parse_api_keys
-from api.errors import install_error_handlers
+from api.errors import documented_responses, install_error_handlers
 from api.routes import health, jobs, uploads
 from kapsule_pipeline import __version__
-from kapsule_pipeline.errors import KapsuleError
+from kapsule_pipeline.errors import EndpointNotFound
 from kapsule_pipeline.settings import Settings, get_settings
-
-
-class NotFound(KapsuleError):
-    code = "not_found"
-    http_status = 404
-
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 log = logging.getLogger("kapsule.api")
@@ -33,7 +27,7 @@ log = logging.getLogger("kapsule.api")
 
 def _no_such_endpoint(request: Request) -> None:
     """Anything else under /v1 is a JSON 404 (not the studio's static files, which only answer GET)."""
-    raise NotFound(f"there is no API endpoint {request.method} {request.url.path[:100]}")
+    raise EndpointNotFound(f"there is no API endpoint {request.method} {request.url.path[:100]}")
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -60,7 +54,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
     app.include_router(health.router)
     for router in (health.v1_router, uploads.router, jobs.router):
-        app.include_router(router, prefix="/v1")
+        app.include_router(router, prefix="/v1", responses=documented_responses())
     app.add_api_route(
         "/v1/{rest:path}",
         _no_such_endpoint,

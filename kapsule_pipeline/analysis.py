@@ -45,7 +45,7 @@ import librosa
 import numpy as np
 import scipy.ndimage
 
-from kapsule_pipeline.errors import AudioError
+from kapsule_pipeline.errors import SongTooShort
 from kapsule_pipeline.models import Analysis, EnergyCurve, Section
 
 ANALYSIS_RATE = 22050
@@ -94,7 +94,7 @@ def analyze_samples(y: np.ndarray, sr: int) -> Analysis:
     y = np.ascontiguousarray(np.asarray(y, dtype=np.float32).reshape(-1))
     duration = y.size / sr
     if y.size < N_FFT:
-        raise AudioError(f"The song is {duration:.2f} s long; there is nothing to analyse.", code="too_short")
+        raise SongTooShort(f"The song is {duration:.2f} s long; there is nothing to analyse.")
     spectrum = np.abs(librosa.stft(y, n_fft=N_FFT, hop_length=HOP))
     power = spectrum**2
     frames = spectrum.shape[1]

@@ -30,7 +30,7 @@ from PIL import Image, ImageDraw, ImageFont, ImageOps
 from pydantic import BaseModel
 
 from kapsule_pipeline import media
-from kapsule_pipeline.errors import AudioError, InvalidParameter, MediaError
+from kapsule_pipeline.errors import InvalidParameter, MediaError, NotAudio
 from kapsule_pipeline.models import Storyboard, frame_size
 from kapsule_pipeline.storyboard import clip_frames_wanted, crossfade_half_frames
 
@@ -70,7 +70,7 @@ def assemble_video(
     _check_inputs(board, clips, song)
     song_info = media.probe(song)
     if not song_info.has_audio:
-        raise AudioError(f"{song.name} has no audio stream to use as the soundtrack", code="not_audio")
+        raise NotAudio(f"{song.name} has no audio stream to use as the soundtrack")
     song_audio = song_info.audio[0]
     audio_copied = song_audio.codec == "aac"
     sources = [Path(clip).resolve() for clip in clips]
@@ -209,7 +209,7 @@ def _check_inputs(board: Storyboard, clips: list[Path], song: Path) -> None:
         if not Path(clip).is_file():
             raise MediaError(f"the clip of shot {shot.index} is missing: {clip}")
     if not Path(song).is_file():
-        raise AudioError(f"the song file is missing: {song}", code="not_audio")
+        raise NotAudio(f"the song file is missing: {song}")
 
 
 def _all_ready_to_copy(board: Storyboard, infos: list[media.ProbeResult]) -> bool:

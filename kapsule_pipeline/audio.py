@@ -22,7 +22,14 @@ from pydantic import BaseModel
 
 from kapsule_pipeline import media
 from kapsule_pipeline.analysis import ANALYSIS_RATE, analyze_samples
-from kapsule_pipeline.errors import AudioError, MediaError
+from kapsule_pipeline.errors import (
+    MediaError,
+    NotAudio,
+    SilentSong,
+    SongTooLong,
+    SongTooShort,
+    Undecodable,
+)
 from kapsule_pipeline.models import Analysis
 from kapsule_pipeline.settings import Settings, get_settings
 
@@ -62,12 +69,11 @@ def inspect_song(path: Path, settings: Settings | None = None) -> SongInfo:
     settings = settings or get_settings()
     path = Path(path)
     if not path.is_file():
-        raise AudioError(f"There is no song file at {path.name!r}.", code="undecodable")
+        raise Undecodable(f"There is no song file at {path.name!r}.")
     size = path.stat().st_size
     if size == 0:
-        raise AudioError(
+        raise Undecodable(
             f"The file is empty (0 bytes), so there is no song in it. Accepted: {ACCEPTED}.",
-            code="undecodable",
         )
     head = _read_head(path)
 
@@ -76,17 +82,14 @@ def inspect_song(path: Path, settings: Settings | None = None) -> SongInfo:
     except MediaError as exc:
         kind = _sniff_non_media(head)
         if kind:
-            raise AudioError(
-                f"This file is {kind}, not audio. Kapsule needs a song: {ACCEPTED}.", code="not_audio"
-            ) from exc
-        raise AudioError(
+            raise NotAudio(f"This file is {kind}, not audio. Kapsule needs a song: {ACCEPTED}.") from exc
+        raise Undecodable(
             f"This file could not be read as audio or video (ffprobe: {_reason(exc)}). It may be damaged, "
             f"or in a format Kapsule does not know. Accepted: {ACCEPTED}.",
-            code="undecodable",
         ) from exc
 
     if not probed.has_audio:
-        raise AudioError(_no_audio_message(probed, head), code="not_audio")
+        raise NotAudio(_no_audio_message(probed, head))
     stream = probed.audio[0]
     ext, content_type = _container(probed, head)
 
@@ -95,51 +98,47 @@ def inspect_song(path: Path, settings: Settings | None = None) -> SongInfo:
 
     promised = stream.duration if stream.duration is not None else probed.duration
     if promised is not None and promised > settings.max_song_seconds:
-        raise AudioError(_too_long_message(promised, settings), code="too_long")
+        raise SongTooLong(_too_long_message(promised, settings))
     if promised is not None and promised < settings.min_song_seconds:
-        raise AudioError(_too_short_message(promised, settings), code="too_short")
+        raise SongTooShort(_too_short_message(promised, settings))
 
     try:
         samples = media.decode_audio(
             path, sample_rate=CHECK_RATE, mono=stream.channels <= 1, timeout=settings.ffmpeg_timeout_s
         )
     except MediaError as exc:
-        raise AudioError(
+        raise Undecodable(
             f"The audio could not be decoded: FFmpeg stopped with {_reason(exc)}. The file is probably "
             "damaged or incomplete; export it again (MP3, WAV or FLAC are safest) and retry.",
-            code="undecodable",
         ) from exc
     decoded = samples.size / max(stream.channels, 1) / CHECK_RATE  # interleaved frames
     if samples.size == 0:
-        raise AudioError(
+        raise Undecodable(
             f"The file has a {stream.codec} audio stream but not one sample of it could be decoded. "
             f"Accepted: {ACCEPTED}.",
-            code="undecodable",
         )
 
     expected = _trustworthy_duration(probed, head, path)
     if expected is not None and decoded < expected - max(
         TRUNCATION_TOLERANCE_S, TRUNCATION_TOLERANCE_FRACTION * expected
     ):
-        raise AudioError(
+        raise Undecodable(
             f"The file is cut short: its header promises {expected:.1f} s of audio but only {decoded:.1f} s "
             "could be decoded. Was the upload or export interrupted? Please upload the complete file.",
-            code="undecodable",
         )
 
     peak = float(np.max(np.abs(samples)))
     peak_dbfs = 20.0 * math.log10(peak) if peak > 1e-10 else -200.0
     if peak_dbfs < settings.silence_dbfs:
         found = "only digital silence" if peak <= 1e-10 else f"nothing louder than {peak_dbfs:.1f} dBFS"
-        raise AudioError(
+        raise SilentSong(
             f"The song is silent: its {decoded:.1f} s contain {found}, and Kapsule needs a peak above "
             f"{settings.silence_dbfs:.0f} dBFS to hear any music. Check that the right file was exported.",
-            code="silent",
         )
     if decoded > settings.max_song_seconds:
-        raise AudioError(_too_long_message(decoded, settings), code="too_long")
+        raise SongTooLong(_too_long_message(decoded, settings))
     if decoded < settings.min_song_seconds:
-        raise AudioError(_too_short_message(decoded, settings), code="too_short")
+        raise SongTooShort(_too_short_message(decoded, settings))
 
     return SongInfo(
         format_name=probed.format_name,
@@ -160,11 +159,9 @@ def load_audio(path: Path, sample_rate: int = 22050) -> np.ndarray:
     try:
         samples = media.decode_audio(Path(path), sample_rate=sample_rate, mono=True)
     except MediaError as exc:
-        raise AudioError(
-            f"The audio could not be decoded: FFmpeg stopped with {_reason(exc)}.", code="undecodable"
-        ) from exc
+        raise Undecodable(f"The audio could not be decoded: FFmpeg stopped with {_reason(exc)}.") from exc
     if samples.size == 0:
-        raise AudioError("The file holds no decodable audio samples.", code="undecodable")
+        raise Undecodable("The file holds no decodable audio samples.")
     peak = float(np.max(np.abs(samples)))
     if peak > 1.0:  # FFmpeg's 5.1-to-mono mix sums channels and can exceed full scale
         samples = samples / np.float32(peak)
@@ -313,10 +310,9 @@ def _container(probed: media.ProbeResult, head: bytes) -> tuple[str, str]:
         if b"webm" in head[:64]:  # the EBML DocType
             return "webm", "video/webm" if video else "audio/webm"
         return "mkv", "video/x-matroska" if video else "audio/x-matroska"
-    raise AudioError(
+    raise NotAudio(
         f"This is a {fmt} file with a {codec} audio stream; Kapsule does not take that container. "
         f"Convert it to one of: {ACCEPTED}.",
-        code="not_audio",
     )
 
 
@@ -375,10 +371,9 @@ def _check_wav_complete(path: Path, head: bytes, size: int, stream: media.AudioS
         found = f"promises {promised:.1f} s of audio but holds only {held:.1f} s"
     else:
         found = f"promises {declared:,} bytes of audio but holds only {available:,}"
-    raise AudioError(
+    raise Undecodable(
         f"This WAV file is cut short: its header {found}. Was the upload or export interrupted? "
         "Please upload the complete file.",
-        code="undecodable",
     )
 
 

@@ -1,40 +1,61 @@
-"""One exception family for the whole product.
+"""One exception family for the whole product, and the one registry of its error codes.
 
-Every error a user can meet is a ``KapsuleError`` with a stable machine ``code`` (used by the API's
-JSON errors, the job record and the CLI's exit line) and a message written for a human. Only the
-CLI, the job entrypoint and the API turn these into exit codes or HTTP statuses; library code raises.
-Backend errors are wrapped at the boundary (``raise StorageError(...) from exc``) so callers never
-need to know which backend they talk to.
+Every error a user can meet is a ``KapsuleError`` subclass declared in this module, with one fixed,
+stable machine ``code`` per class (used by the API's JSON errors, the job record and the CLI's exit
+line) and a message written for a human. A new kind of failure is a new subclass here, never a
+free-form code string at a raise site: that is what lets ``ERRORS`` document every code (the API's
+OpenAPI responses list them) and lets the pipeline turn an exception raised inside a notebook kernel,
+of which papermill only reports the class name and text, back into the same class (``by_name``).
+
+Only the CLI, the job entrypoint and the API turn these into exit codes or HTTP statuses; library
+code raises. Backend errors are wrapped at the boundary (``raise StorageError(...) from exc``) so
+callers never need to know which backend they talk to.
 """
 
 from __future__ import annotations
+
+from typing import ClassVar
 
 
 class KapsuleError(Exception):
     """Root of every error Kapsule raises on purpose.
 
     ``retryable`` tells the job entrypoint whether a new attempt could succeed (a network blip) or
-    not (a corrupt song): the exit code of a Cloud Run task depends on it.
+    not (a corrupt song): the exit code of a Cloud Run task depends on it. ``stage`` (and, for a
+    failed notebook, ``notebook`` and ``cell``) say where in a job it happened, once known.
     """
 
-    code: str = "internal"
-    http_status: int = 500
-    retryable: bool = False
+    code: ClassVar[str] = "internal"
+    http_status: ClassVar[int] = 500
+    retryable: ClassVar[bool] = False
 
-    def __init__(self, message: str, *, code: str | None = None) -> None:
+    def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
-        if code is not None:
-            self.code = code
+        self.stage: str | None = None
+        self.notebook: str | None = None
+        self.cell: int | None = None
 
     def to_dict(self) -> dict[str, str]:
         return {"code": self.code, "message": self.message}
+
+
+# ------------------------------------------------------------------------------- configuration
 
 
 class ConfigError(KapsuleError):
     """A setting is missing or malformed (raised by settings and backend factories)."""
 
     code = "bad_config"
+
+
+class OpenServerRefused(ConfigError):
+    """Serving with no API keys on an address other people can reach."""
+
+    code = "open_server"
+
+
+# ------------------------------------------------------------------------------- bad parameters
 
 
 class InvalidParameter(KapsuleError):
@@ -44,11 +65,113 @@ class InvalidParameter(KapsuleError):
     http_status = 422
 
 
+class UnknownModel(InvalidParameter):
+    """A video or prompt model this deployment does not know, or may not use."""
+
+    code = "unknown_model"
+
+
+class InputFileMissing(InvalidParameter):
+    """A file named on the command line (the song, a reference image) does not exist."""
+
+    code = "file_not_found"
+
+
+class EmptyPrompt(InvalidParameter):
+    code = "empty_prompt"
+
+
+class PromptTooLong(InvalidParameter):
+    code = "prompt_too_long"
+
+
+class NothingToReroll(InvalidParameter):
+    """A re-roll that would ask for exactly the shot that exists."""
+
+    code = "nothing_to_reroll"
+
+
+class BadIdempotencyKey(InvalidParameter):
+    code = "bad_idempotency_key"
+
+
+class BadStorageKey(InvalidParameter):
+    """A storage key that would escape its folder or is not one we build."""
+
+    code = "bad_key"
+
+
+class BadJobId(InvalidParameter):
+    code = "bad_job_id"
+
+
+class UnknownNotebook(InvalidParameter):
+    code = "bad_notebook"
+
+
+class BadCursor(InvalidParameter):
+    """A page cursor this server did not hand out."""
+
+    code = "bad_cursor"
+
+
+class BadExecutionName(InvalidParameter):
+    """An execution name the configured launcher did not make."""
+
+    code = "bad_execution"
+
+
+class BadSigningRequest(InvalidParameter):
+    """A signed URL asked for with an impossible expiry, size or content type (a caller's bug)."""
+
+    code = "bad_signing_request"
+
+
+class IdempotencyConflict(InvalidParameter):
+    """An Idempotency-Key sent again with a different request: it would silently replay another job."""
+
+    code = "idempotency_conflict"
+    http_status = 409
+
+
+class JobExists(InvalidParameter):
+    """A record with this id exists already (two creators raced for one Idempotency-Key)."""
+
+    code = "job_exists"
+    http_status = 409
+
+
+# ------------------------------------------------------------------------------------- the song
+
+
 class AudioError(KapsuleError):
-    """The song cannot be used. ``code`` says why: not_audio, undecodable, silent, too_short, too_long."""
+    """The song cannot be used; the subclass says why."""
 
     code = "bad_audio"
     http_status = 422
+
+
+class NotAudio(AudioError):
+    code = "not_audio"
+
+
+class Undecodable(AudioError):
+    code = "undecodable"
+
+
+class SilentSong(AudioError):
+    code = "silent"
+
+
+class SongTooShort(AudioError):
+    code = "too_short"
+
+
+class SongTooLong(AudioError):
+    code = "too_long"
+
+
+# ------------------------------------------------------------------------------ media and tools
 
 
 class MediaError(KapsuleError):
@@ -68,11 +191,19 @@ class ToolMissing(KapsuleError):
     code = "tool_missing"
 
 
+# ------------------------------------------------------------------------------ storage, status
+
+
 class StorageError(KapsuleError):
     """A storage backend failed (raised by ``storage``)."""
 
     code = "storage_failed"
     retryable = True
+
+
+class BucketNotFound(StorageError):
+    code = "no_bucket"
+    retryable = False
 
 
 class ObjectNotFound(StorageError):
@@ -81,6 +212,21 @@ class ObjectNotFound(StorageError):
     code = "not_found"
     http_status = 404
     retryable = False
+
+
+class StatusStoreError(StorageError):
+    """The job-record store (Firestore) failed."""
+
+    code = "status_failed"
+
+
+class StatusContention(StatusStoreError):
+    """Too many writers on one job record at once; a retry normally gets through."""
+
+    code = "status_contention"
+
+
+# -------------------------------------------------------------------------------- jobs, review
 
 
 class JobNotFound(KapsuleError):
@@ -103,10 +249,59 @@ class JobCancelled(KapsuleError):
     code = "cancelled"
 
 
+class JobCrashed(KapsuleError):
+    """The job's process ended without recording how (killed, out of memory)."""
+
+    code = "job_crashed"
+
+
+class ShotNotFound(KapsuleError):
+    """The shot number is not in the job's storyboard."""
+
+    code = "shot_not_found"
+    http_status = 404
+
+
+class StoryboardNotReady(KapsuleError):
+    """The job has no storyboard yet (it is still analysing the song, or failed before)."""
+
+    code = "storyboard_not_ready"
+    http_status = 409
+
+
+class VideoNotReady(KapsuleError):
+    """The job has not succeeded, so it has no video yet."""
+
+    code = "video_not_ready"
+    http_status = 409
+
+
+# ---------------------------------------------------------------------------------- the stages
+
+
 class StageFailed(KapsuleError):
     """A notebook stage failed; the message names the notebook and the failing cell."""
 
     code = "stage_failed"
+
+
+class StageInputMissing(StageFailed):
+    """A stage was run before the stage whose outputs it reads."""
+
+    code = "missing_input"
+
+
+class ShotsMissing(StageFailed):
+    """A shot has no finished clip when the stage needs one."""
+
+    code = "shots_missing"
+
+
+class KernelFailed(StageFailed):
+    """The notebook kernel died or never started: worth another attempt."""
+
+    code = "kernel_failed"
+    retryable = True
 
 
 class GenerationError(KapsuleError):
@@ -128,3 +323,102 @@ class LaunchError(KapsuleError):
     code = "launch_failed"
     http_status = 503
     retryable = True
+
+
+# ------------------------------------------------------------------------------------- uploads
+
+
+class UploadError(KapsuleError):
+    """An upload request or upload body is not acceptable (the message says why)."""
+
+    code = "bad_upload"
+    http_status = 400
+
+
+class UploadNotFound(UploadError):
+    """No such upload, or not one of the caller's (the two are indistinguishable on purpose)."""
+
+    code = "upload_not_found"
+    http_status = 404
+
+
+class UploadSignatureInvalid(UploadError):
+    code = "bad_signature"
+    http_status = 403
+
+
+class UploadExpired(UploadError):
+    code = "upload_expired"
+    http_status = 403
+
+
+class UploadTooLarge(UploadError):
+    code = "upload_too_large"
+    http_status = 413
+
+
+class UploadTypeRefused(UploadError):
+    code = "unsupported_media_type"
+    http_status = 415
+
+
+class UploadIncomplete(UploadError):
+    """The ticket exists but no file has been PUT yet."""
+
+    code = "upload_incomplete"
+    http_status = 409
+
+
+# ------------------------------------------------------------------------------------ the API
+
+
+class Unauthorized(KapsuleError):
+    """No API key, or one we do not know (only raised when keys are configured)."""
+
+    code = "unauthorized"
+    http_status = 401
+
+
+class EndpointNotFound(KapsuleError):
+    """A path under /v1 that is no endpoint."""
+
+    code = "no_such_endpoint"
+    http_status = 404
+
+
+# ----------------------------------------------------------------------------------- registry
+
+
+def _all_subclasses(cls: type[KapsuleError]) -> list[type[KapsuleError]]:
+    found: list[type[KapsuleError]] = []
+    for sub in cls.__subclasses__():
+        found += [sub, *_all_subclasses(sub)]
+    return found
+
+
+def _registry() -> dict[str, type[KapsuleError]]:
+    """Code → class, for every class in this module; a second class with a taken code is a bug."""
+    registry: dict[str, type[KapsuleError]] = {}
+    for cls in [KapsuleError, *_all_subclasses(KapsuleError)]:
+        if cls.__module__ != __name__:
+            continue  # tests may subclass; the product's classes all live here
+        if cls.code in registry:
+            raise AssertionError(f"error code {cls.code!r} is used by {registry[cls.code]} and {cls}")
+        registry[cls.code] = cls
+    return registry
+
+
+ERRORS: dict[str, type[KapsuleError]] = _registry()
+"""Every error code the product can report, and its class (the API documents these)."""
+
+_BY_NAME: dict[str, type[KapsuleError]] = {cls.__name__: cls for cls in ERRORS.values()}
+
+
+def by_name(name: str) -> type[KapsuleError] | None:
+    """The class called ``name`` (what papermill reports as a kernel exception's ``ename``)."""
+    return _BY_NAME.get(name)
+
+
+def codes_for_status(status: int) -> list[str]:
+    """The codes answered with HTTP ``status``, sorted (for the API's OpenAPI responses)."""
+    return sorted(code for code, cls in ERRORS.items() if cls.http_status == status)

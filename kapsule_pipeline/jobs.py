@@ -16,6 +16,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from kapsule_pipeline.errors import InvalidTransition
+from kapsule_pipeline.params import JobParams
 
 
 class JobState(StrEnum):
@@ -41,6 +42,21 @@ ALLOWED_TRANSITIONS: dict[JobState, frozenset[JobState]] = {
 }
 
 STAGES = ("analyze", "storyboard", "generate", "assemble")
+
+STAGE_WEIGHTS: dict[str, float] = {"analyze": 0.10, "storyboard": 0.05, "generate": 0.60, "assemble": 0.25}
+"""Share of the job's overall progress each stage accounts for (roughly its share of the work)."""
+
+
+def overall_progress(stage: str, fraction: float) -> float:
+    """The job's progress when ``stage`` is ``fraction`` done (earlier stages count in full)."""
+    before = sum(STAGE_WEIGHTS[s] for s in STAGES[: STAGES.index(stage)])
+    return round(min(1.0, before + STAGE_WEIGHTS[stage] * min(1.0, max(0.0, fraction))), 4)
+
+
+def stage_fraction(stage: str, progress: float) -> float:
+    """Inverse of ``overall_progress``: how far ``stage`` is, given the job's overall progress."""
+    before = sum(STAGE_WEIGHTS[s] for s in STAGES[: STAGES.index(stage)])
+    return round(min(1.0, max(0.0, (progress - before) / STAGE_WEIGHTS[stage])), 3)
 
 
 def new_job_id() -> str:
@@ -70,8 +86,45 @@ class JobCost(BaseModel):
     prompt_tokens: int = 0
 
 
+class StageTiming(BaseModel):
+    """Where one stage's time went (from papermill's per-cell metadata); ``skipped`` on a re-run."""
+
+    notebook: str
+    skipped: bool = False
+    failed: bool = False
+    wall_s: float = 0.0
+    cells_s: float = 0.0
+    setup_s: float = 0.0
+    stage_s: float = 0.0
+    overhead_s: float = 0.0
+    save_s: float = 0.0
+
+
+class Approval(BaseModel):
+    """The review of a job asked to be reviewed: prompt edits so far, and whether it was approved.
+
+    WHY edits live in the record and not only in ``storyboard.json``: the record is written in a
+    transaction, a storage object is not. Two reviewers editing different shots at once both keep
+    their edit, and an edit racing the approval is either in the record the approval committed, or
+    refused (409).
+    """
+
+    approved: bool = False
+    approved_at: datetime | None = None
+    prompt_edits: dict[str, str] = Field(default_factory=dict)  # shot index (as text) -> prompt
+
+
+class RerollOf(BaseModel):
+    """A re-roll job: which job and shot it makes again, and with what."""
+
+    parent_job: str
+    shot: int
+    seed: int
+    prompt_changed: bool
+
+
 class JobRecord(BaseModel):
-    """The job record of DESIGN.md."""
+    """The job record of DESIGN.md: the inputs (``params``), then what the job learned and did."""
 
     id: str = Field(default_factory=new_job_id)
     owner: str = "local"
@@ -79,7 +132,14 @@ class JobRecord(BaseModel):
     stage: str | None = None
     progress: float = Field(0.0, ge=0.0, le=1.0)
     message: str = ""
-    params: dict[str, Any] = Field(default_factory=dict)
+    params: JobParams = Field(default_factory=JobParams)
+    song_seconds: float | None = None  # measured at intake
+    upload_id: str | None = None  # the upload the song came from (API)
+    request_hash: str | None = None  # sha256 of the creating request (Idempotency-Key replays)
+    trace_header: str | None = None  # X-Cloud-Trace-Context of the creating request
+    timings: dict[str, StageTiming] = Field(default_factory=dict)
+    approval: Approval = Field(default_factory=Approval)
+    reroll: RerollOf | None = None
     outputs: dict[str, str] = Field(default_factory=dict)
     error: JobError | None = None
     cost: JobCost = Field(default_factory=JobCost)

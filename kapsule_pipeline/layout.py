@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from kapsule_pipeline.errors import InvalidParameter
+from kapsule_pipeline.errors import BadJobId, InvalidParameter, UnknownNotebook
 from kapsule_pipeline.jobs import is_valid_job_id
 
 NOTEBOOK_NAMES = ("01_analyze", "02_storyboard", "03_generate", "04_assemble")
@@ -22,7 +22,7 @@ class JobLayout:
 
     def __post_init__(self) -> None:
         if not is_valid_job_id(self.job_id):
-            raise InvalidParameter(f"not a Kapsule job id: {self.job_id[:40]!r}", code="bad_job_id")
+            raise BadJobId(f"not a Kapsule job id: {self.job_id[:40]!r}")
 
     @property
     def root(self) -> str:
@@ -60,7 +60,7 @@ class JobLayout:
 
     def notebook(self, name: str, suffix: str = "ipynb") -> str:
         if name not in NOTEBOOK_NAMES:
-            raise InvalidParameter(f"unknown notebook {name!r}", code="bad_notebook")
+            raise UnknownNotebook(f"unknown notebook {name!r}")
         return f"{self.root}/notebooks/{name}.{suffix}"
 
     @property

@@ -8,9 +8,9 @@ exist is skipped when a job is retried, but once one stage has run, every later 
 nothing downstream of fresh work is stale.
 
 Failures: papermill raises ``PapermillExecutionError`` with the failing cell's execution count,
-index, exception name and text. A ``KapsuleError`` raised in the kernel also leaves its stable code
-in the job's workdir (see ``stages.read_stage_error``), so the job error says ``not_audio`` and names
-the notebook and cell. A failure a retry cannot fix is recorded in the job (state ``failed``) and the
+index, exception name and text. A ``KapsuleError`` raised in the kernel is rebuilt here as the same
+class (``errors.by_name``: every class has one fixed code), so the job error says ``not_audio`` and
+names the notebook and cell. A failure a retry cannot fix is recorded in the job (state ``failed``) and the
 record returned; a retryable one is raised for the job entrypoint to turn into a retry.
 """
 
@@ -25,20 +25,20 @@ from pathlib import Path
 from typing import Any
 
 from kapsule_pipeline import errors
-from kapsule_pipeline.errors import ConfigError, InvalidTransition, JobCancelled, KapsuleError, StageFailed
-from kapsule_pipeline.jobs import STAGES, JobRecord, JobState
-from kapsule_pipeline.launch.base import settings_env
-from kapsule_pipeline.review import JobStores, needs_review, pause_for_review
-from kapsule_pipeline.settings import Settings, get_settings
-from kapsule_pipeline.stages import (
-    COMMON_PARAMS,
-    STAGE_NOTEBOOKS,
-    STAGE_PARAMS,
-    JobContext,
-    read_stage_error,
-    stage_done,
-    stage_error_path,
+from kapsule_pipeline.context import JobContext, Stores
+from kapsule_pipeline.errors import (
+    ConfigError,
+    InvalidTransition,
+    JobCancelled,
+    KapsuleError,
+    KernelFailed,
+    StageFailed,
 )
+from kapsule_pipeline.jobs import STAGES, JobRecord, JobState, StageTiming
+from kapsule_pipeline.launch.base import settings_env
+from kapsule_pipeline.review import needs_review, pause_for_review
+from kapsule_pipeline.settings import Settings, get_settings
+from kapsule_pipeline.stages import NOTEBOOK_ARGS, STAGE_NOTEBOOKS, stage_done
 
 log = logging.getLogger(__name__)
 
@@ -52,19 +52,6 @@ _quiet_log = logging.getLogger("kapsule_pipeline.pipeline.nbconvert")
 _quiet_log.setLevel(logging.ERROR)
 
 
-class StageError(StageFailed):
-    """A notebook stage failed; carries where (notebook, cell) and whether a retry could help."""
-
-    def __init__(
-        self, message: str, *, code: str, stage: str, notebook: str, retryable: bool, cell: int | None = None
-    ) -> None:
-        super().__init__(message, code=code)
-        self.stage = stage
-        self.notebook = notebook
-        self.retryable = retryable
-        self.cell = cell
-
-
 def notebooks_dir(settings: Settings) -> Path:
     folder = Path(settings.notebooks_dir) if settings.notebooks_dir else DEFAULT_NOTEBOOKS_DIR
     if not (folder / f"{STAGE_NOTEBOOKS['analyze']}.ipynb").is_file():
@@ -72,20 +59,15 @@ def notebooks_dir(settings: Settings) -> Path:
     return folder
 
 
-def notebook_parameters(ctx: JobContext, stage: str, params: dict[str, Any]) -> dict[str, Any]:
-    """What papermill injects: the job and its stores, plus the stage's own values from ``params``."""
-    values: dict[str, Any] = {
-        **COMMON_PARAMS,
+def notebook_parameters(ctx: JobContext) -> dict[str, Any]:
+    """What papermill injects: the job and its stores, plus every field of the job's ``JobParams``."""
+    return {
+        **NOTEBOOK_ARGS,
         "job_id": ctx.job_id,
         "storage_url": ctx.settings.storage_url,
         "status_url": ctx.settings.status_url,
+        **ctx.params.model_dump(mode="json"),
     }
-    for name, default in STAGE_PARAMS[stage].items():
-        value = params.get(name)
-        if name.endswith("_model") and not value:
-            value = getattr(ctx.settings, name)
-        values[name] = default if value is None else value
-    return values
 
 
 @contextlib.contextmanager
@@ -138,33 +120,25 @@ def _save_notebook(ctx: JobContext, name: str, executed: Path) -> tuple[Any, flo
     return nb, time.perf_counter() - started
 
 
-def _failure(ctx: JobContext, stage: str, name: str, exc: Exception) -> KapsuleError:
+def _failure(stage: str, name: str, exc: Exception) -> KapsuleError:
     """Turn what papermill raised into a job error that names the notebook, the cell and the cause."""
     from papermill.exceptions import PapermillExecutionError
 
     if isinstance(exc, PapermillExecutionError):
-        if exc.ename == JobCancelled.__name__:
+        cls = errors.by_name(exc.ename) or StageFailed
+        if cls is JobCancelled:
             return JobCancelled(f"cancelled during {name}")
-        found = read_stage_error(ctx.workdir, stage)
-        cls = getattr(errors, exc.ename, None)
-        is_ours = isinstance(cls, type) and issubclass(cls, KapsuleError)
-        if found is not None and found.get("type") == exc.ename:
-            code, retryable = str(found["code"]), bool(found.get("retryable"))
-        elif is_ours:
-            code, retryable = cls.code, cls.retryable  # type: ignore[union-attr]
-        else:
-            code, retryable = StageFailed.code, False
         evalue = exc.evalue if len(exc.evalue) <= 600 else exc.evalue[:600] + "…"
         message = f"{name} failed in cell [{exc.exec_count}] (cell #{exc.cell_index}): {exc.ename}: {evalue}"
-        return StageError(
-            message, code=code, stage=stage, notebook=name, retryable=retryable, cell=exc.exec_count
-        )
-    # The kernel died (out of memory, killed) or never started: worth another attempt.
-    message = f"{name} could not run: {type(exc).__name__}: {exc}"
-    return StageError(message, code="kernel_failed", stage=stage, notebook=name, retryable=True)
+        error: KapsuleError = cls(message)
+        error.cell = exc.exec_count
+    else:  # the kernel died (out of memory, killed) or never started: worth another attempt
+        error = KernelFailed(f"{name} could not run: {type(exc).__name__}: {exc}")
+    error.stage, error.notebook = stage, name
+    return error
 
 
-def run_stage_notebook(ctx: JobContext, stage: str, params: dict[str, Any]) -> dict[str, Any]:
+def run_stage_notebook(ctx: JobContext, stage: str, timings: dict[str, StageTiming]) -> None:
     """Execute one stage's notebook, store it (even when a cell fails), and return its timings.
 
     Timings split the wall time into the notebook's cells (``setup`` = imports and opening the job,
@@ -179,7 +153,6 @@ def run_stage_notebook(ctx: JobContext, stage: str, params: dict[str, Any]) -> d
     executed = ctx.workdir / "notebooks" / f"{name}.ipynb"
     executed.parent.mkdir(parents=True, exist_ok=True)
     executed.unlink(missing_ok=True)
-    stage_error_path(ctx.workdir, stage).unlink(missing_ok=True)
     ctx.report(stage, 0.0, f"starting {name}")
 
     failure: Exception | None = None
@@ -189,7 +162,7 @@ def run_stage_notebook(ctx: JobContext, stage: str, params: dict[str, Any]) -> d
             papermill.execute_notebook(
                 str(source),
                 str(executed),
-                parameters=notebook_parameters(ctx, stage, params),
+                parameters=notebook_parameters(ctx),
                 kernel_name=ctx.settings.kernel_name,
                 progress_bar=False,
                 log_output=False,
@@ -205,71 +178,49 @@ def run_stage_notebook(ctx: JobContext, stage: str, params: dict[str, Any]) -> d
         failure = exc
     wall = time.perf_counter() - started
 
-    timing: dict[str, Any] = {"notebook": name, "skipped": False, "wall_s": round(wall, 3)}
+    timing = StageTiming(notebook=name, wall_s=round(wall, 3), failed=failure is not None)
     if executed.is_file():
         nb, save_s = _save_notebook(ctx, name, executed)
         cells, per_tag = _cell_seconds(nb)
-        timing.update(
-            cells_s=round(cells, 3),
-            setup_s=round(per_tag.get("setup", 0.0), 3),
-            stage_s=round(per_tag.get("stage", 0.0), 3),
-            overhead_s=round(max(0.0, wall - cells), 3),
-            save_s=round(save_s, 3),
+        timing = timing.model_copy(
+            update={
+                "cells_s": round(cells, 3),
+                "setup_s": round(per_tag.get("setup", 0.0), 3),
+                "stage_s": round(per_tag.get("stage", 0.0), 3),
+                "overhead_s": round(max(0.0, wall - cells), 3),
+                "save_s": round(save_s, 3),
+            }
         )
+    timings[stage] = timing
     if failure is not None:
-        error = _failure(ctx, stage, name, failure)
-        error.timing = timing  # type: ignore[attr-defined]
-        raise error
-    return timing
+        raise _failure(stage, name, failure)
 
 
 # ------------------------------------------------------------------------------------------ a job
 
 
-def _save_timings(ctx: JobContext, timings: dict[str, Any]) -> None:
-    record = ctx.record()
-    ctx.update({"params": {**record.params, "timings": timings}})
-
-
-def record_failure(ctx: JobContext, error: KapsuleError, stage: str | None) -> JobRecord:
-    """Mark the job failed with ``error`` (unless it already finished, e.g. was cancelled)."""
-    changes = {
-        "state": JobState.failed.value,
-        "error": {"code": error.code, "message": error.message, "stage": stage},
-        "message": f"failed: {error.message}",
-    }
-    try:
-        return ctx.status.update(ctx.job_id, changes)
-    except InvalidTransition:
-        return ctx.record()
-
-
-def _pause_for_review(ctx: JobContext) -> JobRecord:
-    """Stop after the storyboard of a job asked to be reviewed: nothing is generated (or paid) yet."""
-    try:
-        return pause_for_review(JobStores(ctx.settings, ctx.storage, ctx.status), ctx.job_id)
-    except InvalidTransition:  # cancelled meanwhile
-        return ctx.record()
+def _save_timings(ctx: JobContext, timings: dict[str, StageTiming]) -> None:
+    ctx.update({"timings": {stage: t.model_dump() for stage, t in timings.items()}})
 
 
 def run_job(job_id: str, settings: Settings | None = None) -> JobRecord:
     """Run every unfinished stage of ``job_id`` and return its final record.
 
     A queued job is moved to running first (the job entrypoint normally did that already). A job
-    with ``params["review"]`` that is not approved yet stops after its storyboard, in state
+    asked to be reviewed that is not approved yet stops after its storyboard, in state
     ``awaiting_approval`` (see ``review``), and that record is returned. Returns the record when
     the job succeeded, was cancelled, or failed for a reason a retry cannot fix
     (recorded as its error); raises the ``KapsuleError`` of a failure a retry could fix.
     """
-    settings = settings or get_settings()
-    ctx = JobContext.open(job_id, settings=settings)
+    ctx = JobContext.for_job(Stores.open(settings or get_settings()), job_id)
+    ctx.workdir.mkdir(parents=True, exist_ok=True)
     record = ctx.record()
     if record.finished:
         return record
     if record.state == JobState.queued:
         record = ctx.status.update(job_id, {"state": JobState.running.value})
 
-    timings: dict[str, Any] = {}
+    timings: dict[str, StageTiming] = {}
     stage: str | None = None
     fresh_work = False
     try:
@@ -277,19 +228,19 @@ def run_job(job_id: str, settings: Settings | None = None) -> JobRecord:
             if ctx.cancelled():
                 raise JobCancelled(f"cancelled before {stage}")
             if not fresh_work and stage_done(ctx, stage):
-                timings[stage] = {"notebook": STAGE_NOTEBOOKS[stage], "skipped": True}
+                timings[stage] = StageTiming(notebook=STAGE_NOTEBOOKS[stage], skipped=True)
                 ctx.report(stage, 1.0, f"{stage}: already done")
                 continue
             fresh_work = True
             try:
-                timings[stage] = run_stage_notebook(ctx, stage, record.params)
-            except KapsuleError as exc:
-                timings[stage] = getattr(exc, "timing", {"notebook": STAGE_NOTEBOOKS[stage], "failed": True})
-                raise
+                run_stage_notebook(ctx, stage, timings)
             finally:
                 _save_timings(ctx, timings)
             if stage == "storyboard" and needs_review(ctx.record()):
-                return _pause_for_review(ctx)
+                try:
+                    return pause_for_review(ctx)
+                except InvalidTransition:  # cancelled meanwhile
+                    return ctx.record()
     except JobCancelled:
         return ctx.record()
     except KapsuleError as exc:
@@ -298,7 +249,7 @@ def run_job(job_id: str, settings: Settings | None = None) -> JobRecord:
         if exc.retryable:
             ctx.update({"message": f"attempt failed, a retry may fix it: {exc.message}"})
             raise
-        return record_failure(ctx, exc, stage)
+        return ctx.fail(exc, stage)
 
     done = ctx.update(
         {"state": JobState.succeeded.value, "stage": "assemble", "progress": 1.0, "message": "done"}

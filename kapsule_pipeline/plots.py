@@ -10,8 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from kapsule_pipeline.context import JobContext
 from kapsule_pipeline.models import Analysis, Storyboard
-from kapsule_pipeline.stages import JobContext
 
 if TYPE_CHECKING:
     import numpy as np

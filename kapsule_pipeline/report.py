@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kapsule_pipeline import media
+from kapsule_pipeline.context import JobContext
 from kapsule_pipeline.models import Analysis, ShotManifest, Storyboard
-from kapsule_pipeline.stages import FINISHED_SHOT_STATES, JobContext
+from kapsule_pipeline.stages import FINISHED_SHOT_STATES
 
 if TYPE_CHECKING:
     from kapsule_pipeline.assemble import AssemblyResult
@@ -121,24 +122,21 @@ def shot_table(board: Storyboard, prompt_chars: int = 120) -> Table:
     )
 
 
-def cost_table(
-    ctx: JobContext, board: Storyboard, video_model: str = "", budget_usd: float | None = None
-) -> Table:
+def cost_table(ctx: JobContext, board: Storyboard) -> Table:
     """What the storyboard will cost before anything is generated, and who wrote its prompts.
 
     Shown after the storyboard (and before generation) so a reviewer sees the bill, the budget and
-    any prompt-writer fallback before paying for a single shot. ``budget_usd`` defaults to the job's.
+    any prompt-writer fallback before paying for a single shot.
     """
     from kapsule_pipeline.cost import estimate_storyboard, price_per_second
     from kapsule_pipeline.generation import make_video_generator
 
     record = ctx.record()
-    model = video_model or board.video_model
-    generator = make_video_generator(model, ctx.generation_settings())
+    model = board.video_model
+    generator = make_video_generator(ctx, model)
     total = estimate_storyboard(board, generator)
     new = estimate_storyboard(board, generator, exists=ctx.storage.exists, layout=ctx.layout)
-    if budget_usd is None:
-        budget_usd = float(record.params.get("budget_usd") or 0.0)
+    budget_usd = ctx.params.budget_usd
     pairs: list[tuple[str, Any]] = [("prompt writer", board.prompt_model)]
     if board.prompt_writer_note:
         pairs.append(("prompt writer note", board.prompt_writer_note))

@@ -1,6 +1,6 @@
 """Review before paying, and re-rolls of one shot: the library logic the API and the CLI share.
 
-A job created with ``params["review"]`` pauses after its storyboard (``running → awaiting_approval``,
+A job created with ``params.review`` pauses after its storyboard (``running → awaiting_approval``,
 see ``pipeline.run_job``); its process exits, nothing runs and nothing has been paid for. The owner
 reads ``review_summary`` (each shot's prompt, length and price), may ``edit_shot`` prompts, then
 ``approve`` it: the record goes back to ``running`` and a new execution is launched, which skips the
@@ -15,51 +15,29 @@ executed notebooks and the parent's stay as they were: the notebooks keep the hi
 
 from __future__ import annotations
 
-import contextlib
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel
 
-from kapsule_pipeline.errors import InvalidParameter, InvalidTransition, KapsuleError, ObjectNotFound
-from kapsule_pipeline.jobs import JobRecord, JobState, utcnow
-from kapsule_pipeline.launch import Launcher
+from kapsule_pipeline.context import JobContext
+from kapsule_pipeline.errors import (
+    EmptyPrompt,
+    InvalidParameter,
+    InvalidTransition,
+    NothingToReroll,
+    ObjectNotFound,
+    PromptTooLong,
+    ShotNotFound,
+    StoryboardNotReady,
+)
+from kapsule_pipeline.jobs import JobRecord, JobState, RerollOf, new_job_id, utcnow
 from kapsule_pipeline.layout import JobLayout
 from kapsule_pipeline.models import ShotManifest, Storyboard
-from kapsule_pipeline.settings import Settings
-from kapsule_pipeline.status import StatusStore
-from kapsule_pipeline.storage import Storage
+from kapsule_pipeline.params import MAX_PROMPT_CHARS
 
 MAX_SEED = 2**32 - 1  # shot seeds are uint32 (what Veo takes; see storyboard.shot_seed)
-PROMPT_EDITS = "prompt_edits"  # params key: {shot index as text: prompt}, applied over storyboard.json
-_PARAMS_NOT_INHERITED = (
-    "timings", "review", "approved", "approved_at", "upload_id", "trace_header", PROMPT_EDITS,
-)  # fmt: skip
-
-
-class ShotNotFound(KapsuleError):
-    """The shot number is not in the job's storyboard."""
-
-    code = "shot_not_found"
-    http_status = 404
-
-
-class StoryboardNotReady(KapsuleError):
-    """The job has no storyboard yet (it is still analysing the song, or failed before)."""
-
-    code = "storyboard_not_ready"
-    http_status = 409
-
-
-@dataclass(frozen=True)
-class JobStores:
-    """What the review functions touch: the settings, the job files and the job records."""
-
-    settings: Settings
-    storage: Storage
-    status: StatusStore
 
 
 class ReviewShot(BaseModel):
@@ -92,18 +70,16 @@ class Review(BaseModel):
 
 def needs_review(record: JobRecord) -> bool:
     """A job asked to be reviewed that has not been approved yet stops after its storyboard."""
-    return bool(record.params.get("review")) and not record.params.get("approved")
+    return record.params.review and not record.approval.approved
 
 
-def with_prompt_edits(board: Storyboard, params: dict[str, Any]) -> Storyboard:
-    """``board`` with the prompt edits recorded in a job's params applied (pure).
+def with_prompt_edits(board: Storyboard, record: JobRecord) -> Storyboard:
+    """``board`` with the prompt edits recorded in the job's ``approval`` applied (pure).
 
-    WHY edits live in the job record: the record is written in a transaction, a storage object is
-    not. Two reviewers editing different shots at once both keep their edit, and an edit racing
-    the approval is either in the record the approval committed, or refused (409). Only ``approve``
-    writes the edited storyboard back, after it has won the compare-and-set.
+    Only ``approve`` writes the edited storyboard back, after it has won the compare-and-set (see
+    ``jobs.Approval`` for why the edits live in the record).
     """
-    edits = params.get(PROMPT_EDITS) or {}
+    edits = record.approval.prompt_edits
     if not edits:
         return board
     shots = [
@@ -113,31 +89,28 @@ def with_prompt_edits(board: Storyboard, params: dict[str, Any]) -> Storyboard:
     return board.model_copy(update={"shots": shots})
 
 
-def _stored_board(stores: JobStores, job_id: str) -> Storyboard:
+def _stored_board(ctx: JobContext) -> Storyboard:
     try:
-        return Storyboard.model_validate_json(stores.storage.read_bytes(JobLayout(job_id).storyboard))
+        return ctx.read_model(ctx.layout.storyboard, Storyboard)
     except ObjectNotFound:
-        raise StoryboardNotReady(f"job {job_id} has no storyboard yet") from None
+        raise StoryboardNotReady(f"job {ctx.job_id} has no storyboard yet") from None
 
 
-def load_board(stores: JobStores, job_id: str, record: JobRecord | None = None) -> Storyboard:
+def load_board(ctx: JobContext, record: JobRecord | None = None) -> Storyboard:
     """The job's storyboard as its owner sees it: ``storyboard.json`` with the pending prompt edits."""
-    board = _stored_board(stores, job_id)
-    return with_prompt_edits(board, (record or stores.status.get(job_id)).params)
+    return with_prompt_edits(_stored_board(ctx), record or ctx.record())
 
 
-def review_summary(stores: JobStores, record: JobRecord) -> Review:
+def review_summary(ctx: JobContext, record: JobRecord | None = None) -> Review:
     """Each shot's prompt, length and price, and the storyboard's total (clips in storage cost 0)."""
     from kapsule_pipeline.cost import estimate_storyboard
     from kapsule_pipeline.generation import make_video_generator
-    from kapsule_pipeline.generation.references import settings_for_job
 
-    board = load_board(stores, record.id, record)
-    model = str(record.params.get("video_model") or board.video_model)
-    generator = make_video_generator(model, settings_for_job(stores.settings, record.id, record.params))
-    layout = JobLayout(record.id)
+    record = record or ctx.record()
+    board = load_board(ctx, record)
+    generator = make_video_generator(ctx, ctx.params.video_model or board.video_model)
     total = estimate_storyboard(board, generator)
-    new = estimate_storyboard(board, generator, exists=stores.storage.exists, layout=layout)
+    new = estimate_storyboard(board, generator, exists=ctx.storage.exists, layout=ctx.layout)
     shots = []
     for shot in board.shots:
         request = generator.request_for(shot, board)
@@ -153,11 +126,11 @@ def review_summary(stores: JobStores, record: JobRecord) -> Review:
                 cost_usd=generator.estimate_cost_usd(request),
             )
         )
-    budget = record.params.get("budget_usd")
+    budget = record.params.budget_usd
     return Review(
         job_id=record.id,
         state=record.state.value,
-        video_model=model,
+        video_model=generator.name,
         shots=shots,
         video_seconds=total.video_seconds,
         total_usd=total.total_usd,
@@ -170,12 +143,11 @@ def review_summary(stores: JobStores, record: JobRecord) -> Review:
 # ------------------------------------------------------------------------------------ the pause
 
 
-def pause_for_review(stores: JobStores, job_id: str) -> JobRecord:
+def pause_for_review(ctx: JobContext) -> JobRecord:
     """Record the estimate and move ``running → awaiting_approval`` (called by the pipeline)."""
-    record = stores.status.get(job_id)
-    review = review_summary(stores, record)
-    return stores.status.update(
-        job_id,
+    review = review_summary(ctx)
+    return ctx.status.update(
+        ctx.job_id,
         {
             "state": JobState.awaiting_approval.value,
             "stage": "storyboard",
@@ -200,15 +172,13 @@ def _require_state(record: JobRecord, state: JobState, action: str) -> None:
         )
 
 
-def _check_prompt(prompt: str, settings: Settings) -> str:
+def check_prompt(prompt: str) -> str:
+    """A shot prompt as given by a reviewer, stripped; empty or over the limit is refused."""
     text = prompt.strip()
     if not text:
-        raise InvalidParameter("a shot's prompt cannot be empty", code="empty_prompt")
-    if len(text) > settings.max_prompt_chars:
-        raise InvalidParameter(
-            f"the prompt is {len(text)} characters; keep it under {settings.max_prompt_chars}",
-            code="prompt_too_long",
-        )
+        raise EmptyPrompt("a shot's prompt cannot be empty")
+    if len(text) > MAX_PROMPT_CHARS:
+        raise PromptTooLong(f"the prompt is {len(text)} characters; keep it under {MAX_PROMPT_CHARS}")
     return text
 
 
@@ -223,29 +193,23 @@ def _shot_position(board: Storyboard, index: int) -> int:
     )
 
 
-def _write_board(stores: JobStores, job_id: str, board: Storyboard) -> None:
-    data = board.model_dump_json(indent=2).encode()
-    stores.storage.write_bytes(JobLayout(job_id).storyboard, data, content_type="application/json")
-
-
-def _checked_edits(
-    stores: JobStores, job_id: str, prompts: dict[int, str]
-) -> tuple[Storyboard, dict[str, str]]:
+def _checked_edits(ctx: JobContext, prompts: dict[int, str]) -> tuple[Storyboard, dict[str, str]]:
     """The stored storyboard, and every edit checked against it (shot exists, prompt fits) before any
     is recorded: a bad one changes nothing."""
-    board = _stored_board(stores, job_id)
+    board = _stored_board(ctx)
     checked = {}
     for index, text in prompts.items():
         _shot_position(board, index)
-        checked[str(index)] = _check_prompt(text, stores.settings)
+        checked[str(index)] = check_prompt(text)
     return board, checked
 
 
-def _merge_edits(edits: dict[str, str]) -> Callable[[dict[str, Any]], dict[str, Any]]:
-    return lambda params: {**params, PROMPT_EDITS: {**(params.get(PROMPT_EDITS) or {}), **edits}}
+def _merge_edits(edits: dict[str, str], **more: Any) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    """An ``approval`` change adding ``edits`` to those recorded (run inside the store's transaction)."""
+    return lambda a: {**a, **more, "prompt_edits": {**(a.get("prompt_edits") or {}), **edits}}
 
 
-def _while_awaiting(job_id: str, action: str) -> Callable[[str], str]:
+def _while_awaiting(job_id: str, action: str, then: str | None = None) -> Callable[[str], str]:
     """A state value for ``StatusStore.update`` that refuses, inside the transaction, unless awaiting."""
 
     def check(state: str) -> str:
@@ -253,83 +217,55 @@ def _while_awaiting(job_id: str, action: str) -> Callable[[str], str]:
             raise InvalidTransition(
                 f"job {job_id} is {state}; only a job that is awaiting approval can be {action}"
             )
-        return state
+        return then or state
 
     return check
 
 
-def edit_shots(stores: JobStores, job_id: str, prompts: dict[int, str]) -> Storyboard:
+def edit_shots(ctx: JobContext, prompts: dict[int, str]) -> Storyboard:
     """Record new prompts for shots of a job awaiting approval; returns the storyboard as edited.
 
     The edits go into the job record in one transaction that also checks the state, so concurrent
-    edits of different shots all survive and none lands after the approval (see ``with_prompt_edits``).
+    edits of different shots all survive and none lands after the approval.
     """
-    _require_state(stores.status.get(job_id), JobState.awaiting_approval, "edited")
-    stored, edits = _checked_edits(stores, job_id, prompts)
-    record = stores.status.update(
-        job_id, {"state": _while_awaiting(job_id, "edited"), "params": _merge_edits(edits)}
+    _require_state(ctx.record(), JobState.awaiting_approval, "edited")
+    stored, edits = _checked_edits(ctx, prompts)
+    record = ctx.status.update(
+        ctx.job_id, {"state": _while_awaiting(ctx.job_id, "edited"), "approval": _merge_edits(edits)}
     )
     # The file follows for anyone who reads it (a late write may lag another edit; the approval and
     # the generate stage both apply the record's edits again, so nothing generated ever lags).
-    board = with_prompt_edits(stored, record.params)
-    _write_board(stores, job_id, board)
+    board = with_prompt_edits(stored, record)
+    ctx.write_model(ctx.layout.storyboard, board)
     return board
 
 
 # ------------------------------------------------------------------------------------- approval
 
 
-def approve(
-    stores: JobStores, job_id: str, launcher: Launcher, prompts: dict[int, str] | None = None
-) -> JobRecord:
-    """Apply ``prompts`` edits, set the job running again and launch an execution that resumes it.
+def approve(ctx: JobContext, prompts: dict[int, str] | None = None) -> JobRecord:
+    """Apply ``prompts`` edits and set the job running again; the caller launches its execution.
 
     The state change is a compare-and-set inside the store's transaction (only from
-    ``awaiting_approval``), so two approvals racing launch one execution, and the other gets a 409.
-    ``heartbeat_at`` is cleared: that is how the new execution's ``take_job`` tells an approved job
+    ``awaiting_approval``), so of two approvals racing one wins and the other gets a 409.
+    ``heartbeat_at`` is cleared: that is how the new execution's claim tells an approved job
     waiting for its process from one another process is running.
     """
-    record = stores.status.get(job_id)
-    _require_state(record, JobState.awaiting_approval, "approved")
-    stored, edits = _checked_edits(stores, job_id, prompts or {})
-
-    def from_awaiting(state: str) -> str:
-        if state != JobState.awaiting_approval.value:
-            raise InvalidTransition(f"job {job_id} is {state}; it was approved or cancelled meanwhile")
-        return JobState.running.value
-
-    record = stores.status.update(
-        job_id,
+    _require_state(ctx.record(), JobState.awaiting_approval, "approved")
+    stored, edits = _checked_edits(ctx, prompts or {})
+    record = ctx.status.update(
+        ctx.job_id,
         {
-            "state": from_awaiting,
+            "state": _while_awaiting(ctx.job_id, "approved", then=JobState.running.value),
             "heartbeat_at": None,
             "message": "approved: generating the shots",
-            "params": lambda p: {
-                **_merge_edits(edits)(p),
-                "approved": True,
-                "approved_at": utcnow().isoformat(),
-            },
+            "approval": _merge_edits(edits, approved=True, approved_at=utcnow().isoformat()),
         },
     )
     # This call won the compare-and-set, and no edit is accepted after it: it alone writes the
     # storyboard the generation will read, with every edit the record holds.
-    _write_board(stores, job_id, with_prompt_edits(stored, record.params))
-    return _launch(stores, record, launcher)
-
-
-def _launch(stores: JobStores, record: JobRecord, launcher: Launcher) -> JobRecord:
-    """Start an execution of ``record``; a launcher failure is recorded in the job, then raised."""
-    try:
-        execution = launcher.launch(record.id)
-    except KapsuleError as exc:
-        with contextlib.suppress(InvalidTransition):
-            stores.status.update(
-                record.id, {"state": JobState.failed.value, "error": exc.to_dict(), "message": exc.message}
-            )
-        raise
-    with contextlib.suppress(InvalidTransition):  # it may have finished already
-        return stores.status.update(record.id, {"execution": execution})
-    return stores.status.get(record.id)
+    ctx.write_model(ctx.layout.storyboard, with_prompt_edits(stored, record))
+    return record
 
 
 # --------------------------------------------------------------------------------------- re-roll
@@ -343,61 +279,57 @@ def new_seed(old: int) -> int:
             return seed
 
 
-def reroll(
-    stores: JobStores,
-    job_id: str,
-    index: int,
-    launcher: Launcher,
-    *,
-    prompt: str | None = None,
-    seed: int | None = None,
-) -> JobRecord:
-    """Create and launch a new job that regenerates shot ``index`` of the succeeded job ``job_id``.
+def reroll(ctx: JobContext, index: int, *, prompt: str | None = None, seed: int | None = None) -> JobRecord:
+    """Create (not launch) a new job that regenerates shot ``index`` of the succeeded job ``ctx``.
 
     The new job's folder is seeded from the parent's: its song, analysis, storyboard (shot ``index``
     with the new prompt and/or seed; a new random seed by default), every other shot's clip and
     their manifest entries. Only the changed shot's request key is new, so only it is generated and
-    billed. The new record names its parent (``params.parent_job``) and the shot re-rolled.
+    billed. The new record names its parent and the shot re-rolled (``reroll``).
     """
-    parent = stores.status.get(job_id)
+    parent = ctx.record()
     _require_state(parent, JobState.succeeded, "re-rolled")
     if seed is not None and not 0 <= seed <= MAX_SEED:
         raise InvalidParameter(f"the seed must be between 0 and {MAX_SEED}, got {seed}")
-    text = _check_prompt(prompt, stores.settings) if prompt is not None else None
-    board = load_board(stores, job_id)
+    text = check_prompt(prompt) if prompt is not None else None
+    board = load_board(ctx, parent)
     position = _shot_position(board, index)
     shot = board.shots[position]
     if seed is None:
         seed = shot.seed if text is not None and text != shot.prompt else new_seed(shot.seed)
     if (text is None or text == shot.prompt) and seed == shot.seed:
-        raise InvalidParameter(
-            f"shot {index} already has that prompt and seed {seed}: change one of them to re-roll it",
-            code="nothing_to_reroll",
+        raise NothingToReroll(
+            f"shot {index} already has that prompt and seed {seed}: change one of them to re-roll it"
         )
     board.shots[position] = shot.model_copy(update={"prompt": text or shot.prompt, "seed": seed})
-
-    params: dict[str, Any] = {k: v for k, v in parent.params.items() if k not in _PARAMS_NOT_INHERITED}
-    params.update(
-        parent_job=parent.id, reroll={"shot": index, "seed": seed, "prompt_changed": text is not None}
+    child_id = new_job_id()
+    refs = tuple(
+        k.replace(ctx.layout.root, JobLayout(child_id).root, 1) for k in parent.params.reference_images
     )
-    child = JobRecord(owner=parent.owner, params=params, message=f"re-roll of shot {index} of {parent.id}")
-    _seed_folder(stores, parent.id, child.id, board, index)
-    stores.status.create(child)
-    return _launch(stores, child, launcher)
+    child = JobRecord(
+        id=child_id,
+        owner=parent.owner,
+        params=parent.params.model_copy(update={"review": False, "reference_images": refs}),
+        song_seconds=parent.song_seconds,
+        reroll=RerollOf(parent_job=parent.id, shot=index, seed=seed, prompt_changed=text is not None),
+        message=f"re-roll of shot {index} of {parent.id}",
+    )
+    _seed_folder(ctx, child.id, board, index)
+    return ctx.status.create(child)
 
 
-def _seed_folder(stores: JobStores, parent_id: str, child_id: str, board: Storyboard, index: int) -> None:
+def _seed_folder(ctx: JobContext, child_id: str, board: Storyboard, index: int) -> None:
     """Copy what the re-roll reuses into the child's folder, with manifest paths made the child's."""
-    src, dst = JobLayout(parent_id), JobLayout(child_id)
-    storage = stores.storage
+    src, dst = ctx.layout, JobLayout(child_id)
+    storage = ctx.storage
     for key in storage.list(src.input_prefix):
         name = key[len(src.input_prefix) :]
-        if name.startswith("song."):
-            storage.copy(key, dst.input_song(name.removeprefix("song.")))
+        if name.startswith("song.") or name.startswith("refs/"):
+            storage.copy(key, dst.input_prefix + name)
     storage.copy(src.analysis, dst.analysis)
-    _write_board(stores, child_id, board)
+    ctx.write_model(dst.storyboard, board)
     try:
-        manifest = ShotManifest.model_validate_json(storage.read_bytes(src.manifest))
+        manifest = ctx.read_model(src.manifest, ShotManifest)
     except ObjectNotFound:
         manifest = ShotManifest()
     kept = []
@@ -411,8 +343,4 @@ def _seed_folder(stores: JobStores, parent_id: str, child_id: str, board: Storyb
         target = dst.shot(result.index, result.key)
         storage.copy(result.file, target)
         kept.append(result.model_copy(update={"file": target}))
-    storage.write_bytes(
-        dst.manifest,
-        ShotManifest(shots=kept).model_dump_json(indent=2).encode(),
-        content_type="application/json",
-    )
+    ctx.write_model(dst.manifest, ShotManifest(shots=kept))

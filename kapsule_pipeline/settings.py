@@ -50,7 +50,6 @@ class Settings(BaseSettings):
     )
     upload_url_expiry_s: int = Field(900, ge=10, le=7 * 24 * 3600, description="Life of an upload URL.")
     cors_origins: str | None = Field(None, description="Comma-separated origins allowed to call the API.")
-    max_prompt_chars: int = Field(2000, ge=1, description="Longest prompt or style text the API accepts.")
 
     work_dir: Path = Field(Path("./.kapsule/work"), description="Local scratch space for running stages.")
     min_song_seconds: float = Field(5.0, gt=0)
@@ -69,8 +68,6 @@ class Settings(BaseSettings):
         None, description="Where the pipeline notebooks live (default: repo's)."
     )
 
-    # The job entrypoint's inputs. Cloud Run sets the CLOUD_RUN_* names itself (unprefixed), and the
-    # launcher passes KAPSULE_JOB_ID; reading them here keeps one settings loader for everything.
     # google-genai (Gemini prompts, Veo shots). Two modes, as the library has: an API key (a laptop)
     # or Vertex AI with Application Default Credentials (the job's service account in Google Cloud).
     # The unprefixed names are the library's own, so one environment works for both.
@@ -95,15 +92,6 @@ class Settings(BaseSettings):
     veo_poll_interval_s: float = Field(10.0, gt=0, description="First wait between operation polls.")
     veo_poll_max_interval_s: float = Field(30.0, gt=0, description="Polls back off up to this interval.")
     veo_timeout_s: float = Field(900.0, gt=0, description="Give up on one Veo operation after this long.")
-    continuity: str = Field(
-        "none",
-        description="'none': shots in parallel; 'last_frame': the last frame of shot N seeds shot N+1 "
-        "(Veo image-to-video; shots then run one at a time, trading speed for continuity).",
-    )
-    reference_images: list[str] = Field(
-        default_factory=list,
-        description="Storage keys of reference images (character, product, cover) for Veo 3.1 models.",
-    )
     gemini_send_audio: bool = Field(
         False,
         description="Also send a low-bitrate excerpt of the song to Gemini with the storyboard request.",
@@ -120,9 +108,13 @@ class Settings(BaseSettings):
         3600.0, gt=0, description="Task timeout passed with every execution (one attempt's limit)."
     )
 
-    job_id: str | None = Field(None, validation_alias=AliasChoices("KAPSULE_JOB_ID"))
-    cloud_run_execution: str | None = Field(None, validation_alias=AliasChoices("CLOUD_RUN_EXECUTION"))
-    cloud_run_task_attempt: int = Field(0, validation_alias=AliasChoices("CLOUD_RUN_TASK_ATTEMPT"))
+    job_max_retries: int = Field(
+        2,
+        ge=0,
+        le=10,
+        description="Retries of a failed job execution (Cloud Run's --max-retries; deploy.sh sets both from "
+        "this one value). The last attempt records any failure, so no job stays running.",
+    )
 
     @field_validator("delivery_url")
     @classmethod
@@ -139,3 +131,22 @@ class Settings(BaseSettings):
 def get_settings() -> Settings:
     """The process's settings, built once. Tests clear the cache after changing the environment."""
     return Settings()
+
+
+class TaskEnv(BaseSettings):
+    """What the platform tells one job execution: which job, and which attempt of which execution.
+
+    Not deployment configuration (that is ``Settings``), but read from the environment the same way
+    and in this module, so there is still one place that reads it. Cloud Run sets the CLOUD_RUN_*
+    names itself (unprefixed); the launcher passes KAPSULE_JOB_ID.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="", env_file=None, extra="ignore")
+
+    job_id: str | None = Field(None, validation_alias=AliasChoices("KAPSULE_JOB_ID"))
+    cloud_run_execution: str | None = Field(None, validation_alias=AliasChoices("CLOUD_RUN_EXECUTION"))
+    cloud_run_task_attempt: int = Field(0, validation_alias=AliasChoices("CLOUD_RUN_TASK_ATTEMPT"))
+
+    @property
+    def attempts(self) -> int:
+        return self.cloud_run_task_attempt + 1

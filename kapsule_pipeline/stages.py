@@ -1,50 +1,43 @@
-"""What each notebook calls: the job context and one function per stage.
+"""What each notebook calls: opening its job, and one function per stage.
 
-The notebooks under ``notebooks/`` stay thin (a tagged parameters cell, then calls into this module),
-so the logic is tested like any other library code and a creative technologist can still drive one
-job by hand from JupyterLab. Every stage reads its inputs from and writes its outputs to the job's
-storage folder (``layout.JobLayout``), which is what lets any stage be re-run alone and lets the
-pipeline skip a finished stage when a job is retried (``stage_done``). The tables and plots the
-notebooks show a reviewer live in ``report.py`` and ``plots.py``: presentation stays out of here.
+The notebooks under ``notebooks/`` stay thin (a tagged parameters cell holding the job's
+``JobParams``, then calls into this module), so the logic is tested like any other library code and
+a creative technologist can still drive one job by hand from JupyterLab. Every stage reads its
+inputs from and writes its outputs to the job's storage folder (``layout.JobLayout``), which is what
+lets any stage be re-run alone and lets the pipeline skip a finished stage when a job is retried
+(``stage_done``). The tables and plots the notebooks show a reviewer live in ``report.py`` and
+``plots.py``: presentation stays out of here.
 
-Errors cross the notebook boundary in two ways: the exception itself (papermill reports its name and
-text), and, for a ``KapsuleError``, a small JSON file in the job's local workdir holding its stable
-``code`` and whether a retry could help. The pipeline reads that file after a failed notebook, so the
-job record keeps ``not_audio`` rather than a generic "stage failed".
+A ``KapsuleError`` raised here crosses the notebook boundary as itself: papermill reports its class
+name and text, and the pipeline maps the name back to the class (``errors.by_name``), so the job
+record keeps ``not_audio`` rather than a generic "stage failed".
 """
 
 from __future__ import annotations
 
 import contextlib
-import functools
-import json
 import logging
-import os
 import warnings
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any
 
+from kapsule_pipeline.context import JobContext, Stores
 from kapsule_pipeline.errors import (
     InvalidParameter,
-    InvalidTransition,
+    JobExists,
     JobNotFound,
-    KapsuleError,
-    ObjectNotFound,
-    StageFailed,
+    ShotsMissing,
+    StageInputMissing,
 )
 from kapsule_pipeline.jobs import STAGES, JobRecord, JobState
-from kapsule_pipeline.layout import NOTEBOOK_NAMES, JobLayout
-from kapsule_pipeline.models import FRAME_SIZES, Analysis, ShotManifest, ShotResult, Storyboard
+from kapsule_pipeline.layout import NOTEBOOK_NAMES
+from kapsule_pipeline.models import Analysis, ShotManifest, ShotResult, Storyboard
+from kapsule_pipeline.params import JobParams
 from kapsule_pipeline.review import with_prompt_edits
-from kapsule_pipeline.settings import Settings, get_settings
-from kapsule_pipeline.status import StatusStore, open_status_store
-from kapsule_pipeline.storage import Storage, open_storage
+from kapsule_pipeline.settings import get_settings
 
 if TYPE_CHECKING:
     from kapsule_pipeline.assemble import AssemblyResult
-    from kapsule_pipeline.audio import SongInfo
 
 log = logging.getLogger(__name__)
 
@@ -55,211 +48,52 @@ warnings.filterwarnings("ignore", message="IProgress not found", module="tqdm")
 DEMO_JOB_ID = "j" + "0" * 20
 """The notebooks' default job: the bundled demo song, created on first use."""
 
-STAGE_WEIGHTS: dict[str, float] = {"analyze": 0.10, "storyboard": 0.05, "generate": 0.60, "assemble": 0.25}
-"""Share of the job's overall progress each stage accounts for (roughly its share of the work)."""
-
 STAGE_NOTEBOOKS: dict[str, str] = dict(zip(STAGES, NOTEBOOK_NAMES, strict=True))
 
-COMMON_PARAMS: dict[str, Any] = {"job_id": "", "storage_url": "", "status_url": ""}
-STAGE_PARAMS: dict[str, dict[str, Any]] = {
-    "analyze": {},
-    "storyboard": {
-        "prompt": "",
-        "style": "",
-        "aspect_ratio": "16:9",
-        "resolution": "720p",
-        "max_shots": 0,
-        "seed": 0,
-        "video_model": "local",
-        "prompt_model": "local",
-        "transition": "cut",
-    },
-    "generate": {"video_model": "local", "budget_usd": 0.0},
-    "assemble": {},
-}
-"""Each notebook's own parameters and their defaults: the notebook builder writes them into the
-tagged cell and the pipeline fills them from the job record's ``params``; one table for both.
-``budget_usd`` 0 means no cap (papermill parameters must be literals, so no ``None``)."""
+NOTEBOOK_ARGS: dict[str, Any] = {"job_id": "", "storage_url": "", "status_url": ""}
+"""What every notebook's parameters cell holds besides the job's ``JobParams`` fields."""
 
 FINISHED_SHOT_STATES = frozenset({"done", "fallback"})
 
 
-# --------------------------------------------------------------------------------------- job context
+# --------------------------------------------------------------------------------------- the job
 
 
-@dataclass
-class JobContext:
-    """Everything a stage needs to find one job: its settings, stores, storage keys and scratch folder."""
+def open_job(
+    job_id: str = "", storage_url: str = "", status_url: str = "", params: JobParams | None = None
+) -> JobContext:
+    """Open ``job_id`` (must exist), or with no id the demo job, which is created on first use.
 
-    job_id: str
-    settings: Settings
-    storage: Storage
-    delivery: Storage
-    status: StatusStore
-    layout: JobLayout
-    workdir: Path
-    song_info: SongInfo | None = field(default=None, repr=False)
+    ``storage_url``/``status_url`` override the settings, so papermill can point a notebook at
+    exactly the stores the pipeline uses; empty means "from settings". ``params`` (the notebook's
+    parameters cell) win over the record's for this run; the pipeline injects the record's own.
+    """
+    settings = get_settings()
+    overrides = {k: v for k, v in (("storage_url", storage_url), ("status_url", status_url)) if v}
+    if overrides:
+        settings = settings.model_copy(update=overrides)
+    stores = Stores.open(settings)
+    job_id = job_id or DEMO_JOB_ID
+    if job_id == DEMO_JOB_ID:
+        _ensure_demo_job(stores, params or JobParams(song="demo-song.wav"))
+    ctx = JobContext.for_job(stores, job_id, params)  # JobNotFound here, not mid-stage
+    ctx.workdir.mkdir(parents=True, exist_ok=True)
+    if job_id == DEMO_JOB_ID and not ctx.has_input_song():
+        from kapsule_pipeline.demo_song import write_demo_song
 
-    @classmethod
-    def open(
-        cls, job_id: str = "", storage_url: str = "", status_url: str = "", settings: Settings | None = None
-    ) -> JobContext:
-        """Open ``job_id`` (must exist), or with no id the demo job, which is created on first use.
-
-        ``storage_url``/``status_url`` override the settings, so papermill can point a notebook at
-        exactly the stores the pipeline uses; empty means "from settings".
-        """
-        settings = settings or get_settings()
-        overrides = {k: v for k, v in (("storage_url", storage_url), ("status_url", status_url)) if v}
-        if overrides:
-            settings = settings.model_copy(update=overrides)
-        storage = open_storage(settings.storage_url)
-        delivery_url = settings.effective_delivery_url
-        delivery = storage if delivery_url == settings.storage_url else open_storage(delivery_url)
-        job_id = job_id or DEMO_JOB_ID
-        ctx = cls(
-            job_id=job_id,
-            settings=settings,
-            storage=storage,
-            delivery=delivery,
-            status=open_status_store(settings.status_url),
-            layout=JobLayout(job_id),
-            workdir=Path(settings.work_dir) / job_id,
-        )
-        ctx.workdir.mkdir(parents=True, exist_ok=True)
-        if job_id == DEMO_JOB_ID:
-            ctx._ensure_demo_job()
-        else:
-            ctx.record()  # fail here, with JobNotFound, rather than in the middle of a stage
-        return ctx
-
-    def generation_settings(self) -> Settings:
-        """Settings for this job's video generator: its continuity and reference images (job params)."""
-        from kapsule_pipeline.generation.references import settings_for_job
-
-        return settings_for_job(self.settings, self.job_id, self.record().params)
-
-    def _ensure_demo_job(self) -> None:
-        """Create the demo job's record and input song if they are missing (idempotent)."""
-        try:
-            self.status.get(self.job_id)
-        except JobNotFound:
-            defaults = {**STAGE_PARAMS["storyboard"], "song_name": "demo-song.wav"}
-            defaults.update(video_model=self.settings.video_model, prompt_model=self.settings.prompt_model)
-            record = JobRecord(id=self.job_id, params=defaults, message="the bundled demo song")
-            with contextlib.suppress(InvalidParameter):  # another kernel created it a moment ago
-                self.status.create(record)
-        if not self._input_keys():
-            from kapsule_pipeline.demo_song import write_demo_song
-
-            song = write_demo_song(self.workdir / "demo" / "demo-song.wav")
-            self.storage.upload_from(song, self.layout.input_song("wav"), content_type="audio/wav")
-
-    def record(self) -> JobRecord:
-        return self.status.get(self.job_id)
-
-    def update(self, changes: dict[str, Any]) -> JobRecord | None:
-        """Write to the job record; a finished job refuses writes, which is fine when run by hand."""
-        try:
-            return self.status.update(self.job_id, changes)
-        except InvalidTransition as exc:
-            log.info("job record not updated: %s", exc)
-            return None
-
-    def report(self, stage: str, progress: float, message: str = "") -> None:
-        """Record ``progress`` (0..1 of ``stage``) as the job's overall progress across the four stages."""
-        self.update(
-            {"stage": stage, "progress": overall_progress(stage, progress), "message": message or stage}
-        )
-
-    def cancelled(self) -> bool:
-        return self.record().state == JobState.cancelled
-
-    def _input_keys(self) -> list[str]:
-        prefix = self.layout.input_prefix
-        return [k for k in self.storage.list(prefix) if k[len(prefix) :].startswith("song.")]
-
-    def input_song(self) -> Path:
-        """A local copy of ``jobs/{id}/input/song.*`` (the extension was chosen at upload)."""
-        keys = self._input_keys()
-        if not keys:
-            raise ObjectNotFound(
-                f"job {self.job_id} has no input song (nothing under {self.layout.input_prefix})"
-            )
-        key = keys[0]
-        local = self.storage.local_path(key)
-        if local is not None and local.is_file():
-            return local
-        return self.storage.download_to(key, self.workdir / "input" / key.rsplit("/", 1)[-1])
-
-    @property
-    def output_dir(self) -> Path:
-        """Local folder of the final files (video, poster, contact sheet) while they are made."""
-        return self.workdir / "output"
-
-    def read_model(self, key: str, model: type[_M]) -> _M:
-        return model.model_validate_json(self.storage.read_bytes(key))
-
-    def write_model(self, key: str, value: Any) -> None:
-        self.storage.write_bytes(
-            key, value.model_dump_json(indent=2).encode(), content_type="application/json"
-        )
+        song = write_demo_song(ctx.workdir / "demo" / "demo-song.wav")
+        ctx.storage.upload_from(song, ctx.layout.input_song("wav"), content_type="audio/wav")
+    return ctx
 
 
-_M = TypeVar("_M", Analysis, Storyboard, ShotManifest)
-_P = ParamSpec("_P")
-_R = TypeVar("_R")
-
-
-def overall_progress(stage: str, fraction: float) -> float:
-    """The job's progress when ``stage`` is ``fraction`` done (earlier stages count in full)."""
-    before = sum(STAGE_WEIGHTS[s] for s in STAGES[: STAGES.index(stage)])
-    return round(min(1.0, before + STAGE_WEIGHTS[stage] * min(1.0, max(0.0, fraction))), 4)
-
-
-def stage_fraction(stage: str, progress: float) -> float:
-    """Inverse of ``overall_progress``: how far ``stage`` is, given the job's overall progress."""
-    before = sum(STAGE_WEIGHTS[s] for s in STAGES[: STAGES.index(stage)])
-    return round(min(1.0, max(0.0, (progress - before) / STAGE_WEIGHTS[stage])), 3)
-
-
-# ------------------------------------------------------------------------------- errors across kernels
-
-
-def stage_error_path(workdir: Path, stage: str) -> Path:
-    return Path(workdir) / f"error-{stage}.json"
-
-
-def read_stage_error(workdir: Path, stage: str) -> dict[str, Any] | None:
-    """The ``KapsuleError`` a stage's notebook last raised (code, message, retryable), if any."""
+def _ensure_demo_job(stores: Stores, params: JobParams) -> None:
+    """Create the demo job's record if it is missing (idempotent; another kernel may race us)."""
     try:
-        return json.loads(stage_error_path(workdir, stage).read_text())  # type: ignore[no-any-return]
-    except (OSError, ValueError):
-        return None
-
-
-def _records_errors(stage: str) -> Callable[[Callable[_P, _R]], Callable[_P, _R]]:
-    """Leave a raised ``KapsuleError``'s code where the pipeline (outside the kernel) can read it."""
-
-    def wrap(fn: Callable[_P, _R]) -> Callable[_P, _R]:
-        @functools.wraps(fn)
-        def inner(*args: _P.args, **kwargs: _P.kwargs) -> _R:
-            ctx = args[0]
-            assert isinstance(ctx, JobContext)
-            path = stage_error_path(ctx.workdir, stage)
-            path.unlink(missing_ok=True)
-            try:
-                return fn(*args, **kwargs)
-            except KapsuleError as exc:
-                payload = {**exc.to_dict(), "type": type(exc).__name__, "retryable": exc.retryable}
-                tmp = path.with_name(f".tmp-{path.name}")
-                tmp.write_text(json.dumps(payload))
-                os.replace(tmp, path)
-                raise
-
-        return inner
-
-    return wrap
+        stores.status.get(DEMO_JOB_ID)
+    except JobNotFound:
+        record = JobRecord(id=DEMO_JOB_ID, params=params, message="the bundled demo song")
+        with contextlib.suppress(JobExists):
+            stores.status.create(record)
 
 
 # ------------------------------------------------------------------------------------------- stages
@@ -276,22 +110,13 @@ def prepare(ctx: JobContext, stage: str) -> None:
         if stage_done(ctx, earlier):
             continue
         if ctx.job_id != DEMO_JOB_ID:
-            raise StageFailed(
+            raise StageInputMissing(
                 f"{STAGE_NOTEBOOKS[earlier]} has not run for job {ctx.job_id} yet: run it first",
-                code="missing_input",
             )
         print(f"demo job: running the {earlier} stage first (its outputs are missing)")
-        recorded = ctx.record().params
-        params = {k: recorded.get(k, v) for k, v in STAGE_PARAMS[earlier].items()}
-        if earlier == "analyze":
-            run_analyze(ctx)
-        elif earlier == "storyboard":
-            run_storyboard(ctx, **params)
-        elif earlier == "generate":
-            run_generate(ctx, **params)
+        STAGE_RUNNERS[earlier](ctx)
 
 
-@_records_errors("analyze")
 def run_analyze(ctx: JobContext) -> Analysis:
     """Validate the input song, analyze it, and write ``work/analysis.json``."""
     from kapsule_pipeline.audio import analyze_song, inspect_song
@@ -322,7 +147,7 @@ def load_storyboard(ctx: JobContext) -> Storyboard:
     """
     board = ctx.read_model(ctx.layout.storyboard, Storyboard)
     record = ctx.record()
-    edited = with_prompt_edits(board, record.params)
+    edited = with_prompt_edits(board, record)
     if edited != board and record.state == JobState.running:
         ctx.write_model(ctx.layout.storyboard, edited)
     return edited
@@ -332,42 +157,28 @@ def load_manifest(ctx: JobContext) -> ShotManifest:
     return ctx.read_model(ctx.layout.manifest, ShotManifest)
 
 
-@_records_errors("storyboard")
-def run_storyboard(
-    ctx: JobContext,
-    *,
-    prompt: str = "",
-    style: str = "",
-    aspect_ratio: str = "16:9",
-    resolution: str = "720p",
-    max_shots: int | None = 0,
-    seed: int = 0,
-    video_model: str = "",
-    prompt_model: str = "",
-    transition: str = "cut",
-) -> Storyboard:
+def run_storyboard(ctx: JobContext) -> Storyboard:
     """Plan the shots on the music and write ``work/storyboard.json``."""
+    from kapsule_pipeline.generation import video_model_of
     from kapsule_pipeline.prompting import make_prompt_writer
     from kapsule_pipeline.storyboard import plan_storyboard
 
-    check_frame_params(aspect_ratio, resolution, max_shots)
     ctx.report("storyboard", 0.0, "planning the shots")
     analysis = load_analysis(ctx)
-    writer = make_prompt_writer(prompt_model or ctx.settings.prompt_model, ctx.settings)
-    if ctx.settings.gemini_send_audio and hasattr(writer, "song"):
-        writer.song = ctx.input_song()  # Gemini hears the song too (settings.gemini_send_audio)
+    writer = make_prompt_writer(ctx)
+    params = ctx.params
     board = plan_storyboard(
         analysis,
-        prompt=prompt,
-        style=style,
-        aspect_ratio=aspect_ratio,
-        resolution=resolution,
-        max_shots=max_shots or None,
-        seed=int(seed or 0),
+        prompt=params.prompt,
+        style=params.style,
+        aspect_ratio=params.aspect_ratio,
+        resolution=params.resolution,
+        max_shots=params.max_shots or None,
+        seed=params.seed,
         fps=ctx.settings.fps,
-        video_model=video_model or ctx.settings.video_model,
+        video_model=video_model_of(ctx),
         writer=writer,
-        transition=transition or "cut",
+        transition=params.transition,
     )
     ctx.write_model(ctx.layout.storyboard, board)
     # Gemini bills per token; the writer counts what it sent (0 for the local writer).
@@ -380,19 +191,7 @@ def run_storyboard(
     return board
 
 
-def check_frame_params(aspect_ratio: str, resolution: str, max_shots: int | None) -> None:
-    """Refuse a frame format or shot count we cannot make, before any work (used by the CLI too)."""
-    if (aspect_ratio, resolution) not in FRAME_SIZES:
-        raise InvalidParameter(
-            f"unsupported format {aspect_ratio} {resolution}: "
-            "aspect ratio 16:9 or 9:16, resolution 720p or 1080p"
-        )
-    if max_shots is not None and max_shots < 0:
-        raise InvalidParameter(f"max shots must be 1 or more (0 = automatic), got {max_shots}")
-
-
-@_records_errors("generate")
-def run_generate(ctx: JobContext, *, video_model: str = "", budget_usd: float | None = 0.0) -> ShotManifest:
+def run_generate(ctx: JobContext) -> ShotManifest:
     """Generate every shot of the storyboard that is not in storage yet; progress per shot.
 
     Before any request the storyboard is priced (clips already in storage cost nothing) and checked
@@ -408,8 +207,8 @@ def run_generate(ctx: JobContext, *, video_model: str = "", budget_usd: float | 
 
     board = load_storyboard(ctx)
     analysis = load_analysis(ctx)
-    generation_settings = ctx.generation_settings()
-    generator = make_video_generator(video_model or board.video_model, generation_settings)
+    generator = make_video_generator(ctx, board.video_model)
+    budget_usd = ctx.params.budget_usd
     stored = {
         shot.index
         for shot in board.shots
@@ -450,7 +249,7 @@ def run_generate(ctx: JobContext, *, video_model: str = "", budget_usd: float | 
         on_shot=on_shot,
         should_stop=ctx.cancelled,
     )
-    if (noted := note_ignored_images(manifest, generator.name, generation_settings)) is not None:
+    if (noted := note_ignored_images(manifest, generator.name, ctx.params)) is not None:
         manifest = noted  # the local renderer draws no images: say so in the manifest
         ctx.write_model(ctx.layout.manifest, manifest)
     ctx.report("generate", 0.97, "contact sheet")
@@ -477,9 +276,7 @@ def _shot_clips(ctx: JobContext, board: Storyboard, manifest: ShotManifest) -> l
     for shot in board.shots:
         result = manifest.by_index(shot.index)
         if result is None or result.state not in FINISHED_SHOT_STATES or not ctx.storage.exists(result.file):
-            raise StageFailed(
-                f"shot {shot.index} has no finished clip; run the generate stage again", code="shots_missing"
-            )
+            raise ShotsMissing(f"shot {shot.index} has no finished clip; run the generate stage again")
         local = ctx.storage.local_path(result.file)
         if local is None:
             local = ctx.storage.download_to(
@@ -489,7 +286,6 @@ def _shot_clips(ctx: JobContext, board: Storyboard, manifest: ShotManifest) -> l
     return clips
 
 
-@_records_errors("assemble")
 def run_assemble(ctx: JobContext) -> AssemblyResult:
     """Cut the clips onto the song; deliver ``video.mp4``, store the poster and contact sheet."""
     from kapsule_pipeline.assemble import assemble_video, make_poster, poster_time
@@ -543,9 +339,13 @@ def stage_done(ctx: JobContext, stage: str) -> bool:
             return False
         try:
             _shot_clips(ctx, load_storyboard(ctx), load_manifest(ctx))
-        except (StageFailed, ValueError):
+        except (ShotsMissing, ValueError):
             return False
         return True
     if stage == "assemble":
         return ctx.delivery.exists(ctx.layout.video) and ctx.storage.exists(ctx.layout.poster)
     raise InvalidParameter(f"unknown stage {stage!r}; stages are {', '.join(STAGES)}")
+
+
+STAGE_RUNNERS = {"analyze": run_analyze, "storyboard": run_storyboard, "generate": run_generate}
+"""The stages ``prepare`` may run for the demo job (assemble is always the notebook's own)."""

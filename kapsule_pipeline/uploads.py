@@ -25,7 +25,15 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from kapsule_pipeline.errors import KapsuleError
+from kapsule_pipeline.errors import (
+    BadIdempotencyKey,
+    UploadError,
+    UploadExpired,
+    UploadNotFound,
+    UploadSignatureInvalid,
+    UploadTooLarge,
+    UploadTypeRefused,
+)
 from kapsule_pipeline.storage import Storage
 
 UPLOAD_PREFIX = "uploads/"
@@ -35,47 +43,6 @@ _CONTENT_TYPE = re.compile(r"^[\w.+-]+/[\w.+-]+$")
 # Browsers label some songs oddly (.ogg → application/ogg, unknown → octet-stream); the content check
 # at job creation is what decides, this only turns away what is plainly not a song (image/png…).
 _GENERIC_TYPES = frozenset({"application/ogg", "application/octet-stream"})
-
-
-class UploadError(KapsuleError):
-    """An upload request or upload body is not acceptable (the message says why)."""
-
-    code = "bad_upload"
-    http_status = 400
-
-
-class UploadNotFound(UploadError):
-    """No such upload, or not one of the caller's (the two are indistinguishable on purpose)."""
-
-    code = "upload_not_found"
-    http_status = 404
-
-
-class UploadSignatureInvalid(UploadError):
-    code = "bad_signature"
-    http_status = 403
-
-
-class UploadExpired(UploadError):
-    code = "upload_expired"
-    http_status = 403
-
-
-class UploadTooLarge(UploadError):
-    code = "upload_too_large"
-    http_status = 413
-
-
-class UploadTypeRefused(UploadError):
-    code = "unsupported_media_type"
-    http_status = 415
-
-
-class UploadIncomplete(UploadError):
-    """The ticket exists but no file has been PUT yet."""
-
-    code = "upload_incomplete"
-    http_status = 409
 
 
 def new_upload_id() -> str:
@@ -113,14 +80,30 @@ class UploadTicket:
     content_type: str
     max_bytes: int
     expires_at: int  # Unix seconds
+    purpose: str = "song"  # or "reference_image"; checked again when a job uses the upload
 
     def payload(self, expires: int) -> bytes:
         fields = (self.upload_id, self.owner, self.content_type, str(self.max_bytes), str(expires))
         return "\n".join(("kapsule-upload-v1", *fields)).encode()
 
 
-def check_upload_request(filename: str, content_type: str, size: int, max_bytes: int) -> None:
-    """Refuse, before any URL is issued, an upload that is too big, empty, or plainly not a song."""
+IMAGE_TYPES = frozenset({"image/png", "image/jpeg", "image/webp"})
+PURPOSES = ("song", "reference_image")
+
+
+def check_upload_request(
+    filename: str, content_type: str, size: int, max_bytes: int, purpose: str = "song"
+) -> None:
+    """Refuse, before any URL is issued, an upload that is too big, empty, or plainly not a song
+    (or, for a reference image, not a PNG, JPEG or WebP image; its bytes are checked at job creation)."""
+    if purpose == "reference_image":
+        from kapsule_pipeline.generation.references import MAX_REFERENCE_BYTES
+
+        if content_type.split(";")[0].strip().lower() not in IMAGE_TYPES:
+            raise UploadTypeRefused(
+                f"{filename[:80]!r} is {content_type[:60]!r}, not a PNG, JPEG or WebP image"
+            )
+        max_bytes = min(max_bytes, MAX_REFERENCE_BYTES)
     if size <= 0:
         raise UploadError(f"the file {filename[:80]!r} is empty (0 bytes); choose the song file itself")
     if size > max_bytes:
@@ -128,6 +111,8 @@ def check_upload_request(filename: str, content_type: str, size: int, max_bytes:
             f"the file is {size / 1e6:.1f} MB; Kapsule accepts songs up to {max_bytes / 1e6:.0f} MB"
         )
     kind = content_type.split(";")[0].strip().lower()
+    if purpose != "song":
+        return
     if not _CONTENT_TYPE.match(kind) or not (kind.startswith(("audio/", "video/")) or kind in _GENERIC_TYPES):
         raise UploadTypeRefused(
             f"{filename[:80]!r} is {content_type[:60] or 'of no type'}, not a song: upload an audio file "
@@ -162,9 +147,10 @@ def create_ticket(
     max_bytes: int,
     expiry_s: int,
     now: float | None = None,
+    purpose: str = "song",
 ) -> UploadTicket:
     """Check the request, then record the ticket of a new upload (the URL is signed from it)."""
-    check_upload_request(filename, content_type, size, max_bytes)
+    check_upload_request(filename, content_type, size, max_bytes, purpose)
     ticket = UploadTicket(
         upload_id=new_upload_id(),
         owner=owner,
@@ -172,6 +158,7 @@ def create_ticket(
         content_type=content_type,
         max_bytes=size,  # what was announced, not the global limit: no bait-and-switch to a bigger file
         expires_at=int((time.time() if now is None else now) + expiry_s),
+        purpose=purpose,
     )
     storage.write_bytes(ticket_key(ticket.upload_id), json.dumps(asdict(ticket)).encode(), "application/json")
     return ticket
@@ -237,9 +224,8 @@ def idempotent_job_id(secret: bytes, owner: str, key: str) -> str:
     index is needed in either status store.
     """
     if not key or len(key) > MAX_IDEMPOTENCY_KEY or not key.isprintable():
-        raise UploadError(
+        raise BadIdempotencyKey(
             f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} printable characters",
-            code="bad_idempotency_key",
         )
     digest = hmac.new(secret, f"job\0{owner}\0{key}".encode(), hashlib.sha256).hexdigest()
     return "j" + digest[:20]

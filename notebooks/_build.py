@@ -13,37 +13,31 @@ the stage's own work and the rest.
 
 from __future__ import annotations
 
-import json
 import sys
 import textwrap
 from pathlib import Path
 
 import nbformat
 
-from kapsule_pipeline.stages import COMMON_PARAMS, STAGE_NOTEBOOKS, STAGE_PARAMS
+from kapsule_pipeline.params import JobParams
+from kapsule_pipeline.stages import NOTEBOOK_ARGS, STAGE_NOTEBOOKS
 
 HERE = Path(__file__).resolve().parent
 
-PARAM_COMMENTS = {
+ARG_COMMENTS = {
     "job_id": "empty: the bundled demo song's job, created on first use",
     "storage_url": "empty: KAPSULE_STORAGE_URL",
     "status_url": "empty: KAPSULE_STATUS_URL",
-    "prompt": "what the video shows; empty lets the prompt writer choose",
-    "style": "look and feel, e.g. 'grainy 16 mm, neon'",
-    "aspect_ratio": '"16:9", "9:16" or "1:1"',
-    "resolution": '"720p" or "1080p"',
-    "max_shots": "0: as many as the music asks for",
-    "seed": "same seed, same storyboard and shots",
-    "video_model": '"local" renderer or a Veo model id',
-    "prompt_model": '"local" writer or a Gemini model id',
-    "budget_usd": "most this job may spend on video, in USD; 0: no cap",
-    "transition": '"cut" (hard cuts) or "crossfade" (0.5 s dissolves centred on the cuts)',
 }
 
 SETUP = """\
 from kapsule_pipeline import {modules}
+from kapsule_pipeline.params import JobParams
 
-ctx = stages.JobContext.open(job_id, storage_url, status_url)
+params = JobParams(
+{fields}
+)
+ctx = stages.open_job(job_id, storage_url, status_url, params)
 stages.prepare(ctx, "{stage}")
 report.job_table(ctx)"""
 
@@ -99,18 +93,7 @@ CELLS: dict[str, list[Cell]] = {
         """),
         code(
             """
-            board = stages.run_storyboard(
-                ctx,
-                prompt=prompt,
-                style=style,
-                aspect_ratio=aspect_ratio,
-                resolution=resolution,
-                max_shots=max_shots,
-                seed=seed,
-                video_model=video_model,
-                prompt_model=prompt_model,
-                transition=transition,
-            )
+            board = stages.run_storyboard(ctx)
             report.shot_table(board)
         """,
             tag="stage",
@@ -143,7 +126,7 @@ CELLS: dict[str, list[Cell]] = {
         """),
         code(
             """
-            manifest = stages.run_generate(ctx, video_model=video_model, budget_usd=budget_usd)
+            manifest = stages.run_generate(ctx)
             report.shot_status_table(stages.load_storyboard(ctx), manifest)
         """,
             tag="stage",
@@ -155,7 +138,7 @@ CELLS: dict[str, list[Cell]] = {
             filter and filled by the local renderer (`fallback`, with the refusal reasons), and what
             it cost. Below, the job's estimate and spending so far.
         """),
-        code("report.cost_table(ctx, stages.load_storyboard(ctx), video_model, budget_usd)"),
+        code("report.cost_table(ctx, stages.load_storyboard(ctx))"),
         md("""
             ## Contact sheet
 
@@ -192,11 +175,19 @@ CELLS: dict[str, list[Cell]] = {
 }
 
 
-def parameters_source(stage: str) -> str:
-    lines = []
-    for name, default in {**COMMON_PARAMS, **STAGE_PARAMS[stage]}.items():
-        lines.append(f"{name} = {json.dumps(default)}  # {PARAM_COMMENTS[name]}")
+def parameters_source() -> str:
+    """The tagged parameters cell: the job and its stores, then every ``JobParams`` field (same in all
+    four notebooks, so each is a full record of the job it ran), each with its default and meaning."""
+    lines = [f"{name} = {default!r}  # {ARG_COMMENTS[name]}" for name, default in NOTEBOOK_ARGS.items()]
+    for name, field in JobParams.model_fields.items():
+        default = list(field.default) if isinstance(field.default, tuple) else field.default
+        lines.append(f"{name} = {default!r}  # {field.description}")
     return "\n".join(lines)
+
+
+def setup_source(stage: str) -> str:
+    fields = "\n".join(f"    {name}={name}," for name in JobParams.model_fields)
+    return SETUP.format(stage=stage, modules=setup_modules(stage), fields=fields)
 
 
 def setup_modules(stage: str) -> str:
@@ -221,8 +212,8 @@ def build(stage: str) -> nbformat.NotebookNode:
     title, *rest = CELLS[stage]
     specs = [
         title,
-        ("code", "parameters", parameters_source(stage)),
-        ("code", "setup", SETUP.format(stage=stage, modules=setup_modules(stage))),
+        ("code", "parameters", parameters_source()),
+        ("code", "setup", setup_source(stage)),
         *rest,
     ]
     nb = nbformat.v4.new_notebook()

@@ -1,50 +1,41 @@
 """Jobs: create from an upload, list, read, follow (server-sent events), cancel, and fetch results.
 
-Creating a job judges the upload by its content (``audio.inspect_song``) before anything is stored
-under the job or launched, so a bad song costs one clear 422 and nothing else. Every job route
-first resolves the id through ``_owned_job``: a malformed id (``../x``) or another owner's job is
-the same 404 as a missing one, and no path is ever built from the id before that check.
+Every route only translates HTTP into a call of the job service (``kapsule_pipeline.service``), which
+checks the job's parameters and its song by content before anything exists, owns every state change,
+and answers another owner's job with the same 404 as a missing one. The request body of
+``POST /v1/jobs`` is ``JobOptions`` (the values of ``JobParams``) plus the uploads that carry its
+files, so the API accepts exactly what the CLI does.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import tempfile
-import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Response
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import (
-    DeliveryDep,
-    LauncherDep,
-    OwnerDep,
-    SecretDep,
-    SettingsDep,
-    StatusDep,
-    StorageDep,
-)
+from api.deps import DeliveryDep, OwnerDep, SecretDep, ServiceDep, StorageDep
 from kapsule_pipeline import uploads
 from kapsule_pipeline.errors import (
+    BadCursor,
     InvalidParameter,
-    InvalidTransition,
-    JobNotFound,
-    KapsuleError,
     ObjectNotFound,
+    UnknownNotebook,
+    UploadIncomplete,
+    VideoNotReady,
 )
-from kapsule_pipeline.jobs import JobRecord, JobState, is_valid_job_id
-from kapsule_pipeline.launch.reconcile import reconcile_if_stale
+from kapsule_pipeline.generation.references import ReferenceImage
+from kapsule_pipeline.intake import StoredSong
+from kapsule_pipeline.jobs import JobRecord, JobState
 from kapsule_pipeline.layout import NOTEBOOK_NAMES, JobLayout
-from kapsule_pipeline.review import JobStores, Review, approve, edit_shots, reroll, review_summary
-from kapsule_pipeline.settings import Settings
-from kapsule_pipeline.stages import check_frame_params
-from kapsule_pipeline.status import StatusStore
+from kapsule_pipeline.params import MAX_REFERENCE_IMAGES, JobOptions, JobParams
+from kapsule_pipeline.review import Review
+from kapsule_pipeline.service import Submission, request_hash
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 
@@ -52,20 +43,15 @@ EVENTS_POLL_S = 0.5
 EVENTS_KEEPALIVE_S = 15.0
 
 
-class JobCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class JobCreate(JobOptions):
+    """A new job: the values of ``JobParams``, and the uploads holding its song and reference images."""
 
-    upload_id: str = Field(..., max_length=100)
-    prompt: str = Field("", description="What the video shows.")
-    style: str = Field("", description="Look and feel.")
-    aspect_ratio: Literal["16:9", "9:16", "1:1"] = "16:9"
-    resolution: Literal["720p", "1080p"] = "720p"
-    max_shots: int = Field(0, ge=0, le=500, description="0 = as many as the music asks for.")
-    seed: int = Field(0, ge=0, le=2**31 - 1)
-    video_model: str | None = Field(None, pattern=r"^[\w.-]{1,64}$", description="Default: the server's.")
-    budget_usd: float | None = Field(None, ge=0, le=10_000)
-    review: bool = Field(
-        False, description="Stop after the storyboard until approved (review before paying)."
+    upload_id: str = Field(..., max_length=100, description="The song's upload (POST /v1/uploads).")
+    reference_upload_ids: list[str] = Field(
+        default_factory=list,
+        max_length=MAX_REFERENCE_IMAGES,
+        description="Uploads of reference images (purpose 'reference_image'): a character, product or "
+        "cover kept the same across shots (Veo 3.1).",
     )
 
 
@@ -95,53 +81,17 @@ class JobPage(BaseModel):
     next_cursor: str | None
 
 
-class VideoNotReady(KapsuleError):
-    code = "video_not_ready"
-    http_status = 409
-
-
-def _owned_job(status: StatusStore, owner: str, job_id: str) -> JobRecord:
-    """The caller's job, or a 404 that does not reveal whether someone else's exists."""
-    if not is_valid_job_id(job_id):
-        raise JobNotFound(f"there is no job {job_id[:40]!r}")
-    try:
-        record = status.get(job_id)
-    except JobNotFound:
-        raise JobNotFound(f"there is no job {job_id!r}") from None
-    if record.owner != owner:
-        raise JobNotFound(f"there is no job {job_id!r}")
-    return record
-
-
-def _check_text(name: str, value: str, settings: Settings) -> None:
-    if len(value) > settings.max_prompt_chars:
-        raise InvalidParameter(
-            f"the {name} is {len(value)} characters; keep it under {settings.max_prompt_chars}",
-            code=f"{name}_too_long",
-        )
-
-
-def _params(
-    body: JobCreate, settings: Settings, ticket: uploads.UploadTicket, seconds: float
-) -> dict[str, Any]:
-    params: dict[str, Any] = {
-        "prompt": body.prompt,
-        "style": body.style,
-        "aspect_ratio": body.aspect_ratio,
-        "resolution": body.resolution,
-        "max_shots": body.max_shots,
-        "seed": body.seed,
-        "video_model": body.video_model or settings.video_model,
-        "prompt_model": settings.prompt_model,
-        "song_name": ticket.filename,
-        "song_seconds": seconds,
-        "upload_id": ticket.upload_id,
-    }
-    if body.budget_usd is not None:
-        params["budget_usd"] = body.budget_usd
-    if body.review:
-        params["review"] = True
-    return params
+def _uploaded(
+    storage: StorageDep, upload_id: str, owner: str, purpose: str
+) -> tuple[uploads.UploadTicket, str]:
+    """The caller's finished upload: its ticket and storage key (409 if nothing was PUT yet)."""
+    ticket = uploads.load_ticket(storage, upload_id, owner)
+    if ticket.purpose != purpose:
+        raise InvalidParameter(f"upload {upload_id} was made for a {ticket.purpose}, not a {purpose}")
+    key = uploads.upload_key(ticket.upload_id)
+    if not storage.exists(key):
+        raise UploadIncomplete(f"upload {ticket.upload_id} has no file yet: PUT the file to its URL first")
+    return ticket, key
 
 
 @router.post("", response_model=JobRecord, status_code=202)
@@ -149,107 +99,74 @@ def create_job(
     body: JobCreate,
     response: Response,
     owner: OwnerDep,
-    settings: SettingsDep,
     storage: StorageDep,
-    status: StatusDep,
-    launcher: LauncherDep,
+    service: ServiceDep,
     secret: SecretDep,
     idempotency_key: Annotated[str | None, Header()] = None,
     x_cloud_trace_context: Annotated[str | None, Header(max_length=200)] = None,
 ) -> JobRecord:
-    """Check the uploaded song by its content, create the job and launch it (202: it runs on)."""
-    job_id = uploads.idempotent_job_id(secret, owner, idempotency_key) if idempotency_key else None
-    if job_id is not None:
-        with contextlib.suppress(JobNotFound):
-            existing = status.get(job_id)
-            response.headers["Idempotent-Replayed"] = "true"
-            return existing
-    _check_text("prompt", body.prompt, settings)
-    _check_text("style", body.style, settings)
-    check_frame_params(body.aspect_ratio, body.resolution, body.max_shots)
-    ticket = uploads.load_ticket(storage, body.upload_id, owner)
-    key = uploads.upload_key(ticket.upload_id)
-    if not storage.exists(key):
-        raise uploads.UploadIncomplete(
-            f"upload {ticket.upload_id} has no file yet: PUT the song to its URL first"
-        )
+    """Check the uploaded song by its content, create the job and launch it (202: it runs on).
 
-    from kapsule_pipeline.audio import inspect_song
-
-    with tempfile.TemporaryDirectory(prefix="kapsule-check-") as tmp:
-        local = storage.local_path(key) or storage.download_to(key, Path(tmp) / "song")
-        info = inspect_song(local, settings)
-
-    record = JobRecord(owner=owner, params=_params(body, settings, ticket, info.duration))
-    if x_cloud_trace_context:  # the job's log lines then join this request's trace in Cloud Logging
-        record.params["trace_header"] = x_cloud_trace_context
-    if job_id is not None:
-        record = record.model_copy(update={"id": job_id})
-    storage.copy(key, JobLayout(record.id).input_song(info.ext))
-    try:
-        status.create(record)
-    except InvalidParameter:  # the same Idempotency-Key raced us; theirs wins
+    The same Idempotency-Key with the same body replays the first job (``Idempotent-Replayed``); with
+    another body it is a 409, never a silent replay of a different job.
+    """
+    ticket, key = _uploaded(storage, body.upload_id, owner, "song")
+    references = []
+    for upload_id in body.reference_upload_ids:
+        ref_ticket, ref_key = _uploaded(storage, upload_id, owner, "reference_image")
+        references.append(ReferenceImage(ref_ticket.filename, storage.read_bytes(ref_key)))
+    values = body.model_dump(exclude={"upload_id", "reference_upload_ids"})
+    params = JobParams(**values, song=ticket.filename)
+    submission = Submission(
+        params=params,
+        song=StoredSong(storage, key, ticket.filename),
+        owner=owner,
+        references=references,
+        job_id=uploads.idempotent_job_id(secret, owner, idempotency_key) if idempotency_key else None,
+        request_hash=request_hash(owner.encode(), body.model_dump_json().encode()),
+        upload_id=ticket.upload_id,
+        trace_header=x_cloud_trace_context,  # the job's log lines then join this request's trace
+    )
+    record, replayed = service.submit(submission)
+    if replayed:
         response.headers["Idempotent-Replayed"] = "true"
-        return _owned_job(status, owner, record.id)
-    try:
-        execution = launcher.launch(record.id)
-    except KapsuleError as exc:
-        status.update(
-            record.id, {"state": JobState.failed.value, "error": exc.to_dict(), "message": exc.message}
-        )
-        raise
-    with contextlib.suppress(InvalidTransition):  # it may have finished already
-        record = status.update(record.id, {"execution": execution})
-    return status.get(record.id)
+    return record
 
 
 @router.get("", response_model=JobPage)
 def list_jobs(
     owner: OwnerDep,
-    status: StatusDep,
+    service: ServiceDep,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     cursor: Annotated[str | None, Query(max_length=500)] = None,
 ) -> JobPage:
     """The caller's jobs, newest first; pass ``next_cursor`` back as ``cursor`` for the next page."""
     try:
-        records, next_cursor = status.list(owner, limit=limit, cursor=cursor)
-    except InvalidParameter as exc:
-        if exc.code != "bad_cursor":
-            raise
-        raise InvalidParameter(
-            "that page cursor is not one this server handed out; list again without a cursor",
-            code="bad_cursor",
+        records, next_cursor = service.list(owner, limit=limit, cursor=cursor)
+    except BadCursor:
+        raise BadCursor(
+            "that page cursor is not one this server handed out; list again without a cursor"
         ) from None
     return JobPage(jobs=records, next_cursor=next_cursor)
 
 
 @router.get("/{job_id}", response_model=JobRecord)
-def get_job(job_id: str, owner: OwnerDep, status: StatusDep, launcher: LauncherDep) -> JobRecord:
-    record = _owned_job(status, owner, job_id)
-    # A running job silent for a minute may have died without a word: ask its launcher how it ended.
-    with contextlib.suppress(KapsuleError):  # the launcher's API down: show the record as it is
-        record = reconcile_if_stale(status, launcher, record)
-    return record
+def get_job(job_id: str, owner: OwnerDep, service: ServiceDep) -> JobRecord:
+    """The job's record; a running job silent for a minute is first checked with its launcher."""
+    return service.observe(owner, job_id)
 
 
 @router.post("/{job_id}:cancel", response_model=JobRecord, status_code=202)
-def cancel_job(job_id: str, owner: OwnerDep, status: StatusDep, launcher: LauncherDep) -> JobRecord:
-    """Mark the job cancelled (a finished job is a 409), then stop its process in the background.
-
-    A job awaiting approval has no process (it exited after the storyboard): nothing to stop, and its
-    old execution name must not be signalled (a local pid may have been reused since).
-    """
-    before = _owned_job(status, owner, job_id)
-    record = status.update(job_id, {"state": JobState.cancelled.value, "message": "cancelled by the user"})
-    if record.execution and before.state != JobState.awaiting_approval:
-        threading.Thread(target=launcher.cancel, args=(record.execution,), daemon=True).start()
-    return record
+def cancel_job(job_id: str, owner: OwnerDep, service: ServiceDep) -> JobRecord:
+    """Mark the job cancelled (a finished job is a 409), then stop its process in the background."""
+    return service.cancel(owner, job_id)
 
 
 @router.get("/{job_id}/events")
-async def job_events(job_id: str, owner: OwnerDep, status: StatusDep) -> StreamingResponse:
+async def job_events(job_id: str, owner: OwnerDep, service: ServiceDep) -> StreamingResponse:
     """Server-sent events: one ``job`` event (the record as JSON) per change, until it finishes."""
-    await run_in_threadpool(_owned_job, status, owner, job_id)
+    await run_in_threadpool(service.get, owner, job_id)
+    status = service.stores.status
 
     async def stream() -> AsyncIterator[str]:
         last = None
@@ -278,14 +195,14 @@ async def job_events(job_id: str, owner: OwnerDep, status: StatusDep) -> Streami
 
 @router.get("/{job_id}/video", response_model=None)
 def job_video(
-    job_id: str, owner: OwnerDep, status: StatusDep, delivery: DeliveryDep
+    job_id: str, owner: OwnerDep, service: ServiceDep, delivery: DeliveryDep
 ) -> FileResponse | RedirectResponse | StreamingResponse:
     """The finished MP4: the file itself (with Range) locally, else a redirect to a signed URL."""
-    record = _owned_job(status, owner, job_id)
+    record = service.get(owner, job_id)
     if record.state != JobState.succeeded:
         raise VideoNotReady(f"job {job_id} is {record.state.value}; the video exists once it has succeeded")
     key = JobLayout(job_id).video
-    filename = f"{Path(str(record.params.get('song_name') or 'kapsule')).stem[:80] or 'kapsule'}.mp4"
+    filename = f"{Path(record.params.song or 'kapsule').stem[:80] or 'kapsule'}.mp4"
     path = delivery.local_path(key)
     if path is not None:
         if not path.is_file():
@@ -301,12 +218,12 @@ def job_video(
 
 @router.get("/{job_id}/notebooks/{name}", response_class=HTMLResponse)
 def job_notebook(
-    job_id: str, name: str, owner: OwnerDep, status: StatusDep, storage: StorageDep
+    job_id: str, name: str, owner: OwnerDep, service: ServiceDep, storage: StorageDep
 ) -> HTMLResponse:
     """One executed stage notebook as HTML (its cells, outputs, timings and any error)."""
-    _owned_job(status, owner, job_id)
+    service.get(owner, job_id)
     if name not in NOTEBOOK_NAMES:
-        raise ObjectNotFound(
+        raise UnknownNotebook(
             f"there is no notebook {name[:40]!r}; the notebooks are {', '.join(NOTEBOOK_NAMES)}"
         )
     try:
@@ -321,65 +238,30 @@ def job_notebook(
 
 
 @router.get("/{job_id}/storyboard", response_model=Review)
-def job_storyboard(
-    job_id: str, owner: OwnerDep, settings: SettingsDep, storage: StorageDep, status: StatusDep
-) -> Review:
+def job_storyboard(job_id: str, owner: OwnerDep, service: ServiceDep) -> Review:
     """Each shot's prompt, length and estimated cost (what a reviewer approves), once planned."""
-    record = _owned_job(status, owner, job_id)
-    return review_summary(JobStores(settings, storage, status), record)
+    return service.review(owner, job_id)
 
 
 @router.patch("/{job_id}/shots/{n}", response_model=Review)
-def edit_shot(
-    job_id: str,
-    n: int,
-    body: ShotEdit,
-    owner: OwnerDep,
-    settings: SettingsDep,
-    storage: StorageDep,
-    status: StatusDep,
-) -> Review:
+def edit_shot(job_id: str, n: int, body: ShotEdit, owner: OwnerDep, service: ServiceDep) -> Review:
     """Change one shot's prompt while the job awaits approval (a 409 otherwise)."""
-    _owned_job(status, owner, job_id)
-    stores = JobStores(settings, storage, status)
-    edit_shots(stores, job_id, {n: body.prompt})
-    return review_summary(stores, status.get(job_id))
+    return service.edit_prompt(owner, job_id, n, body.prompt)
 
 
 @router.post("/{job_id}:approve", response_model=JobRecord, status_code=202)
-def approve_job(
-    job_id: str,
-    owner: OwnerDep,
-    settings: SettingsDep,
-    storage: StorageDep,
-    status: StatusDep,
-    launcher: LauncherDep,
-    body: Approval | None = None,
-) -> JobRecord:
+def approve_job(job_id: str, owner: OwnerDep, service: ServiceDep, body: Approval | None = None) -> JobRecord:
     """Approve the storyboard (with optional last prompt edits): the job generates and assembles."""
-    _owned_job(status, owner, job_id)
-    prompts = body.prompts if body is not None else {}
-    return approve(JobStores(settings, storage, status), job_id, launcher, prompts)
+    return service.approve(owner, job_id, body.prompts if body is not None else {})
 
 
 @router.post("/{job_id}/shots/{n}:reroll", response_model=JobRecord, status_code=202)
 def reroll_shot(
-    job_id: str,
-    n: int,
-    owner: OwnerDep,
-    settings: SettingsDep,
-    storage: StorageDep,
-    status: StatusDep,
-    launcher: LauncherDep,
-    body: Reroll | None = None,
+    job_id: str, n: int, owner: OwnerDep, service: ServiceDep, body: Reroll | None = None
 ) -> JobRecord:
     """Regenerate one shot of a finished job as a NEW job (its record is returned; the parent stays).
 
     The new job reuses the parent's other shots, so only this shot is generated and billed.
     """
-    _owned_job(status, owner, job_id)
     body = body or Reroll()
-    if body.prompt is not None:
-        _check_text("prompt", body.prompt, settings)
-    stores = JobStores(settings, storage, status)
-    return reroll(stores, job_id, n, launcher, prompt=body.prompt, seed=body.seed)
+    return service.reroll(owner, job_id, n, prompt=body.prompt, seed=body.seed)

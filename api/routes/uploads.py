@@ -8,7 +8,7 @@ expiry, Content-Type and byte limit (``kapsule_pipeline.uploads``) exactly as GC
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Annotated
+from typing import Annotated, Literal
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Query, Request
@@ -17,7 +17,8 @@ from starlette.concurrency import run_in_threadpool
 
 from api.deps import OwnerDep, SecretDep, SettingsDep, StorageDep
 from kapsule_pipeline import uploads
-from kapsule_pipeline.uploads import UploadSink, UploadTooLarge, UploadTypeRefused
+from kapsule_pipeline.errors import UploadTooLarge, UploadTypeRefused
+from kapsule_pipeline.uploads import UploadSink
 
 router = APIRouter(prefix="/uploads", tags=["uploads"])
 
@@ -28,6 +29,9 @@ class UploadCreate(BaseModel):
     filename: str = Field(..., min_length=1, max_length=500)
     content_type: str = Field(..., max_length=200)
     size: int = Field(..., description="Bytes the client will PUT.")
+    purpose: Literal["song", "reference_image"] = Field(
+        "song", description="A song for a job, or a reference image (PNG, JPEG, WebP) for its shots."
+    )
 
 
 class UploadOut(BaseModel):
@@ -61,6 +65,7 @@ def create_upload(
         size=body.size,
         max_bytes=settings.max_upload_bytes,
         expiry_s=settings.upload_url_expiry_s,
+        purpose=body.purpose,
     )
     expires_at = datetime.fromtimestamp(ticket.expires_at, UTC)
     sign_url = getattr(storage, "signed_upload_url", None)

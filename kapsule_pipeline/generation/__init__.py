@@ -1,29 +1,38 @@
-"""Video generators, picked once from the model name (``local`` now; Veo model ids plug in here)."""
+"""Video generators, picked once per job from its video model (``local`` or a Veo model id)."""
 
 from __future__ import annotations
 
-from kapsule_pipeline.errors import ConfigError
+from typing import TYPE_CHECKING
+
+from kapsule_pipeline.errors import UnknownModel
 from kapsule_pipeline.generation.base import VideoGenerator
-from kapsule_pipeline.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from kapsule_pipeline.context import JobContext
+    from kapsule_pipeline.generation.veo import Rephraser
+    from kapsule_pipeline.settings import Settings
 
 
-def make_video_generator(model: str, settings: Settings | None = None) -> VideoGenerator:
-    """Return the generator for ``model`` (e.g. ``settings.video_model``); imports it on first use."""
-    settings = settings or get_settings()
+def video_model_of(ctx: JobContext) -> str:
+    """The job's video model: its own, else the deployment's default."""
+    return ctx.params.video_model or ctx.settings.video_model
+
+
+def make_video_generator(ctx: JobContext, model: str | None = None) -> VideoGenerator:
+    """The generator for ``model`` (default: the job's); imports it on first use."""
+    model = model or video_model_of(ctx)
     if model == "local":
         from kapsule_pipeline.generation.local import LocalRenderer
 
-        return LocalRenderer(settings)
+        return LocalRenderer(ctx.settings)
     if model.startswith("veo-"):
         from kapsule_pipeline.generation.veo import VeoGenerator
 
-        return VeoGenerator(model, settings, rephraser=_rephraser(settings))
-    raise ConfigError(
-        f"video model {model!r} is not available yet; set KAPSULE_VIDEO_MODEL=local to use the local renderer"
-    )
+        return VeoGenerator(model, ctx, rephraser=_rephraser(ctx.settings))
+    raise UnknownModel(f"video model {model!r} is not one Kapsule knows: use 'local' or a Veo model id")
 
 
-def _rephraser(settings: Settings):  # type: ignore[no-untyped-def]
+def _rephraser(settings: Settings) -> Rephraser | None:
     """Gemini re-phrases refused Veo prompts when it is the prompt model; else Veo softens locally."""
     if settings.prompt_model.startswith("gemini-"):
         from kapsule_pipeline.prompting.gemini import GeminiPromptWriter
@@ -32,4 +41,4 @@ def _rephraser(settings: Settings):  # type: ignore[no-untyped-def]
     return None
 
 
-__all__ = ["VideoGenerator", "make_video_generator"]
+__all__ = ["VideoGenerator", "make_video_generator", "video_model_of"]

@@ -46,12 +46,13 @@ from kapsule_pipeline import media
 from kapsule_pipeline.cost import price_per_second
 from kapsule_pipeline.errors import ConfigError, GenerationError, JobCancelled, KapsuleError
 from kapsule_pipeline.genai_client import make_genai_client, with_retries
-from kapsule_pipeline.generation.references import ImageRef, check_continuity, load_reference_image
+from kapsule_pipeline.generation.references import ImageRef, load_reference_image
 from kapsule_pipeline.models import Analysis, Shot, ShotRequest, ShotResult, Storyboard
-from kapsule_pipeline.settings import Settings, get_settings
 
 if TYPE_CHECKING:
     from google import genai
+
+    from kapsule_pipeline.context import JobContext
 
 log = logging.getLogger(__name__)
 
@@ -163,14 +164,13 @@ class VeoGenerator:
 
     exact_length = False
 
-    def __init__(
-        self, model: str, settings: Settings | None = None, *, rephraser: Rephraser | None = None
-    ) -> None:
+    def __init__(self, model: str, ctx: JobContext, *, rephraser: Rephraser | None = None) -> None:
         self.name = model
-        self.settings = settings or get_settings()
+        self.ctx = ctx
+        self.settings = ctx.settings
         self.price = price_per_second(model, self.settings)  # fail at start-up, not after paying
         self.rephraser = rephraser or soften_prompt
-        self.continuity = check_continuity(self.settings.continuity)
+        self.continuity = ctx.params.continuity
         self.uses_references = any(fnmatch.fnmatchcase(model, p) for p in REFERENCE_IMAGE_MODELS)
         # Twice the slots: a finished shot's clip is written and probed by its worker while another
         # worker's shot already holds the freed slot. Continuity chains shots, so one at a time.
@@ -222,14 +222,8 @@ class VeoGenerator:
         """The configured reference images, read from storage once per generator."""
         with self._refs_lock:
             if self._refs is None:
-                keys = self.settings.reference_images
-                if keys:
-                    from kapsule_pipeline.storage import open_storage
-
-                    storage = open_storage(self.settings.storage_url)
-                    self._refs = [load_reference_image(storage, key) for key in keys]
-                else:
-                    self._refs = []
+                keys = self.ctx.params.reference_images
+                self._refs = [load_reference_image(self.ctx.storage, key) for key in keys]
             return self._refs
 
     def _seed_image_for(self, shot: Shot, board: Storyboard) -> str:
@@ -297,24 +291,19 @@ class VeoGenerator:
         return self._fallback(request, shot, analysis, dest, refusals)
 
     def _reference_notes(self) -> list[str]:
-        if self.settings.reference_images and not self.uses_references:
-            count = len(self.settings.reference_images)
+        if self.ctx.params.reference_images and not self.uses_references:
+            count = len(self.ctx.params.reference_images)
             return [f"{count} reference image(s) not used: {self.name} does not take reference images"]
         return []
 
     def _seed_frame(self, request: ShotRequest, workdir: Path) -> ImageRef:
         """The frame named by ``request.image``, grabbed from the previous shot's stored clip."""
-        from kapsule_pipeline.layout import JobLayout
-        from kapsule_pipeline.storage import open_storage
-
         match = re.fullmatch(r"last_frame:(\d+)-([0-9a-f]+)@([0-9.]+)", request.image)
         if match is None:
             raise GenerationError(f"cannot seed a shot from {request.image!r}")
-        if not self.settings.job_id:
-            raise ConfigError("continuity needs the job id (KAPSULE_JOB_ID) to find the previous shot's clip")
         index, key, at = int(match.group(1)), match.group(2), float(match.group(3))
-        storage = open_storage(self.settings.storage_url)
-        clip_key = JobLayout(self.settings.job_id).shot(index, key)
+        storage = self.ctx.storage
+        clip_key = self.ctx.layout.shot(index, key)
         if not storage.exists(clip_key):
             raise GenerationError(f"continuity: shot {index}'s clip {clip_key} is missing; generate it first")
         local = storage.local_path(clip_key)

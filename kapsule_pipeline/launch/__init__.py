@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from kapsule_pipeline.errors import ConfigError
 from kapsule_pipeline.launch.base import Launcher, settings_env
 from kapsule_pipeline.settings import Settings
 
 
-def make_launcher(url: str, settings: Settings | None = None) -> Launcher:
-    """The launcher for ``url``: ``local`` (a subprocess) or ``cloudrun://projects/P/locations/L/jobs/J``."""
+def make_launcher(url: str, settings: Settings, command: Sequence[str] = ()) -> Launcher:
+    """The launcher for ``url``: ``local`` (a subprocess) or ``cloudrun://projects/P/locations/L/jobs/J``.
+
+    ``command`` is how a local launcher starts one job (``jobs.run_job.local_command()``): the entry
+    point that knows its own module hands it over, so this library never names the layer above it.
+    """
     if url == "local":
         from kapsule_pipeline.launch.local import LocalLauncher
 
-        return LocalLauncher(settings)
+        if not command:
+            raise ConfigError("the local launcher needs the command that starts one job")
+        return LocalLauncher(settings, command)
     if url.startswith("cloudrun://"):
         from kapsule_pipeline.launch.cloudrun import CloudRunLauncher
 

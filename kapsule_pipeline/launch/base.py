@@ -1,9 +1,9 @@
 """The Launcher protocol: how a queued job gets a process (a local subprocess, or a Cloud Run Job).
 
 The CLI and the API only ever call ``launch`` and ``cancel``; which backend runs the job is decided
-once, from ``KAPSULE_LAUNCHER``, by ``make_launcher``. A launcher starts the job entrypoint
-(``python -m jobs.run_job`` with ``KAPSULE_JOB_ID``) and returns an execution name that is stored in
-the job record, so whoever cancels later can find the process again.
+once, from ``KAPSULE_LAUNCHER``, by ``make_launcher``. A launcher starts the job entrypoint (the
+command the calling entry point hands over, with ``KAPSULE_JOB_ID``) and returns an execution name
+that is stored in the job record, so whoever cancels later can find the process again.
 """
 
 from __future__ import annotations
@@ -16,9 +16,6 @@ from pydantic import AliasChoices, SecretStr
 from pydantic.fields import FieldInfo
 
 from kapsule_pipeline.settings import Settings
-
-# Settings a launched process must not inherit from its parent: they name *this* process's job.
-_PER_PROCESS_FIELDS = frozenset({"job_id", "cloud_run_execution", "cloud_run_task_attempt"})
 
 
 @runtime_checkable
@@ -63,8 +60,6 @@ def settings_env(settings: Settings) -> tuple[dict[str, str], list[str]]:
     set_vars: dict[str, str] = {}
     unset: list[str] = []
     for name, field in Settings.model_fields.items():
-        if name in _PER_PROCESS_FIELDS:
-            continue
         names = _env_names(name, field)
         value = getattr(settings, name)
         if value is None:

@@ -21,7 +21,12 @@ import re
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
-from kapsule_pipeline.errors import ConfigError, InvalidParameter, InvalidTransition, LaunchError
+from kapsule_pipeline.errors import (
+    BadExecutionName,
+    ConfigError,
+    InvalidTransition,
+    LaunchError,
+)
 from kapsule_pipeline.jobs import JobRecord, JobState
 from kapsule_pipeline.settings import Settings, get_settings
 from kapsule_pipeline.status import StatusStore
@@ -136,12 +141,10 @@ class CloudRunLauncher:
         """An execution's resource name; the job itself only knows the short ``CLOUD_RUN_EXECUTION``."""
         if execution.startswith("projects/"):
             if not execution.startswith(f"{self.job_name}/executions/"):
-                raise InvalidParameter(
-                    f"execution {execution!r} does not belong to {self.job_name}", code="bad_execution"
-                )
+                raise BadExecutionName(f"execution {execution!r} does not belong to {self.job_name}")
             return execution
         if not execution or "/" in execution:
-            raise InvalidParameter(f"not a Cloud Run execution name: {execution!r}", code="bad_execution")
+            raise BadExecutionName(f"not a Cloud Run execution name: {execution!r}")
         return f"{self.job_name}/executions/{execution}"
 
     def status(self, execution: str) -> ExecutionStatus | None:

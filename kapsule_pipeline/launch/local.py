@@ -11,14 +11,14 @@ import contextlib
 import os
 import signal
 import subprocess
-import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
-from kapsule_pipeline.errors import InvalidParameter
+from kapsule_pipeline.errors import BadExecutionName
 from kapsule_pipeline.launch.base import settings_env
 from kapsule_pipeline.launch.cloudrun import ExecutionStatus
-from kapsule_pipeline.settings import Settings, get_settings
+from kapsule_pipeline.settings import Settings
 
 CANCEL_GRACE_S = 10.0
 EXECUTION_PREFIX = "local-"
@@ -29,14 +29,15 @@ def job_log_path(settings: Settings, job_id: str) -> Path:
 
 
 class LocalLauncher:
-    """Runs ``python -m jobs.run_job`` for one job as a detached subprocess."""
+    """Runs the job entrypoint (``command``, with ``KAPSULE_JOB_ID``) as a detached subprocess."""
 
-    def __init__(self, settings: Settings | None = None) -> None:
-        self.settings = settings or get_settings()
+    def __init__(self, settings: Settings, command: Sequence[str]) -> None:
+        self.settings = settings
+        self._command = list(command)
         self._procs: dict[str, subprocess.Popen[bytes]] = {}
 
     def command(self) -> list[str]:
-        return [sys.executable, "-m", "jobs.run_job"]
+        return list(self._command)
 
     def launch(self, job_id: str) -> str:
         log_path = job_log_path(self.settings, job_id)
@@ -64,7 +65,7 @@ class LocalLauncher:
     @staticmethod
     def _pid(execution: str) -> int:
         if not execution.startswith(EXECUTION_PREFIX) or not execution[len(EXECUTION_PREFIX) :].isdigit():
-            raise InvalidParameter(f"not a local execution name: {execution!r}", code="bad_execution")
+            raise BadExecutionName(f"not a local execution name: {execution!r}")
         return int(execution[len(EXECUTION_PREFIX) :])
 
     def poll(self, execution: str) -> int | None:

@@ -1,26 +1,33 @@
-"""Prompt writers behind one protocol, picked once by ``make_prompt_writer`` from a model name."""
+"""Prompt writers behind one protocol, picked once per job by ``make_prompt_writer`` from its model."""
 
 from __future__ import annotations
 
-from kapsule_pipeline.errors import ConfigError
+from typing import TYPE_CHECKING
+
+from kapsule_pipeline.errors import UnknownModel
 from kapsule_pipeline.prompting.base import PromptPlan, PromptWriter, ShotBrief
 from kapsule_pipeline.prompting.local import LocalPromptWriter
-from kapsule_pipeline.settings import Settings
+
+if TYPE_CHECKING:
+    from kapsule_pipeline.context import JobContext
 
 __all__ = ["LocalPromptWriter", "PromptPlan", "PromptWriter", "ShotBrief", "make_prompt_writer"]
 
 
-def make_prompt_writer(model: str, settings: Settings | None = None) -> PromptWriter:
-    """The writer for ``model`` (``KAPSULE_PROMPT_MODEL``): ``"local"`` needs nothing else.
+def prompt_model_of(ctx: JobContext) -> str:
+    """The job's prompt model: its own, else the deployment's default."""
+    return ctx.params.prompt_model or ctx.settings.prompt_model
 
-    ``settings`` is taken now so remote writers (Gemini) can read their endpoint and credentials
-    from the one settings object without changing this signature.
-    """
-    name = (model or "").strip()
+
+def make_prompt_writer(ctx: JobContext) -> PromptWriter:
+    """The writer of the job's prompt model: ``"local"`` needs nothing else; Gemini reads its endpoint
+    and credentials from the deployment's settings, and hears the song with ``gemini_send_audio``."""
+    name = prompt_model_of(ctx).strip()
     if name == "local":
         return LocalPromptWriter()
     if name.startswith("gemini-"):
         from kapsule_pipeline.prompting.gemini import GeminiPromptWriter
 
-        return GeminiPromptWriter(name, settings)
-    raise ConfigError(f"prompt model {model!r} is not available yet; set KAPSULE_PROMPT_MODEL=local")
+        song = ctx.input_song() if ctx.settings.gemini_send_audio else None
+        return GeminiPromptWriter(name, ctx.settings, song=song)
+    raise UnknownModel(f"prompt model {name!r} is not one Kapsule knows: use 'local' or a Gemini model id")

@@ -71,11 +71,11 @@ class GeminiStoryboard(BaseModel):
 class GeminiPromptWriter:
     """``PromptWriter`` backed by a Gemini model id (e.g. ``gemini-2.5-flash``)."""
 
-    def __init__(self, model: str, settings: Settings | None = None) -> None:
+    def __init__(self, model: str, settings: Settings | None = None, *, song: Path | None = None) -> None:
         self.name = model
         self.settings = settings or get_settings()
         self.prompt_tokens = 0  # summed over this writer's calls, for the job record's cost
-        self.song: Path | None = None  # set by the storyboard stage; sent only with gemini_send_audio
+        self.song = song  # the job's song; sent only with settings.gemini_send_audio
         self._client: genai.Client | None = None
         self._lock = threading.Lock()
 

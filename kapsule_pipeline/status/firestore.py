@@ -28,7 +28,16 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import parse_qs, urlparse
 
-from kapsule_pipeline.errors import ConfigError, InvalidParameter, JobNotFound, KapsuleError, StorageError
+from kapsule_pipeline.errors import (
+    BadCursor,
+    BadJobId,
+    ConfigError,
+    JobExists,
+    JobNotFound,
+    KapsuleError,
+    StatusContention,
+    StatusStoreError,
+)
 from kapsule_pipeline.jobs import JobRecord, apply_update
 
 if TYPE_CHECKING:
@@ -127,7 +136,7 @@ class FirestoreStatusStore:
         from google.cloud.firestore import transactional
 
         if not _valid_document_id(record.id):
-            raise InvalidParameter(f"bad job id {record.id!r}", code="bad_job_id")
+            raise BadJobId(f"bad job id {record.id!r}")
         document = self._document(record.id)
         data = _to_document(record)
 
@@ -181,9 +190,9 @@ class FirestoreStatusStore:
                 created, last_id = json.loads(cursor)
                 after = {"created_at": datetime.fromisoformat(created), "__name__": str(last_id)}
             except (ValueError, TypeError) as exc:
-                raise InvalidParameter("bad page cursor", code="bad_cursor") from exc
+                raise BadCursor("bad page cursor") from exc
             if not _valid_document_id(after["__name__"]):
-                raise InvalidParameter("bad page cursor", code="bad_cursor")
+                raise BadCursor("bad page cursor")
             query = query.start_after(after)
         snapshots = self._call("list", owner, lambda: list(query.limit(limit + 1).stream()))
         records = [_from_document(snapshot.to_dict()) for snapshot in snapshots[:limit]]
@@ -205,24 +214,20 @@ class FirestoreStatusStore:
         except (KapsuleError, ValidationError):
             raise
         except (gexc.AlreadyExists, gexc.Conflict) as exc:
-            raise InvalidParameter(f"job {job_id} already exists", code="job_exists") from exc
+            raise JobExists(f"job {job_id} already exists") from exc
         except gexc.FailedPrecondition as exc:
             hint = " (deploy firestore.indexes.json)" if "index" in str(exc.message).lower() else ""
-            raise StorageError(
-                f"could not {action} {where}: {exc.message}{hint}", code="status_failed"
-            ) from exc
+            raise StatusStoreError(f"could not {action} {where}: {exc.message}{hint}") from exc
         except gexc.GoogleAPICallError as exc:
-            raise StorageError(
-                f"could not {action} {where}: {exc.code} {exc.message}", code="status_failed"
-            ) from exc
+            raise StatusStoreError(f"could not {action} {where}: {exc.code} {exc.message}") from exc
         except (gexc.RetryError, auth_exc.GoogleAuthError) as exc:
-            raise StorageError(f"could not {action} {where}: {exc}", code="status_failed") from exc
+            raise StatusStoreError(f"could not {action} {where}: {exc}") from exc
         except ValueError as exc:
             # The transaction wrapper's "Failed to commit transaction in N attempts".
             if "transaction" not in str(exc).lower():
                 raise
-            raise StorageError(
-                f"could not {action} {where}: too many concurrent writers ({exc})", code="status_contention"
+            raise StatusContention(
+                f"could not {action} {where}: too many concurrent writers ({exc})"
             ) from exc
 
 

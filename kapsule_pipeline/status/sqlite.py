@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from kapsule_pipeline.errors import ConfigError, InvalidParameter, JobNotFound
+from kapsule_pipeline.errors import BadCursor, ConfigError, JobExists, JobNotFound
 from kapsule_pipeline.jobs import JobRecord, apply_update
 
 _SCHEMA = """
@@ -68,7 +68,7 @@ class SqliteStatusStore:
                 (record.id, record.owner, record.created_at.isoformat(), record.model_dump_json()),
             )
         except sqlite3.IntegrityError as exc:
-            raise InvalidParameter(f"job {record.id} already exists", code="job_exists") from exc
+            raise JobExists(f"job {record.id} already exists") from exc
         return record
 
     def get(self, job_id: str) -> JobRecord:
@@ -102,7 +102,7 @@ class SqliteStatusStore:
             try:
                 created, last_id = json.loads(cursor)
             except (ValueError, TypeError) as exc:
-                raise InvalidParameter("bad page cursor", code="bad_cursor") from exc
+                raise BadCursor("bad page cursor") from exc
             query += " AND (created_at < ? OR (created_at = ? AND id < ?))"
             args += [created, created, last_id]
         query += " ORDER BY created_at DESC, id DESC LIMIT ?"

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlparse
 
-from kapsule_pipeline.errors import ConfigError, KapsuleError, ObjectNotFound, StorageError
+from kapsule_pipeline.errors import BucketNotFound, ConfigError, KapsuleError, ObjectNotFound, StorageError
 from kapsule_pipeline.storage.keys import validate_key
 from kapsule_pipeline.storage.signing import (
     DEFAULT_DOWNLOAD_EXPIRY,
@@ -144,9 +144,8 @@ class GcsStorage:
             if not_found == "ignore":
                 return None  # type: ignore[return-value]
             if not_found == "bucket":
-                raise StorageError(
+                raise BucketNotFound(
                     f"could not {action} {where}: bucket {self.bucket_name!r} does not exist",
-                    code="no_bucket",
                 ) from exc
             raise ObjectNotFound(f"no such object in storage: {where}") from exc
         except gexc.GoogleAPICallError as exc:

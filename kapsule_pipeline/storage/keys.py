@@ -7,7 +7,7 @@ backends (``a//b`` is one file locally but its own object name in GCS) is refuse
 
 from __future__ import annotations
 
-from kapsule_pipeline.errors import InvalidParameter
+from kapsule_pipeline.errors import BadStorageKey
 
 
 def validate_key(key: str) -> str:
@@ -19,5 +19,5 @@ def validate_key(key: str) -> str:
         or "\x00" in key
         or any(part in ("", ".", "..") for part in key.split("/"))
     ):
-        raise InvalidParameter(f"bad storage key {key!r}", code="bad_key")
+        raise BadStorageKey(f"bad storage key {key!r}")
     return key

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlparse
 
-from kapsule_pipeline.errors import ConfigError, InvalidParameter, ObjectNotFound, StorageError
+from kapsule_pipeline.errors import BadStorageKey, ConfigError, ObjectNotFound, StorageError
 from kapsule_pipeline.storage.keys import validate_key
 
 
@@ -39,7 +39,7 @@ class LocalStorage:
     def _path(self, key: str) -> Path:
         path = self.root / validate_key(key)
         if not path.resolve().is_relative_to(self.root):
-            raise InvalidParameter(f"storage key escapes its folder: {key!r}", code="bad_key")
+            raise BadStorageKey(f"storage key escapes its folder: {key!r}")
         return path
 
     def read_bytes(self, key: str) -> bytes:

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from kapsule_pipeline.errors import ConfigError, InvalidParameter
+from kapsule_pipeline.errors import BadSigningRequest, ConfigError
 from kapsule_pipeline.jobs import utcnow
 
 if TYPE_CHECKING:
@@ -106,9 +106,7 @@ class UrlSigner:
 
 def _check_expiry(expires: timedelta) -> None:
     if not timedelta(seconds=1) <= expires <= MAX_EXPIRY:
-        raise InvalidParameter(
-            f"a signed URL must expire within 1 s to 7 days, not {expires}", code="bad_expiry"
-        )
+        raise BadSigningRequest(f"a signed URL must expire within 1 s to 7 days, not {expires}")
 
 
 def signed_put_url(
@@ -122,9 +120,9 @@ def signed_put_url(
     """A V4 PUT URL for ``blob``; the upload must carry the returned headers verbatim."""
     _check_expiry(expires)
     if not _CONTENT_TYPE.match(content_type):
-        raise InvalidParameter(f"bad content type {content_type!r}", code="bad_content_type")
+        raise BadSigningRequest(f"bad content type {content_type!r}")
     if max_bytes < 1:
-        raise InvalidParameter(f"max_bytes must be positive, not {max_bytes}", code="bad_size")
+        raise BadSigningRequest(f"max_bytes must be positive, not {max_bytes}")
     length_range = f"0,{max_bytes}"
     issued = utcnow()
     url = blob.generate_signed_url(
