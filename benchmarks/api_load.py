@@ -38,6 +38,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from kapsule_pipeline.jobs import JobRecord  # noqa: E402
+from kapsule_pipeline.params import JobParams  # noqa: E402
 from kapsule_pipeline.status import open_status_store  # noqa: E402
 
 
@@ -64,10 +65,10 @@ def _start_server(home: Path) -> tuple[subprocess.Popen[bytes], str, str]:
         KAPSULE_STATUS_URL=f"sqlite:///{home / 'jobs.db'}",
         KAPSULE_WORK_DIR=str(home / "work"),
     )
-    job = open_status_store(env["KAPSULE_STATUS_URL"]).create(JobRecord(params={"song_name": "load.wav"}))
+    job = open_status_store(env["KAPSULE_STATUS_URL"]).create(JobRecord(params=JobParams(song="load.wav")))
     port = _free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "kapsule_pipeline.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
+        [sys.executable, "-m", "cli.main", "serve", "--host", "127.0.0.1", "--port", str(port)],
         cwd=REPO,
         env=env,
         stdout=subprocess.DEVNULL,

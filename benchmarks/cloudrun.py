@@ -28,6 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from jobs.run_job import local_command
 from kapsule_pipeline.demo_song import synthesize_song, write_song
 from kapsule_pipeline.jobs import JobRecord, JobState
 from kapsule_pipeline.launch import make_launcher, settings_env
@@ -76,7 +77,7 @@ def _startup(
 def startup_rows(home: Path, song: Path) -> list[tuple[str, list[float]]]:
     rows = []
     local_settings = _settings(home / "local")
-    local = make_launcher("local", local_settings)
+    local = make_launcher("local", local_settings, local_command())
     runs = [_startup(local_settings, song, local.launch, local.cancel) for _ in range(STARTS)]
     rows.append(("local subprocess launcher", runs))
 

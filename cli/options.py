@@ -2,9 +2,10 @@
 
 Each non-file field of ``JobParams`` becomes one option: its flag is ``--field-name`` (or the short
 name in ``FLAGS``), its help is the field's description, its default the field's default, and a field
-with a fixed set of values keeps its ``Literal`` (typer offers exactly those). The file fields are the
-SONG argument and ``--reference-image``. ``with_job_options`` appends these options to a command's
-signature (typer reads ``__signature__``), and the command receives them as keyword arguments.
+with a fixed set of values lists them in ``--help`` (JobParams, not click, checks every value, so a
+bad one gets the same error code as over the API). The file fields are the SONG argument and
+``--reference-image``. ``with_job_options`` appends these options to a command's signature (typer
+reads ``__signature__``), and the command receives them as keyword arguments.
 """
 
 from __future__ import annotations
@@ -55,8 +56,11 @@ def job_option_parameters() -> list[inspect.Parameter]:
         if name in FILE_FIELDS:
             continue
         choices = _choices(field.annotation)
-        kind: Any = Literal[choices] if choices else _python_type(field.annotation)  # typer checks Literal
-        option = typer.Option(field.default, flag_for(name), help=field.description)
+        # Values are checked by JobParams, not by click: a bad one is then the same one-line error with
+        # the same code as over the API. The choices still show in --help.
+        metavar = "|".join(choices) if choices else None
+        option = typer.Option(field.default, flag_for(name), help=field.description, metavar=metavar)
+        kind = _python_type(field.annotation)
         parameters.append(
             inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=option, annotation=kind)
         )

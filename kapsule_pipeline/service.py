@@ -321,7 +321,7 @@ class JobService:
     def heartbeat(self, job_id: str, interval: float = HEARTBEAT_S) -> Iterator[None]:
         """Write ``heartbeat_at`` every ``interval`` s while the block runs, so a crashed runner can be
         told from a slow one; no late beat once the block has left (an approval clears it)."""
-        beat = _Heartbeat(self.stores, job_id, interval)
+        beat = Heartbeat(self.stores, job_id, interval)
         beat.start()
         try:
             yield
@@ -351,7 +351,9 @@ def _unchanged(field: str, seen: Any, then: Any) -> Any:
     return check
 
 
-class _Heartbeat(threading.Thread):
+class Heartbeat(threading.Thread):
+    """Writes ``heartbeat_at`` every ``interval`` s; ends by itself once the job has finished."""
+
     def __init__(self, stores: Stores, job_id: str, interval: float) -> None:
         super().__init__(name="heartbeat", daemon=True)
         self.stores, self.job_id, self.interval = stores, job_id, interval
@@ -367,4 +369,4 @@ class _Heartbeat(threading.Thread):
                 log.warning("heartbeat of %s not written: %s", self.job_id, exc.message)
 
 
-__all__ = ["JobService", "Submission", "check_models", "request_hash"]
+__all__ = ["Heartbeat", "JobService", "Submission", "check_models", "request_hash"]

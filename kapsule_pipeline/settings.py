@@ -141,7 +141,7 @@ class TaskEnv(BaseSettings):
     names itself (unprefixed); the launcher passes KAPSULE_JOB_ID.
     """
 
-    model_config = SettingsConfigDict(env_prefix="", env_file=None, extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="", env_file=None, extra="ignore", populate_by_name=True)
 
     job_id: str | None = Field(None, validation_alias=AliasChoices("KAPSULE_JOB_ID"))
     cloud_run_execution: str | None = Field(None, validation_alias=AliasChoices("CLOUD_RUN_EXECUTION"))

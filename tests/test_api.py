@@ -27,6 +27,7 @@ from api.main import create_app
 from kapsule_pipeline import uploads
 from kapsule_pipeline.jobs import JobRecord, JobState
 from kapsule_pipeline.layout import JobLayout
+from kapsule_pipeline.params import JobParams
 from kapsule_pipeline.settings import Settings, get_settings
 from kapsule_pipeline.status import open_status_store
 from kapsule_pipeline.storage import open_storage
@@ -131,7 +132,7 @@ def test_upload_then_create_job_launches_it_with_the_song_stored(
     job = response.json()
     assert job["state"] == "queued" and job["owner"] == "local"
     assert job["params"]["prompt"] == "neon city" and job["params"]["aspect_ratio"] == "9:16"
-    assert job["params"]["song_seconds"] == pytest.approx(6.0, abs=0.05)
+    assert job["song_seconds"] == pytest.approx(6.0, abs=0.05)
     assert job["execution"] == f"test-{job['id']}"
     assert launcher.launched == [job["id"]]
     stored = open_storage(env.storage_url).read_bytes(JobLayout(job["id"]).input_song("wav"))
@@ -211,7 +212,7 @@ def small_mp4(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _finished_job(env: Settings, video: Path, owner: str = "local") -> JobRecord:
     status = open_status_store(env.status_url)
-    record = status.create(JobRecord(owner=owner, params={"song_name": "My Song.wav"}))
+    record = status.create(JobRecord(owner=owner, params=JobParams(song="My Song.wav")))
     storage = open_storage(env.storage_url)
     layout = JobLayout(record.id)
     storage.upload_from(video, layout.video)
@@ -244,7 +245,7 @@ def test_notebook_html_is_served_sandboxed(client: TestClient, env: Settings, sm
     assert page.headers["content-type"].startswith("text/html")
     assert page.headers["content-security-policy"] == "sandbox"
     _error(client.get(f"/v1/jobs/{job.id}/notebooks/04_assemble"), 404, "not_found")
-    _error(client.get(f"/v1/jobs/{job.id}/notebooks/..%2F..%2Fjobs.db"), 404, "not_found")
+    _error(client.get(f"/v1/jobs/{job.id}/notebooks/..%2F..%2Fjobs.db"), 404, "no_such_endpoint")
     _error(client.get(f"/v1/jobs/{job.id}/notebooks/99_secret"), 404, "not_found")
 
 
@@ -426,11 +427,11 @@ def test_malformed_json_and_bad_fields(
     )
     _error(bad, 400, "malformed_json")
     message = _error(
-        client.post("/v1/jobs", json={"upload_id": "u1", "aspect_ratio": "4:3"}), 422, "invalid_request"
+        client.post("/v1/jobs", json={"upload_id": "u1", "aspect_ratio": "4:3"}), 422, "invalid_parameter"
     )
     assert "aspect_ratio" in message
-    _error(client.post("/v1/jobs", json={"prompt": "no upload"}), 422, "invalid_request")
-    _error(client.post("/v1/jobs", json={"upload_id": "u1", "max_shots": -1}), 422, "invalid_request")
+    _error(client.post("/v1/jobs", json={"prompt": "no upload"}), 422, "invalid_parameter")
+    _error(client.post("/v1/jobs", json={"upload_id": "u1", "max_shots": -1}), 422, "invalid_parameter")
     _error(
         client.post("/v1/uploads", content=b"[", headers={"Content-Type": "application/json"}),
         400,
@@ -446,10 +447,12 @@ def test_huge_prompt_is_refused(
     message = _error(
         client.post("/v1/jobs", json={"upload_id": upload_id, "prompt": "la " * 10_000}),
         422,
-        "prompt_too_long",
+        "invalid_parameter",
     )
-    assert "30000 characters" in message and "500" in message
-    _error(client.post("/v1/jobs", json={"upload_id": upload_id, "style": "x" * 501}), 422, "style_too_long")
+    assert "prompt" in message and "at most 2000 characters" in message
+    _error(
+        client.post("/v1/jobs", json={"upload_id": upload_id, "style": "x" * 2001}), 422, "invalid_parameter"
+    )
     _nothing_launched(launcher, env)
 
 
@@ -465,7 +468,7 @@ def test_path_traversal_and_malformed_job_ids_are_404(client: TestClient) -> Non
         for suffix in ("", "/video", "/events", "/notebooks/01_analyze"):
             response = client.get(f"/v1/jobs/{job_id}{suffix}")
             assert response.status_code == 404, (job_id, suffix, response.text)
-            assert response.json()["error"]["code"] in {"job_not_found", "not_found"}
+            assert response.json()["error"]["code"] in {"job_not_found", "not_found", "no_such_endpoint"}
         assert client.post(f"/v1/jobs/{job_id}:cancel").status_code == 404
 
 
@@ -516,9 +519,9 @@ def test_another_owners_job_and_upload_are_404(
 
 
 def test_unknown_routes_are_json_errors(client: TestClient) -> None:
-    _error(client.get("/v1/nothing-here"), 404, "not_found")
-    _error(client.delete("/v1/jobs"), 404, "not_found")
-    _error(client.post("/v1/jobs/j0/../../x"), 404, "not_found")
+    _error(client.get("/v1/nothing-here"), 404, "no_such_endpoint")
+    _error(client.delete("/v1/jobs"), 404, "no_such_endpoint")
+    _error(client.post("/v1/jobs/j0/../../x"), 404, "no_such_endpoint")
 
 
 def test_cors_allows_only_the_configured_origins(

@@ -15,6 +15,7 @@ from fastapi.testclient import TestClient
 
 from kapsule_pipeline.jobs import JobRecord, JobState
 from kapsule_pipeline.layout import JobLayout
+from kapsule_pipeline.params import JobParams
 from kapsule_pipeline.settings import Settings, get_settings
 from kapsule_pipeline.status import open_status_store
 from kapsule_pipeline.storage import open_storage
@@ -69,7 +70,7 @@ def test_video_on_gcs_is_a_redirect_to_a_signed_url(
 ) -> None:
     client, _, settings = gcs_client
     status = open_status_store(settings.status_url)
-    record = status.create(JobRecord(params={"song_name": "Song.wav"}))
+    record = status.create(JobRecord(params=JobParams(song="Song.wav")))
     open_storage(settings.storage_url).write_bytes(JobLayout(record.id).video, b"mp4 bytes", "video/mp4")
     status.update(record.id, {"state": JobState.running.value})
     status.update(record.id, {"state": JobState.succeeded.value})

@@ -10,9 +10,10 @@ import pytest
 import soundfile as sf
 from typer.testing import CliRunner
 
-from kapsule_pipeline.cli import app
+from cli.main import app
 from kapsule_pipeline.demo_song import synthesize_song, write_song
 from kapsule_pipeline.jobs import JobRecord, JobState
+from kapsule_pipeline.params import JobParams
 from kapsule_pipeline.settings import Settings
 from kapsule_pipeline.status import open_status_store
 
@@ -57,14 +58,14 @@ def test_make_refuses_a_text_file_in_one_line_and_creates_nothing(
 def test_make_refuses_a_missing_file_and_a_bad_aspect_ratio(kapsule_env: Settings, tmp_path: Path) -> None:
     missing = runner.invoke(app, ["make", str(tmp_path / "nope.wav")])
     assert missing.exit_code == 2
-    assert _lines(missing.output) == [f"error [not_found]: there is no file at {tmp_path / 'nope.wav'}"]
+    assert _lines(missing.output) == [f"error [file_not_found]: there is no file at {tmp_path / 'nope.wav'}"]
 
     song = tmp_path / "tone.wav"
     sf.write(song, np.zeros(8000 * 6, dtype=np.float32), 8000)
     bad_aspect = runner.invoke(app, ["make", str(song), "--aspect", "4:3"])
     assert bad_aspect.exit_code == 2
     (line,) = _lines(bad_aspect.output)
-    assert line.startswith("error [invalid_parameter]: unsupported format 4:3 720p")
+    assert line.startswith("error [invalid_parameter]: aspect_ratio: Input should be '16:9', '9:16' or '1:1'")
     _nothing_created(kapsule_env)
 
 
@@ -122,7 +123,11 @@ def test_jobs_list_and_show_print_job_records(kapsule_env: Settings) -> None:
     shown = runner.invoke(app, ["jobs", "show", first.id, "--json"])
     assert shown.exit_code == 0, shown.output
     record = JobRecord.model_validate(json.loads(shown.stdout))
-    assert record.id == first.id and record.params == {"prompt": "first"} and record.state == JobState.queued
+    assert (
+        record.id == first.id
+        and record.params == JobParams(prompt="first")
+        and record.state == JobState.queued
+    )
 
     table = runner.invoke(app, ["jobs", "list"])
     assert table.exit_code == 0 and "running" in table.output
@@ -132,7 +137,7 @@ def test_jobs_show_unknown_job_is_one_line(kapsule_env: Settings) -> None:
     result = runner.invoke(app, ["jobs", "show", "j" + "f" * 20])
 
     assert result.exit_code == 1
-    assert _lines(result.output) == [f"error [job_not_found]: no job j{'f' * 20}"]
+    assert _lines(result.output) == [f"error [job_not_found]: there is no job 'j{'f' * 20}'"]
 
 
 def test_serve_app_answers_health_checks() -> None:

@@ -74,7 +74,7 @@ def test_a_task_killed_mid_generation_is_retried_and_no_finished_shot_is_made_ag
     record = reconcile(status, launcher, job.id)
     assert record.state == JobState.succeeded, record.error
     assert record.attempt == 2 and record.execution == execution
-    timings = record.params["timings"]
+    timings = record.model_dump(mode="json")["timings"]
     assert timings["analyze"]["skipped"] and timings["storyboard"]["skipped"]
     # Every shot finished before the kill was kept as it was, not requested again.
     for key, mtime in finished_before.items():

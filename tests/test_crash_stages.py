@@ -79,7 +79,7 @@ def _crash_and_retry(settings: Settings, song: Path, stage: str, tmp_path: Path)
     record = status.get(job.id)
     assert record.state == JobState.succeeded and record.error is None, record
     assert record.attempt == 2 and record.execution == "exec-crash" and record.progress == 1.0
-    timings = record.params["timings"]
+    timings = record.model_dump(mode="json")["timings"]
     assert all(timings[s]["skipped"] for s in STAGES[: STAGES.index(stage)]), timings
     assert not timings["assemble"]["skipped"]  # the crash left no video: assembled by the retry
     after = _shot_versions(settings, storage, layout)

@@ -14,8 +14,8 @@ import nbformat
 import pytest
 from typer.testing import CliRunner
 
+from cli.main import app
 from kapsule_pipeline import media
-from kapsule_pipeline.cli import app
 from kapsule_pipeline.jobs import JobState
 from kapsule_pipeline.layout import NOTEBOOK_NAMES, JobLayout
 from kapsule_pipeline.settings import Settings

@@ -19,12 +19,13 @@ from typing import Any
 import nbformat
 import pytest
 
-from jobs.run_job import Heartbeat, take_job
+from kapsule_pipeline.context import Stores
 from kapsule_pipeline.demo_song import synthesize_song, write_song
 from kapsule_pipeline.jobs import JobRecord, JobState, utcnow
 from kapsule_pipeline.layout import JobLayout
 from kapsule_pipeline.models import Storyboard
-from kapsule_pipeline.settings import Settings
+from kapsule_pipeline.service import Heartbeat, JobService
+from kapsule_pipeline.settings import Settings, TaskEnv
 from kapsule_pipeline.status import StatusStore, open_status_store
 from kapsule_pipeline.storage import open_storage
 from tests.job_process import start_attempt, wait_for
@@ -39,6 +40,18 @@ def status_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     emulator = request.getfixturevalue("firestore_emulator")
     emulator.reset()
     return f"firestore://{emulator.project}/jobs"
+
+
+def _stores(store: StatusStore, settings: Settings) -> Stores:
+    storage = open_storage(settings.storage_url)
+    return Stores(settings, storage, storage, store)
+
+
+def take_job(
+    store: StatusStore, job_id: str, settings: Settings, task: TaskEnv | None = None
+) -> JobRecord | None:
+    """The job service's claim, on ``store`` (a real store, or one that makes racers read together)."""
+    return JobService(_stores(store, settings)).claim(job_id, task or TaskEnv())
 
 
 class ReadTogether:
@@ -80,16 +93,15 @@ def test_two_runners_racing_for_a_job_take_it_exactly_once(
     job = store.create(JobRecord())
     if before:
         job = store.update(job.id, before)
-    settings = kapsule_env.model_copy(
-        update={"cloud_run_task_attempt": attempt, "cloud_run_execution": "exec-1"}
-    )
+    task = TaskEnv(cloud_run_task_attempt=attempt, cloud_run_execution="exec-1")
     barrier = threading.Barrier(2)
     taken: list[JobRecord | None] = [None, None]
     errors: list[BaseException] = []
 
     def runner(i: int) -> None:
         try:  # each runner has its own client, as two processes would
-            taken[i] = take_job(ReadTogether(open_status_store(status_url), barrier), job.id, settings)  # type: ignore[arg-type]
+            racer = ReadTogether(open_status_store(status_url), barrier)
+            taken[i] = take_job(racer, job.id, kapsule_env, task)  # type: ignore[arg-type]
         except BaseException as exc:
             errors.append(exc)
 
@@ -124,7 +136,7 @@ def test_the_heartbeat_beats_while_the_job_runs_and_stops_when_it_finishes(kapsu
     taken = take_job(store, job.id, kapsule_env)
     assert taken is not None and taken.heartbeat_at is not None
     beats = [taken.heartbeat_at]
-    heartbeat = Heartbeat(store, job.id, interval=0.05)
+    heartbeat = Heartbeat(_stores(store, kapsule_env), job.id, interval=0.05)
     heartbeat.start()
     try:
         deadline = time.monotonic() + 20
@@ -137,7 +149,7 @@ def test_the_heartbeat_beats_while_the_job_runs_and_stops_when_it_finishes(kapsu
         heartbeat.join(timeout=10)  # a finished job refuses the beat: the thread ends by itself
         assert not heartbeat.is_alive()
     finally:
-        heartbeat.stop()
+        heartbeat.stopped.set()
     assert store.get(job.id).state == JobState.cancelled
 
 

@@ -14,6 +14,7 @@ from kapsule_pipeline.jobs import (
     new_job_id,
 )
 from kapsule_pipeline.layout import JobLayout
+from kapsule_pipeline.params import JobParams
 
 
 def test_new_ids_are_unique_and_valid() -> None:
@@ -72,6 +73,6 @@ def test_transitions(current: JobState, new: JobState, ok: bool) -> None:
 def test_apply_update_refreshes_timestamp_and_keeps_other_fields() -> None:
     record = JobRecord(params={"seed": 3})
     updated = apply_update(record, {"state": JobState.running, "progress": 0.5})
-    assert updated.params == {"seed": 3}
+    assert updated.params == JobParams(seed=3)
     assert updated.updated_at >= record.updated_at
     assert updated.id == record.id

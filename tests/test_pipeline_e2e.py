@@ -8,6 +8,7 @@ in a fresh kernel, FFmpeg encodes, and the checks are the ones a user would make
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import sqlite3
@@ -23,14 +24,15 @@ import papermill
 import pytest
 from typer.testing import CliRunner
 
+from cli.main import app
 from kapsule_pipeline import media
-from kapsule_pipeline.cli import app
 from kapsule_pipeline.jobs import JobRecord, JobState, utcnow
 from kapsule_pipeline.layout import NOTEBOOK_NAMES, JobLayout
 from kapsule_pipeline.models import Analysis, Storyboard
+from kapsule_pipeline.params import JobParams
 from kapsule_pipeline.pipeline import run_job
 from kapsule_pipeline.settings import Settings, get_settings
-from kapsule_pipeline.stages import COMMON_PARAMS, STAGE_NOTEBOOKS, STAGE_PARAMS
+from kapsule_pipeline.stages import NOTEBOOK_ARGS, STAGE_NOTEBOOKS
 from kapsule_pipeline.status import open_status_store
 from kapsule_pipeline.storage import open_storage
 
@@ -53,11 +55,11 @@ def test_committed_notebooks_are_what_the_build_script_writes() -> None:
 
 @pytest.mark.parametrize(("stage", "name"), list(STAGE_NOTEBOOKS.items()))
 def test_each_notebook_declares_the_parameters_the_pipeline_injects(stage: str, name: str) -> None:
+    """Every notebook declares the job and its stores and every JobParams field, with the model's defaults."""
     declared = papermill.inspect_notebook(str(NOTEBOOKS / f"{name}.ipynb"))
-    assert {k: json.loads(v["default"]) for k, v in declared.items()} == {
-        **COMMON_PARAMS,
-        **STAGE_PARAMS[stage],
-    }
+    defaults = {k: v.default for k, v in JobParams.model_fields.items()}
+    expected = {**NOTEBOOK_ARGS, **{k: list(v) if isinstance(v, tuple) else v for k, v in defaults.items()}}
+    assert {k: ast.literal_eval(v["default"]) for k, v in declared.items()} == expected
 
 
 @dataclass(frozen=True)
@@ -107,7 +109,7 @@ def made(
     records, _ = open_status_store(e2e_settings.status_url).list("local")
     assert len(records) == 1
     # Per-stage wall time, cell time and papermill overhead, for whoever reads the artifacts.
-    (artifacts_dir / "e2e-timings.json").write_text(json.dumps(records[0].params["timings"], indent=2))
+    (artifacts_dir / "e2e-timings.json").write_text(records[0].model_dump_json(include={"timings"}, indent=2))
     truth = json.loads(demo_song_file.with_suffix(".json").read_text())
     return Made(e2e_settings, out, records[0], truth["duration"])
 
@@ -206,7 +208,7 @@ def test_rerun_of_a_crashed_job_skips_the_finished_stages(made: Made) -> None:
     assert proc.returncode == 0, proc.stdout + proc.stderr
     record = open_status_store(made.settings.status_url).get(made.job.id)
     assert record.state == JobState.succeeded and record.attempt == made.job.attempt + 1
-    timings = record.params["timings"]
+    timings = record.model_dump(mode="json")["timings"]
     assert {stage: t["skipped"] for stage, t in timings.items()} == {
         "analyze": True,
         "storyboard": True,
@@ -246,4 +248,4 @@ def test_failing_stage_leaves_its_partial_notebook_and_names_the_cell(
     assert "AudioError: " in record.error.message and "cut short" in record.error.message
     assert "AudioError" in made.storage_file(layout.notebook("01_analyze", "html")).read_text()
     assert not open_storage(made.settings.storage_url).exists(layout.notebook("02_storyboard"))
-    assert record.params["timings"]["analyze"]["skipped"] is False
+    assert record.model_dump(mode="json")["timings"]["analyze"]["skipped"] is False

@@ -20,7 +20,8 @@ from typer.testing import CliRunner
 
 from api.deps import get_launcher
 from api.main import create_app
-from kapsule_pipeline.cli import app as cli_app
+from cli.main import app as cli_app
+from jobs.run_job import local_command
 from kapsule_pipeline.jobs import JobRecord, JobState, utcnow
 from kapsule_pipeline.launch import make_launcher
 from kapsule_pipeline.launch.reconcile import heartbeat_stale
@@ -67,7 +68,7 @@ def _running(store: StatusStore, pid: int, silent_s: float, owner: str = "local"
 
 
 def test_the_local_launcher_reports_a_live_a_finished_and_a_vanished_process(kapsule_env: Settings) -> None:
-    launcher = make_launcher("local", kapsule_env)
+    launcher = make_launcher("local", kapsule_env, local_command())
     proc = subprocess.Popen(["sleep", "60"])
     try:
         running = launcher.status(f"local-{proc.pid}")  # type: ignore[attr-defined]

@@ -21,15 +21,18 @@ from typer.testing import CliRunner
 
 from api.deps import get_launcher
 from api.main import create_app
+from cli.main import app as cli_app
+from jobs.run_job import local_command
 from kapsule_pipeline import media, stages
-from kapsule_pipeline.cli import app as cli_app
+from kapsule_pipeline.context import JobContext, Stores
 from kapsule_pipeline.demo_song import synthesize_song, write_song
 from kapsule_pipeline.errors import InvalidTransition, KapsuleError
 from kapsule_pipeline.jobs import JobRecord, JobState
 from kapsule_pipeline.launch.local import LocalLauncher, job_log_path
 from kapsule_pipeline.layout import NOTEBOOK_NAMES, JobLayout
 from kapsule_pipeline.models import Shot, ShotManifest, Storyboard
-from kapsule_pipeline.review import JobStores, approve, edit_shots, load_board, needs_review, new_seed, reroll
+from kapsule_pipeline.review import edit_shots, load_board, needs_review, new_seed
+from kapsule_pipeline.service import JobService
 from kapsule_pipeline.settings import Settings, get_settings
 from kapsule_pipeline.status import open_status_store
 from kapsule_pipeline.storage import open_storage
@@ -48,8 +51,12 @@ def short_song(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, float]:
     return path, float(json.loads(path.with_suffix(".json").read_text())["duration"])
 
 
-def _stores(settings: Settings) -> JobStores:
-    return JobStores(settings, open_storage(settings.storage_url), open_status_store(settings.status_url))
+def _stores(settings: Settings) -> Stores:
+    return Stores.open(settings)
+
+
+def _ctx(stores: Stores, job_id: str) -> JobContext:
+    return JobContext.for_job(stores, job_id)
 
 
 def _wait(settings: Settings, job_id: str, states: set[JobState]) -> JobRecord:
@@ -91,7 +98,7 @@ def _video_seconds(settings: Settings, job_id: str) -> float:
 def test_needs_review_only_until_approved_and_new_seeds_change() -> None:
     assert not needs_review(JobRecord(params={}))
     assert needs_review(JobRecord(params={"review": True}))
-    assert not needs_review(JobRecord(params={"review": True, "approved": True}))
+    assert not needs_review(JobRecord(params={"review": True}, approval={"approved": True}))
     assert all(new_seed(7) != 7 for _ in range(200))
 
 
@@ -113,7 +120,7 @@ def veo_env(vertex_env: Settings, monkeypatch: pytest.MonkeyPatch) -> Settings:
 
 @pytest.fixture
 def api(veo_env: Settings) -> Iterator[tuple[TestClient, LocalLauncher]]:
-    launcher = LocalLauncher(veo_env)
+    launcher = LocalLauncher(veo_env, local_command())
     app = create_app(veo_env)
     app.dependency_overrides[get_launcher] = lambda: launcher
     with TestClient(app) as client:
@@ -194,7 +201,7 @@ def test_review_edit_approve_then_reroll_bills_only_what_changed(
     assert len(asked) == len(shots)  # one request per shot, nothing twice
     assert "a red kite over the sea" in asked and "a ferry in fog" in asked
     assert done.cost.actual_usd == pytest.approx(review["total_usd"])
-    timings = done.params["timings"]
+    timings = done.model_dump(mode="json")["timings"]
     assert timings["analyze"]["skipped"] and timings["storyboard"]["skipped"]
     parent_notebooks = _notebooks(veo_env, job_id)
     assert set(parent_notebooks) == set(NOTEBOOK_NAMES)
@@ -209,7 +216,7 @@ def test_review_edit_approve_then_reroll_bills_only_what_changed(
     predicts = fake_google.requests("predict")
     assert len(predicts) == 1, [r.body for r in predicts]
     assert predicts[0].body["instances"][0]["prompt"] == "a ferry in fog"
-    assert predicts[0].body["parameters"]["seed"] == child.params["reroll"]["seed"] != shots[1]["seed"]
+    assert predicts[0].body["parameters"]["seed"] == child.reroll.seed != shots[1]["seed"]
     assert child.cost.actual_usd == pytest.approx(shots[1]["cost_usd"])
     assert _video_seconds(veo_env, child_id) == pytest.approx(song_seconds, abs=0.1)
 
@@ -221,7 +228,7 @@ def test_review_edit_approve_then_reroll_bills_only_what_changed(
         done.cost.actual_usd
     )
     _error(client.post(f"/v1/jobs/{job_id}/shots/99:reroll", json={}), 404, "shot_not_found")
-    _error(client.post(f"/v1/jobs/{job_id}/shots/1:reroll", json={"bogus": 1}), 422, "invalid_request")
+    _error(client.post(f"/v1/jobs/{job_id}/shots/1:reroll", json={"bogus": 1}), 422, "invalid_parameter")
 
 
 # ------------------------------------------------------------- API: cancel while awaiting approval
@@ -311,12 +318,12 @@ def test_reroll_refuses_an_unfinished_job_without_creating_one(kapsule_env: Sett
     record = stores.status.create(JobRecord())
     launcher = RecordingLauncher()
     with pytest.raises(Exception) as caught:
-        reroll(stores, record.id, 0, launcher)
+        JobService(stores, launcher).reroll("local", record.id, 0)
     assert getattr(caught.value, "code", "") == "invalid_transition"
     assert launcher.launched == [] and len(stores.status.list("local")[0]) == 1
 
 
-def _paused_job_with_board(stores: JobStores, shots: int) -> str:
+def _paused_job_with_board(stores: Stores, shots: int) -> str:
     record = stores.status.create(JobRecord(params={"review": True}))
     stores.status.update(record.id, {"state": JobState.running.value})
     stores.status.update(record.id, {"state": JobState.awaiting_approval.value})
@@ -338,18 +345,18 @@ def test_concurrent_prompt_edits_all_survive_and_none_lands_after_the_approval(k
     stores = _stores(kapsule_env)
     job_id = _paused_job_with_board(stores, 8)
     with ThreadPoolExecutor(max_workers=8) as pool:
-        boards = list(pool.map(lambda i: edit_shots(stores, job_id, {i: f"edited {i}"}), range(8)))
+        boards = list(pool.map(lambda i: edit_shots(_ctx(stores, job_id), {i: f"edited {i}"}), range(8)))
     assert all(board.shots[i].prompt == f"edited {i}" for i, board in enumerate(boards))
-    assert [s.prompt for s in load_board(stores, job_id).shots] == [f"edited {i}" for i in range(8)]
+    assert [s.prompt for s in load_board(_ctx(stores, job_id)).shots] == [f"edited {i}" for i in range(8)]
     launcher = RecordingLauncher()
-    approve(stores, job_id, launcher, prompts={3: "approved with this one"})
+    JobService(stores, launcher).approve("local", job_id, {3: "approved with this one"})
     assert launcher.launched == [job_id]
     stored = Storyboard.model_validate_json(stores.storage.read_bytes(JobLayout(job_id).storyboard))
     expected = [f"edited {i}" for i in range(8)]
     expected[3] = "approved with this one"
     assert [s.prompt for s in stored.shots] == expected  # what the generate stage reads
     with pytest.raises(InvalidTransition):
-        edit_shots(stores, job_id, {0: "too late"})
+        edit_shots(_ctx(stores, job_id), {0: "too late"})
     stored = Storyboard.model_validate_json(stores.storage.read_bytes(JobLayout(job_id).storyboard))
     assert stored.shots[0].prompt == "edited 0"
 
@@ -358,24 +365,27 @@ def test_a_bad_edit_among_good_ones_records_none_of_them(kapsule_env: Settings) 
     stores = _stores(kapsule_env)
     job_id = _paused_job_with_board(stores, 2)
     with pytest.raises(KapsuleError) as caught:
-        edit_shots(stores, job_id, {0: "fine", 5: "no such shot"})
+        edit_shots(_ctx(stores, job_id), {0: "fine", 5: "no such shot"})
     assert caught.value.code == "shot_not_found"
     with pytest.raises(KapsuleError) as caught:
-        edit_shots(stores, job_id, {0: "fine", 1: "   "})
+        edit_shots(_ctx(stores, job_id), {0: "fine", 1: "   "})
     assert caught.value.code == "empty_prompt"
-    assert [s.prompt for s in load_board(stores, job_id).shots] == ["original 0", "original 1"]
+    assert [s.prompt for s in load_board(_ctx(stores, job_id)).shots] == [
+        "original 0",
+        "original 1",
+    ]
 
 
 def test_the_generate_stage_reads_every_recorded_edit_even_if_the_file_lags(kapsule_env: Settings) -> None:
     """An edit's late file write lost the race to another one: the record is authoritative."""
     stores = _stores(kapsule_env)
     job_id = _paused_job_with_board(stores, 3)
-    edit_shots(stores, job_id, {1: "kept in the record"})
-    stale = load_board(stores, job_id).model_copy(deep=True)
+    edit_shots(_ctx(stores, job_id), {1: "kept in the record"})
+    stale = load_board(_ctx(stores, job_id)).model_copy(deep=True)
     stale.shots[1].prompt = "original 1"
     stores.storage.write_bytes(JobLayout(job_id).storyboard, stale.model_dump_json().encode())
     stores.status.update(job_id, {"state": JobState.running.value})
-    board = stages.load_storyboard(stages.JobContext.open(job_id, settings=kapsule_env))
+    board = stages.load_storyboard(stages.open_job(job_id))
     assert board.shots[1].prompt == "kept in the record"
     stored = Storyboard.model_validate_json(stores.storage.read_bytes(JobLayout(job_id).storyboard))
     assert stored.shots[1].prompt == "kept in the record"  # the audit trail is put right too

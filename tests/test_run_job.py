@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from jobs.run_job import local_command
 from kapsule_pipeline.demo_song import synthesize_song, write_song
 from kapsule_pipeline.jobs import JobRecord, JobState
 from kapsule_pipeline.launch import make_launcher, settings_env
@@ -116,7 +117,7 @@ def test_retryable_failure_exits_1_and_the_retry_finishes_the_job(
     assert code == 0, events
     record = status.get(job.id)
     assert record.state == JobState.succeeded and record.attempt == 2 and record.progress == 1.0
-    timings = record.params["timings"]
+    timings = record.model_dump(mode="json")["timings"]
     assert [s for s, t in timings.items() if t["skipped"]] == ["analyze", "storyboard", "generate"]
     assert timings["assemble"]["skipped"] is False
     assert (delivery / layout.video).is_file()
@@ -154,7 +155,7 @@ def test_settings_survive_the_trip_to_a_child_process(tmp_path: Path) -> None:
 
 
 def test_local_launcher_logs_to_the_job_log_and_reports_the_exit(kapsule_env: Settings) -> None:
-    launcher = make_launcher("local", kapsule_env)
+    launcher = make_launcher("local", kapsule_env, local_command())
     job_id = "j" + "a" * 20  # no such job: the entrypoint says so and exits
 
     execution = launcher.launch(job_id)

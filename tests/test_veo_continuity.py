@@ -11,12 +11,15 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
+from pydantic import ValidationError
 
+from kapsule_pipeline.context import JobContext, Stores
 from kapsule_pipeline.errors import InvalidParameter, JobCancelled
 from kapsule_pipeline.generation import make_video_generator
 from kapsule_pipeline.generation.references import (
+    ReferenceImage,
     note_ignored_images,
-    settings_for_job,
+    read_reference_image,
     store_reference_images,
 )
 from kapsule_pipeline.generation.runner import generate_shots
@@ -24,21 +27,30 @@ from kapsule_pipeline.generation.veo import PollSchedule, RateLimiter
 from kapsule_pipeline.jobs import new_job_id
 from kapsule_pipeline.layout import JobLayout
 from kapsule_pipeline.models import ShotManifest, ShotResult, Storyboard
+from kapsule_pipeline.params import JobParams
 from kapsule_pipeline.settings import Settings, get_settings
 from kapsule_pipeline.storage import open_storage
 from tests.fake_google import FakeGoogle, sent_images
+from tests.test_api import RecordingLauncher
 from tests.test_veo import _analysis, _board, _fast  # noqa: F401  # _fast: the same short waits (autouse)
 
 pytestmark = pytest.mark.integration
 
 
-def _generate(board: Storyboard, model: str, settings: Settings, job: str, tmp_path: Path, **kw):
-    generator = make_video_generator(model, settings)
+def settings_for_job(settings: Settings, job: str, params: dict[str, object]) -> JobContext:
+    """The context of a job ``job`` with these params (no record needed to generate shots)."""
+    return JobContext(job_id=job, params=JobParams(**params), stores=Stores.open(settings), workdir=Path())
+
+
+def _generate(board: Storyboard, model: str, ctx: JobContext | Settings, job: str, tmp_path: Path, **kw):
+    if isinstance(ctx, Settings):
+        ctx = settings_for_job(ctx, job, {})
+    generator = make_video_generator(ctx, model)
     return generate_shots(
         board=board,
         analysis=_analysis(board.duration),
         generator=generator,
-        storage=open_storage(settings.storage_url),
+        storage=ctx.storage,
         layout=JobLayout(job),
         workdir=tmp_path / "work",
         **kw,
@@ -88,7 +100,7 @@ def test_without_continuity_no_image_is_sent_and_keys_are_unchanged(
 ) -> None:
     job = new_job_id()
     board = _board(["a", "b"])
-    plain = make_video_generator("veo-3.0-generate-001", vertex_env)
+    plain = make_video_generator(settings_for_job(vertex_env, new_job_id(), {}), "veo-3.0-generate-001")
     settings = settings_for_job(vertex_env, job, {})
     manifest, generator = _generate(board, "veo-3.0-generate-001", settings, job, tmp_path)
     assert [s.state for s in manifest.shots] == ["done"] * 2
@@ -104,8 +116,8 @@ def test_reference_images_go_to_veo_3_1_and_a_changed_image_re_bills(
     job = new_job_id()
     storage = open_storage(api_key_env.storage_url)
     images = [_png((200, 30, 30), tmp_path / "face.png"), _png((30, 30, 200), tmp_path / "cover.png")]
-    keys = store_reference_images(images, storage, JobLayout(job))
-    assert keys == [f"jobs/{job}/input/refs/00.png", f"jobs/{job}/input/refs/01.png"]
+    keys = store_reference_images([read_reference_image(p) for p in images], storage, JobLayout(job))
+    assert keys == (f"jobs/{job}/input/refs/00.png", f"jobs/{job}/input/refs/01.png")
     settings = settings_for_job(api_key_env, job, {"reference_images": keys})
     board = _board(["the singer walks", "the singer turns"])
 
@@ -133,7 +145,9 @@ def test_models_without_reference_images_do_not_send_them_and_say_so(
 ) -> None:
     job = new_job_id()
     keys = store_reference_images(
-        [_png((10, 10, 10), tmp_path / "a.png")], open_storage(vertex_env.storage_url), JobLayout(job)
+        [read_reference_image(_png((10, 10, 10), tmp_path / "a.png"))],
+        open_storage(vertex_env.storage_url),
+        JobLayout(job),
     )
     settings = settings_for_job(vertex_env, job, {"reference_images": keys})
     manifest, _ = _generate(_board(["x"]), "veo-3.0-generate-001", settings, job, tmp_path)
@@ -184,27 +198,29 @@ def test_reference_images_are_checked_by_content(tmp_path: Path, kapsule_env: Se
     storage, layout = open_storage(kapsule_env.storage_url), JobLayout(new_job_id())
     fake = tmp_path / "notes.png"
     fake.write_text("not an image")
-    with pytest.raises(InvalidParameter, match="not a image/png file"):
-        store_reference_images([fake], storage, layout)
+    with pytest.raises(InvalidParameter, match="not a PNG, JPEG or WebP"):
+        store_reference_images([read_reference_image(fake)], storage, layout)
     gif = tmp_path / "x.gif"
     gif.write_bytes(b"GIF89a")
     with pytest.raises(InvalidParameter, match="PNG, JPEG or WebP"):
-        store_reference_images([gif], storage, layout)
-    many = [_png((i, i, i), tmp_path / f"{i}.png") for i in range(4)]
+        store_reference_images([read_reference_image(gif)], storage, layout)
+    disguised = ReferenceImage("face.jpg", _png((1, 1, 1), tmp_path / "real.png").read_bytes())
+    assert store_reference_images([disguised], storage, layout) == (f"{layout.input_prefix}refs/00.png",)
+    many = [read_reference_image(_png((i, i, i), tmp_path / f"{i}.png")) for i in range(4)]
     with pytest.raises(InvalidParameter, match="at most 3"):
         store_reference_images(many, storage, layout)
-    with pytest.raises(InvalidParameter, match="continuity must be one of"):
-        settings_for_job(kapsule_env, "j", {"continuity": "first_frame"})
+    with pytest.raises(ValidationError, match="continuity"):
+        JobParams(continuity="first_frame")  # type: ignore[arg-type]
 
 
 def test_the_local_renderer_notes_what_it_ignored(kapsule_env: Settings) -> None:
-    settings = settings_for_job(kapsule_env, "j", {"continuity": "last_frame", "reference_images": ["k.png"]})
+    params = JobParams(continuity="last_frame", reference_images=("k.png",))
     manifest = ShotManifest(shots=[ShotResult(index=0, key="abc", file="f", state="done")])
-    noted = note_ignored_images(manifest, "local", settings)
+    noted = note_ignored_images(manifest, "local", params)
     assert noted is not None
     assert noted.shots[0].note == "local renderer ignored continuity 'last_frame' and 1 reference image(s)"
-    assert note_ignored_images(noted, "local", settings) is None  # not twice
-    assert note_ignored_images(manifest, "local", settings_for_job(kapsule_env, "j", {})) is None
+    assert note_ignored_images(noted, "local", params) is None  # not twice
+    assert note_ignored_images(manifest, "local", JobParams()) is None
 
 
 class _Clock:
@@ -247,26 +263,22 @@ def test_poll_schedule_sleeps_until_the_typical_duration_then_polls_tightly() ->
 def test_make_stores_reference_images_in_the_job_and_records_their_keys(
     kapsule_env: Settings, demo_song_file: Path, tmp_path: Path
 ) -> None:
-    from kapsule_pipeline import cli
+    from kapsule_pipeline.intake import LocalSong
+    from kapsule_pipeline.service import JobService, Submission
 
     face = _png((1, 2, 3), tmp_path / "face.png")
-    params = {
-        "aspect_ratio": "16:9",
-        "resolution": "720p",
-        "max_shots": 0,
-        "video_model": "local",
-        "prompt_model": "local",
-        "continuity": "last_frame",
-        "reference_image_paths": [str(face)],
-    }
-    record, _ = cli._create_job(demo_song_file, params, get_settings())
-    [key] = record.params["reference_images"]
+    launcher = RecordingLauncher()
+    service = JobService(Stores.open(get_settings()), launcher)
+    params = JobParams(continuity="last_frame", video_model="local", prompt_model="local")
+    submission = Submission(params, LocalSong(demo_song_file), references=[read_reference_image(face)])
+    record, replayed = service.submit(submission)
+    assert not replayed and launcher.launched == [record.id]
+    [key] = record.params.reference_images
     assert key == f"jobs/{record.id}/input/refs/00.png"
     assert open_storage(get_settings().storage_url).read_bytes(key) == face.read_bytes()
-    assert "reference_image_paths" not in record.params  # no local path leaks into the job
-    settings = settings_for_job(get_settings(), record.id, record.params)
-    assert (settings.continuity, settings.reference_images, settings.job_id) == (
+    ctx = JobContext.for_job(service.stores, record.id)
+    assert (ctx.params.continuity, ctx.params.reference_images, ctx.job_id) == (
         "last_frame",
-        [key],
+        (key,),
         record.id,
     )

@@ -17,8 +17,8 @@ import nbformat
 import pytest
 from typer.testing import CliRunner
 
+from cli.main import app
 from kapsule_pipeline import media
-from kapsule_pipeline.cli import app
 from kapsule_pipeline.demo_song import synthesize_song, write_song
 from kapsule_pipeline.jobs import JobRecord, JobState
 from kapsule_pipeline.layout import JobLayout
@@ -156,7 +156,7 @@ def test_make_with_veo_and_gemini_fills_a_refused_shot_and_a_rerun_pays_nothing(
     again = run_job(job.id, veo_env)
 
     assert again.state == JobState.succeeded, again.error
-    assert again.params["timings"]["generate"]["skipped"] is False  # the stage ran, every clip was reused
+    assert again.timings["generate"].skipped is False  # the stage ran, every clip was reused
     assert len(fake_google.requests("predict")) == predicts_before
     assert again.cost.actual_usd == pytest.approx(paid)
     rerun = ShotManifest.model_validate_json(storage.read_bytes(layout.manifest))

@@ -25,7 +25,6 @@ from kapsule_pipeline.errors import (
     BadCursor,
     InvalidParameter,
     ObjectNotFound,
-    UnknownNotebook,
     UploadIncomplete,
     VideoNotReady,
 )
@@ -223,7 +222,7 @@ def job_notebook(
     """One executed stage notebook as HTML (its cells, outputs, timings and any error)."""
     service.get(owner, job_id)
     if name not in NOTEBOOK_NAMES:
-        raise UnknownNotebook(
+        raise ObjectNotFound(
             f"there is no notebook {name[:40]!r}; the notebooks are {', '.join(NOTEBOOK_NAMES)}"
         )
     try:
