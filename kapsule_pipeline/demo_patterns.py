@@ -1,9 +1,9 @@
 """What the demo song plays, bar by bar: drum and bass patterns per style, melody motifs, pitch.
 
 WHY a module of its own: these are the song's arrangement rules, pure functions from the plan
-(style, meter, a ``Bar``) to note lists; they make no sound and hold no buffers. ``demo_song.py``
-lays out the bars and renders the notes with ``synth``; keeping the rules here keeps that file
-about the plan and the mix. Randomness comes only from the generator the caller passes in, so the
+(style, meter, a ``Bar``) to note lists; they make no sound and hold no buffers. ``demo_plan``
+lays out the bars and ``demo_render`` renders the notes with ``synth``; keeping the rules here keeps
+those files about the plan and the mix. Randomness comes only from the generator the caller passes in, so the
 caller's draw order (and with it the rendered audio) stays fixed.
 """
 

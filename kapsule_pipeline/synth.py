@@ -1,8 +1,9 @@
 """Sound-making primitives for the demo song: wavetable oscillators, envelopes, voices, drums, reverb.
 
 WHY a module of its own: these functions know how to turn *one* note or hit into samples and
-nothing about the song (tempo, bars, sections, chords). ``demo_song.py`` owns the plan and the mix
-and calls in here for sound; keeping the two apart lets either change without reading the other.
+nothing about the song (tempo, bars, sections, chords). ``demo_plan`` owns the plan and
+``demo_render`` the mix, which calls in here for sound; keeping them apart lets either change
+without reading the other.
 
 Every function is deterministic (fixed seeds, no clock) and vectorized. The expensive parts are
 cached per process: one band-limited wavetable per (shape, pitch, cutoff, rate), one drum kit per
