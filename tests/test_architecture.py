@@ -47,3 +47,15 @@ def test_only_media_process_starts_a_process() -> None:
     """Inside the media package only ``process.py`` spawns: builders stay pure, runners go through it."""
     spawners = sorted(p.name for p in MEDIA.glob("*.py") if "subprocess" in p.read_text())
     assert spawners == ["process.py"]
+
+
+DOMAIN = {"analysis", "audio", "storyboard", "review", "cost", "assemble", "uploads", "demo_song", "synth"}
+
+
+def test_local_renderer_imports_no_domain_module() -> None:
+    """The local renderer is a backend: it plans clips with media's dissolve rule, not storyboard's."""
+    offenders = {
+        path.name: sorted(n for n in _imports(path) if n.split(".")[-1] in DOMAIN)
+        for path in (LIBRARY / "generation").glob("local*.py")
+    }
+    assert {k: v for k, v in offenders.items() if v} == {}

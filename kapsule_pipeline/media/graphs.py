@@ -11,6 +11,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
+from typing import Protocol
 
 from kapsule_pipeline.media.probing import Packet
 
@@ -134,6 +135,52 @@ def dissolve_frames_needed(lengths: Sequence[int], half_frames: int) -> list[int
         return list(lengths)
     last = len(lengths) - 1
     return [n + half_frames * (1 if i in (0, last) else 2) for i, n in enumerate(lengths)]
+
+
+def transition_half_frames(lengths: Sequence[int], fps: int, transition: str, crossfade_s: float) -> int:
+    """``dissolve_half_frames`` for a storyboard's transition: 0 for hard cuts."""
+    return dissolve_half_frames(crossfade_s, fps, lengths) if transition == "crossfade" else 0
+
+
+def transition_clip_frames(
+    lengths: Sequence[int], fps: int, transition: str, crossfade_s: float
+) -> list[int]:
+    """Frames each clip should have: its shot, plus the handles a dissolve takes on either side."""
+    return dissolve_frames_needed(lengths, transition_half_frames(lengths, fps, transition, crossfade_s))
+
+
+class _ShotFrames(Protocol):
+    @property
+    def frames(self) -> int: ...
+
+
+class DissolveBoard(Protocol):
+    """What the dissolve planning reads of a storyboard (``models.Storyboard`` is one).
+
+    A protocol, not the model: this base module stays free of the job's data models, and the
+    storyboard, the assembly and the local renderer (a backend) all plan clips by the same rule.
+    """
+
+    @property
+    def fps(self) -> int: ...
+    @property
+    def transition(self) -> str: ...
+    @property
+    def crossfade_seconds(self) -> float: ...
+    @property
+    def shots(self) -> Sequence[_ShotFrames]: ...
+
+
+def crossfade_half_frames(board: DissolveBoard) -> int:
+    """Frames a dissolve of ``board`` spends on each side of a cut (0 for hard cuts)."""
+    lengths = [shot.frames for shot in board.shots]
+    return transition_half_frames(lengths, board.fps, board.transition, board.crossfade_seconds)
+
+
+def clip_frames_wanted(board: DissolveBoard) -> list[int]:
+    """Frames each shot's clip should have: the shot, plus the dissolves' handles around it."""
+    lengths = [shot.frames for shot in board.shots]
+    return transition_clip_frames(lengths, board.fps, board.transition, board.crossfade_seconds)
 
 
 def dissolve_can_hold(have: int, need: int, half_frames: int) -> bool:
