@@ -61,6 +61,7 @@ def drum_pattern(
         snare = "snare"
     hits += [("kick", b, 1.0 if b == 0 else 0.85) for b in kicks]
     hits += [(snare, b, (0.95 if full else 0.8) if style != "waltz" else 0.5) for b in backbeat]
+    hats: list[tuple[str, float, float]]
     if style in ("ballad", "waltz") and not full:
         hats = [("hat", b, 0.4) for b in range(bpb)]
     elif style == "electronic":

@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import soundfile as sf
 
 from kapsule_pipeline.demo_plan import make_plan
@@ -77,7 +78,7 @@ DEMO_ARGS: dict[str, Any] = {
 class DemoSong:
     """A rendered song and the plan it was rendered from (the ground truth)."""
 
-    samples: np.ndarray  # float32, shape (n, 2), peak -1 dBFS, read-only
+    samples: npt.NDArray[np.float32]  # shape (n, 2), peak -1 dBFS, read-only
     sample_rate: int
     tempo: float
     beats_per_bar: int
@@ -281,11 +282,11 @@ def _validate_structure(plan: list[tuple[str, int]], tempo: float, beats_per_bar
 # ----------------------------------------------------------------------------------------------- files
 
 
-def _to_pcm16(samples: np.ndarray) -> np.ndarray:
-    return np.round(np.clip(samples, -1.0, 1.0) * 32767).astype("<i2")
+def _to_pcm16(samples: npt.NDArray[np.float32]) -> npt.NDArray[np.int16]:
+    return np.round(np.clip(samples, -1.0, 1.0) * 32767).astype(np.dtype("<i2"))
 
 
-def _truth_json(song: DemoSong, pcm: np.ndarray) -> str:
+def _truth_json(song: DemoSong, pcm: npt.NDArray[np.int16]) -> str:
     truth = {**song.ground_truth(), "audio_sha256": hashlib.sha256(pcm.tobytes()).hexdigest()}
     return json.dumps(truth, indent=1) + "\n"
 

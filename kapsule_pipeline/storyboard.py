@@ -21,6 +21,7 @@ import itertools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 
@@ -31,7 +32,16 @@ from kapsule_pipeline.errors import GenerationError, InvalidParameter
 from kapsule_pipeline.media import clip_frames_wanted as clip_frames_wanted
 from kapsule_pipeline.media import crossfade_half_frames as crossfade_half_frames
 from kapsule_pipeline.media import transition_clip_frames
-from kapsule_pipeline.models import CROSSFADE_SECONDS, FRAME_SIZES, Analysis, Shot, Storyboard
+from kapsule_pipeline.models import (
+    CROSSFADE_SECONDS,
+    FRAME_SIZES,
+    Analysis,
+    AspectRatio,
+    Resolution,
+    Shot,
+    Storyboard,
+    Transition,
+)
 from kapsule_pipeline.prompting.base import PromptWriter, ShotBrief
 from kapsule_pipeline.prompting.local import LocalPromptWriter
 
@@ -152,7 +162,7 @@ def _energy_lookup(analysis: Analysis, fps: int) -> Callable[[int, int], float]:
     values = np.asarray(analysis.energy.values, dtype=float)
     if not times or len(values) != len(times):
         return lambda start, end: 0.5
-    low, high = np.percentile(values, [10, 90])
+    low, high = (float(v) for v in np.percentile(values, [10, 90]))
     spread = high - low
     prefix = np.concatenate([[0.0], np.cumsum(values)])
 
@@ -354,8 +364,8 @@ def plan_storyboard(
     ]
     return Storyboard(
         fps=fps,
-        aspect_ratio=aspect_ratio,  # type: ignore[arg-type]  # checked above
-        resolution=resolution,  # type: ignore[arg-type]
+        aspect_ratio=cast(AspectRatio, aspect_ratio),  # checked above
+        resolution=cast(Resolution, resolution),  # checked above
         video_model=video_model,
         prompt_model=writer.name,
         prompt=prompt,
@@ -364,6 +374,6 @@ def plan_storyboard(
         total_frames=cuts[-1][1],
         shots=shots,
         prompt_writer_note=plan.note,
-        transition=transition,  # type: ignore[arg-type]  # checked above
+        transition=cast(Transition, transition),  # checked above
         crossfade_seconds=crossfade_seconds,
     )

@@ -139,12 +139,12 @@ def starfield(g: Grid, f: Frame, look: Look, state: State) -> MotifOut:
         inside = (px >= 1) & (px < g.width - 1) & (py >= 1) & (py < g.height - 1)
         weight = ((1.0 - z) ** 2)[inside] * (2.2 * fade)
         dots += np.bincount(py[inside] * g.width + px[inside], weights=weight, minlength=size)
-    dots = dots.astype(np.float32).reshape(g.height, g.width)
-    glow = dots.copy()
-    glow[1:, :] += dots[:-1, :] * 0.35
-    glow[:-1, :] += dots[1:, :] * 0.35
-    glow[:, 1:] += dots[:, :-1] * 0.35
-    glow[:, :-1] += dots[:, 1:] * 0.35
+    image = dots.astype(np.float32).reshape(g.height, g.width)
+    glow = image.copy()
+    glow[1:, :] += image[:-1, :] * 0.35
+    glow[:-1, :] += image[1:, :] * 0.35
+    glow[:, 1:] += image[:, :-1] * 0.35
+    glow[:, :-1] += image[:, 1:] * 0.35
     ph = f.phase * 0.12
     neb = np.sin(g.x * 1.1 + ph) * np.sin(g.y * 1.7 - ph * 0.7) + 0.5 * np.sin((g.x - g.y) * 2.3 + ph * 1.3)
     hue = 0.35 + neb * 0.2 + f.phase * 0.01

@@ -61,9 +61,10 @@ def concat_cutoff(packets: Sequence[Packet], video_stream: int, keep: int) -> Co
     there. Any packet without timestamps, or ``keep`` reaching the end, means the whole clip is read.
     """
     video = [(at, p) for at, p in enumerate(packets) if p.stream == video_stream]
-    if keep >= len(video) or any(p.pts is None or p.dts is None for _, p in video):
+    timed = [(at, p.pts) for at, p in video if p.pts is not None and p.dts is not None]
+    if keep >= len(video) or len(timed) < len(video):
         return ConcatCutoff(None, len(video))
-    needed = sorted(video, key=lambda item: item[1].pts)[:keep]  # type: ignore[arg-type,return-value]
+    needed = sorted(timed, key=lambda item: item[1])[:keep]  # stable: ties keep read order
     last = max(at for at, _ in needed)
     read = [p.dts for p in packets[: last + 1] if p.dts is not None]
     limit = Fraction(math.floor(max(read) * MICROSECONDS) + 1, MICROSECONDS)

@@ -11,6 +11,7 @@ import json
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 from kapsule_pipeline.errors import MediaError
 from kapsule_pipeline.media.process import run
@@ -77,20 +78,26 @@ def probe_cmd(path: Path, packets: bool = False) -> list[str]:
 
 
 def _float(value: object) -> float | None:
+    """A JSON number or numeric string as a float; anything else (None, "N/A", a list) as None."""
+    if not isinstance(value, int | float | str):
+        return None
     try:
-        return float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
+        return float(value)
+    except ValueError:
         return None
 
 
 def _int(value: object, default: int = 0) -> int:
+    """A JSON number or integer string as an int; anything else as ``default``."""
+    if not isinstance(value, int | float | str):
+        return default
     try:
-        return int(value)  # type: ignore[call-overload]
-    except (TypeError, ValueError):
+        return int(value)
+    except ValueError:
         return default
 
 
-def parse_probe(path: Path, data: dict) -> ProbeResult:  # type: ignore[type-arg]
+def parse_probe(path: Path, data: dict[str, Any]) -> ProbeResult:
     """Turn ffprobe's JSON into a ``ProbeResult`` (pure; unit-tested on recorded JSON)."""
     fmt = data.get("format", {})
     audio: list[AudioStream] = []
@@ -139,7 +146,7 @@ def parse_probe(path: Path, data: dict) -> ProbeResult:  # type: ignore[type-arg
     )
 
 
-def _parse_packets(data: dict) -> tuple[Packet, ...]:  # type: ignore[type-arg]
+def _parse_packets(data: dict[str, Any]) -> tuple[Packet, ...]:
     bases: dict[int, Fraction] = {}
     for stream in data.get("streams", []):
         with contextlib.suppress(ValueError, ZeroDivisionError):
@@ -169,4 +176,6 @@ def probe(path: Path, timeout: float = 60.0, *, packets: bool = False) -> ProbeR
         data = json.loads(result.stdout or b"{}")
     except json.JSONDecodeError as exc:
         raise MediaError("ffprobe printed something that is not JSON", command=probe_cmd(path)) from exc
+    if not isinstance(data, dict):
+        raise MediaError("ffprobe printed JSON that is not an object", command=probe_cmd(path))
     return parse_probe(Path(path), data)

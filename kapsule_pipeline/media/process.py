@@ -13,6 +13,7 @@ import shutil
 import subprocess
 from collections.abc import Sequence
 from functools import cache
+from types import TracebackType
 from typing import IO
 
 import numpy as np
@@ -95,7 +96,9 @@ class RawVideoWriter:
     def __enter__(self) -> RawVideoWriter:
         return self
 
-    def __exit__(self, exc_type, exc, tb) -> None:  # type: ignore[no-untyped-def]
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         if exc_type is None:
             self.close()
         else:
