@@ -32,7 +32,6 @@ from pydantic import BaseModel
 from kapsule_pipeline import media
 from kapsule_pipeline.errors import InvalidParameter, MediaError, NotAudio
 from kapsule_pipeline.models import Storyboard, frame_size
-from kapsule_pipeline.storyboard import clip_frames_wanted, crossfade_half_frames
 
 log = logging.getLogger(__name__)
 
@@ -152,7 +151,7 @@ def _encode_pass(
     """Trim, fit, dissolve and join every clip in one FFmpeg encode pass with one decoder (see media)."""
     crf, preset, timeout = settings.crf, settings.preset, settings.timeout
     width, height = frame_size(board.aspect_ratio, board.resolution)
-    half = crossfade_half_frames(board)  # 0 for hard cuts
+    half = media.crossfade_half_frames(board)  # 0 for hard cuts
     videos = [info.real_video[0] for info in infos]
     # Frame numbers after decoding are exact only if every clip decodes to the same shape at the
     # board's rate: the most common such shape streams through; the rare others are normalized to it.
@@ -160,7 +159,7 @@ def _encode_pass(
     common = Counter(streamable).most_common(1)[0][0] if streamable else None
     if common is None or (common[4] != media.H264_PIX_FMT and len(streamable) < len(videos)):
         common = (0, width, height, Fraction(board.fps), media.H264_PIX_FMT)  # normalize all to the board
-    needed = clip_frames_wanted(board)
+    needed = media.clip_frames_wanted(board)
     spans: list[media.ShotSpan] = []
     entries: list[media.ConcatEntry] = []
     first = 0

@@ -1,9 +1,9 @@
 """What the demo song plays, bar by bar: drum and bass patterns per style, melody motifs, pitch.
 
 WHY a module of its own: these are the song's arrangement rules, pure functions from the plan
-(style, meter, a ``Bar``) to note lists; they make no sound and hold no buffers. ``demo_song.py``
-lays out the bars and renders the notes with ``synth``; keeping the rules here keeps that file
-about the plan and the mix. Randomness comes only from the generator the caller passes in, so the
+(style, meter, a ``Bar``) to note lists; they make no sound and hold no buffers. ``demo_plan``
+lays out the bars and ``demo_render`` renders the notes with ``synth``; keeping the rules here keeps
+those files about the plan and the mix. Randomness comes only from the generator the caller passes in, so the
 caller's draw order (and with it the rendered audio) stays fixed.
 """
 
@@ -61,6 +61,7 @@ def drum_pattern(
         snare = "snare"
     hits += [("kick", b, 1.0 if b == 0 else 0.85) for b in kicks]
     hits += [(snare, b, (0.95 if full else 0.8) if style != "waltz" else 0.5) for b in backbeat]
+    hats: list[tuple[str, float, float]]
     if style in ("ballad", "waltz") and not full:
         hats = [("hat", b, 0.4) for b in range(bpb)]
     elif style == "electronic":

@@ -11,9 +11,10 @@ threads). Fast: every note or drum hit is rendered once, vectorized, and added i
 (wavetable oscillators, drum templates rendered once per style, one FFT convolution for the
 reverb); the ~60 s demo takes well under a second on one core.
 
-Where things live: this module owns the public API, validation, the plan (grid, bars, chords,
-melody) and the mix; ``demo_patterns`` holds the per-bar arrangement rules (drum and bass
-patterns, melody motifs, pitch helpers) and ``synth`` the instruments that make the sound.
+Where things live: this module owns the public API, validation, the ground truth and the files;
+``demo_plan`` the plan (grid, key, bars and chords, sections), ``demo_render`` the parts played on
+it and the mix, ``demo_patterns`` the per-bar arrangement rules (drum and bass patterns, melody
+motifs, pitch helpers) and ``synth`` the instruments that make the sound.
 
 Musical plan: a major key, a real progression per section (one chord per bar), bass on the chord
 roots, pads voiced inside one octave (so voice leading is smooth), a seeded 2-bar melody motif per
@@ -39,28 +40,18 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import soundfile as sf
 
-from kapsule_pipeline import synth
-from kapsule_pipeline.demo_patterns import (
-    MAJOR,
-    Bar,
-    bass_pattern,
-    degree_midi,
-    drum_pattern,
-    hz,
-    motif,
-    nearest_chord_tone,
-)
+from kapsule_pipeline.demo_plan import make_plan
+from kapsule_pipeline.demo_render import render
 from kapsule_pipeline.errors import InvalidParameter
 from kapsule_pipeline.models import Section
 
 STYLES = ("pop", "rock", "ballad", "electronic", "waltz")
 LABELS = ("intro", "verse", "chorus", "bridge", "outro")
-SILENCE_LABEL = "silence"  # the section covering ``leading_silence``, so sections still start at 0
 TEMPO_RANGE = (60.0, 200.0)  # tuned for 70-180 BPM; a little slack for benchmarks
 MAX_SECONDS = 20 * 60.0
-PEAK = 10 ** (-1 / 20)  # -1 dBFS
 TARGET_SECONDS = 60.0
 # Seconds each section of the default structure aims at; bars are rounded from these per tempo.
 DEFAULT_PLAN = (
@@ -79,19 +70,6 @@ DEMO_ARGS: dict[str, Any] = {
     "syncopation": 0.3,
 }
 
-ROMAN = ("I", "ii", "iii", "IV", "V", "vi", "vii°")
-KEYS = (("C", 0), ("D", 2), ("Eb", 3), ("E", 4), ("F", 5), ("G", 7), ("A", 9), ("Bb", 10))
-# (verse, chorus) progressions as scale degrees, one chord per bar; intro borrows the verse's.
-PROGRESSIONS = (
-    ((5, 3, 0, 4), (0, 4, 5, 3)),  # vi IV I V  /  I V vi IV
-    ((0, 5, 3, 4), (3, 0, 4, 5)),  # I vi IV V  /  IV I V vi
-    ((0, 3, 5, 4), (5, 3, 0, 4)),  # I IV vi V  /  vi IV I V
-    ((5, 4, 3, 4), (0, 4, 5, 3)),  # vi V IV V  /  I V vi IV
-)
-BRIDGE_PROGRESSION = (3, 4, 5, 5)
-OUTRO_PROGRESSION = (3, 0)  # IV I: a plagal "amen" that fades well
-LEVEL = {SILENCE_LABEL: 0.0, "intro": 0.5, "verse": 0.78, "chorus": 1.0, "bridge": 0.72, "outro": 0.7}
-
 
 # ----------------------------------------------------------------------------------------- public API
 
@@ -100,7 +78,7 @@ LEVEL = {SILENCE_LABEL: 0.0, "intro": 0.5, "verse": 0.78, "chorus": 1.0, "bridge
 class DemoSong:
     """A rendered song and the plan it was rendered from (the ground truth)."""
 
-    samples: np.ndarray  # float32, shape (n, 2), peak -1 dBFS, read-only
+    samples: npt.NDArray[np.float32]  # shape (n, 2), peak -1 dBFS, read-only
     sample_rate: int
     tempo: float
     beats_per_bar: int
@@ -158,8 +136,32 @@ def synthesize_song(
     _validate(tempo, beats_per_bar, seed, style, swing, syncopation, leading_silence, sample_rate)
     plan = list(structure) if structure is not None else default_structure(tempo, beats_per_bar)
     _validate_structure(plan, tempo, beats_per_bar)
-    song = _Song(tempo, beats_per_bar, seed, style, swing, syncopation, leading_silence, sample_rate, plan)
-    return song.render()
+    song = make_plan(
+        tempo=tempo,
+        bpb=beats_per_bar,
+        seed=seed,
+        swing=swing,
+        leading_silence=leading_silence,
+        sr=sample_rate,
+        structure=plan,
+    )
+    samples = render(song, style=style, sync=syncopation, seed=seed)
+    beats = song.beats()
+    return DemoSong(
+        samples=samples,
+        sample_rate=song.sr,
+        tempo=song.tempo,
+        beats_per_bar=song.bpb,
+        beats=beats,
+        downbeats=beats[:: song.bpb],
+        sections=song.sections(),
+        duration=song.n / song.sr,
+        style=style,
+        seed=seed,
+        swing=song.swing,
+        syncopation=float(syncopation),
+        key=song.key,
+    )
 
 
 def default_structure(tempo: float, beats_per_bar: int) -> list[tuple[str, int]]:
@@ -277,330 +279,14 @@ def _validate_structure(plan: list[tuple[str, int]], tempo: float, beats_per_bar
         )
 
 
-# ------------------------------------------------------------------------------------------- the song
-
-
-class _Song:
-    """One rendering: the plan (grid, bars, chords, melody) and the buffers it is mixed into."""
-
-    def __init__(
-        self,
-        tempo: float,
-        bpb: int,
-        seed: int,
-        style: str,
-        swing: float,
-        sync: float,
-        leading_silence: float,
-        sr: int,
-        plan: list[tuple[str, int]],
-    ) -> None:
-        self.tempo, self.bpb, self.seed, self.style = float(tempo), bpb, seed, style
-        self.swing, self.sync, self.sr = float(swing), float(sync), sr
-        self.offset = round(leading_silence * sr)
-        self.beat_seconds = 60.0 / self.tempo
-        harmony = np.random.default_rng([seed, 0])
-        self.key, self.tonic = KEYS[int(harmony.integers(len(KEYS)))]
-        self.progressions = PROGRESSIONS[int(harmony.integers(len(PROGRESSIONS)))]
-        self.melody_rng = np.random.default_rng([seed, 1])
-        self.groove_rng = np.random.default_rng([seed, 2])
-        self.phase_rng = np.random.default_rng([seed, 3])
-        self.bars = self._bars(plan)
-        self.n = self.at(len(self.bars) * bpb)
-        self.mix = np.zeros((2, self.n), np.float32)
-        self.send = np.zeros(self.n, np.float32)  # reverb send (mono in, stereo out)
-        self.pads = np.zeros((2, self.n), np.float32)  # own bus: electronic pumps it to the kick
-
-    # --------------------------------------------------------------------------------- time grid
-
-    def at(self, beat: float) -> int:
-        """Sample index of a position in beats from the first bar (leading silence included)."""
-        whole = math.floor(beat)
-        frac = beat - whole
-        # Swing: the off-beat 8th moves later by ``swing`` of an 8th; beats and the grid
-        # between them are warped piecewise-linearly so 16ths stay in order.
-        if frac < 0.5:
-            frac *= 1 + self.swing
-        else:
-            frac = 0.5 + self.swing / 2 + (frac - 0.5) * (1 - self.swing)
-        return self.offset + round((whole + frac) * self.beat_seconds * self.sr)
-
-    def _bars(self, plan: list[tuple[str, int]]) -> list[Bar]:
-        verse, chorus = self.progressions
-        progression = {
-            "intro": verse,
-            "verse": verse,
-            "chorus": chorus,
-            "bridge": BRIDGE_PROGRESSION,
-            "outro": OUTRO_PROGRESSION,
-        }
-        bars: list[Bar] = []
-        seen: dict[str, int] = {}
-        for s, (label, length) in enumerate(plan):
-            occurrence = seen.get(label, 0)
-            seen[label] = occurrence + 1
-            following = plan[s + 1][0] if s + 1 < len(plan) else None
-            chords = progression[label]
-            for pos in range(length):
-                chord = chords[pos % len(chords)]
-                if label == "outro" and pos == length - 1:
-                    chord = 0  # always end on the tonic
-                bars.append(Bar(len(bars), label, pos, length, occurrence, chord, following))
-        return bars
-
-    # ------------------------------------------------------------------------------------- render
-
-    def render(self) -> DemoSong:
-        kit = synth.drum_kit(self.style, self.sr)
-        for bar in self.bars:
-            self._drums(bar, kit)
-            self._bass(bar)
-            self._harmony(bar)
-            self._arp(bar)
-        self._melody()
-        samples = self._master()
-        beats = [self.at(b) / self.sr for b in range(len(self.bars) * self.bpb)]
-        duration = self.n / self.sr
-        sections = self._sections(duration)
-        return DemoSong(
-            samples=samples,
-            sample_rate=self.sr,
-            tempo=self.tempo,
-            beats_per_bar=self.bpb,
-            beats=beats,
-            downbeats=beats[:: self.bpb],
-            sections=sections,
-            duration=duration,
-            style=self.style,
-            seed=self.seed,
-            swing=self.swing,
-            syncopation=self.sync,
-            key=self.key,
-        )
-
-    def _sections(self, duration: float) -> list[Section]:
-        sections = [Section(start=0.0, end=self.offset / self.sr, label=SILENCE_LABEL)] if self.offset else []
-        for bar in self.bars:
-            if bar.pos == 0:
-                start = self.at(bar.index * self.bpb) / self.sr
-                if sections:
-                    sections[-1] = Section(start=sections[-1].start, end=start, label=sections[-1].label)
-                sections.append(Section(start=start, end=duration, label=bar.label))
-        return sections
-
-    def place(self, start: int, sound: synth.Mono, gain: float, pan: float = 0.0, send: float = 0.0) -> None:
-        """Add a mono sound at a sample index (equal-power pan -1..1; ``send`` feeds the reverb)."""
-        self._add(self.mix, start, sound, gain, pan, send)
-
-    def _add(
-        self, bus: np.ndarray, start: int, sound: synth.Mono, gain: float, pan: float, send: float
-    ) -> None:
-        if start >= self.n or gain <= 0:
-            return
-        sound = sound[: self.n - start]
-        end = start + len(sound)
-        angle = (pan + 1) * math.pi / 4
-        bus[0, start:end] += (gain * math.cos(angle)) * sound
-        bus[1, start:end] += (gain * math.sin(angle)) * sound
-        if send:
-            self.send[start:end] += (gain * send) * sound
-
-    def level(self, bar: Bar) -> float:
-        return LEVEL[bar.label]
-
-    # -------------------------------------------------------------------------------------- drums
-
-    def _drums(self, bar: Bar, kit: dict[str, synth.Mono]) -> None:
-        base = bar.index * self.bpb
-        level = self.level(bar)
-        for name, pos, velocity in drum_pattern(self.style, bar, self.bpb, self.sync, self.groove_rng):
-            sound = kit[name]
-            pan = {"hat": 0.3, "open": 0.3, "crash": -0.4}.get(name, 0.0)
-            send = {"snare": 0.25, "clap": 0.3, "rim": 0.2, "crash": 0.2}.get(name, 0.04)
-            if name == "hat":  # a drummer's hats are never two alike
-                velocity *= 0.85 + 0.3 * self.groove_rng.random()
-            self.place(self.at(base + pos), sound, velocity * level, pan, send)
-
-    # --------------------------------------------------------------------------------------- bass
-
-    def _bass_midi(self, degree: int) -> int:
-        pc = (self.tonic + MAJOR[degree % 7]) % 12
-        return 33 + (pc - 33) % 12  # A1..G#2
-
-    def _bass(self, bar: Bar) -> None:
-        notes = bass_pattern(self.style, bar, self.bpb)
-        if not notes:
-            return
-        base = bar.index * self.bpb
-        level = self.level(bar)
-        root = self._bass_midi(bar.chord)
-        nxt = self.bars[bar.index + 1] if bar.index + 1 < len(self.bars) else None
-        anticipate = nxt is not None and self.groove_rng.random() < self.sync * 0.6 and bar.label != "outro"
-        bright = {"rock": 2200.0, "ballad": 500.0, "electronic": 1600.0}.get(self.style, 1100.0)
-        for pos, length, interval, velocity in notes:
-            midi = root + interval
-            if anticipate and nxt is not None and pos == self.bpb - 0.5:
-                midi = self._bass_midi(nxt.chord)
-            start, end = self.at(base + pos), self.at(base + pos + length)
-            note = synth.bass_note(hz(midi), end - start, self.sr, bright, self.style)
-            self.place(start, note, 0.55 * velocity * level)
-
-    # ------------------------------------------------------------------------------ pads, guitar
-
-    def _voicing(self, degree: int, low: int = 55) -> list[int]:
-        """The triad inside one octave from ``low``: neighbouring chords share or step notes."""
-        pcs = [(self.tonic + MAJOR[(degree + k) % 7]) % 12 for k in (0, 2, 4)]
-        return sorted(low + (pc - low) % 12 for pc in pcs)
-
-    def _harmony(self, bar: Bar) -> None:
-        base = bar.index * self.bpb
-        level = self.level(bar)
-        start, end = self.at(base), self.at(base + self.bpb)
-        if self.style == "rock" and bar.label in ("verse", "chorus", "bridge"):
-            self._guitar(bar, base, level)
-            return
-        voicing = self._voicing(bar.chord)
-        if bar.label == "chorus":
-            voicing.append(voicing[0] + 12)
-        cutoff = {"intro": 700.0, "verse": 1300.0, "chorus": 2800.0, "bridge": 1500.0, "outro": 900.0}[
-            bar.label
-        ]
-        attack = {"ballad": 0.7, "electronic": 0.02, "rock": 0.3}.get(self.style, 0.12)
-        gain = {"ballad": 0.2, "electronic": 0.12, "rock": 0.12}.get(self.style, 0.13) * level
-        release = 0.5 if self.style == "ballad" else 0.3
-        for midi in voicing:
-            left, right = synth.pad_note(
-                hz(midi), end - start, self.sr, cutoff, attack, release, self.phase_rng
-            )
-            self._add(self.pads, start, left, gain, -1.0, 0.35)
-            self._add(self.pads, start, right, gain, 1.0, 0.35)
-        if self.style == "waltz" and bar.label in ("verse", "chorus", "bridge"):
-            for beat in range(1, self.bpb):  # "oom-pah-pah": the bass takes 1, short chords the rest
-                length = self.at(base + beat + 0.6) - self.at(base + beat)
-                for i, midi in enumerate(self._voicing(bar.chord, 60)):
-                    note = synth.pluck(hz(midi), length, self.sr, 2500.0, 0.25)
-                    self.place(self.at(base + beat), note, 0.09 * level, (-0.3, 0.0, 0.3)[i], 0.25)
-
-    def _guitar(self, bar: Bar, base: int, level: float) -> None:
-        """Distorted power chords: palm-muted 8ths in the verse, open strums in the chorus."""
-        root = 40 + (self._bass_midi(bar.chord) - 40) % 12
-        if bar.label == "chorus":
-            hits = [(0.0, self.bpb / 2, 1.0), (self.bpb / 2, self.bpb / 2, 0.85)]
-        else:
-            hits = [(k / 2, 0.4, 0.8 if k % 2 == 0 else 0.6) for k in range(self.bpb * 2)]
-        for pos, length, velocity in hits:
-            start = self.at(base + pos)
-            n = self.at(base + pos + length) - start + int(0.05 * self.sr)
-            muted = bar.label != "chorus"
-            chord = synth.power_chord(hz(root), n, self.sr, muted)
-            gain = 0.16 * velocity * level
-            self.place(start, chord, gain, -0.5, 0.1)
-            self.place(start + int(0.012 * self.sr), chord, gain * 0.8, 0.5, 0.1)  # double-tracked
-
-    # ---------------------------------------------------------------------------------------- arp
-
-    def _arp(self, bar: Bar) -> None:
-        wanted = {
-            "pop": ("intro", "chorus"),
-            "electronic": ("verse", "chorus", "bridge"),
-            "ballad": ("chorus", "bridge"),
-        }.get(self.style, ())
-        if bar.label not in wanted:
-            return
-        step = 0.25 if self.style == "electronic" else 0.5
-        tones = [*self._voicing(bar.chord, 64), self._voicing(bar.chord, 64)[0] + 12]
-        order = [0, 1, 2, 3, 2, 1]
-        base = bar.index * self.bpb
-        gain = {"intro": 0.06, "verse": 0.05}.get(bar.label, 0.075) * self.level(bar)
-        decay = 0.35 if self.style == "ballad" else 0.14
-        for k in range(round(self.bpb / step)):
-            midi = tones[order[k % len(order)]]
-            start = self.at(base + k * step)
-            note = synth.pluck(hz(midi), self.at(base + (k + 1) * step) - start, self.sr, 3200.0, decay)
-            self.place(start, note, gain * (1.0 if k % 2 == 0 else 0.75), 0.45, 0.3)
-
-    # ------------------------------------------------------------------------------------- melody
-
-    def _melody(self) -> None:
-        """A 2-bar motif per section label, repeated as question (A) / answer (A with cadence)."""
-        lead_tonic = 60 + self.tonic if self.tonic <= 8 else 48 + self.tonic
-        motifs: dict[str, list[tuple[float, float, int]]] = {}
-        for label, center, density in (("verse", 3, 0.4), ("chorus", 7, 0.6), ("bridge", 5, 0.35)):
-            motifs[label] = motif(self.melody_rng, self.bpb, density, center, self.sync)
-        for bar in self.bars:
-            if bar.label not in motifs:
-                continue
-            cadence = bar.pos % 4 == 3 or bar.pos == bar.length - 1
-            phrase_bar = bar.pos % 2
-            if cadence:
-                notes = [(0.0, self.bpb - 0.5, motifs[bar.label][0][2])]
-            else:
-                notes = [(p - phrase_bar * self.bpb, d, g) for p, d, g in motifs[bar.label]]
-                notes = [n for n in notes if 0 <= n[0] < self.bpb]
-            for pos, length, degree in notes:
-                strong = float(pos).is_integer()
-                if strong or cadence:
-                    degree = nearest_chord_tone(degree, bar.chord, prefer_root=cadence)
-                self._lead_note(bar, pos, length, degree_midi(lead_tonic, degree))
-
-    def _lead_note(self, bar: Bar, pos: float, length: float, midi: int) -> None:
-        base = bar.index * self.bpb
-        start = self.at(base + pos)
-        gate = self.at(base + pos + length) - start
-        level = self.level(bar) * (1.15 if bar.label == "chorus" else 1.0)
-        note = synth.lead_note(hz(midi), gate, self.sr, self.style)
-        gain = 0.16 * level
-        self.place(start, note, gain, -0.15, 0.3)
-        if bar.label == "chorus":  # octave double, quieter: the chorus sounds bigger
-            self.place(start, synth.lead_note(hz(midi + 12), gate, self.sr, self.style), gain * 0.3, 0.2, 0.3)
-        echo = self.at(base + pos + 0.75) - start  # dotted-8th echo, wet only on the sides
-        self.place(start + echo, note, gain * 0.25, 0.7, 0.2)
-        self.place(start + 2 * echo, note, gain * 0.1, -0.7, 0.2)
-
-    # ------------------------------------------------------------------------------------- master
-
-    def _master(self) -> np.ndarray:
-        if self.style == "electronic":  # side-chain pump: pads duck on every beat, like a real kick
-            beat_starts = np.array([self.at(b) for b in range(len(self.bars) * self.bpb)])
-            idx = np.arange(self.n)
-            last = beat_starts[np.maximum(np.searchsorted(beat_starts, idx, side="right") - 1, 0)]
-            since = (idx - last) / self.sr
-            self.pads *= (1.0 - 0.6 * np.exp(-since / 0.12)).astype(np.float32)
-        self.mix += self.pads
-        wet = synth.reverb(self.send, self.sr, 2.2 if self.style == "ballad" else 1.5)
-        out = self.mix + wet * (0.5 if self.style == "ballad" else 0.35)
-        out *= self._fade()
-        peak = float(np.max(np.abs(out))) or 1.0
-        drive = 1.6
-        out = np.tanh(out * (drive / peak)) / math.tanh(drive)  # gentle saturation glues the mix
-        out *= PEAK / (float(np.max(np.abs(out))) or 1.0)
-        out[:, : self.offset] = 0.0  # FFT round-off must not leak into the leading silence
-        samples = np.ascontiguousarray(out.T, dtype=np.float32)
-        samples.flags.writeable = False
-        return samples
-
-    def _fade(self) -> np.ndarray:
-        """Master gain: the outro fades to silence; the last 20 ms ramp so the end never clicks."""
-        gain = np.ones(self.n, np.float32)
-        outro = [b for b in self.bars if b.label == "outro" and b.pos == 0]
-        if outro:
-            start = self.at(outro[-1].index * self.bpb)
-            ramp = np.linspace(1.0, 0.0, self.n - start, dtype=np.float32)
-            gain[start:] = ramp**1.5
-        tail = min(self.n - self.offset, int(0.02 * self.sr))
-        if tail > 0:
-            gain[self.n - tail :] *= np.linspace(1.0, 0.0, tail, dtype=np.float32)
-        return gain
-
-
 # ----------------------------------------------------------------------------------------------- files
 
 
-def _to_pcm16(samples: np.ndarray) -> np.ndarray:
-    return np.round(np.clip(samples, -1.0, 1.0) * 32767).astype("<i2")
+def _to_pcm16(samples: npt.NDArray[np.float32]) -> npt.NDArray[np.int16]:
+    return np.round(np.clip(samples, -1.0, 1.0) * 32767).astype(np.dtype("<i2"))
 
 
-def _truth_json(song: DemoSong, pcm: np.ndarray) -> str:
+def _truth_json(song: DemoSong, pcm: npt.NDArray[np.int16]) -> str:
     truth = {**song.ground_truth(), "audio_sha256": hashlib.sha256(pcm.tobytes()).hexdigest()}
     return json.dumps(truth, indent=1) + "\n"
 

@@ -260,10 +260,14 @@ def show_video(ctx: JobContext, width: int = 640) -> Any:
     poster = ctx.output_dir / "poster.jpg"
     if poster.is_file():
         attributes += f' poster="data:image/jpeg;base64,{base64.b64encode(poster.read_bytes()).decode()}"'
-    return Video(url=video_src(ctx), embed=False, width=width, html_attributes=attributes)
+    # IPython.display's constructors are unannotated.
+    video = Video(  # type: ignore[no-untyped-call]
+        url=video_src(ctx), embed=False, width=width, html_attributes=attributes
+    )
+    return video
 
 
 def show_image(path: Path, width: int | None = None) -> Any:
     from IPython.display import Image
 
-    return Image(filename=str(path), width=width)
+    return Image(filename=str(path), width=width)  # type: ignore[no-untyped-call]  # IPython: unannotated

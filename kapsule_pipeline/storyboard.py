@@ -21,12 +21,27 @@ import itertools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 
-from kapsule_pipeline import media
 from kapsule_pipeline.errors import GenerationError, InvalidParameter
-from kapsule_pipeline.models import CROSSFADE_SECONDS, FRAME_SIZES, Analysis, Shot, Storyboard
+
+# The clip planning lives with the dissolve arithmetic in the media package (a base module, so the
+# local renderer can use it too); re-exported here for the callers that know it as storyboard's.
+from kapsule_pipeline.media import clip_frames_wanted as clip_frames_wanted
+from kapsule_pipeline.media import crossfade_half_frames as crossfade_half_frames
+from kapsule_pipeline.media import transition_clip_frames
+from kapsule_pipeline.models import (
+    CROSSFADE_SECONDS,
+    FRAME_SIZES,
+    Analysis,
+    AspectRatio,
+    Resolution,
+    Shot,
+    Storyboard,
+    Transition,
+)
 from kapsule_pipeline.prompting.base import PromptWriter, ShotBrief
 from kapsule_pipeline.prompting.local import LocalPromptWriter
 
@@ -70,28 +85,6 @@ def request_seconds_for(duration: float, allowed: Sequence[int] = CLIP_SECONDS) 
     raise InvalidParameter(
         f"a {duration:.2f} s shot is longer than the longest clip the video model makes ({max(allowed)} s)"
     )
-
-
-def _half_frames(lengths: Sequence[int], fps: int, transition: str, crossfade_s: float) -> int:
-    return media.dissolve_half_frames(crossfade_s, fps, lengths) if transition == "crossfade" else 0
-
-
-def _clip_frames(cuts: Sequence[tuple[int, int]], fps: int, transition: str, crossfade_s: float) -> list[int]:
-    """Frames each clip should have: its shot, plus the handles a dissolve takes on either side."""
-    lengths = [end - start for start, end in cuts]
-    return media.dissolve_frames_needed(lengths, _half_frames(lengths, fps, transition, crossfade_s))
-
-
-def crossfade_half_frames(board: Storyboard) -> int:
-    """Frames a dissolve of ``board`` spends on each side of a cut (0 for hard cuts)."""
-    lengths = [shot.frames for shot in board.shots]
-    return _half_frames(lengths, board.fps, board.transition, board.crossfade_seconds)
-
-
-def clip_frames_wanted(board: Storyboard) -> list[int]:
-    """Frames each shot's clip should have: the shot, plus the dissolves' handles around it."""
-    cuts = [(shot.start_frame, shot.end_frame) for shot in board.shots]
-    return _clip_frames(cuts, board.fps, board.transition, board.crossfade_seconds)
 
 
 def _request_seconds(wanted_frames: int, shot_frames: int, fps: int) -> int:
@@ -169,7 +162,7 @@ def _energy_lookup(analysis: Analysis, fps: int) -> Callable[[int, int], float]:
     values = np.asarray(analysis.energy.values, dtype=float)
     if not times or len(values) != len(times):
         return lambda start, end: 0.5
-    low, high = np.percentile(values, [10, 90])
+    low, high = (float(v) for v in np.percentile(values, [10, 90]))
     spread = high - low
     prefix = np.concatenate([[0.0], np.cumsum(values)])
 
@@ -345,6 +338,8 @@ def plan_storyboard(
         raise GenerationError(
             f"prompt writer {writer.name!r} returned {len(plan.prompts)} prompts for {len(briefs)} shots"
         )
+    lengths = [end - start for start, end in cuts]
+    wanted_frames = transition_clip_frames(lengths, fps, transition, crossfade_seconds)
     shots = [
         Shot(
             index=brief.index,
@@ -360,13 +355,17 @@ def plan_storyboard(
             seed=shot_seed(seed, brief.index),
         )
         for brief, (start_frame, end_frame), text, wanted in zip(
-            briefs, cuts, plan.prompts, _clip_frames(cuts, fps, transition, crossfade_seconds), strict=True
+            briefs,
+            cuts,
+            plan.prompts,
+            wanted_frames,
+            strict=True,
         )
     ]
     return Storyboard(
         fps=fps,
-        aspect_ratio=aspect_ratio,  # type: ignore[arg-type]  # checked above
-        resolution=resolution,  # type: ignore[arg-type]
+        aspect_ratio=cast(AspectRatio, aspect_ratio),  # checked above
+        resolution=cast(Resolution, resolution),  # checked above
         video_model=video_model,
         prompt_model=writer.name,
         prompt=prompt,
@@ -375,6 +374,6 @@ def plan_storyboard(
         total_frames=cuts[-1][1],
         shots=shots,
         prompt_writer_note=plan.note,
-        transition=transition,  # type: ignore[arg-type]  # checked above
+        transition=cast(Transition, transition),  # checked above
         crossfade_seconds=crossfade_seconds,
     )

@@ -1,8 +1,9 @@
 """Sound-making primitives for the demo song: wavetable oscillators, envelopes, voices, drums, reverb.
 
 WHY a module of its own: these functions know how to turn *one* note or hit into samples and
-nothing about the song (tempo, bars, sections, chords). ``demo_song.py`` owns the plan and the mix
-and calls in here for sound; keeping the two apart lets either change without reading the other.
+nothing about the song (tempo, bars, sections, chords). ``demo_plan`` owns the plan and
+``demo_render`` the mix, which calls in here for sound; keeping them apart lets either change
+without reading the other.
 
 Every function is deterministic (fixed seeds, no clock) and vectorized. The expensive parts are
 cached per process: one band-limited wavetable per (shape, pitch, cutoff, rate), one drum kit per
@@ -13,16 +14,18 @@ into them (the drum kit is marked read-only).
 from __future__ import annotations
 
 from functools import cache
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 from scipy import signal
 
 TABLE = 2048  # wavetable length (power of two, so wrapping is a bit mask)
-Mono = np.ndarray  # one channel of samples (1-D)
+Mono = npt.NDArray[np.float32]  # one channel of samples (1-D); every voice and the kit are float32
 
 
 @cache
-def wavetable(shape: str, freq: float, cutoff: float, sr: int) -> tuple[np.ndarray, np.ndarray]:
+def wavetable(shape: str, freq: float, cutoff: float, sr: int) -> tuple[Mono, Mono]:
     """One band-limited cycle with a low-pass baked in (no aliasing, no per-note filter)."""
     k = np.arange(1, TABLE // 2)
     keep = k * freq < min(0.45 * sr, 8 * cutoff)
@@ -41,7 +44,13 @@ def wavetable(shape: str, freq: float, cutoff: float, sr: int) -> tuple[np.ndarr
 
 
 def osc(
-    shape: str, freq: float, n: int, sr: int, cutoff: float, phase: float = 0.0, vibrato: Mono | None = None
+    shape: str,
+    freq: float,
+    n: int,
+    sr: int,
+    cutoff: float,
+    phase: float = 0.0,
+    vibrato: npt.NDArray[np.floating[Any]] | None = None,
 ) -> Mono:
     table, slope = wavetable(shape, round(freq, 2), round(cutoff), sr)
     if vibrato is None:
@@ -52,7 +61,7 @@ def osc(
     i = x.astype(np.int32)
     frac = (x - i).astype(np.float32)
     i &= TABLE - 1
-    return table[i] + frac * slope[i]
+    return np.asarray(table[i] + frac * slope[i], dtype=np.float32)  # float32 already: no copy
 
 
 def adsr(n: int, sr: int, attack: float, decay: float, sustain: float, gate: int, release: float) -> Mono:
@@ -131,12 +140,14 @@ def drum_kit(style: str, sr: int) -> dict[str, Mono]:
             sos = signal.butter(2, [low, high], "bandpass", fs=sr, output="sos")
         elif low:
             sos = signal.butter(4, low, "highpass", fs=sr, output="sos")
-        else:
+        elif high:
             sos = signal.butter(2, high, "lowpass", fs=sr, output="sos")
+        else:
+            raise ValueError("a drum band needs a low or a high edge")
         return signal.sosfilt(sos, x).astype(np.float32)
 
     def decay(n: int, seconds: float) -> Mono:
-        return np.exp(-np.arange(n, dtype=np.float32) / (seconds * sr))
+        return np.asarray(np.exp(-np.arange(n, dtype=np.float32) / (seconds * sr)), dtype=np.float32)
 
     n = int(0.5 * sr)
     t = np.arange(n, dtype=np.float32) / sr
@@ -190,7 +201,8 @@ def impulse_response(sr: int, seconds: float) -> tuple[Mono, Mono]:
     return out[0], out[1]
 
 
-def reverb(send: Mono, sr: int, seconds: float) -> np.ndarray:
+def reverb(send: Mono, sr: int, seconds: float) -> npt.NDArray[np.float32]:
+    """The send through two decorrelated tails: float32 of shape (2, len(send)), stereo from mono."""
     left, right = impulse_response(sr, seconds)
     n = len(send)
     return np.stack([signal.fftconvolve(send, ir)[:n] for ir in (left, right)]).astype(np.float32)

@@ -69,3 +69,38 @@ def test_failures_carry_command_and_stderr(tmp_path: Path) -> None:
         media.probe(bogus)
     assert info.value.command[-1] == str(bogus)
     assert "Invalid data" in info.value.stderr
+
+
+def test_the_package_reexports_every_public_name_of_its_modules() -> None:
+    """Callers use ``media.x``; a builder added to a submodule but not to ``__init__`` would be missed."""
+    import inspect
+
+    from kapsule_pipeline.media import commands, graphs, probing, process
+
+    for module in (process, probing, commands, graphs):
+        public = {
+            name
+            for name, value in vars(module).items()
+            if not name.startswith("_")
+            and getattr(value, "__module__", module.__name__) == module.__name__
+            and not inspect.ismodule(value)
+            and name not in {"annotations", "log"}
+        }
+        missing = sorted(public - set(media.__all__))
+        assert missing == [], f"{module.__name__}: {missing}"
+    assert all(getattr(media, name) is not None for name in media.__all__)
+
+
+def test_parse_probe_reads_numbers_and_numeric_strings_and_nothing_else() -> None:
+    data = {
+        "format": {"format_name": "wav", "duration": "N/A", "size": 1234, "bit_rate": None},
+        "streams": [
+            {"index": "0", "codec_type": "audio", "codec_name": "pcm_s16le", "sample_rate": "48000",
+             "channels": 2, "duration": 3.5, "bits_per_sample": [16]},
+        ],
+    }  # fmt: skip
+    result = media.parse_probe(Path("x.wav"), data)
+    assert (result.duration, result.size, result.bit_rate) == (None, 1234, None)
+    (audio,) = result.audio
+    assert (audio.index, audio.sample_rate, audio.channels, audio.duration) == (0, 48000, 2, 3.5)
+    assert audio.bits_per_sample == 0  # a list is no number: the default, not a crash

@@ -37,6 +37,7 @@ from kapsule_pipeline.errors import (
     KapsuleError,
     StatusContention,
     StatusStoreError,
+    StorageError,
 )
 from kapsule_pipeline.jobs import JobRecord, apply_update
 
@@ -92,7 +93,9 @@ def _to_document(record: JobRecord) -> dict[str, Any]:
     return data
 
 
-def _from_document(data: dict[str, Any]) -> JobRecord:
+def _from_document(data: dict[str, Any] | None) -> JobRecord:
+    if data is None:  # ``to_dict`` of a snapshot whose document does not exist
+        raise JobNotFound("no such job document")
     for name in _TIMESTAMPS:
         if isinstance(data.get(name), datetime):
             data[name] = _plain_utc(data[name])
@@ -173,7 +176,7 @@ class FirestoreStatusStore:
             return record
 
         with self._writer(job_id) as transaction:
-            record = self._call("update", job_id, lambda: read_check_write(transaction))
+            record: JobRecord = self._call("update", job_id, lambda: read_check_write(transaction))
         return record.model_copy(update={"updated_at": _server_time(transaction)})
 
     def list(
@@ -191,7 +194,7 @@ class FirestoreStatusStore:
                 after = {"created_at": datetime.fromisoformat(created), "__name__": str(last_id)}
             except (ValueError, TypeError) as exc:
                 raise BadCursor("bad page cursor") from exc
-            if not _valid_document_id(after["__name__"]):
+            if not _valid_document_id(str(last_id)):
                 raise BadCursor("bad page cursor")
             query = query.start_after(after)
         snapshots = self._call("list", owner, lambda: list(query.limit(limit + 1).stream()))
@@ -233,7 +236,10 @@ class FirestoreStatusStore:
 
 def _server_time(transaction: Transaction) -> datetime:
     """The value ``SERVER_TIMESTAMP`` took in the committed write (its transform result)."""
-    result = transaction.write_results[0]
+    results = transaction.write_results
+    if not results:
+        raise StorageError("the committed write reported no result to read the server time from")
+    result = results[0]
     return _plain_utc(result.transform_results[0].timestamp_value)
 
 

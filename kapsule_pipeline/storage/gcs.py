@@ -22,7 +22,7 @@ import threading
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 from urllib.parse import urlparse
 
 from kapsule_pipeline.errors import BucketNotFound, ConfigError, KapsuleError, ObjectNotFound, StorageError
@@ -124,7 +124,15 @@ class GcsStorage:
     def _blob(self, key: str) -> Blob:
         return self.bucket.blob(self._name(key), chunk_size=CHUNK_SIZE)
 
-    def _call(self, action: str, key: str, fn: Callable[[], T], *, not_found: str = "object") -> T:
+    @overload
+    def _call(
+        self, action: str, key: str, fn: Callable[[], T], *, not_found: Literal["object", "bucket"] = "object"
+    ) -> T: ...
+    @overload
+    def _call(
+        self, action: str, key: str, fn: Callable[[], object], *, not_found: Literal["ignore"]
+    ) -> None: ...
+    def _call(self, action: str, key: str, fn: Callable[[], T], *, not_found: str = "object") -> T | None:
         """Run one Google call and translate its errors into ours (the only ``except`` for GCS).
 
         A 404 means a missing object when reading (``ObjectNotFound``), is fine when deleting
@@ -142,7 +150,7 @@ class GcsStorage:
             raise
         except gexc.NotFound as exc:
             if not_found == "ignore":
-                return None  # type: ignore[return-value]
+                return None
             if not_found == "bucket":
                 raise BucketNotFound(
                     f"could not {action} {where}: bucket {self.bucket_name!r} does not exist",
@@ -159,9 +167,10 @@ class GcsStorage:
 
     def read_bytes(self, key: str) -> bytes:
         blob = self._blob(key)
-        return self._call(
+        data: bytes = self._call(
             "read", key, lambda: blob.download_as_bytes(timeout=REQUEST_TIMEOUT_S, retry=self._retry)
         )
+        return data
 
     def write_bytes(self, key: str, data: bytes, content_type: str | None = None) -> None:
         blob = self._blob(key)
@@ -179,7 +188,10 @@ class GcsStorage:
 
     def exists(self, key: str) -> bool:
         blob = self._blob(key)
-        return self._call("check", key, lambda: blob.exists(timeout=REQUEST_TIMEOUT_S, retry=self._retry))
+        found: bool = self._call(
+            "check", key, lambda: blob.exists(timeout=REQUEST_TIMEOUT_S, retry=self._retry)
+        )
+        return found
 
     def list(self, prefix: str) -> list[str]:
         def names() -> list[str]:
@@ -290,7 +302,8 @@ class GcsStorage:
 
     def public_url(self, key: str) -> str:
         """The unsigned URL of an object in a public bucket (only the delivery bucket is public)."""
-        return self._blob(key).public_url
+        url: str = self._blob(key).public_url
+        return url
 
 
 def _make_client() -> Client:

@@ -9,8 +9,9 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import BinaryIO
 from urllib.parse import urlparse
 
 from kapsule_pipeline.errors import BadStorageKey, ConfigError, ObjectNotFound, StorageError
@@ -50,7 +51,7 @@ class LocalStorage:
         except OSError as exc:
             raise StorageError(f"could not read {key}: {exc.strerror}") from exc
 
-    def _atomic_write(self, key: str, writer) -> None:  # type: ignore[no-untyped-def]
+    def _atomic_write(self, key: str, writer: Callable[[BinaryIO], object]) -> None:
         path = self._path(key)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
