@@ -51,20 +51,20 @@ class JobOptions(BaseModel):
     aspect_ratio: AspectRatio = Field("16:9", description="16:9, 9:16 (phones) or 1:1.")
     resolution: Resolution = Field("720p", description="720p or 1080p.")
     max_shots: int = Field(
-        0, ge=0, le=MAX_SHOTS, description="Most shots the video may have; 0 = as many as the music asks."
+        0, ge=0, le=MAX_SHOTS, description="Most shots the video may have (0: as many as the music asks)."
     )
     seed: int = Field(0, ge=0, le=MAX_SEED, description="Same seed, same storyboard and shots.")
     transition: Transition = Field(
         "cut", description="'cut' (hard cuts on the beat) or 'crossfade' (0.5 s dissolves on the cuts)."
     )
     video_model: ModelId = Field(
-        "", description="'local' renderer or a Veo model id; empty = the deployment's KAPSULE_VIDEO_MODEL."
+        "", description="'local' renderer or a Veo model id (empty: the deployment's KAPSULE_VIDEO_MODEL)."
     )
     prompt_model: ModelId = Field(
-        "", description="'local' writer or a Gemini model id; empty = the deployment's KAPSULE_PROMPT_MODEL."
+        "", description="'local' writer or a Gemini model id (empty: the deployment's KAPSULE_PROMPT_MODEL)."
     )
     budget_usd: float = Field(
-        0.0, ge=0.0, le=MAX_BUDGET_USD, description="Most the job may spend on video, in USD; 0 = no cap."
+        0.0, ge=0.0, le=MAX_BUDGET_USD, description="Most the job may spend on video, in USD (0: no cap)."
     )
     continuity: Continuity = Field(
         "none",

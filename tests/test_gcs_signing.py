@@ -169,9 +169,12 @@ def test_signed_get_is_verifiable_and_names_the_download(
 @pytest.mark.parametrize(
     ("kwargs", "code"),
     [
-        ({"content_type": "audio/mpeg", "max_bytes": 10, "expires": dt.timedelta(days=8)}, "bad_expiry"),
-        ({"content_type": "text/html\r\nX-Evil: 1", "max_bytes": 10}, "bad_content_type"),
-        ({"content_type": "audio/mpeg", "max_bytes": 0}, "bad_size"),
+        (
+            {"content_type": "audio/mpeg", "max_bytes": 10, "expires": dt.timedelta(days=8)},
+            "bad_signing_request",
+        ),
+        ({"content_type": "text/html\r\nX-Evil: 1", "max_bytes": 10}, "bad_signing_request"),
+        ({"content_type": "audio/mpeg", "max_bytes": 0}, "bad_signing_request"),
     ],
 )
 def test_bad_signing_requests_are_refused(key_file_storage: GcsStorage, kwargs: dict, code: str) -> None:

@@ -16,6 +16,7 @@ from kapsule_pipeline.prompting.base import ShotBrief
 from kapsule_pipeline.prompting.gemini import GeminiPromptWriter
 from kapsule_pipeline.settings import Settings, get_settings
 from kapsule_pipeline.storyboard import plan_storyboard
+from tests.contexts import job_context
 from tests.fake_google import FakeGoogle
 
 pytestmark = pytest.mark.integration
@@ -48,7 +49,7 @@ def _briefs(n: int = 4) -> list[ShotBrief]:
 
 
 def _write(settings: Settings, n: int = 4):
-    writer = make_prompt_writer(MODEL, settings)
+    writer = make_prompt_writer(job_context(settings, prompt_model=MODEL))
     return writer.write(_briefs(n), prompt="a violinist", style="35 mm film", analysis=_analysis())
 
 
@@ -105,7 +106,10 @@ def test_server_errors_are_retried_then_a_dead_service_falls_back(
 
 def test_storyboard_records_gemini_as_prompt_model(vertex_env: Settings, fake_google: FakeGoogle) -> None:
     board = plan_storyboard(
-        _analysis(), prompt="a violinist", writer=make_prompt_writer(MODEL, vertex_env), max_shots=4
+        _analysis(),
+        prompt="a violinist",
+        writer=make_prompt_writer(job_context(vertex_env, prompt_model=MODEL)),
+        max_shots=4,
     )
     assert board.prompt_model == MODEL
     assert all(s.prompt.startswith(f"Gemini shot {s.index}") for s in board.shots)
@@ -166,15 +170,15 @@ def test_gemini_hears_the_song_only_when_asked(
     from kapsule_pipeline import media
     from tests.fake_google import sent_audio
 
-    writer = make_prompt_writer(MODEL, api_key_env)
-    writer.song = demo_song_file
+    writer = make_prompt_writer(job_context(api_key_env, prompt_model=MODEL))
     writer.write(_briefs(), prompt="a violinist", style="", analysis=_analysis())
     assert sent_audio(fake_google.requests("generate")[-1]) == [], "audio is off by default"
 
     monkeypatch.setenv("KAPSULE_GEMINI_SEND_AUDIO", "true")
     get_settings.cache_clear()
-    writer = make_prompt_writer(MODEL, get_settings())
-    writer.song = demo_song_file
+    ctx = job_context(get_settings(), prompt_model=MODEL)
+    ctx.storage.upload_from(demo_song_file, ctx.layout.input_song("wav"))  # the job's own song is sent
+    writer = make_prompt_writer(ctx)
     plan = writer.write(_briefs(), prompt="a violinist", style="", analysis=_analysis())
     assert plan.prompts[0].startswith("Gemini shot 0"), plan.note
     [(mime, data)] = sent_audio(fake_google.requests("generate")[-1])

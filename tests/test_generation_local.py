@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from kapsule_pipeline import media
-from kapsule_pipeline.errors import ConfigError, GenerationError, InvalidParameter, JobCancelled
+from kapsule_pipeline.errors import GenerationError, InvalidParameter, JobCancelled, UnknownModel
 from kapsule_pipeline.generation import make_video_generator
 from kapsule_pipeline.generation.base import VideoGenerator
 from kapsule_pipeline.generation.local import (
@@ -43,6 +43,7 @@ from kapsule_pipeline.models import (
 from kapsule_pipeline.settings import Settings
 from kapsule_pipeline.storage import open_storage
 from kapsule_pipeline.storage.local import LocalStorage
+from tests.contexts import job_context
 
 FPS = 24
 
@@ -237,15 +238,15 @@ def test_a_shot_without_frames_is_refused(tmp_path: Path) -> None:
     assert not (tmp_path / "x.mp4").exists()
 
 
-def test_factory_builds_the_local_renderer_and_refuses_unknown_models() -> None:
-    generator = make_video_generator("local", Settings())
+def test_factory_builds_the_local_renderer_and_refuses_unknown_models(kapsule_env: Settings) -> None:
+    generator = make_video_generator(job_context(kapsule_env, video_model="local"))
     assert isinstance(generator, LocalRenderer)
     assert isinstance(generator, VideoGenerator)
     assert (generator.name, generator.exact_length) == ("local", True)
-    with pytest.raises(ConfigError) as info:
-        make_video_generator("sora-2", Settings())
-    assert info.value.code == "bad_config"
-    assert "not available yet" in info.value.message
+    with pytest.raises(UnknownModel) as info:
+        make_video_generator(job_context(kapsule_env, video_model="sora-2"))
+    assert info.value.code == "unknown_model"
+    assert "not one Kapsule knows" in info.value.message
 
 
 # ---------------------------------------------------------------------------------------- runner

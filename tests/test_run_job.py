@@ -69,7 +69,7 @@ def test_non_retryable_failure_is_recorded_and_exits_0(kapsule_env: Settings) ->
     assert record.error is not None
     assert (record.error.code, record.error.stage) == ("not_audio", "analyze")
     assert record.error.message.startswith("01_analyze failed in cell [")
-    assert "AudioError: This file is a text file, not audio." in record.error.message
+    assert "NotAudio: This file is a text file, not audio." in record.error.message
     assert record.attempt == 1
     assert events[-1]["severity"] == "ERROR" and events[-1]["code"] == "not_audio"
 

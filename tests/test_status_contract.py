@@ -10,6 +10,7 @@ import pytest
 
 from kapsule_pipeline.errors import InvalidParameter, InvalidTransition, JobNotFound
 from kapsule_pipeline.jobs import JobRecord, JobState, utcnow
+from kapsule_pipeline.params import JobParams
 from kapsule_pipeline.status import StatusStore, open_status_store
 
 
@@ -30,7 +31,7 @@ def test_create_get_update(store: StatusStore) -> None:
     updated = store.update(record.id, {"state": JobState.running, "stage": "analyze", "progress": 0.1})
     assert updated.state == JobState.running
     assert store.get(record.id).progress == pytest.approx(0.1)
-    assert store.get(record.id).params == {"prompt": "neon city"}
+    assert store.get(record.id).params == JobParams(prompt="neon city")
 
 
 def test_unknown_job(store: StatusStore) -> None:

@@ -7,10 +7,12 @@ from collections.abc import Callable
 
 import pytest
 
-from kapsule_pipeline.errors import ConfigError, GenerationError, InvalidParameter
+from kapsule_pipeline.errors import GenerationError, InvalidParameter, UnknownModel
 from kapsule_pipeline.models import Analysis, EnergyCurve, Section
 from kapsule_pipeline.prompting import LocalPromptWriter, PromptPlan, ShotBrief, make_prompt_writer
+from kapsule_pipeline.settings import Settings
 from kapsule_pipeline.storyboard import clip_frames_wanted, plan_cuts, plan_storyboard, request_seconds_for
+from tests.contexts import job_context
 
 FPS = 24
 
@@ -206,10 +208,10 @@ def test_local_writer_keeps_the_subject_varies_the_detail_and_follows_energy() -
     assert plan.note  # says the default concept was used
 
 
-def test_prompt_writer_factory_and_a_writer_that_miscounts() -> None:
-    assert isinstance(make_prompt_writer("local"), LocalPromptWriter)
-    with pytest.raises(ConfigError, match="not available yet"):
-        make_prompt_writer("gpt-4o")
+def test_prompt_writer_factory_and_a_writer_that_miscounts(kapsule_env: Settings) -> None:
+    assert isinstance(make_prompt_writer(job_context(kapsule_env, prompt_model="local")), LocalPromptWriter)
+    with pytest.raises(UnknownModel, match="not one Kapsule knows"):
+        make_prompt_writer(job_context(kapsule_env, prompt_model="gpt-4o"))
 
     class OnePromptWriter:
         name = "one"

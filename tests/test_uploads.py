@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from kapsule_pipeline import uploads
+from kapsule_pipeline.errors import BadIdempotencyKey
 from kapsule_pipeline.storage import open_storage
 
 SECRET = b"k" * 32
@@ -84,5 +85,5 @@ def test_idempotent_job_ids_are_stable_per_owner_and_look_like_job_ids() -> None
     assert a != uploads.idempotent_job_id(SECRET, "bob", "key-1")
     assert a != uploads.idempotent_job_id(SECRET, "alice", "key-2")
     assert is_valid_job_id(a)
-    with pytest.raises(uploads.UploadError):
+    with pytest.raises(BadIdempotencyKey):
         uploads.idempotent_job_id(SECRET, "alice", "x" * 201)

@@ -17,6 +17,7 @@ from kapsule_pipeline.layout import JobLayout
 from kapsule_pipeline.models import Analysis, EnergyCurve, Section, Shot, Storyboard
 from kapsule_pipeline.settings import Settings, get_settings
 from kapsule_pipeline.storage import open_storage
+from tests.contexts import job_context
 from tests.fake_google import FakeGoogle
 
 pytestmark = pytest.mark.integration
@@ -76,7 +77,7 @@ def _board(prompts: list[str], seconds: float = 3.0, fps: int = 24) -> Storyboar
 def _run(board: Storyboard, settings: Settings, tmp_path: Path):
     storage = open_storage(settings.storage_url)
     layout = JobLayout(JOB)
-    generator = make_video_generator(MODEL, settings)
+    generator = make_video_generator(job_context(settings), MODEL)
     manifest = generate_shots(
         board=board,
         analysis=_analysis(board.duration),
@@ -193,7 +194,7 @@ def test_a_shot_refused_twice_is_filled_by_the_local_renderer_and_reported(
 
 def test_budget_counts_only_clips_not_yet_stored(vertex_env: Settings, tmp_path: Path) -> None:
     board = _board(["one", "two", "three"])
-    generator = make_video_generator(MODEL, vertex_env)
+    generator = make_video_generator(job_context(vertex_env), MODEL)
     estimate = estimate_storyboard(board, generator)
     assert estimate.total_usd == pytest.approx(4.80) and estimate.new_usd == pytest.approx(4.80)
     check_budget(estimate, 5.0)
@@ -223,14 +224,16 @@ def test_price_table_picks_the_most_specific_entry(kapsule_env: Settings) -> Non
 
 def test_veo_2_asks_for_its_own_lengths_and_720p(kapsule_env: Settings) -> None:
     board = _board(["x"]).model_copy(update={"resolution": "1080p"})
-    request = VeoGenerator("veo-2.0-generate-001", kapsule_env).request_for(board.shots[0], board)
+    request = VeoGenerator("veo-2.0-generate-001", job_context(kapsule_env)).request_for(
+        board.shots[0], board
+    )
     assert (request.seconds, request.resolution) == (5, "720p")
 
 
 def test_a_square_video_asks_veo_for_landscape_shots(kapsule_env: Settings) -> None:
     """Veo films 16:9 or 9:16 only; assembly centre-crops a square out of the landscape clip."""
     board = _board(["x"]).model_copy(update={"aspect_ratio": "1:1"})
-    request = VeoGenerator(MODEL, kapsule_env).request_for(board.shots[0], board)
+    request = VeoGenerator(MODEL, job_context(kapsule_env)).request_for(board.shots[0], board)
     assert request.aspect_ratio == "16:9"
 
 
