@@ -11,7 +11,7 @@ STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
 help:
 	@echo "make demo   install what is missing, then render the demo song into out/demo.mp4"
-	@echo "make test   install what is missing, then run ruff and the whole test suite"
+	@echo "make test   install what is missing, then run ruff, mypy, the layer contracts and all tests"
 	@echo "make lab    JupyterLab on notebooks/ with the project's kernel"
 	@echo "make bench  run the benchmarks and print their ratios"
 
@@ -34,10 +34,12 @@ demo: system-deps $(STAMP)
 test: system-test-deps $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/mypy && $(BIN)/lint-imports
 
 lab: system-deps $(STAMP)
 	$(BIN)/python -m ipykernel install --sys-prefix --name kapsule --display-name "Kapsule (.venv)"

@@ -319,7 +319,7 @@ def jobs_list(
 ) -> None:
     """The newest jobs on this machine."""
     try:
-        records, _ = JobService(Stores.open(get_settings())).list(LOCAL_OWNER, limit=limit)
+        records, _ = JobService(Stores.open(get_settings())).list_jobs(LOCAL_OWNER, limit=limit)
     except KapsuleError as exc:
         raise _fail(exc) from None
     if as_json:

@@ -9,29 +9,13 @@ request, never half-way through a storyboard.
 
 from __future__ import annotations
 
-import fnmatch
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from kapsule_pipeline.errors import BudgetExceeded, ConfigError, InvalidParameter
+from kapsule_pipeline.errors import BudgetExceeded, InvalidParameter
 from kapsule_pipeline.generation.base import VideoGenerator
 from kapsule_pipeline.layout import JobLayout
 from kapsule_pipeline.models import Storyboard
-from kapsule_pipeline.settings import Settings
-
-
-def price_per_second(model: str, settings: Settings) -> float:
-    """USD per second of video for ``model``: the longest matching key (id or glob) of the table wins."""
-    table = settings.video_prices_usd_per_s
-    if model in table:
-        return float(table[model])
-    matches = [pattern for pattern in table if fnmatch.fnmatchcase(model, pattern)]
-    if not matches:
-        raise ConfigError(
-            f"no price for video model {model!r}: add it to KAPSULE_VIDEO_PRICES_USD_PER_S "
-            f'(JSON, e.g. {{"{model}": 0.40}}) so the budget can be checked'
-        )
-    return float(table[max(matches, key=len)])
 
 
 @dataclass(frozen=True)

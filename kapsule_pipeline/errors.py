@@ -399,7 +399,8 @@ def _all_subclasses(cls: type[KapsuleError]) -> list[type[KapsuleError]]:
 def _registry() -> dict[str, type[KapsuleError]]:
     """Code → class, for every class in this module; a second class with a taken code is a bug."""
     registry: dict[str, type[KapsuleError]] = {}
-    for cls in [KapsuleError, *_all_subclasses(KapsuleError)]:
+    classes: list[type[KapsuleError]] = [KapsuleError, *_all_subclasses(KapsuleError)]
+    for cls in classes:
         if cls.__module__ != __name__:
             continue  # tests may subclass; the product's classes all live here
         if cls.code in registry:

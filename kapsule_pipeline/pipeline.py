@@ -111,8 +111,8 @@ def _save_notebook(ctx: JobContext, name: str, executed: Path) -> tuple[Any, flo
     from nbconvert import HTMLExporter
 
     started = time.perf_counter()
-    nb = nbformat.read(executed, as_version=4)
-    body, _ = HTMLExporter(log=_quiet_log).from_notebook_node(nb)
+    nb = nbformat.read(executed, as_version=4)  # type: ignore[no-untyped-call]
+    body, _ = HTMLExporter(log=_quiet_log).from_notebook_node(nb)  # type: ignore[no-untyped-call]
     ctx.storage.upload_from(executed, ctx.layout.notebook(name), content_type="application/x-ipynb+json")
     ctx.storage.write_bytes(
         ctx.layout.notebook(name, "html"), body.encode(), content_type="text/html; charset=utf-8"

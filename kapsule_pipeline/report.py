@@ -128,8 +128,9 @@ def cost_table(ctx: JobContext, board: Storyboard) -> Table:
     Shown after the storyboard (and before generation) so a reviewer sees the bill, the budget and
     any prompt-writer fallback before paying for a single shot.
     """
-    from kapsule_pipeline.cost import estimate_storyboard, price_per_second
+    from kapsule_pipeline.cost import estimate_storyboard
     from kapsule_pipeline.generation import make_video_generator
+    from kapsule_pipeline.pricing import price_per_second
 
     record = ctx.record()
     model = board.video_model

@@ -69,8 +69,8 @@ def check_models(params: JobParams, settings: Settings) -> None:
     Only names, prices and credentials are looked at (no client, no request), so a typo in
     ``--video-model`` is one line at submission instead of a failed job minutes later.
     """
-    from kapsule_pipeline.cost import price_per_second
     from kapsule_pipeline.genai_client import genai_mode
+    from kapsule_pipeline.pricing import price_per_second
 
     video, prompt = params.video_model, params.prompt_model
     if video != "local":
@@ -135,7 +135,7 @@ class JobService:
     def context(self, owner: str, job_id: str) -> JobContext:
         return JobContext.for_record(self.stores, self.get(owner, job_id))
 
-    def list(
+    def list_jobs(
         self, owner: str, limit: int = 20, cursor: str | None = None
     ) -> tuple[list[JobRecord], str | None]:
         return self.stores.status.list(owner, limit=limit, cursor=cursor)

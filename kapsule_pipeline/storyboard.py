@@ -43,7 +43,6 @@ from kapsule_pipeline.models import (
     Transition,
 )
 from kapsule_pipeline.prompting.base import PromptWriter, ShotBrief
-from kapsule_pipeline.prompting.local import LocalPromptWriter
 
 SHORTEST_SHOT_S = 1.0  # never cut shorter than this, whatever the music does
 GRID_STEP_S = 0.5  # spacing of fallback cut points where no beat can be used
@@ -304,11 +303,11 @@ def plan_storyboard(
     seed: int = 0,
     fps: int = 24,
     video_model: str = "local",
-    writer: PromptWriter | None = None,
+    writer: PromptWriter,
     transition: str = "cut",
     crossfade_seconds: float = CROSSFADE_SECONDS,
 ) -> Storyboard:
-    """Cut the song into shots and ask ``writer`` (default: the local one) for one prompt per shot.
+    """Cut the song into shots and ask ``writer`` for one prompt per shot.
 
     ``transition`` is how shots meet in the video: ``cut`` (hard cuts on the planned frames) or
     ``crossfade`` (dissolves of ``crossfade_seconds`` centred on them); the cuts are planned the same.
@@ -323,7 +322,6 @@ def plan_storyboard(
         raise InvalidParameter(f"transition must be one of {', '.join(TRANSITIONS)}, got {transition!r}")
     if not 0 < crossfade_seconds <= 2.0:
         raise InvalidParameter(f"crossfade_seconds must be above 0 and at most 2, got {crossfade_seconds}")
-    writer = writer or LocalPromptWriter()
     cuts = plan_cuts(analysis, fps=fps, max_shots=max_shots)
     briefs = []
     for index, (start_frame, end_frame) in enumerate(cuts):

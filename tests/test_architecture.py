@@ -1,34 +1,108 @@
-"""Layering: the library never imports its entry points, and only the media package runs FFmpeg."""
+"""Layering and ownership rules the code must keep, checked on the source itself.
+
+The layer contracts live in ``pyproject.toml`` (``[tool.importlinter]``) and ``make test`` runs
+``lint-imports`` on them. import-linter only sees ``import`` statements; a module named in a string
+(``python -m jobs.run_job``, ``uvicorn.run("api.main:app")``) is an import all the same, so the tests
+here apply the same layers to every string that names a module of ours. They also check that every
+module sits in a layer, that only the media package runs FFmpeg, and that every error class is
+declared in ``errors.py`` (one registry of codes).
+"""
 
 from __future__ import annotations
 
 import ast
+import importlib
+import re
+import tomllib
 from pathlib import Path
 
-LIBRARY = Path(__file__).resolve().parent.parent / "kapsule_pipeline"
+import pytest
+
+from kapsule_pipeline import errors
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGES = ("kapsule_pipeline", "api", "cli", "jobs")
+LIBRARY = ROOT / "kapsule_pipeline"
+MEDIA = LIBRARY / "media"
+MODULE_STRING = re.compile(r"^(kapsule_pipeline|api|cli|jobs)(\.[a-z_]\w*)+(:\w+)?$")
 
 
-def _imports(path: Path) -> set[str]:
-    names: set[str] = set()
+def _contracts() -> list[dict[str, object]]:
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    return list(config["tool"]["importlinter"]["contracts"])
+
+
+def _layers() -> list[list[str]]:
+    (layers,) = [c["layers"] for c in _contracts() if c["type"] == "layers"]
+    return [[name.strip() for name in re.split(r"[:|]", line)] for line in layers]  # type: ignore[attr-defined]
+
+
+def _modules() -> dict[str, Path]:
+    found = {}
+    for package in PACKAGES:
+        for path in (ROOT / package).rglob("*.py"):
+            parts = path.relative_to(ROOT).with_suffix("").parts
+            found[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    return found
+
+
+def _layer_of(module: str, layers: list[list[str]]) -> int | None:
+    for index, names in enumerate(layers):
+        if any(module == name or module.startswith(name + ".") for name in names):
+            return index
+    return None
+
+
+def _module_strings(path: Path) -> list[str]:
+    """String constants that name a module of ours (docstrings, messages and ``jobs.db`` do not)."""
+    known = _modules()
+    names = []
     for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.Import):
-            names.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module:
-            names.add(node.module)
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and MODULE_STRING.match(node.value):
+            module = node.value.split(":")[0]
+            if module in known:
+                names.append(module)
     return names
 
 
-def test_library_does_not_import_entry_points() -> None:
-    offenders = {
-        str(path.relative_to(LIBRARY)): sorted(
-            n for n in _imports(path) if n.split(".")[0] in {"api", "jobs"}
-        )
-        for path in LIBRARY.rglob("*.py")
-    }
-    assert {k: v for k, v in offenders.items() if v} == {}
+def test_every_module_sits_in_a_layer() -> None:
+    layers = _layers()
+    roots = {"kapsule_pipeline"}  # the package itself only holds __version__
+    unplaced = sorted(m for m in _modules() if m not in roots and _layer_of(m, layers) is None)
+    assert unplaced == []
 
 
-MEDIA = LIBRARY / "media"
+def test_no_string_names_a_module_of_a_higher_layer() -> None:
+    """What import-linter cannot see: ``-m jobs.run_job`` or ``"api.main:app"`` written in a library."""
+    layers = _layers()
+    offenders = []
+    for module, path in _modules().items():
+        own = _layer_of(module, layers)
+        for named in _module_strings(path):
+            target = _layer_of(named, layers)
+            if own is not None and target is not None and target < own:
+                offenders.append(f"{module} names {named}")
+    assert offenders == []
+
+
+def test_no_kernel_module_names_a_forbidden_module_in_a_string() -> None:
+    (kernel,) = [c for c in _contracts() if c["type"] == "forbidden"]
+    modules = _modules()
+    offenders = [
+        f"{source} names {named}"
+        for source in kernel["source_modules"]  # type: ignore[attr-defined]
+        for named in _module_strings(modules[source])
+        if any(named.startswith(f) for f in kernel["forbidden_modules"])  # type: ignore[attr-defined]
+    ]
+    assert offenders == []
+
+
+def test_the_string_check_sees_what_it_must() -> None:
+    """The check above would catch the strings that used to bypass the layers."""
+    assert MODULE_STRING.match("jobs.run_job") and MODULE_STRING.match("api.main:app")
+    assert not MODULE_STRING.match("the local launcher needs the command that starts one job")
+    assert _layer_of("jobs.run_job", _layers()) == 0
+    assert _layer_of("kapsule_pipeline.launch.local", _layers()) == 3
 
 
 def test_only_media_runs_ffmpeg() -> None:
@@ -49,13 +123,31 @@ def test_only_media_process_starts_a_process() -> None:
     assert spawners == ["process.py"]
 
 
-DOMAIN = {"analysis", "audio", "storyboard", "review", "cost", "assemble", "uploads", "demo_song", "synth"}
+@pytest.fixture(scope="module")
+def every_module_imported() -> None:
+    for module in _modules():
+        importlib.import_module(module)
 
 
-def test_local_renderer_imports_no_domain_module() -> None:
-    """The local renderer is a backend: it plans clips with media's dissolve rule, not storyboard's."""
-    offenders = {
-        path.name: sorted(n for n in _imports(path) if n.split(".")[-1] in DOMAIN)
-        for path in (LIBRARY / "generation").glob("local*.py")
-    }
-    assert {k: v for k, v in offenders.items() if v} == {}
+@pytest.mark.usefixtures("every_module_imported")
+def test_every_error_class_is_declared_in_errors_with_its_own_code() -> None:
+    def subclasses(cls: type[errors.KapsuleError]) -> list[type[errors.KapsuleError]]:
+        return [s for sub in cls.__subclasses__() for s in (sub, *subclasses(sub))]
+
+    ours = [c for c in subclasses(errors.KapsuleError) if c.__module__.split(".")[0] in PACKAGES]
+    assert [c for c in ours if c.__module__ != errors.__name__] == []
+    assert sorted(errors.ERRORS) == sorted({c.code for c in [errors.KapsuleError, *ours]})
+    assert all(errors.by_name(c.__name__) is c for c in ours)
+
+
+def test_no_raise_site_invents_a_code() -> None:
+    """Codes are fixed per class: ``code=`` at a raise site would be a code the registry cannot list."""
+    classes = {cls.__name__ for cls in errors.ERRORS.values()}
+    offenders = []
+    for module, path in _modules().items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call) and any(k.arg == "code" for k in node.keywords):
+                name = getattr(node.func, "id", getattr(node.func, "attr", ""))
+                if name in classes:
+                    offenders.append(f"{module}:{node.lineno} {name}(code=...)")
+    assert offenders == []

@@ -16,6 +16,8 @@ from tests.contexts import job_context
 
 FPS = 24
 
+LOCAL = LocalPromptWriter()
+
 
 def song(
     *,
@@ -81,7 +83,7 @@ def test_cuts_fall_on_downbeats_and_shots_last_4_to_8_seconds(tempo: float, beat
 def test_cut_times_are_snapped_from_absolute_times_so_no_error_accumulates() -> None:
     # 170 bpm: a beat every 0.3529… s, never on the 24 fps grid; three minutes of it.
     analysis = song(tempo=170.0, duration=180.0, first_beat=0.23)
-    board = plan_storyboard(analysis, fps=FPS)
+    board = plan_storyboard(analysis, fps=FPS, writer=LOCAL)
     assert board.total_frames == round(180.0 * FPS)
     for shot in board.shots:
         assert shot.start == shot.start_frame / FPS and shot.end == shot.end_frame / FPS
@@ -165,7 +167,7 @@ def test_max_shots_merges_shots_and_refuses_an_impossible_count() -> None:
 )
 def test_bad_parameters_are_refused_with_a_precise_message(kwargs: dict, message: str) -> None:
     with pytest.raises(InvalidParameter, match=message) as info:
-        plan_storyboard(song(duration=20.0), **kwargs)
+        plan_storyboard(song(duration=20.0), writer=LOCAL, **kwargs)
     assert info.value.code == "invalid_parameter"
 
 
@@ -178,9 +180,10 @@ def test_request_seconds_is_the_smallest_clip_length_that_covers_the_shot() -> N
 
 def test_storyboard_has_one_prompt_and_a_stable_seed_per_shot() -> None:
     analysis = song(duration=45.0, sections=[(0.0, "intro"), (16.5, "chorus")])
-    board = plan_storyboard(analysis, prompt="a paper boat in a storm", style="watercolour", seed=7)
-    again = plan_storyboard(analysis, prompt="a paper boat in a storm", style="watercolour", seed=7)
-    other = plan_storyboard(analysis, prompt="a paper boat in a storm", style="watercolour", seed=8)
+    idea = {"prompt": "a paper boat in a storm", "style": "watercolour"}
+    board = plan_storyboard(analysis, writer=LOCAL, **idea, seed=7)
+    again = plan_storyboard(analysis, writer=LOCAL, **idea, seed=7)
+    other = plan_storyboard(analysis, writer=LOCAL, **idea, seed=8)
     assert board == again
     assert board.prompt_model == "local" and board.duration == 45.0
     seeds = [s.seed for s in board.shots]
@@ -228,7 +231,7 @@ def test_prompt_writer_factory_and_a_writer_that_miscounts(kapsule_env: Settings
 def test_at_120_bpm_shots_are_whole_bars_and_ask_exactly_for_4_6_or_8_seconds() -> None:
     energy = lambda t: 0.1 if t < 30 else 0.95  # noqa: E731  # calm first half, loud second
     analysis = song(tempo=120.0, duration=60.5, energy=energy, sections=[(0.5, "verse"), (30.5, "chorus")])
-    board = plan_storyboard(analysis)
+    board = plan_storyboard(analysis, writer=LOCAL)
     bar = 4 * 60 / 120
     for shot in board.shots[1:-1]:  # the first holds the pickup before beat 1, the last the song's end
         bars = shot.duration / bar
@@ -242,17 +245,17 @@ def test_at_120_bpm_shots_are_whole_bars_and_ask_exactly_for_4_6_or_8_seconds() 
 
 def test_transition_is_a_storyboard_option_checked_up_front() -> None:
     analysis = song(duration=20.0)
-    assert plan_storyboard(analysis).transition == "cut"
-    board = plan_storyboard(analysis, transition="crossfade")
+    assert plan_storyboard(analysis, writer=LOCAL).transition == "cut"
+    board = plan_storyboard(analysis, transition="crossfade", writer=LOCAL)
     assert (board.transition, board.crossfade_seconds) == ("crossfade", 0.5)
     with pytest.raises(InvalidParameter, match="transition must be one of cut, crossfade"):
-        plan_storyboard(analysis, transition="wipe")
+        plan_storyboard(analysis, transition="wipe", writer=LOCAL)
 
 
 def test_with_crossfades_each_clip_is_asked_to_cover_its_dissolve_handles_where_a_length_allows() -> None:
     analysis = song(tempo=120.0, duration=60.5, sections=[(0.5, "verse"), (30.5, "chorus")])
-    cut = plan_storyboard(analysis)
-    dissolve = plan_storyboard(analysis, transition="crossfade", crossfade_seconds=0.5)
+    cut = plan_storyboard(analysis, writer=LOCAL)
+    dissolve = plan_storyboard(analysis, transition="crossfade", crossfade_seconds=0.5, writer=LOCAL)
     assert [s.start_frame for s in dissolve.shots] == [s.start_frame for s in cut.shots]  # same cuts
     wanted = clip_frames_wanted(dissolve)
     last = len(dissolve.shots) - 1

@@ -141,7 +141,7 @@ def list_jobs(
 ) -> JobPage:
     """The caller's jobs, newest first; pass ``next_cursor`` back as ``cursor`` for the next page."""
     try:
-        records, next_cursor = service.list(owner, limit=limit, cursor=cursor)
+        records, next_cursor = service.list_jobs(owner, limit=limit, cursor=cursor)
     except BadCursor:
         raise BadCursor(
             "that page cursor is not one this server handed out; list again without a cursor"

@@ -43,11 +43,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kapsule_pipeline import media
-from kapsule_pipeline.cost import price_per_second
 from kapsule_pipeline.errors import ConfigError, GenerationError, JobCancelled, KapsuleError
 from kapsule_pipeline.genai_client import make_genai_client, with_retries
 from kapsule_pipeline.generation.references import ImageRef, load_reference_image
 from kapsule_pipeline.models import Analysis, Shot, ShotRequest, ShotResult, Storyboard
+from kapsule_pipeline.pricing import price_per_second
 
 if TYPE_CHECKING:
     from google import genai
@@ -211,7 +211,7 @@ class VeoGenerator:
             # Veo films only 16:9 and 9:16; a square video is cut from a landscape shot by assembly's
             # centre crop, which keeps the subject (models frame it in the middle).
             aspect_ratio="16:9" if board.aspect_ratio == "1:1" else board.aspect_ratio,
-            resolution=resolution,  # type: ignore[arg-type]
+            resolution=resolution,
             seconds=seconds,
             fps=board.fps,
             image=self._seed_image_for(shot, board),

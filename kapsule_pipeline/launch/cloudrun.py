@@ -87,7 +87,7 @@ class CloudRunLauncher:
         if endpoint.startswith("http://"):
             from google.auth.credentials import AnonymousCredentials
 
-            kwargs["credentials"] = AnonymousCredentials()  # a local server: no token to fetch
+            kwargs["credentials"] = AnonymousCredentials()  # type: ignore[no-untyped-call]  # local: no token
         return kwargs
 
     @property
