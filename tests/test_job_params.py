@@ -1,0 +1,134 @@
+"""One definition of a job's inputs: the CLI and the API reach every field and refuse alike.
+
+``JobParams`` is walked field by field: each must be an option of ``kapsule make`` (or its song
+argument / ``--reference-image``) and a field of the API's request body (or its uploads). Then the
+same bad job goes to both entry points, and both must refuse it with the same error code before
+anything exists; and the same good job, made through both, must hold the same ``JobParams``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import typer.main
+from typer.testing import CliRunner
+
+from api.routes.jobs import JobCreate
+from cli.main import app as cli_app
+from cli.options import FILE_OPTIONS, flag_for
+from kapsule_pipeline.jobs import JobState
+from kapsule_pipeline.params import FILE_FIELDS, JobParams
+from kapsule_pipeline.settings import Settings
+from kapsule_pipeline.status import open_status_store
+from tests.test_api import (
+    RecordingLauncher,
+    _client,
+    _error,
+    _upload,
+    _wav,
+    env,  # noqa: F401  # the API's settings fixture (upload secret, limits)
+)
+
+API_FILE_FIELDS = {"song": "upload_id", "reference_images": "reference_upload_ids"}
+
+
+def _make_options() -> dict[str, str]:
+    """Every parameter of ``kapsule make``: option flags and the argument's name."""
+    command = typer.main.get_command(cli_app).commands["make"]  # type: ignore[attr-defined]
+    names: dict[str, str] = {}
+    for param in command.params:
+        for flag in [*param.opts, param.name.upper()]:
+            names[flag] = param.name
+    return names
+
+
+def test_every_job_param_is_reachable_from_the_cli_and_the_api() -> None:
+    options = _make_options()
+    api_fields = set(JobCreate.model_fields)
+    for name, field in JobParams.model_fields.items():
+        flag = FILE_OPTIONS[name] if name in FILE_FIELDS else flag_for(name)
+        assert flag in options, f"JobParams.{name} has no CLI option {flag}"
+        api_name = API_FILE_FIELDS[name] if name in FILE_FIELDS else name
+        assert api_name in api_fields, f"JobParams.{name} is not in the API's request body"
+        if name not in FILE_FIELDS:  # the same limits and meaning, not a look-alike
+            assert JobCreate.model_fields[name].annotation == field.annotation
+            assert JobCreate.model_fields[name].metadata == field.metadata
+            assert JobCreate.model_fields[name].default == field.default
+
+
+@pytest.fixture
+def api(env: Settings) -> Any:  # noqa: F811
+    launcher = RecordingLauncher()
+    with _client(launcher) as client:
+        yield client, launcher
+
+
+BAD_JOBS = [
+    pytest.param({"video_model": "does-not-exist"}, "unknown_model", id="unknown-video-model"),
+    pytest.param({"prompt_model": "gpt-4o"}, "unknown_model", id="unknown-prompt-model"),
+    # A paid model this deployment has no credentials for is refused before anything exists.
+    pytest.param({"video_model": "veo-3.0-fast-generate-001"}, "unknown_model", id="veo-without-account"),
+    pytest.param({"max_shots": 500}, "invalid_parameter", id="too-many-shots"),
+    pytest.param({"aspect_ratio": "4:3"}, "invalid_parameter", id="bad-aspect"),
+    pytest.param({"budget_usd": -1.0}, "invalid_parameter", id="negative-budget"),
+    pytest.param({"continuity": "first_frame"}, "invalid_parameter", id="bad-continuity"),
+]
+
+
+@pytest.mark.parametrize(("values", "code"), BAD_JOBS)
+def test_a_bad_job_is_refused_by_the_cli_and_the_api_with_the_same_code(
+    api: Any, env: Settings, tmp_path: Path, values: dict[str, Any], code: str  # noqa: F811
+) -> None:
+    client, launcher = api
+    song = _wav(tmp_path / "song.wav", 6.0)
+    upload_id = _upload(client, song)
+    _error(client.post("/v1/jobs", json={"upload_id": upload_id, **values}), 422, code)
+
+    args = ["make", str(song)]
+    for name, value in values.items():
+        args += [flag_for(name), str(value)]
+    result = CliRunner().invoke(cli_app, args)
+    assert result.exit_code == 2, result.output
+    assert result.output.startswith(f"error [{code}]: "), result.output
+
+    assert launcher.launched == []
+    assert open_status_store(env.status_url).list("local") == ([], None)
+
+
+@pytest.mark.slow
+def test_the_same_job_through_the_cli_and_the_api_holds_the_same_params(
+    api: Any, env: Settings, tmp_path: Path  # noqa: F811
+) -> None:
+    """A job made with ``kapsule make --review`` (which runs until its storyboard) and one made over the
+    API from the same values hold equal ``JobParams``."""
+    client, _ = api
+    song = _wav(tmp_path / "tune.wav", 6.0)
+    values = {
+        "prompt": "a paper boat",
+        "style": "watercolour",
+        "aspect_ratio": "9:16",
+        "resolution": "1080p",
+        "max_shots": 2,
+        "seed": 9,
+        "transition": "crossfade",
+        "video_model": "local",
+        "prompt_model": "local",
+        "budget_usd": 3.5,
+        "continuity": "last_frame",
+    }
+    created = client.post("/v1/jobs", json={"upload_id": _upload(client, song), **values, "review": True})
+    assert created.status_code == 202, created.text
+
+    args = ["make", str(song), "--review"]
+    for name, value in values.items():
+        args += [flag_for(name), str(value)]
+    result = CliRunner().invoke(cli_app, args)
+    assert result.exit_code == 0, result.output
+
+    records = {r.id: r for r in open_status_store(env.status_url).list("local")[0]}
+    over_api = records.pop(created.json()["id"])
+    (over_cli,) = records.values()
+    assert over_cli.state == JobState.awaiting_approval
+    assert over_cli.params == over_api.params == JobParams(**values, review=True, song="tune.wav")
