@@ -79,7 +79,11 @@ BAD_JOBS = [
 
 @pytest.mark.parametrize(("values", "code"), BAD_JOBS)
 def test_a_bad_job_is_refused_by_the_cli_and_the_api_with_the_same_code(
-    api: Any, env: Settings, tmp_path: Path, values: dict[str, Any], code: str  # noqa: F811
+    api: Any,
+    env: Settings,
+    tmp_path: Path,
+    values: dict[str, Any],
+    code: str,  # noqa: F811
 ) -> None:
     client, launcher = api
     song = _wav(tmp_path / "song.wav", 6.0)
@@ -99,7 +103,9 @@ def test_a_bad_job_is_refused_by_the_cli_and_the_api_with_the_same_code(
 
 @pytest.mark.slow
 def test_the_same_job_through_the_cli_and_the_api_holds_the_same_params(
-    api: Any, env: Settings, tmp_path: Path  # noqa: F811
+    api: Any,
+    env: Settings,
+    tmp_path: Path,  # noqa: F811
 ) -> None:
     """A job made with ``kapsule make --review`` (which runs until its storyboard) and one made over the
     API from the same values hold equal ``JobParams``."""
