@@ -41,3 +41,13 @@ def artifacts_dir() -> Path:
     """Where tests leave files a human may want to look at (screenshots, sample videos)."""
     ARTIFACTS.mkdir(exist_ok=True)
     return ARTIFACTS
+
+
+@pytest.fixture
+def env(kapsule_env: Settings, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """Settings for API tests: a fixed upload secret and small limits."""
+    monkeypatch.setenv("KAPSULE_UPLOAD_SECRET", "test-upload-secret")
+    monkeypatch.setenv("KAPSULE_MAX_UPLOAD_BYTES", str(5_000_000))
+    monkeypatch.delenv("KAPSULE_API_KEYS", raising=False)
+    get_settings.cache_clear()
+    return get_settings()

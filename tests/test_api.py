@@ -55,16 +55,6 @@ class RecordingLauncher:
 
 
 @pytest.fixture
-def env(kapsule_env: Settings, monkeypatch: pytest.MonkeyPatch) -> Settings:
-    monkeypatch.setenv("KAPSULE_UPLOAD_SECRET", SECRET)
-    monkeypatch.setenv("KAPSULE_MAX_UPLOAD_BYTES", str(5_000_000))
-    monkeypatch.setenv("KAPSULE_MAX_PROMPT_CHARS", "500")
-    monkeypatch.delenv("KAPSULE_API_KEYS", raising=False)
-    get_settings.cache_clear()
-    return get_settings()
-
-
-@pytest.fixture
 def launcher() -> RecordingLauncher:
     return RecordingLauncher()
 

@@ -28,7 +28,6 @@ from tests.test_api import (
     _error,
     _upload,
     _wav,
-    env,  # noqa: F401  # the API's settings fixture (upload secret, limits)
 )
 
 API_FILE_FIELDS = {"song": "upload_id", "reference_images": "reference_upload_ids"}
@@ -59,7 +58,7 @@ def test_every_job_param_is_reachable_from_the_cli_and_the_api() -> None:
 
 
 @pytest.fixture
-def api(env: Settings) -> Any:  # noqa: F811
+def api(env: Settings) -> Any:
     launcher = RecordingLauncher()
     with _client(launcher) as client:
         yield client, launcher
@@ -83,7 +82,7 @@ def test_a_bad_job_is_refused_by_the_cli_and_the_api_with_the_same_code(
     env: Settings,
     tmp_path: Path,
     values: dict[str, Any],
-    code: str,  # noqa: F811
+    code: str,
 ) -> None:
     client, launcher = api
     song = _wav(tmp_path / "song.wav", 6.0)
@@ -105,7 +104,7 @@ def test_a_bad_job_is_refused_by_the_cli_and_the_api_with_the_same_code(
 def test_the_same_job_through_the_cli_and_the_api_holds_the_same_params(
     api: Any,
     env: Settings,
-    tmp_path: Path,  # noqa: F811
+    tmp_path: Path,
 ) -> None:
     """A job made with ``kapsule make --review`` (which runs until its storyboard) and one made over the
     API from the same values hold equal ``JobParams``."""

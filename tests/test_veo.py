@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from kapsule_pipeline import genai_client, media
-from kapsule_pipeline.cost import check_budget, estimate_storyboard, price_per_second
+from kapsule_pipeline.cost import check_budget, estimate_storyboard
 from kapsule_pipeline.errors import BudgetExceeded, ConfigError
 from kapsule_pipeline.generation import make_video_generator
 from kapsule_pipeline.generation.runner import generate_shots
@@ -15,6 +15,7 @@ from kapsule_pipeline.generation.veo import VeoGenerator, soften_prompt
 from kapsule_pipeline.jobs import new_job_id
 from kapsule_pipeline.layout import JobLayout
 from kapsule_pipeline.models import Analysis, EnergyCurve, Section, Shot, Storyboard
+from kapsule_pipeline.pricing import price_per_second
 from kapsule_pipeline.settings import Settings, get_settings
 from kapsule_pipeline.storage import open_storage
 from tests.contexts import job_context
