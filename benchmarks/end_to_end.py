@@ -47,7 +47,7 @@ def main() -> None:
             [str(KAPSULE), "jobs", "list", "--json"], env=env, check=True, cwd=home, capture_output=True
         )
         record = json.loads(listing.stdout)[0]
-        timings = record["params"]["timings"]
+        timings = record["timings"]
         duration = media.probe(out).duration or 0.0
 
         floor_out = home / "floor.mp4"

@@ -15,13 +15,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from kapsule_pipeline.context import JobContext, Stores
 from kapsule_pipeline.generation import make_video_generator
 from kapsule_pipeline.generation.runner import generate_shots
 from kapsule_pipeline.jobs import new_job_id
-from kapsule_pipeline.layout import JobLayout
 from kapsule_pipeline.models import Analysis, EnergyCurve, Section, Shot, Storyboard
+from kapsule_pipeline.params import JobParams
 from kapsule_pipeline.settings import get_settings
-from kapsule_pipeline.storage import open_storage
 from tests.fake_google import make_clip, running_fake_google, write_service_account
 
 SHOTS, CONCURRENCY, HOLD_S, MODEL = 24, 8, 3.0, "veo-3.0-fast-generate-001"
@@ -60,14 +60,20 @@ def main() -> None:
             sections=[Section(start=0, end=SHOTS * 2.0, label="verse")],
             energy=EnergyCurve(times=[0.0], values=[0.5]),
         )  # fmt: skip
-        layout, storage = JobLayout(new_job_id()), open_storage(settings.storage_url)
+        ctx = JobContext(
+            job_id=new_job_id(),
+            params=JobParams(video_model=MODEL),
+            stores=Stores.open(settings),
+            workdir=root,
+        )
+        layout, storage = ctx.layout, ctx.storage
 
         def run() -> float:
             began = time.perf_counter()
             generate_shots(
                 board=board,
                 analysis=analysis,
-                generator=make_video_generator(MODEL, settings),
+                generator=make_video_generator(ctx),
                 storage=storage,
                 layout=layout,
                 workdir=root / "work",

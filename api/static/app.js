@@ -157,7 +157,7 @@ function showJob(job) {
   const changed = !current || current.id !== job.id;
   current = job;
   $("job").hidden = false;
-  $("job-song").textContent = job.params.song_name || job.id;
+  $("job-song").textContent = job.params.song || job.id;
   $("job-state").textContent = job.state.replace("_", " ");
   const error = job.error ? ` — ${job.error.message}` : "";
   $("job-message").textContent = (job.message || "") + error;
@@ -214,7 +214,7 @@ async function showResult(job) {
     const url = await protectedUrl(`/v1/jobs/${job.id}/video`);
     $("video").src = url;
     $("download").href = url;
-    $("download").download = `${(job.params.song_name || "kapsule").replace(/\.[^.]+$/, "")}.mp4`;
+    $("download").download = `${(job.params.song || "kapsule").replace(/\.[^.]+$/, "")}.mp4`;
   } catch (e) {
     showError(e.message);
   }
@@ -228,7 +228,7 @@ async function showResult(job) {
     a.target = "_blank";
     a.rel = "noopener";
     // A re-roll skips the analysis and storyboard: those notebooks are its parent's.
-    const parent = job.params.parent_job;
+    const parent = job.reroll && job.reroll.parent_job;
     const owner = parent && (name === "01_analyze" || name === "02_storyboard") ? parent : job.id;
     a.href = `/v1/jobs/${owner}/notebooks/${name}`;
     if (needsKey) {
@@ -373,7 +373,7 @@ async function loadJobs(more = false) {
       const b = document.createElement("button");
       b.type = "button";
       const when = new Date(job.created_at).toLocaleString();
-      b.textContent = `${job.params.song_name || job.id} — ${job.state.replace("_", " ")} — ${when}`;
+      b.textContent = `${job.params.song || job.id} — ${job.state.replace("_", " ")} — ${when}`;
       b.addEventListener("click", async () => { showError(""); showJob(await api("GET", `/v1/jobs/${job.id}`)); });
       li.append(b);
       list.append(li);
