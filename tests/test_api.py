@@ -146,6 +146,21 @@ def test_idempotency_key_gives_the_same_job_and_launches_once(
     assert launcher.launched == [first.json()["id"], other.json()["id"]]
 
 
+def test_an_idempotency_key_reused_for_another_job_is_a_409_not_a_replay(
+    client: TestClient, launcher: RecordingLauncher, song: Path, env: Settings
+) -> None:
+    upload_id = _upload(client, song)
+    key = {"Idempotency-Key": "same-key"}
+    first = client.post("/v1/jobs", json={"upload_id": upload_id, "prompt": "rain"}, headers=key)
+    assert first.status_code == 202
+    changed = client.post("/v1/jobs", json={"upload_id": upload_id, "prompt": "snow"}, headers=key)
+    _error(changed, 409, "idempotency_conflict")
+    invalid = client.post("/v1/jobs", json={"upload_id": upload_id, "max_shots": -3}, headers=key)
+    _error(invalid, 422, "invalid_parameter")  # a bad body is refused as bad, never replayed
+    assert launcher.launched == [first.json()["id"]]
+    assert client.get(f"/v1/jobs/{first.json()['id']}").json()["params"]["prompt"] == "rain"
+
+
 def test_jobs_are_listed_newest_first_in_pages(client: TestClient, env: Settings) -> None:
     status = open_status_store(env.status_url)
     ids = []

@@ -1,0 +1,79 @@
+"""The job service's submission: refused before anything exists, and never two songs in one job.
+
+Two requests racing with one Idempotency-Key (the same job id) but different songs used to both copy
+their song into the job's ``input/`` before either record existed, so the job could run the losing
+request's song. The service now creates the record first and writes files only once it owns the id.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+
+from kapsule_pipeline.context import Stores
+from kapsule_pipeline.errors import IdempotencyConflict, KapsuleError, UnknownModel
+from kapsule_pipeline.intake import LocalSong
+from kapsule_pipeline.jobs import new_job_id
+from kapsule_pipeline.layout import JobLayout
+from kapsule_pipeline.params import JobParams
+from kapsule_pipeline.service import JobService, Submission, request_hash
+from kapsule_pipeline.settings import Settings
+from tests.test_api import RecordingLauncher, _wav
+
+
+class SlowSong(LocalSong):
+    """A real song whose inspection waits for every racer, so all of them pass the checks together."""
+
+    barrier: threading.Barrier
+
+    def inspect(self, settings: Settings):  # type: ignore[no-untyped-def]
+        info = super().inspect(settings)
+        self.barrier.wait(timeout=30)
+        return info
+
+
+def test_racing_submissions_with_one_key_make_one_job_holding_one_song(
+    kapsule_env: Settings, tmp_path: Path
+) -> None:
+    service = JobService(Stores.open(kapsule_env), RecordingLauncher())
+    job_id = new_job_id()
+    barrier = threading.Barrier(2)
+    songs = [_wav(tmp_path / "a.wav", 6.0, 0.5), _wav(tmp_path / "b.wav", 7.0, 0.3)]
+    outcomes: list[object] = [None, None]
+
+    def submit(i: int) -> None:
+        song = SlowSong(songs[i])
+        object.__setattr__(song, "barrier", barrier)
+        body = songs[i].read_bytes()
+        try:
+            outcomes[i] = service.submit(
+                Submission(JobParams(), song, job_id=job_id, request_hash=request_hash(body))
+            )
+        except KapsuleError as exc:
+            outcomes[i] = exc
+
+    threads = [threading.Thread(target=submit, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+
+    created = [o for o in outcomes if isinstance(o, tuple)]
+    refused = [o for o in outcomes if isinstance(o, IdempotencyConflict)]
+    assert len(created) == 1 and len(refused) == 1, outcomes
+    winner = songs[outcomes.index(created[0])]
+    layout = JobLayout(job_id)
+    stored = [k for k in service.stores.storage.list(layout.input_prefix) if "/song." in k]
+    assert stored == [layout.input_song("wav")]
+    assert service.stores.storage.read_bytes(stored[0]) == winner.read_bytes()
+    assert service.launcher.launched == [job_id]  # type: ignore[attr-defined]
+
+
+def test_an_unknown_model_is_refused_before_anything_exists(kapsule_env: Settings, tmp_path: Path) -> None:
+    service = JobService(Stores.open(kapsule_env), RecordingLauncher())
+    with pytest.raises(UnknownModel):
+        service.submit(Submission(JobParams(video_model="sora-9"), LocalSong(_wav(tmp_path / "s.wav", 6.0))))
+    assert service.list_jobs("local") == ([], None)
+    assert service.stores.storage.list("jobs/") == []
