@@ -259,5 +259,5 @@ def test_a_failing_cell_leaves_its_executed_notebook_in_the_bucket_and_is_named(
     assert nb.metadata.papermill.exception is True
     (failed,) = [c for c in nb.cells if c.cell_type == "code" and c.metadata.papermill.status == "failed"]
     assert record.error.message.startswith(f"01_analyze failed in cell [{failed.execution_count}]")
-    assert b"AudioError" in storage.read_bytes(layout.notebook("01_analyze", "html"))
+    assert b"Undecodable" in storage.read_bytes(layout.notebook("01_analyze", "html"))
     assert not storage.exists(layout.notebook("02_storyboard"))

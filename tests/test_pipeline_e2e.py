@@ -243,9 +243,9 @@ def test_failing_stage_leaves_its_partial_notebook_and_names_the_cell(
     assert nb.metadata.papermill.exception is True
     (failed,) = [c for c in nb.cells if c.cell_type == "code" and c.metadata.papermill.status == "failed"]
     (error,) = [o for o in failed.outputs if o.output_type == "error"]
-    assert error.ename == "AudioError" and "cut short" in error.evalue
+    assert error.ename == "Undecodable" and "cut short" in error.evalue
     assert record.error.message.startswith(f"01_analyze failed in cell [{failed.execution_count}]")
-    assert "AudioError: " in record.error.message and "cut short" in record.error.message
-    assert "AudioError" in made.storage_file(layout.notebook("01_analyze", "html")).read_text()
+    assert "Undecodable: " in record.error.message and "cut short" in record.error.message
+    assert "Undecodable" in made.storage_file(layout.notebook("01_analyze", "html")).read_text()
     assert not open_storage(made.settings.storage_url).exists(layout.notebook("02_storyboard"))
     assert record.model_dump(mode="json")["timings"]["analyze"]["skipped"] is False
