@@ -50,7 +50,7 @@ lab: system-deps $(STAMP)
 
 bench: system-test-deps $(STAMP)
 	@scripts/install-system-deps.sh --bench
-	$(BIN)/python -c 'import music21, mir_eval, moviepy' 2>/dev/null || $(BIN)/python -m pip install --quiet -e '.[bench]'
+	$(BIN)/python -c 'import music21, mir_eval, moviepy, mido' 2>/dev/null || $(BIN)/python -m pip install --quiet -e '.[bench]'
 	$(BIN)/python benchmarks/end_to_end.py
 	$(BIN)/python benchmarks/analysis.py
 	$(BIN)/python benchmarks/assembly.py --repeat 2
