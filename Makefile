@@ -45,7 +45,6 @@ lab: system-deps $(STAMP)
 	KAPSULE_STORAGE_URL=file://$(CURDIR)/.kapsule/data \
 	KAPSULE_STATUS_URL=sqlite:///$(CURDIR)/.kapsule/jobs.db \
 	KAPSULE_WORK_DIR=$(CURDIR)/.kapsule/work \
-	NUMBA_CACHE_DIR=$(CURDIR)/.kapsule/numba-cache \
 	$(BIN)/jupyter lab notebooks/
 
 bench: system-test-deps $(STAMP)

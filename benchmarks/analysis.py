@@ -608,10 +608,50 @@ def print_corpus(
     return totals
 
 
+COLD_CODE = """
+import sys, time
+start = time.perf_counter()
+from pathlib import Path
+from kapsule_pipeline.audio import analyze_song
+imported = time.perf_counter()
+analyze_song(Path(sys.argv[1]))
+first = time.perf_counter()
+analyze_song(Path(sys.argv[1]))
+second = time.perf_counter()
+print(imported - start, first - imported, second - first, "numba" in sys.modules)
+"""
+
+
+def cold_start() -> str:
+    """A 60 s song analysed by a fresh process with an empty NUMBA_CACHE_DIR, then by another fresh
+    process given the cache the first one left (the "warm" install); each also analyses it twice.
+    Issue 15: the first ``kapsule analyze`` after a fresh install must take at most 2x a warm one."""
+    repo = Path(__file__).resolve().parent.parent
+    with tempfile.TemporaryDirectory() as tmp:
+        song = write_song(synthesize_song(seed=0), Path(tmp) / "song.wav")
+        env = {**os.environ, "NUMBA_CACHE_DIR": str(Path(tmp) / "numba"), "PYTHONPATH": str(repo)}
+        runs = []
+        for _ in ("cold", "warm"):
+            out = subprocess.run(
+                [sys.executable, "-c", COLD_CODE, str(song)], env=env, cwd=tmp, capture_output=True, text=True
+            )
+            if out.returncode:
+                raise SystemExit(out.stderr)
+            imp, first, second, numba = out.stdout.split()
+            runs.append((float(imp), float(first), float(second), numba == "True"))
+    (ci, cf, cs, numba), (wi, wf, _, _) = runs
+    return (
+        f"cold start (60 s song, empty numba cache): import {ci:.2f} s + first analysis {cf:.2f} s; "
+        f"warm cache: import {wi:.2f} s + first analysis {wf:.2f} s; in-process second run {cs:.2f} s; "
+        f"numba imported: {numba}\ncold/warm ratio (import + first analysis) = {(ci + cf) / (wi + wf):.2f}"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--set", choices=("corpus", "synth", "real", "all"), default="corpus")
     parser.add_argument("--part", choices=("tuning", "test", "both"), default="both")
+    parser.add_argument("--no-cold", action="store_true", help="skip the cold-start (numba cache) timing")
     parser.add_argument("--per-piece", action="store_true", help="print each tuning piece's scores too")
     parser.add_argument(
         "--per-piece-test", action="store_true", help="and each test piece's (for reports only)"
@@ -623,6 +663,8 @@ def main(argv: list[str] | None = None) -> int:
         specs = [s for s in corpus.SPECS if args.part == "both" or corpus.part(s.name) == args.part]
         warm_y = load_audio(corpus.render(specs[0])[0], SR)[: 12 * SR]
         analyze_samples(warm_y, SR)
+        if not args.no_cold:
+            print(cold_start())
         rows = [corpus_row(spec) for spec in specs]
         totals = print_corpus(rows, args.per_piece or args.per_piece_test, args.per_piece_test)
         for name, t in totals.items():
