@@ -23,7 +23,7 @@ from pydantic import BaseModel
 from kapsule_pipeline import media
 from kapsule_pipeline.analysis import ANALYSIS_RATE, analyze_samples
 from kapsule_pipeline.errors import AudioError, MediaError
-from kapsule_pipeline.models import Analysis
+from kapsule_pipeline.models import Analysis, AnalysisHints
 from kapsule_pipeline.settings import Settings, get_settings
 
 ACCEPTED = "MP3, WAV, FLAC, OGG (Vorbis or Opus), M4A/AAC, AIFF, or a video (MP4, MOV, MKV, WebM) with sound"
@@ -402,9 +402,18 @@ def _wav_data_sizes(path: Path, head: bytes, size: int) -> tuple[int, int]:
     return 0, 0
 
 
-def analyze_song(path: Path) -> Analysis:
-    """Load the song at 22050 Hz mono and analyse it."""
-    return analyze_samples(load_audio(path, ANALYSIS_RATE), ANALYSIS_RATE)
+def analyze_song(path: Path, hints: AnalysisHints | None = None) -> Analysis:
+    """Load the song at 22050 Hz mono and analyse it; ``hints`` (BPM, beats per bar, a bar line's
+    time) are kept as the musician gave them, and only the local timing is taken from the audio."""
+    return analyze_samples(load_audio(path, ANALYSIS_RATE), ANALYSIS_RATE, hints)
 
 
-__all__ = ["ACCEPTED", "SongInfo", "analyze_samples", "analyze_song", "inspect_song", "load_audio"]
+__all__ = [
+    "ACCEPTED",
+    "AnalysisHints",
+    "SongInfo",
+    "analyze_samples",
+    "analyze_song",
+    "inspect_song",
+    "load_audio",
+]

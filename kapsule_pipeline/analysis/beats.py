@@ -31,12 +31,22 @@ CLOCKED_HALF_BEATS = 8
 
 
 def track_beats(
-    onset: np.ndarray, low_onset: np.ndarray, sounding: np.ndarray, sr: int
+    onset: np.ndarray,
+    low_onset: np.ndarray,
+    sounding: np.ndarray,
+    sr: int,
+    hint_bpm: float | None = None,
+    beat_at: int | None = None,
 ) -> tuple[np.ndarray, float, bool]:
     """Beat frames, tempo and whether the song is clocked: our tempo, our dynamic-programming
-    tracker (rigid on a clocked song), then the better of the two phases."""
+    tracker (rigid on a clocked song), then the better of the two phases.
+
+    ``hint_bpm`` fixes the metrical level (the tracker still follows the local timing);
+    ``beat_at`` (a frame the musician says is a bar line) chooses the phase: of the grid and its
+    half-shifted twin, the one with a beat nearer to it.
+    """
     env = pulse_envelope(onset, low_onset, sounding)
-    bpm, clocked = tempo_estimate(env, sr)
+    bpm, clocked = tempo_estimate(env, sr, hint_bpm)
     if bpm <= 0:
         return (*steady_grid(onset, sounding, sr), False)
     # The tracker ends its chain on the last strong point of the envelope and backtracks from there;
@@ -59,10 +69,17 @@ def track_beats(
         return (*steady_grid(onset, sounding, sr), False)
     if frames.size < 2:
         return frames, 0.0, False
-    frames = _best_phase(frames, onset, low_onset, sounding)
+    if beat_at is None:
+        frames = _best_phase(frames, onset, low_onset, sounding)
+    else:
+        shifted = _half_shifted(frames, onset.size)
+        if shifted.size and np.min(np.abs(shifted - beat_at)) < np.min(np.abs(frames - beat_at)):
+            frames = shifted
     tracked = beat_tempo(refine(frames, onset, sr))
     # The autocorrelation measures the period over the whole song; the beat intervals carry the
     # tracker's jitter and the odd short interval. Report the former whenever the two agree.
+    if hint_bpm and abs(tracked / hint_bpm - 1.0) >= TEMPO_AGREEMENT:
+        return frames, bpm, clocked  # the musician's level stands even where the tracker's mean differs
     return frames, bpm if abs(tracked / bpm - 1.0) < TEMPO_AGREEMENT else tracked, clocked
 
 

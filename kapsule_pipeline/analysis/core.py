@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from kapsule_pipeline.analysis import dsp
+from kapsule_pipeline.analysis import dsp, readings
 from kapsule_pipeline.analysis.beats import (
     CLOCKED_HALF_BEATS,
     STEADY_HALF_BEATS,
@@ -38,10 +38,11 @@ from kapsule_pipeline.analysis.beats import (
     track_beats,
 )
 from kapsule_pipeline.analysis.common import HOP, N_FFT
-from kapsule_pipeline.analysis.meter import bar_phase
+from kapsule_pipeline.analysis.meter import bar_evidence, bar_phase, beat_accents, meter_plausibility
 from kapsule_pipeline.analysis.sections import energy_curve, find_sections
+from kapsule_pipeline.analysis.tempo import octave_plausibility, pulse_envelope
 from kapsule_pipeline.errors import AudioError
-from kapsule_pipeline.models import Analysis
+from kapsule_pipeline.models import Analysis, AnalysisHints
 
 N_MELS = 96
 LOW_HZ = 150.0  # kick and bass live below this; downbeats tend to carry them
@@ -91,11 +92,26 @@ def features(y: np.ndarray, sr: int) -> Features:
     )
 
 
-def analyze_samples(y: np.ndarray, sr: int) -> Analysis:
-    """Tempo, beats, downbeats, sections and energy of mono samples ``y`` at rate ``sr``."""
+def analyze_samples(y: np.ndarray, sr: int, hints: AnalysisHints | None = None) -> Analysis:
+    """Tempo, beats, downbeats, sections and energy of mono samples ``y`` at rate ``sr``.
+
+    ``hints`` (the musician's BPM, beats per bar, a bar line's time) are kept as given; the
+    analysis then only places the beats on the audio (local timing) and fills in what was not
+    given. The runner-up readings of what was not given are in ``alternatives``.
+    """
     f = features(y, sr)
-    beat_frames, tempo, clocked = track_beats(f.onset, f.low_onset, f.sounding, sr)
-    beats_per_bar, phase = bar_phase(beat_frames, f.onset, f.low_onset, f.chroma)
+    hints = hints if hints is not None and hints.given() else None
+    bpm_hint = hints.bpm if hints else None
+    meter_hint = hints.beats_per_bar if hints else None
+    downbeat_hint = hints.downbeat if hints else None
+    beat_at = round(downbeat_hint * sr / HOP) if downbeat_hint is not None else None
+    beat_frames, tempo, clocked = track_beats(f.onset, f.low_onset, f.sounding, sr, bpm_hint, beat_at)
+    if bpm_hint is not None:
+        tempo = bpm_hint if abs(tempo / bpm_hint - 1.0) > 0.04 else tempo
+    downbeat_index = (
+        int(np.argmin(np.abs(beat_frames - beat_at))) if beat_at is not None and beat_frames.size else None
+    )
+    beats_per_bar, phase = bar_phase(beat_frames, f.onset, f.low_onset, f.chroma, meter_hint, downbeat_index)
     downbeat_frames = beat_frames[phase::beats_per_bar] if beat_frames.size else beat_frames
     music_start = float(f.times[np.argmax(f.sounding)]) if f.sounding.any() else 0.0
     sections = find_sections(downbeat_frames, f.chroma, f.mfcc, f.rms_db, f.times, f.duration, music_start)
@@ -103,7 +119,7 @@ def analyze_samples(y: np.ndarray, sr: int) -> Analysis:
     half = CLOCKED_HALF_BEATS if clocked else STEADY_HALF_BEATS
     beat_times = np.clip(steady(refine(beat_frames, f.onset, sr), half), 0.0, f.duration)
     downbeat_times = beat_times[phase::beats_per_bar] if beat_times.size else beat_times
-    return Analysis(
+    analysis = Analysis(
         duration=round(f.duration, 4),
         tempo=round(tempo, 3),
         beats=[round(float(t), 4) for t in beat_times],
@@ -112,4 +128,35 @@ def analyze_samples(y: np.ndarray, sr: int) -> Analysis:
         energy=energy_curve(y, sr),
         beats_per_bar=beats_per_bar,
         sample_rate=sr,
+        hints=hints,
     )
+    return _with_alternatives(analysis, f, beat_frames, phase, hints)
+
+
+def _with_alternatives(
+    analysis: Analysis, f: Features, beat_frames: np.ndarray, phase: int, hints: AnalysisHints | None
+) -> Analysis:
+    """The analysis with its runner-up readings and confidence; what a hint fixed has no runner-up."""
+    if len(analysis.beats) < 8 or analysis.tempo <= 0:
+        return analysis
+    env = pulse_envelope(f.onset, f.low_onset, f.sounding)
+    tempo_fixed = hints is not None and hints.bpm is not None
+    meter_fixed = hints is not None and hints.beats_per_bar is not None
+    bar_fixed = hints is not None and hints.downbeat is not None
+    other_meter, shifted = meter_plausibility(
+        beat_frames, f.onset, f.low_onset, f.chroma, analysis.beats_per_bar, phase
+    )
+    alternatives = []
+    if not tempo_fixed:
+        for kind, factor in (("half_tempo", 0.5), ("double_tempo", 2.0)):
+            plausibility = octave_plausibility(env, f.sr, analysis.tempo, factor)
+            alternatives.append(readings.reading(analysis, kind, plausibility))
+    if not meter_fixed and analysis.beats_per_bar in (3, 4):
+        meter = 7 - analysis.beats_per_bar
+        accent = beat_accents(beat_frames, f.onset, f.low_onset, f.chroma)
+        other_phase = bar_evidence(accent, meter).phase
+        alternatives.append(readings.reading(analysis, "other_meter", other_meter, meter, other_phase))
+    if not bar_fixed:
+        alternatives.append(readings.reading(analysis, "shifted_downbeat", shifted))
+    confidence = 1.0 / (1.0 + sum(r.plausibility for r in alternatives))
+    return analysis.model_copy(update={"alternatives": alternatives, "confidence": round(confidence, 3)})

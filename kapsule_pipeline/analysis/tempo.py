@@ -37,9 +37,9 @@ def pulse_envelope(onset: np.ndarray, low_onset: np.ndarray, sounding: np.ndarra
     return np.asarray(unit(onset) + unit(low_onset))
 
 
-def tempo_estimate(env: np.ndarray, sr: int) -> tuple[float, bool]:
+def tempo_estimate(env: np.ndarray, sr: int, hint_bpm: float | None = None) -> tuple[float, bool]:
     """The beat tempo (BPM): autocorrelation × Fourier tempogram × a prior centred on 120 BPM, and
-    whether the song keeps that exact tempo throughout (see ``_refine_period``).
+    whether the song keeps that exact tempo throughout (see ``refine_period``).
 
     WHY the product: the autocorrelation of a pulse train peaks at its period and at every multiple
     of it (half, third of the tempo), the Fourier spectrum at its frequency and every harmonic (twice,
@@ -47,11 +47,30 @@ def tempo_estimate(env: np.ndarray, sr: int) -> tuple[float, bool]:
     prior (σ = 0.6 octave) settles what evidence cannot: music with running notes at twice the beat
     (a rag's left hand, a polonaise) still reads as double tempo, the price of not halving a
     170 BPM rock song whose kick is much louder than its snare.
+
+    With ``hint_bpm`` (the musician's tempo) the metrical level is not searched: the hint is only
+    measured more finely on the autocorrelation (within PERIOD_SEARCH), never replaced.
     """
+    fps = sr / HOP
+    scored = tempo_scores(env, sr)
+    if scored is None:
+        return (float(hint_bpm), False) if hint_bpm else (0.0, False)
+    bpm, score, full_ac = scored
+    if hint_bpm:
+        return refine_period(full_ac, 60.0 * fps / hint_bpm, fps)
+    if score.max() <= 0:
+        return 0.0, False
+    return refine_period(full_ac, 60.0 * fps / float(bpm[np.argmax(score)]), fps)
+
+
+def tempo_scores(env: np.ndarray, sr: int) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """(BPM grid, evidence for each, the normalized whole-song autocorrelation), or None when the
+    envelope is flat. The evidence is what ``tempo_estimate`` maximizes; ``octave_plausibility``
+    reads the runner-up levels from it."""
     fps = sr / HOP
     detrended = np.maximum(env - scipy.ndimage.uniform_filter1d(env, max(1, round(fps))), 0.0)
     if not np.any(detrended > 0):
-        return 0.0, False
+        return None
     bpm = np.geomspace(TEMPO_MIN, TEMPO_MAX, 400)
     full_ac = dsp.autocorrelate(detrended - detrended.mean())
     full_ac = full_ac / (full_ac[0] + 1e-12)
@@ -61,10 +80,26 @@ def tempo_estimate(env: np.ndarray, sr: int) -> tuple[float, bool]:
     freqs = dsp.fourier_tempo_frequencies(fps, win)
     ft_bpm = np.interp(bpm, freqs, ft.mean(axis=1))
     prior = np.exp(-0.5 * (np.log2(bpm / TEMPO_PRIOR_BPM) / TEMPO_PRIOR_OCTAVES) ** 2)
-    score = ac * ft_bpm * prior
-    if score.max() <= 0:
-        return 0.0, False
-    return refine_period(full_ac, 60.0 * fps / float(bpm[np.argmax(score)]), fps)
+    return bpm, ac * ft_bpm * prior, full_ac
+
+
+def octave_plausibility(env: np.ndarray, sr: int, tempo: float, factor: float) -> float:
+    """How plausible ``factor`` × ``tempo`` is as the beat, against ``tempo`` itself (0 … 1): the
+    ratio of their evidence (best within ±4 % of each), 0 outside the searched range."""
+    scored = tempo_scores(env, sr)
+    if scored is None or tempo <= 0:
+        return 0.0
+    bpm, score, _ = scored
+    other = tempo * factor
+    if not TEMPO_MIN <= other <= TEMPO_MAX:
+        return 0.0
+
+    def near(value: float) -> float:
+        mask = np.abs(np.log(bpm / value)) <= PERIOD_SEARCH
+        return float(score[mask].max()) if mask.any() else 0.0
+
+    here = near(tempo)
+    return float(np.clip(near(other) / here, 0.0, 1.0)) if here > 0 else 0.0
 
 
 def refine_period(ac: np.ndarray, period: float, fps: float) -> tuple[float, bool]:
