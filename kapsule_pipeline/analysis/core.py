@@ -33,6 +33,7 @@ from kapsule_pipeline.analysis import dsp, readings
 from kapsule_pipeline.analysis.beats import (
     CLOCKED_HALF_BEATS,
     STEADY_HALF_BEATS,
+    attack_lead,
     refine,
     steady,
     track_beats,
@@ -117,7 +118,8 @@ def analyze_samples(y: np.ndarray, sr: int, hints: AnalysisHints | None = None) 
     sections = find_sections(downbeat_frames, f.chroma, f.mfcc, f.rms_db, f.times, f.duration, music_start)
 
     half = CLOCKED_HALF_BEATS if clocked else STEADY_HALF_BEATS
-    beat_times = np.clip(steady(refine(beat_frames, f.onset, sr), half), 0.0, f.duration)
+    lead = attack_lead(beat_frames, f.onset) * HOP / sr if beat_frames.size >= 4 else 0.0
+    beat_times = np.clip(steady(refine(beat_frames, f.onset, sr) - lead, half), 0.0, f.duration)
     downbeat_times = beat_times[phase::beats_per_bar] if beat_times.size else beat_times
     analysis = Analysis(
         duration=round(f.duration, 4),
