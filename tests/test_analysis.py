@@ -294,7 +294,9 @@ def test_the_analysis_compiles_nothing(tmp_path: Path) -> None:
         f"a = analyze_song(Path({str(song)!r})); "
         "print(len(a.beats), 'numba' in sys.modules, 'librosa' in sys.modules)"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    )
     beats, numba, librosa = out.stdout.split()
     assert int(beats) > 8
     assert (numba, librosa) == ("False", "False")
