@@ -47,12 +47,11 @@ lab: system-deps $(STAMP)
 	KAPSULE_STORAGE_URL=file://$(CURDIR)/.kapsule/data \
 	KAPSULE_STATUS_URL=sqlite:///$(CURDIR)/.kapsule/jobs.db \
 	KAPSULE_WORK_DIR=$(CURDIR)/.kapsule/work \
-	NUMBA_CACHE_DIR=$(CURDIR)/.kapsule/numba-cache \
 	$(BIN)/jupyter lab notebooks/
 
 bench: system-test-deps $(STAMP)
 	@scripts/install-system-deps.sh --bench
-	$(BIN)/python -c 'import music21, mir_eval, moviepy' 2>/dev/null || $(BIN)/python -m pip install --quiet -e '.[bench]'
+	$(BIN)/python -c 'import music21, mir_eval, moviepy, mido' 2>/dev/null || $(BIN)/python -m pip install --quiet -e '.[bench]'
 	$(BIN)/python benchmarks/end_to_end.py
 	$(BIN)/python benchmarks/analysis.py
 	$(BIN)/python benchmarks/assembly.py --repeat 2

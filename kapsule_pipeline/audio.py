@@ -40,7 +40,7 @@ from kapsule_pipeline.errors import (
     SongTooShort,
     Undecodable,
 )
-from kapsule_pipeline.models import Analysis
+from kapsule_pipeline.models import Analysis, AnalysisHints
 from kapsule_pipeline.settings import Settings, get_settings
 
 # The validation decode: 8 kHz float32 is 32 kB per second per channel (a 10-minute stereo song is
@@ -201,9 +201,18 @@ def _too_short_message(seconds: float, settings: Settings) -> str:
     return f"The song is {seconds:.1f} s long; Kapsule needs at least {settings.min_song_seconds:g} s."
 
 
-def analyze_song(path: Path) -> Analysis:
-    """Load the song at 22050 Hz mono and analyse it."""
-    return analyze_samples(load_audio(path, ANALYSIS_RATE), ANALYSIS_RATE)
+def analyze_song(path: Path, hints: AnalysisHints | None = None) -> Analysis:
+    """Load the song at 22050 Hz mono and analyse it; ``hints`` (BPM, beats per bar, a bar line's
+    time) are kept as the musician gave them, and only the local timing is taken from the audio."""
+    return analyze_samples(load_audio(path, ANALYSIS_RATE), ANALYSIS_RATE, hints)
 
 
-__all__ = ["ACCEPTED", "SongInfo", "analyze_samples", "analyze_song", "inspect_song", "load_audio"]
+__all__ = [
+    "ACCEPTED",
+    "AnalysisHints",
+    "SongInfo",
+    "analyze_samples",
+    "analyze_song",
+    "inspect_song",
+    "load_audio",
+]

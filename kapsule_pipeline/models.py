@@ -11,7 +11,7 @@ import hashlib
 import json
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 AspectRatio = Literal["16:9", "9:16", "1:1"]
 Transition = Literal["cut", "crossfade"]
@@ -45,6 +45,33 @@ class EnergyCurve(BaseModel):
     values: list[float]  # 0..1, normalized over the whole song
 
 
+class AnalysisHints(BaseModel):
+    """What the musician says about the song; the analysis keeps these and refines only local timing."""
+
+    model_config = ConfigDict(frozen=True)
+
+    bpm: float | None = Field(default=None, ge=30.0, le=300.0, description="Tempo of the beat, in BPM.")
+    beats_per_bar: int | None = Field(default=None, ge=2, le=12, description="Beats in one bar.")
+    downbeat: float | None = Field(default=None, ge=0.0, description="Time (s) of any bar line (a beat 1).")
+
+    def given(self) -> bool:
+        return self.bpm is not None or self.beats_per_bar is not None or self.downbeat is not None
+
+
+ReadingKind = Literal["half_tempo", "double_tempo", "other_meter", "shifted_downbeat"]
+
+
+class Reading(BaseModel):
+    """A runner-up reading of the beat grid, complete, so it can replace the chosen one for free."""
+
+    kind: ReadingKind
+    plausibility: float = Field(ge=0.0, le=1.0)  # against the chosen reading: 1 = as likely, 0 = ruled out
+    tempo: float
+    beats_per_bar: int
+    beats: list[float]
+    downbeats: list[float]
+
+
 class Analysis(BaseModel):
     """What ``analysis.json`` and ``kapsule analyze SONG --json`` hold."""
 
@@ -56,6 +83,11 @@ class Analysis(BaseModel):
     energy: EnergyCurve
     beats_per_bar: int = 4
     sample_rate: int = 22050
+    # How sure the beat grid is: 1 / (1 + the runner-ups' plausibilities); 1.0 when none is plausible
+    # or when the musician's hints fixed it. Older analysis.json files lack these and read as sure.
+    confidence: float = 1.0
+    alternatives: list[Reading] = Field(default_factory=list)
+    hints: AnalysisHints | None = None
 
     def energy_between(self, start: float, end: float) -> float:
         """Mean energy (0..1) of the song between two times."""

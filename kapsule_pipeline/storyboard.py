@@ -25,6 +25,7 @@ from typing import cast
 
 import numpy as np
 
+from kapsule_pipeline.analysis import readings
 from kapsule_pipeline.errors import GenerationError, InvalidParameter
 
 # The clip planning lives with the dissolve arithmetic in the media package (a base module, so the
@@ -178,10 +179,13 @@ def _energy_lookup(analysis: Analysis, fps: int) -> Callable[[int, int], float]:
 
 
 def _beat_candidates(analysis: Analysis, fps: int, total: int) -> dict[int, float]:
-    """Frame → reward for every beat strictly inside the song."""
-    downbeats = {f for f in (round(t * fps) for t in analysis.downbeats) if 0 < f < total}
+    """Frame → reward for every beat strictly inside the song that every plausible reading of the
+    grid shares (``readings.agreed_beats``): where the tempo level or the bar line is uncertain,
+    cuts go only where they are on the beat (or the bar line) whichever reading is true."""
+    agreed_beats, agreed_downbeats = readings.agreed_beats(analysis)
+    downbeats = {f for f in (round(t * fps) for t in agreed_downbeats) if 0 < f < total}
     # A beat tracker's beat and downbeat for the same moment may round to adjacent frames: keep one.
-    beats = {f for f in (round(t * fps) for t in analysis.beats) if 0 < f < total}
+    beats = {f for f in (round(t * fps) for t in agreed_beats) if 0 < f < total}
     beats = {f for f in beats if not {f - 1, f, f + 1} & downbeats}
     frames = sorted(downbeats | beats)
     # A section boundary is marked on the beat nearest to it, if that beat is close enough.

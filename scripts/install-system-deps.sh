@@ -2,7 +2,7 @@
 # Install the system packages Kapsule needs, only where they are missing.
 #   scripts/install-system-deps.sh            runtime: ffmpeg/ffprobe, python3-venv
 #   scripts/install-system-deps.sh --test     plus what the test suite uses
-#   scripts/install-system-deps.sh --bench    plus what benchmarks/analysis.py uses (fluidsynth, GM soundfont)
+#   scripts/install-system-deps.sh --bench    plus what benchmarks/analysis.py uses (fluidsynth, three GM soundfonts)
 # Uses apt-get (after one `apt-get update`) on Debian/Ubuntu; elsewhere it says what to install.
 set -euo pipefail
 
@@ -23,6 +23,9 @@ fi
 if (( want_bench )); then  # benchmarks/analysis.py renders public-domain scores to audio
   command -v fluidsynth >/dev/null 2>&1 || missing+=(fluidsynth)
   [[ -f /usr/share/sounds/sf2/FluidR3_GM.sf2 ]] || missing+=(fluid-soundfont-gm)
+  # benchmarks/corpus.py renders every piece through one of three GM soundfonts
+  [[ -f /usr/share/sounds/sf2/TimGM6mb.sf2 ]] || missing+=(timgm6mb-soundfont)
+  [[ -f /usr/share/sounds/sf3/MuseScore_General_Lite.sf3 ]] || missing+=(musescore-general-soundfont-small)
 fi
 
 # de-duplicate

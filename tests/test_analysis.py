@@ -279,3 +279,24 @@ def test_a_clocked_song_keeps_its_beat_through_syncopation(tmp_path: Path) -> No
     assert f_measure(analysis.beats, beats) >= 0.95
     syncopated = beats[16:24]
     assert f_measure([b for b in analysis.beats if 9.3 < b < 14.1], syncopated) >= 0.9
+
+
+def test_the_analysis_compiles_nothing(tmp_path: Path) -> None:
+    """A fresh process analyses a song without importing numba or librosa: nothing to JIT-compile,
+    so the first job after an install is as fast as the next (issue 15; the timing ratio itself
+    is measured in benchmarks/analysis.py, never asserted here)."""
+    import subprocess
+    import sys
+
+    song = write_song(synthesize_song(seed=5, structure=[("verse", 2), ("chorus", 2)]), tmp_path / "s.wav")
+    code = (
+        "import sys; from pathlib import Path; from kapsule_pipeline.audio import analyze_song; "
+        f"a = analyze_song(Path({str(song)!r})); "
+        "print(len(a.beats), 'numba' in sys.modules, 'librosa' in sys.modules)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    )
+    beats, numba, librosa = out.stdout.split()
+    assert int(beats) > 8
+    assert (numba, librosa) == ("False", "False")

@@ -339,3 +339,24 @@ def audio_excerpt_cmd(src: Path, out: Path, *, max_seconds: float, bitrate_kbps:
         "-vn", "-sn", "-dn", "-ac", "1", "-ar", "22050", "-c:a", "libmp3lame", "-b:a", f"{bitrate_kbps}k",
         str(out),
     ]  # fmt: skip
+
+
+def click_preview_cmd(song: Path, out: Path, *, click_rate: int, song_gain: float = 0.5) -> list[str]:
+    """The song with a click track mixed in, for the musician to check the beat grid by ear.
+
+    The clicks come as raw mono float32 at ``click_rate`` on stdin (rendered by
+    ``kapsule_pipeline.click``, sample-exact); the song is lowered by ``song_gain`` so the clicks are
+    heard over it and the sum cannot clip (no limiter: its look-ahead would move the clicks).
+    AAC in M4A plays in every browser, and its edit list keeps the encoder delay out of the timing.
+    """
+    graph = (
+        f"[0:a]aresample={click_rate},aformat=sample_fmts=fltp:channel_layouts=stereo,volume={song_gain:g}[song];"
+        "[1:a]aformat=sample_fmts=fltp:channel_layouts=stereo[click];"
+        "[song][click]amix=inputs=2:duration=first:normalize=0[out]"
+    )
+    return [
+        "ffmpeg", "-nostdin", "-v", "error", "-y", "-i", str(song),
+        "-f", "f32le", "-ar", str(click_rate), "-ac", "1", "-i", "pipe:0",
+        "-filter_complex", graph, "-map", "[out]", "-vn", "-sn", "-dn",
+        "-c:a", "aac", "-b:a", "160k", "-movflags", "+faststart", str(out),
+    ]  # fmt: skip
