@@ -11,6 +11,7 @@ reads ``__signature__``), and the command receives them as keyword arguments.
 from __future__ import annotations
 
 import inspect
+import types
 import typing
 from collections.abc import Callable
 from typing import Any, Literal, TypeVar
@@ -44,6 +45,9 @@ def _choices(annotation: Any) -> tuple[str, ...] | None:
 def _python_type(annotation: Any) -> type:
     while typing.get_origin(annotation) is typing.Annotated:
         annotation = typing.get_args(annotation)[0]
+    optional = [a for a in typing.get_args(annotation) if a is not type(None)]
+    if typing.get_origin(annotation) in (types.UnionType, typing.Union) and len(optional) == 1:
+        annotation = optional[0]  # an optional number is still a number on the command line
     if annotation in (bool, int, float):
         return annotation  # type: ignore[no-any-return]
     return str

@@ -46,6 +46,11 @@ class JobLayout:
         return f"{self.root}/work/storyboard.json"
 
     @property
+    def click_preview(self) -> str:
+        """The song with a click on every beat (accented on downbeats): check the grid by ear."""
+        return f"{self.root}/work/click_preview.m4a"
+
+    @property
     def shots_prefix(self) -> str:
         return f"{self.root}/work/shots/"
 

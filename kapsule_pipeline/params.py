@@ -19,7 +19,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from kapsule_pipeline.errors import InvalidParameter
-from kapsule_pipeline.models import AspectRatio, Resolution, Transition
+from kapsule_pipeline.models import AnalysisHints, AspectRatio, Resolution, Transition
 
 Continuity = Literal["none", "last_frame"]
 
@@ -74,6 +74,24 @@ class JobOptions(BaseModel):
     review: bool = Field(
         False, description="Stop after the storyboard (prompts, lengths, cost) until approved."
     )
+    # The musician's hints for the beat grid: the analysis keeps them and refines only local timing.
+    bpm: float | None = Field(
+        None, ge=30.0, le=300.0, description="Tempo of the beat in BPM, if you know it (empty: detect)."
+    )
+    beats_per_bar: int | None = Field(
+        None,
+        ge=2,
+        le=12,
+        description="Beats in one bar: 3 for a waltz, 4 for most songs; 6/8 and 12/8 count 2 and 4.",
+    )
+    downbeat: float | None = Field(
+        None, ge=0.0, le=3600.0, description="Time in seconds of any bar line (a '1') in the song."
+    )
+
+    def hints(self) -> AnalysisHints | None:
+        """The beat-grid hints as the analysis takes them, or None when the musician gave none."""
+        hints = AnalysisHints(bpm=self.bpm, beats_per_bar=self.beats_per_bar, downbeat=self.downbeat)
+        return hints if hints.given() else None
 
 
 class JobParams(JobOptions):

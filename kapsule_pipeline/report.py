@@ -235,6 +235,52 @@ def assembly_table(result: AssemblyResult) -> Table:
     )
 
 
+READING_NAMES = {
+    "half_tempo": "half the tempo",
+    "double_tempo": "double the tempo",
+    "other_meter": "another number of beats per bar",
+    "shifted_downbeat": "the bar line one beat later",
+}
+
+
+def readings_table(analysis: Analysis) -> Table:
+    """How sure the analysis is of its beat grid, and the readings it weighed against it.
+
+    A plausibility near 1 means the runner-up is almost as likely as the chosen grid: the storyboard
+    then cuts only on the beats both share, and the musician can hear the grid (the click track)
+    and fix it (``--bpm``, ``--beats-per-bar``, ``--downbeat``, or the studio's double/half/shift).
+    """
+    rows: list[dict[str, Any]] = [
+        {
+            "reading": "chosen" + (" (from your hints)" if analysis.hints is not None else ""),
+            "plausibility": f"confidence {analysis.confidence:.2f}",
+            "tempo": f"{analysis.tempo:.1f} BPM",
+            "beats per bar": analysis.beats_per_bar,
+        }
+    ]
+    for alt in analysis.alternatives:
+        rows.append(
+            {
+                "reading": READING_NAMES.get(alt.kind, alt.kind),
+                "plausibility": f"{alt.plausibility:.2f}",
+                "tempo": f"{alt.tempo:.1f} BPM",
+                "beats per bar": alt.beats_per_bar,
+            }
+        )
+    return Table(rows, "Beat grid: the chosen reading and its runners-up")
+
+
+def click_player(ctx: JobContext) -> Any:
+    """The click-track preview as a player embedded in the notebook (so its HTML plays it anywhere)."""
+    import base64
+
+    from IPython.display import HTML
+
+    data = base64.b64encode(ctx.storage.read_bytes(ctx.layout.click_preview)).decode()
+    tag = f'<audio controls preload="none" src="data:audio/mp4;base64,{data}"></audio>'
+    return HTML(tag)  # type: ignore[no-untyped-call]  # IPython: unannotated
+
+
 def video_src(ctx: JobContext) -> str:
     """Where the stored notebook finds the delivered video.
 

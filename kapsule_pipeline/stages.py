@@ -125,7 +125,10 @@ def run_analyze(ctx: JobContext) -> Analysis:
     song = ctx.input_song()
     ctx.song_info = inspect_song(song, ctx.settings)
     ctx.report("analyze", 0.2, f"analyzing {ctx.song_info.duration:.1f} s of audio")
-    analysis = analyze_song(song)
+    analysis = analyze_song(song, ctx.params.hints())
+    ctx.report("analyze", 0.8, "writing the click-track preview")
+    write_click_file(ctx, song, analysis)
+    # analysis.json goes last: its presence is what marks this stage done (the preview exists too).
     ctx.write_model(ctx.layout.analysis, analysis)
     ctx.report(
         "analyze",
@@ -133,6 +136,15 @@ def run_analyze(ctx: JobContext) -> Analysis:
         f"{analysis.tempo:.0f} BPM, {len(analysis.beats)} beats, {len(analysis.sections)} sections",
     )
     return analysis
+
+
+def write_click_file(ctx: JobContext, song: Path, analysis: Analysis) -> None:
+    """The song with a click on each beat (accented on each downbeat), in the job's work folder:
+    the musician hears the beat grid the storyboard will cut to before anything is paid for."""
+    from kapsule_pipeline.click import write_click_preview
+
+    local = write_click_preview(song, analysis, ctx.workdir / "work")
+    ctx.storage.upload_from(local, ctx.layout.click_preview, content_type="audio/mp4")
 
 
 def load_analysis(ctx: JobContext) -> Analysis:

@@ -83,6 +83,17 @@ CELLS: dict[str, list[Cell]] = {
             Louder, denser passages get shorter, more intense shots.
         """),
         code("plots.plot_energy(analysis)"),
+        md("""
+            ## Check the beat grid by ear
+
+            The song with a click on every beat and a higher click on every bar line: the grid the
+            cuts will land on. If it is off (double or half speed, the bar line on the wrong beat),
+            give hints (`bpm`, `beats_per_bar`, `downbeat`) or use double / half / shift in the studio.
+            Where the grid is uncertain, the runner-up readings are listed and the storyboard cuts
+            only on the beats they all share.
+        """),
+        code("report.click_player(ctx)"),
+        code("report.readings_table(analysis)"),
     ],
     "storyboard": [
         md("""
