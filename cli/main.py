@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -39,8 +40,8 @@ from kapsule_pipeline.intake import LocalSong
 from kapsule_pipeline.jobs import STAGES, JobRecord, JobState, stage_fraction
 from kapsule_pipeline.launch import make_launcher
 from kapsule_pipeline.layout import JobLayout
-from kapsule_pipeline.params import parse_params
-from kapsule_pipeline.service import JobService, Submission
+from kapsule_pipeline.params import parse_params, validation_message
+from kapsule_pipeline.service import GridChange, JobService, Submission
 from kapsule_pipeline.settings import get_settings
 
 POLL_S = 0.25  # ~4 Hz: smooth bars, negligible load on the status store
@@ -237,6 +238,30 @@ def _resume(service: JobService, record: JobRecord, output: Path | None) -> None
     final = _follow(service, record.id, record.execution or "")
     stem = Path(record.params.song or record.id).stem
     _deliver(service, final, output or Path("out") / f"{stem}-{record.id[-6:]}.mp4")
+
+
+@app.command()
+def regrid(
+    job_id: Annotated[str, typer.Argument(help="The job awaiting approval.")],
+    tempo: Annotated[str, typer.Option("--tempo", help="keep, double or half the tempo.")] = "keep",
+    shift: Annotated[int, typer.Option("--shift", help="Move every bar line by N beats.")] = 0,
+    beats_per_bar: Annotated[int | None, typer.Option("--beats-per-bar", help="Bars of N beats.")] = None,
+    bpm: Annotated[float | None, typer.Option("--bpm", help="Analyse again at this tempo.")] = None,
+) -> None:
+    """Fix the beat grid of a job awaiting approval and re-plan its storyboard (nothing is paid)."""
+    try:
+        change = GridChange.model_validate(
+            {"tempo": tempo, "shift_beats": shift, "beats_per_bar": beats_per_bar, "bpm": bpm}
+        )
+    except ValidationError as exc:
+        raise _fail(InvalidParameter(validation_message(exc)), EXIT_BAD_INPUT) from None
+    try:
+        service = _service()
+        service.regrid(LOCAL_OWNER, job_id, change)
+        record = service.get(LOCAL_OWNER, job_id)
+    except KapsuleError as exc:
+        raise _fail(exc, EXIT_BAD_INPUT) from None
+    _print_review(service, record)
 
 
 @app.command()

@@ -164,7 +164,7 @@ def pause_for_review(ctx: JobContext) -> JobRecord:
     )
 
 
-def _require_state(record: JobRecord, state: JobState, action: str) -> None:
+def require_state(record: JobRecord, state: JobState, action: str) -> None:
     if record.state != state:
         raise InvalidTransition(
             f"job {record.id} is {record.state.value}; only a job that is {state.value.replace('_', ' ')} "
@@ -209,7 +209,7 @@ def _merge_edits(edits: dict[str, str], **more: Any) -> Callable[[dict[str, Any]
     return lambda a: {**a, **more, "prompt_edits": {**(a.get("prompt_edits") or {}), **edits}}
 
 
-def _while_awaiting(job_id: str, action: str, then: str | None = None) -> Callable[[str], str]:
+def while_awaiting(job_id: str, action: str, then: str | None = None) -> Callable[[str], str]:
     """A state value for ``StatusStore.update`` that refuses, inside the transaction, unless awaiting."""
 
     def check(state: str) -> str:
@@ -228,10 +228,10 @@ def edit_shots(ctx: JobContext, prompts: dict[int, str]) -> Storyboard:
     The edits go into the job record in one transaction that also checks the state, so concurrent
     edits of different shots all survive and none lands after the approval.
     """
-    _require_state(ctx.record(), JobState.awaiting_approval, "edited")
+    require_state(ctx.record(), JobState.awaiting_approval, "edited")
     stored, edits = _checked_edits(ctx, prompts)
     record = ctx.status.update(
-        ctx.job_id, {"state": _while_awaiting(ctx.job_id, "edited"), "approval": _merge_edits(edits)}
+        ctx.job_id, {"state": while_awaiting(ctx.job_id, "edited"), "approval": _merge_edits(edits)}
     )
     # The file follows for anyone who reads it (a late write may lag another edit; the approval and
     # the generate stage both apply the record's edits again, so nothing generated ever lags).
@@ -251,12 +251,12 @@ def approve(ctx: JobContext, prompts: dict[int, str] | None = None) -> JobRecord
     ``heartbeat_at`` is cleared: that is how the new execution's claim tells an approved job
     waiting for its process from one another process is running.
     """
-    _require_state(ctx.record(), JobState.awaiting_approval, "approved")
+    require_state(ctx.record(), JobState.awaiting_approval, "approved")
     stored, edits = _checked_edits(ctx, prompts or {})
     record = ctx.status.update(
         ctx.job_id,
         {
-            "state": _while_awaiting(ctx.job_id, "approved", then=JobState.running.value),
+            "state": while_awaiting(ctx.job_id, "approved", then=JobState.running.value),
             "heartbeat_at": None,
             "message": "approved: generating the shots",
             "approval": _merge_edits(edits, approved=True, approved_at=utcnow().isoformat()),
@@ -288,7 +288,7 @@ def reroll(ctx: JobContext, index: int, *, prompt: str | None = None, seed: int 
     billed. The new record names its parent and the shot re-rolled (``reroll``).
     """
     parent = ctx.record()
-    _require_state(parent, JobState.succeeded, "re-rolled")
+    require_state(parent, JobState.succeeded, "re-rolled")
     if seed is not None and not 0 <= seed <= MAX_SEED:
         raise InvalidParameter(f"the seed must be between 0 and {MAX_SEED}, got {seed}")
     text = check_prompt(prompt) if prompt is not None else None

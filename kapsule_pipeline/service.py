@@ -17,11 +17,9 @@ only translate (options, HTTP, exit codes) into calls of this class:
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 import threading
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -33,72 +31,20 @@ from kapsule_pipeline.errors import (
     JobExists,
     JobNotFound,
     KapsuleError,
-    UnknownModel,
 )
-from kapsule_pipeline.generation.references import ReferenceImage, check_reference_images, reference_keys
-from kapsule_pipeline.intake import SongSource
+from kapsule_pipeline.generation.references import check_reference_images, reference_keys
+from kapsule_pipeline.job_requests import GridChange, Submission, check_models, request_hash
 from kapsule_pipeline.jobs import JobRecord, JobState, is_valid_job_id, utcnow
 from kapsule_pipeline.launch import Launcher
 from kapsule_pipeline.launch.cloudrun import StatusLauncher
 from kapsule_pipeline.launch.reconcile import STALE_HEARTBEAT_S, reconcile_if_stale, reconcile_stale
+from kapsule_pipeline.models import AnalysisHints
 from kapsule_pipeline.params import JobParams
 from kapsule_pipeline.settings import Settings, TaskEnv
 
 log = logging.getLogger(__name__)
 
 HEARTBEAT_S = 10.0
-
-
-@dataclass(frozen=True)
-class Submission:
-    """A job as an entry point hands it over: inputs, files, and who asks."""
-
-    params: JobParams
-    song: SongSource
-    owner: str = "local"
-    references: Sequence[ReferenceImage] = ()
-    job_id: str | None = None  # from an Idempotency-Key: a retried request maps to the same job
-    request_hash: str | None = None  # of the whole request, to tell a replay from a different job
-    upload_id: str | None = None
-    trace_header: str | None = None
-
-
-def check_models(params: JobParams, settings: Settings) -> None:
-    """Refuse a model this deployment does not know or cannot use, before any job exists.
-
-    Only names, prices and credentials are looked at (no client, no request), so a typo in
-    ``--video-model`` is one line at submission instead of a failed job minutes later.
-    """
-    from kapsule_pipeline.genai_client import genai_mode
-    from kapsule_pipeline.pricing import price_per_second
-
-    video, prompt = params.video_model, params.prompt_model
-    if video != "local":
-        if not video.startswith("veo-"):
-            raise UnknownModel(
-                f"video model {video!r} is not one Kapsule knows: use 'local' or a Veo model id"
-            )
-        try:
-            price_per_second(video, settings)
-        except KapsuleError as exc:
-            raise UnknownModel(f"video model {video!r} cannot be used here: {exc.message}") from None
-    if prompt != "local" and not prompt.startswith("gemini-"):
-        raise UnknownModel(
-            f"prompt model {prompt!r} is not one Kapsule knows: use 'local' or a Gemini model id"
-        )
-    for model in {video, prompt} - {"local"}:
-        try:
-            genai_mode(settings)
-        except KapsuleError as exc:
-            raise UnknownModel(f"{model} cannot be used on this deployment: {exc.message}") from None
-
-
-def request_hash(*parts: bytes) -> str:
-    """The fingerprint of a creating request (its body and files), stored with its Idempotency-Key."""
-    digest = hashlib.sha256()
-    for part in parts:
-        digest.update(hashlib.sha256(part).digest())
-    return digest.hexdigest()
 
 
 class JobService:
@@ -252,6 +198,44 @@ class JobService:
         reviews.edit_shots(ctx, {shot: prompt})
         return reviews.review_summary(ctx)
 
+    def regrid(self, owner: str, job_id: str, change: GridChange) -> reviews.Review:
+        """Fix the beat grid of a job awaiting approval and re-plan its storyboard, paying nothing.
+
+        Double, half, another meter or the bar line moved by some beats reread the analysis without
+        touching the audio; a BPM analyses the song again with it as a hint. The click preview, the
+        storyboard (and its prompts: shots change, so earlier prompt edits are dropped) and the cost
+        estimate are all rewritten before the job waits for its approval again.
+        """
+        from kapsule_pipeline import stages
+        from kapsule_pipeline.analysis.readings import reinterpret
+        from kapsule_pipeline.audio import analyze_song
+
+        ctx = self.context(owner, job_id)
+        reviews.require_state(ctx.record(), JobState.awaiting_approval, "re-planned")
+        song = ctx.input_song()
+        if change.bpm is not None:
+            hints = AnalysisHints(bpm=change.bpm, beats_per_bar=change.beats_per_bar)
+            analysis = analyze_song(song, hints)
+        else:
+            analysis = reinterpret(
+                stages.load_analysis(ctx),
+                tempo_factor=change.tempo_factor,
+                shift_beats=change.shift_beats,
+                beats_per_bar=change.beats_per_bar,
+            )
+        self.stores.status.update(
+            job_id,
+            {
+                "state": reviews.while_awaiting(job_id, "re-planned"),
+                "approval": lambda a: {**a, "prompt_edits": {}},
+            },
+        )
+        stages.write_click_file(ctx, song, analysis)
+        ctx.write_model(ctx.layout.analysis, analysis)
+        stages.run_storyboard(ctx)
+        reviews.pause_for_review(ctx)
+        return reviews.review_summary(ctx)
+
     def approve(self, owner: str, job_id: str, prompts: dict[int, str] | None = None) -> JobRecord:
         """Approve the storyboard (with optional last edits) and launch the execution that resumes it.
 
@@ -369,4 +353,4 @@ class Heartbeat(threading.Thread):
                 log.warning("heartbeat of %s not written: %s", self.job_id, exc.message)
 
 
-__all__ = ["Heartbeat", "JobService", "Submission", "check_models", "request_hash"]
+__all__ = ["GridChange", "Heartbeat", "JobService", "Submission", "check_models", "request_hash"]

@@ -32,9 +32,10 @@ from kapsule_pipeline.generation.references import ReferenceImage
 from kapsule_pipeline.intake import StoredSong
 from kapsule_pipeline.jobs import JobRecord, JobState
 from kapsule_pipeline.layout import NOTEBOOK_NAMES, JobLayout
+from kapsule_pipeline.models import Analysis
 from kapsule_pipeline.params import MAX_REFERENCE_IMAGES, JobOptions, JobParams
 from kapsule_pipeline.review import Review
-from kapsule_pipeline.service import Submission, request_hash
+from kapsule_pipeline.service import GridChange, Submission, request_hash
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 
@@ -246,6 +247,34 @@ def job_storyboard(job_id: str, owner: OwnerDep, service: ServiceDep) -> Review:
 def edit_shot(job_id: str, n: int, body: ShotEdit, owner: OwnerDep, service: ServiceDep) -> Review:
     """Change one shot's prompt while the job awaits approval (a 409 otherwise)."""
     return service.edit_prompt(owner, job_id, n, body.prompt)
+
+
+@router.post("/{job_id}:regrid", response_model=Review)
+def regrid_job(job_id: str, body: GridChange, owner: OwnerDep, service: ServiceDep) -> Review:
+    """Fix the beat grid of a job awaiting approval (double, half, shift the bar line, another meter,
+    or an exact BPM) and re-plan its storyboard: nothing is generated or paid for."""
+    return service.regrid(owner, job_id, body)
+
+
+@router.get("/{job_id}/analysis", response_model=Analysis)
+def job_analysis(job_id: str, owner: OwnerDep, service: ServiceDep) -> Analysis:
+    """The job's analysis (beats, downbeats, readings): what the studio draws its beat grid from."""
+    ctx = service.context(owner, job_id)
+    try:
+        return ctx.read_model(ctx.layout.analysis, Analysis)
+    except ObjectNotFound:
+        raise ObjectNotFound(f"job {job_id} has not been analysed yet") from None
+
+
+@router.get("/{job_id}/click", response_class=Response)
+def job_click(job_id: str, owner: OwnerDep, service: ServiceDep) -> Response:
+    """The click-track preview: the song with a click on each beat, accented on each bar line."""
+    ctx = service.context(owner, job_id)
+    try:
+        data = ctx.storage.read_bytes(ctx.layout.click_preview)
+    except ObjectNotFound:
+        raise ObjectNotFound(f"job {job_id} has no click-track preview yet") from None
+    return Response(data, media_type="audio/mp4")
 
 
 @router.post("/{job_id}:approve", response_model=JobRecord, status_code=202)
