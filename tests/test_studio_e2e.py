@@ -163,7 +163,9 @@ def test_drop_a_song_and_watch_the_video(
     assert shot.stat().st_size > 10_000
 
 
-def test_review_the_storyboard_approve_then_reroll_a_shot(server: str, tmp_path: Path) -> None:
+def test_review_the_storyboard_approve_then_reroll_a_shot(
+    server: str, tmp_path: Path, artifacts_dir: Path
+) -> None:
     """Review before paying in the page: see prompts and cost, edit one, approve, then re-roll a shot."""
     from playwright.sync_api import sync_playwright
 
@@ -193,6 +195,28 @@ def test_review_the_storyboard_approve_then_reroll_a_shot(server: str, tmp_path:
             assert "estimated $0.00" in page.inner_text("#review-cost")
             assert page.locator("#review-shots textarea").count() >= 2
             assert page.is_visible("#cancel") and page.is_hidden("#result")
+
+            # The beat grid: drawn, heard (the click track is the song's length), fixed for free.
+            tempo = float(page.inner_text("#grid-summary").split(" BPM")[0])
+            assert page.is_visible("#grid-canvas")
+            page.eval_on_selector("#grid-click", "a => { a.preload = 'auto'; a.load(); }")
+            page.wait_for_function(
+                "() => { const a = document.getElementById('grid-click');"
+                " return a.readyState >= 1 && a.duration > 0; }"
+            )
+            assert page.evaluate("document.getElementById('grid-click').duration") == pytest.approx(
+                song_seconds, abs=0.3
+            )
+            bpm_now = "() => parseFloat(document.getElementById('grid-summary').textContent)"
+            page.get_by_role("button", name="Double").click()
+            page.wait_for_function(f"(t) => ({bpm_now})() > t * 1.9", arg=tempo)
+            page.locator("#review").screenshot(path=str(artifacts_dir / "studio-beat-grid.png"))
+            page.get_by_role("button", name="Half").click()
+            page.wait_for_function(f"(t) => Math.abs(({bpm_now})() - t) < 1", arg=tempo)
+            assert "estimated $0.00" in page.inner_text("#review-cost")  # re-planning paid nothing
+
+            first = page.get_by_label("Shot 0 prompt")
+            first.wait_for()
             first.fill("a paper boat on a puddle")
             page.get_by_role("button", name="Approve and make the video").click()
             job_id = page.evaluate("current.id")
@@ -210,7 +234,7 @@ def test_review_the_storyboard_approve_then_reroll_a_shot(server: str, tmp_path:
             page.wait_for_function(has_video, arg=child_id, timeout=VIDEO_TIMEOUT_MS)
             assert page.inner_text("#job-state") == "succeeded"
             child = httpx.get(f"{server}/v1/jobs/{child_id}", timeout=5).json()
-            assert child["params"]["parent_job"] == job_id and child["params"]["reroll"]["shot"] == 1
+            assert child["reroll"]["parent_job"] == job_id and child["reroll"]["shot"] == 1
             links = [page.get_attribute(f"#notebooks li:nth-child({i}) a", "href") for i in (1, 3)]
             assert links == [
                 f"/v1/jobs/{job_id}/notebooks/01_analyze",

@@ -267,6 +267,7 @@ async function showReview(job) {
   if (reviewShownFor === job.id) return;
   reviewShownFor = job.id;
   try {
+    await showGrid(job, gridHelpers);
     const review = await api("GET", `/v1/jobs/${job.id}/storyboard`);
     const budget = review.budget_usd ? ` Budget: ${money(review.budget_usd)}.` : "";
     $("review-cost").textContent = `${review.shots.length} shots, ${Math.round(review.video_seconds)} s of video ` +
@@ -298,6 +299,16 @@ async function showReview(job) {
     showError(e.message);
   }
 }
+
+const gridHelpers = {
+  api: (...args) => api(...args),
+  protectedUrl: (path) => protectedUrl(path),
+  showError: (message) => showError(message),
+  refresh: async (id) => {  // the grid changed: the storyboard and its cost are new, show them again
+    reviewShownFor = null;
+    await showReview(await api("GET", `/v1/jobs/${id}`));
+  },
+};
 
 async function approveJob() {
   if (!current) return;
@@ -408,6 +419,7 @@ async function start() {
   $("new-job").addEventListener("submit", makeVideo);
   $("cancel").addEventListener("click", cancelJob);
   $("approve").addEventListener("click", approveJob);
+  setUpGrid(gridHelpers);
   $("more").addEventListener("click", () => loadJobs(true));
   $("api-key").value = localStorage.getItem("kapsule-key") || "";
   $("api-key").addEventListener("change", () => loadJobs());
