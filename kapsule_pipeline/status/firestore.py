@@ -28,7 +28,14 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import parse_qs, urlparse
 
-from kapsule_pipeline.errors import ConfigError, InvalidParameter, JobNotFound, KapsuleError, StorageError
+from kapsule_pipeline.errors import (
+    BadCursor,
+    ConfigError,
+    InvalidParameter,
+    JobNotFound,
+    KapsuleError,
+    StorageError,
+)
 from kapsule_pipeline.jobs import JobRecord, apply_update
 
 if TYPE_CHECKING:
@@ -44,6 +51,7 @@ _TIMESTAMPS = ("created_at", "updated_at", "heartbeat_at")
 LIST_ORDER = (("created_at", "DESCENDING"), ("__name__", "DESCENDING"))
 
 T = TypeVar("T")
+_BAD_CURSOR = "that page cursor is not one this server handed out; list again without a cursor"
 
 
 def parse_firestore_url(url: str) -> tuple[str, str, str]:
@@ -181,9 +189,9 @@ class FirestoreStatusStore:
                 created, last_id = json.loads(cursor)
                 after = {"created_at": datetime.fromisoformat(created), "__name__": str(last_id)}
             except (ValueError, TypeError) as exc:
-                raise InvalidParameter("bad page cursor", code="bad_cursor") from exc
+                raise BadCursor(_BAD_CURSOR) from exc
             if not _valid_document_id(after["__name__"]):
-                raise InvalidParameter("bad page cursor", code="bad_cursor")
+                raise BadCursor(_BAD_CURSOR)
             query = query.start_after(after)
         snapshots = self._call("list", owner, lambda: list(query.limit(limit + 1).stream()))
         records = [_from_document(snapshot.to_dict()) for snapshot in snapshots[:limit]]
