@@ -123,14 +123,38 @@ def _cell_seconds(nb: Any) -> tuple[float, dict[str, float]]:
     return total, per_tag
 
 
+# JupyterLab's HTML template minus everything it would fetch from a CDN (require.js, MathJax, mermaid,
+# the widget manager): a report needs none of it, and a reviewer's browser then loads nothing from
+# outside. The page's CSS stays inline and plots stay inline PNGs, so it looks the same.
+_REPORT_TEMPLATE = """{%- extends 'lab/index.html.j2' -%}
+{%- block html_head_js -%}{%- endblock html_head_js -%}
+{%- block html_head_js_mathjax -%}{%- endblock html_head_js_mathjax -%}
+{%- block html_head_js_mermaidjs -%}{%- endblock html_head_js_mermaidjs -%}
+{%- block jupyter_widgets -%}{%- endblock jupyter_widgets -%}
+"""
+
+
+def notebook_html(nb: Any) -> str:
+    """The notebook as a static HTML report: no script tags of the template, nothing from a CDN."""
+    from jinja2 import DictLoader
+    from nbconvert import HTMLExporter
+
+    exporter = HTMLExporter(
+        log=_quiet_log,
+        extra_loaders=[DictLoader({"kapsule_report.html.j2": _REPORT_TEMPLATE})],
+        template_file="kapsule_report.html.j2",
+    )
+    body, _ = exporter.from_notebook_node(nb)
+    return str(body)
+
+
 def _save_notebook(ctx: JobContext, name: str, executed: Path) -> tuple[Any, float]:
     """Store the executed notebook and its HTML rendering; returns the notebook and seconds taken."""
     import nbformat
-    from nbconvert import HTMLExporter
 
     started = time.perf_counter()
     nb = nbformat.read(executed, as_version=4)
-    body, _ = HTMLExporter(log=_quiet_log).from_notebook_node(nb)
+    body = notebook_html(nb)
     ctx.storage.upload_from(executed, ctx.layout.notebook(name), content_type="application/x-ipynb+json")
     ctx.storage.write_bytes(
         ctx.layout.notebook(name, "html"), body.encode(), content_type="text/html; charset=utf-8"

@@ -8,18 +8,15 @@ the same 404 as a missing one, and no path is ever built from the id before that
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import tempfile
 import threading
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Query, Response
-from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field
-from starlette.concurrency import run_in_threadpool
+from fastapi.responses import FileResponse, RedirectResponse, StreamingResponse
+from pydantic import BaseModel, Field
 
 from api.deps import (
     DeliveryDep,
@@ -30,6 +27,7 @@ from api.deps import (
     StatusDep,
     StorageDep,
 )
+from api.schemas import ApiModel
 from kapsule_pipeline import uploads
 from kapsule_pipeline.errors import (
     InvalidParameter,
@@ -40,7 +38,7 @@ from kapsule_pipeline.errors import (
 )
 from kapsule_pipeline.jobs import JobRecord, JobState, is_valid_job_id
 from kapsule_pipeline.launch.reconcile import reconcile_if_stale
-from kapsule_pipeline.layout import NOTEBOOK_NAMES, JobLayout
+from kapsule_pipeline.layout import JobLayout
 from kapsule_pipeline.review import JobStores, Review, approve, edit_shots, reroll, review_summary
 from kapsule_pipeline.settings import Settings
 from kapsule_pipeline.stages import check_frame_params
@@ -48,13 +46,8 @@ from kapsule_pipeline.status import StatusStore
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 
-EVENTS_POLL_S = 0.5
-EVENTS_KEEPALIVE_S = 15.0
 
-
-class JobCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class JobCreate(ApiModel):
     upload_id: str = Field(..., max_length=100)
     prompt: str = Field("", description="What the video shows.")
     style: str = Field("", description="Look and feel.")
@@ -69,23 +62,17 @@ class JobCreate(BaseModel):
     )
 
 
-class ShotEdit(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class ShotEdit(ApiModel):
     prompt: str = Field(..., description="The shot's new prompt.")
 
 
-class Approval(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class Approval(ApiModel):
     prompts: dict[int, str] = Field(
         default_factory=dict, description="Optional last edits: shot number → new prompt."
     )
 
 
-class Reroll(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class Reroll(ApiModel):
     prompt: str | None = Field(None, description="A new prompt for the shot (default: keep it).")
     seed: int | None = Field(None, ge=0, le=2**32 - 1, description="Default: a new random seed.")
 
@@ -246,36 +233,6 @@ def cancel_job(job_id: str, owner: OwnerDep, status: StatusDep, launcher: Launch
     return record
 
 
-@router.get("/{job_id}/events")
-async def job_events(job_id: str, owner: OwnerDep, status: StatusDep) -> StreamingResponse:
-    """Server-sent events: one ``job`` event (the record as JSON) per change, until it finishes."""
-    await run_in_threadpool(_owned_job, status, owner, job_id)
-
-    async def stream() -> AsyncIterator[str]:
-        last = None
-        idle = 0.0
-        while True:
-            record = await run_in_threadpool(status.get, job_id)
-            if record.updated_at != last:
-                last = record.updated_at
-                idle = 0.0
-                yield f"event: job\nid: {record.updated_at.isoformat()}\ndata: {record.model_dump_json()}\n\n"
-                if record.finished:
-                    yield "event: end\ndata: {}\n\n"
-                    return
-            elif idle >= EVENTS_KEEPALIVE_S:
-                idle = 0.0
-                yield ": keep-alive\n\n"
-            await asyncio.sleep(EVENTS_POLL_S)
-            idle += EVENTS_POLL_S
-
-    return StreamingResponse(
-        stream(),
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-    )
-
-
 @router.get("/{job_id}/video", response_model=None)
 def job_video(
     job_id: str, owner: OwnerDep, status: StatusDep, delivery: DeliveryDep
@@ -297,24 +254,6 @@ def job_video(
     if sign is not None:
         return RedirectResponse(sign(key, filename=filename).url, status_code=307)
     return StreamingResponse(delivery.open_read(key), media_type="video/mp4")
-
-
-@router.get("/{job_id}/notebooks/{name}", response_class=HTMLResponse)
-def job_notebook(
-    job_id: str, name: str, owner: OwnerDep, status: StatusDep, storage: StorageDep
-) -> HTMLResponse:
-    """One executed stage notebook as HTML (its cells, outputs, timings and any error)."""
-    _owned_job(status, owner, job_id)
-    if name not in NOTEBOOK_NAMES:
-        raise ObjectNotFound(
-            f"there is no notebook {name[:40]!r}; the notebooks are {', '.join(NOTEBOOK_NAMES)}"
-        )
-    try:
-        body = storage.read_bytes(JobLayout(job_id).notebook(name, "html"))
-    except ObjectNotFound:
-        raise ObjectNotFound(f"notebook {name} of job {job_id} has not run yet") from None
-    # Rendered notebooks carry their own scripts; sandboxed, they display but run nothing of ours.
-    return HTMLResponse(body, headers={"Content-Security-Policy": "sandbox"})
 
 
 # ------------------------------------------------------------------------ review before paying, re-roll
