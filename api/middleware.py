@@ -19,9 +19,11 @@ import logging
 import re
 from typing import Any
 
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from kapsule_pipeline.access import host_header_name, is_loopback_host
+from kapsule_pipeline.errors import HostNotAllowed, RequestTooLarge
 
 # The studio: its own scripts and styles only; uploads and videos may go to Cloud Storage (signed
 # URLs); notebooks are shown in a sandboxed frame of this origin; nobody may frame the studio.
@@ -37,8 +39,13 @@ _ALWAYS = [(b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-re
 _STUDIO = [(b"content-security-policy", STUDIO_CSP.encode()), (b"x-frame-options", b"DENY")]
 
 
-class _BodyTooLarge(Exception):
-    """Raised from ``receive`` when a streamed body passes the limit; answered with 413 below."""
+class _BodyTooLarge(HTTPException):
+    """Raised from ``receive`` when a streamed body passes the limit: FastAPI's body reader lets an
+    ``HTTPException`` through, so it becomes the JSON 413 of ``api.errors``; one raised elsewhere
+    (a route that streams its body) is answered here."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"the request body is larger than this server accepts ({limit} bytes)")
 
 
 def _error_body(code: str, message: str) -> bytes:
@@ -63,13 +70,13 @@ class Guard:
         if self.open_mode:
             host = headers.get(b"host", b"").decode("latin-1")
             if not is_loopback_host(host_header_name(host)):
-                await _refuse(send, 421, "host_not_allowed", _HOST_MESSAGE, extra)
+                await _refuse(send, HostNotAllowed.http_status, HostNotAllowed.code, _HOST_MESSAGE, extra)
                 return
         limited = not (scope["method"] == "PUT" and path.startswith(_UPLOAD_PUT_PREFIX))
         if limited:
             length = headers.get(b"content-length", b"")
             if length.isdigit() and int(length) > self.max_body:
-                await _refuse(send, 413, "request_too_large", self._too_large(), extra)
+                await _refuse(send, 413, RequestTooLarge.code, self._too_large(), extra)
                 return
             receive = self._counting(receive)
         started = False
@@ -88,7 +95,7 @@ class Guard:
         except _BodyTooLarge:
             if started:
                 raise
-            await _refuse(send, 413, "request_too_large", self._too_large(), extra)
+            await _refuse(send, 413, RequestTooLarge.code, self._too_large(), extra)
 
     def _too_large(self) -> str:
         return f"the request body is larger than this server accepts ({self.max_body} bytes)"
@@ -103,7 +110,7 @@ class Guard:
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > limit:
-                    raise _BodyTooLarge()
+                    raise _BodyTooLarge(limit)
             return message
 
         return counted
