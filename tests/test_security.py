@@ -28,6 +28,7 @@ from kapsule_pipeline import uploads
 from kapsule_pipeline.access import check_bind, is_loopback_host, parse_api_keys
 from kapsule_pipeline.errors import ConfigError, OpenServerRefused
 from kapsule_pipeline.jobs import JobRecord, JobState
+from kapsule_pipeline.launch.local import LocalLauncher, job_log_path
 from kapsule_pipeline.layout import JobLayout
 from kapsule_pipeline.pipeline import notebook_html
 from kapsule_pipeline.settings import Settings, get_settings
@@ -467,3 +468,73 @@ def test_each_owner_has_a_cap_on_open_streams(server: tuple[str, Path], tmp_path
                 break
         time.sleep(0.05)
     assert again.status_code == 200
+
+
+# ------------------------------------------------------------------------- processes and secrets
+
+
+class _ScriptLauncher(LocalLauncher):
+    """The real local launcher, starting a one-line Python script instead of the job entrypoint."""
+
+    def __init__(self, settings: Settings, code: str) -> None:
+        super().__init__(settings)
+        self.code = code
+
+    def command(self) -> list[str]:
+        return [sys.executable, "-c", self.code]
+
+
+def _wait_gone(pid: int) -> None:
+    stat = Path(f"/proc/{pid}/stat")
+    for _ in range(600):
+        if not stat.exists():
+            return
+        time.sleep(0.05)
+    pytest.fail(f"process {pid} is still in the process table: {stat.read_text()[:80]}")  # e.g. a zombie
+
+
+def test_the_local_launcher_reaps_its_children(env: Settings) -> None:
+    launcher = _ScriptLauncher(env, "pass")
+    executions = [launcher.launch(f"reap-{i}") for i in range(5)]
+    for execution in executions:
+        _wait_gone(int(execution.removeprefix("local-")))
+    assert launcher.running == 0
+    for execution in executions:
+        assert launcher.poll(execution) == 0
+        done = launcher.status(execution)
+        assert done is not None and done.done and done.succeeded
+
+
+def _child_environment(settings: Settings, job_id: str) -> dict[str, str]:
+    launcher = _ScriptLauncher(settings, "import json, os; print(json.dumps(dict(os.environ)))")
+    _wait_gone(int(launcher.launch(job_id).removeprefix("local-")))
+    child: dict[str, str] = json.loads(job_log_path(settings, job_id).read_text().splitlines()[-1])
+    return child
+
+
+SERVER_SECRETS = ("KAPSULE_API_KEYS", "KAPSULE_UPLOAD_SECRET")
+GENAI_KEYS = ("KAPSULE_GEMINI_API_KEY", "GEMINI_API_KEY", "GOOGLE_API_KEY")
+
+
+def test_jobs_and_kernels_get_only_the_secrets_they_use(
+    env: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("KAPSULE_API_KEYS", "alice=key-a")
+    monkeypatch.setenv("GEMINI_API_KEY", "gemini-secret")
+    monkeypatch.setenv("GOOGLE_API_KEY", "google-secret")
+    get_settings.cache_clear()
+    local = get_settings()
+    child = _child_environment(local, "env-local")
+    assert child["KAPSULE_STORAGE_URL"] == local.storage_url
+    assert not set(child) & {*SERVER_SECRETS, *GENAI_KEYS}
+    assert not {"key-a", SECRET, "gemini-secret", "google-secret"} & set(child.values())
+
+    veo = local.model_copy(update={"video_model": "veo-3.0-fast-generate-001"})
+    child = _child_environment(veo, "env-veo")
+    assert "gemini-secret" in child.values() and not set(child) & set(SERVER_SECRETS)
+
+    from kapsule_pipeline.pipeline import _kernel_environment
+
+    with _kernel_environment(local):  # what a notebook kernel inherits
+        assert not set(os.environ) & {*SERVER_SECRETS, *GENAI_KEYS}
+    assert os.environ["KAPSULE_API_KEYS"] == "alice=key-a"  # ours again afterwards
