@@ -16,7 +16,8 @@ import hmac
 import logging
 import secrets
 import threading
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, TypeVar
 
 from fastapi import Depends, Header, Request
 
@@ -32,6 +33,7 @@ from kapsule_pipeline.storage import Storage, open_storage
 log = logging.getLogger("kapsule.api")
 
 LOCAL_OWNER = "local"
+T = TypeVar("T")
 
 _lock = threading.Lock()
 _storages: dict[str, Storage] = {}
@@ -49,7 +51,7 @@ async def settings() -> Settings:
 SettingsDep = Annotated[Settings, Depends(settings)]
 
 
-def _cached(cache: dict, key: str, make):  # type: ignore[no-untyped-def,type-arg]
+def _cached(cache: dict[str, T], key: str, make: Callable[[], T]) -> T:
     with _lock:
         if key not in cache:
             cache[key] = make()

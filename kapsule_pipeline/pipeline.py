@@ -139,7 +139,7 @@ def notebook_html(nb: Any) -> str:
     from jinja2 import DictLoader
     from nbconvert import HTMLExporter
 
-    exporter = HTMLExporter(
+    exporter = HTMLExporter(  # type: ignore[no-untyped-call]
         log=_quiet_log,
         extra_loaders=[DictLoader({"kapsule_report.html.j2": _REPORT_TEMPLATE})],
         template_file="kapsule_report.html.j2",

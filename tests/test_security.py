@@ -16,6 +16,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
@@ -251,13 +252,12 @@ def test_notebooks_open_through_short_lived_signed_links_in_a_sandbox(
 def test_rendered_notebooks_load_nothing_from_a_cdn_but_keep_plots_and_tables() -> None:
     import nbformat
 
-    nb = nbformat.v4.new_notebook()
-    plot = nbformat.v4.new_output("display_data", data={"image/png": "iVBORw0KGgo="})
-    table = nbformat.v4.new_output(
-        "display_data", data={"text/html": "<table><tr><td>tempo</td></tr></table>"}
-    )
-    code = nbformat.v4.new_code_cell("x", outputs=[plot, table])
-    nb.cells = [nbformat.v4.new_markdown_cell("# Analysis $x^2$"), code]
+    v4: Any = nbformat.v4  # an untyped library
+    nb = v4.new_notebook()
+    plot = v4.new_output("display_data", data={"image/png": "iVBORw0KGgo="})
+    table = v4.new_output("display_data", data={"text/html": "<table><tr><td>tempo</td></tr></table>"})
+    code = v4.new_code_cell("x", outputs=[plot, table])
+    nb.cells = [v4.new_markdown_cell("# Analysis $x^2$"), code]
     html = notebook_html(nb)
     assert "<script" not in html and "cdnjs" not in html and "require.js" not in html
     assert "data:image/png;base64,iVBORw0KGgo=" in html and "<td>tempo</td>" in html

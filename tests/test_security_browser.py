@@ -128,6 +128,7 @@ def test_a_notebook_opened_from_the_studio_cannot_read_the_key(keyed_server: tup
             page.wait_for_selector("#notebooks a")
             page.click("#notebooks li:first-child a")
             frame_element = page.wait_for_selector("#notebook-frame iframe")
+            assert frame_element is not None
             assert frame_element.get_attribute("sandbox") == ""  # no scripts, no same-origin
             frame = frame_element.content_frame()
             assert frame is not None
