@@ -16,9 +16,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send  # noqa: E402
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.middleware import Guard  # noqa: E402
+from api.middleware import Guard
 
 ROUNDS, CALLS = 7, 20_000
 SCOPE: Scope = {
