@@ -36,6 +36,8 @@ from kapsule_pipeline.settings import Settings, get_settings
 from kapsule_pipeline.status import open_status_store
 from kapsule_pipeline.storage import open_storage
 from tests.test_api import LOOPBACK, SECRET, RecordingLauncher, _error, _upload, _wav
+from tests.test_api_gcs import gcs_client  # noqa: F401 (a fixture)
+from tests.test_gcs_signing import sa_key  # noqa: F401 (a fixture)
 
 REPO = Path(__file__).resolve().parent.parent
 ORIGIN = {"Origin": LOOPBACK}
@@ -538,3 +540,17 @@ def test_jobs_and_kernels_get_only_the_secrets_they_use(
     with _kernel_environment(local):  # what a notebook kernel inherits
         assert not set(os.environ) & {*SERVER_SECRETS, *GENAI_KEYS}
     assert os.environ["KAPSULE_API_KEYS"] == "alice=key-a"  # ours again afterwards
+
+
+def test_a_gcs_upload_url_is_signed_for_one_put(
+    gcs_client: tuple[TestClient, RecordingLauncher, Settings],  # noqa: F811
+) -> None:
+    """GCS answers a second PUT with 412 once the precondition "no object yet" is signed into the URL
+    (the GCS emulator does not enforce preconditions, so this checks the URL and its headers)."""
+    client, _, _ = gcs_client
+    info = client.post(
+        "/v1/uploads", json={"filename": "s.wav", "content_type": "audio/wav", "size": 10}
+    ).json()
+    assert info["headers"]["x-goog-if-generation-match"] == "0"
+    signed = parse_qs(urlsplit(info["url"]).query)["X-Goog-SignedHeaders"][0].split(";")
+    assert "x-goog-if-generation-match" in signed and "x-goog-content-length-range" in signed
