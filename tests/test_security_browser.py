@@ -44,8 +44,9 @@ HOSTILE = b"""<!doctype html><html><body><h1>tempo 120</h1>
 
 
 @pytest.fixture
-def keyed_server(tmp_path: Path, small_video: Path) -> Iterator[tuple[str, str]]:
-    """A keyed ``kapsule serve`` with one finished job of alice's; yields the URL and the job id."""
+def keyed_server(tmp_path: Path, small_video: Path) -> Iterator[tuple[str, str, str]]:
+    """A keyed ``kapsule serve`` with one finished job of alice's (event streams live 2 s at most);
+    yields the URL, the job id and the status store's URL."""
     _need_chromium()
     home = tmp_path / "kapsule"
     storage_url, status_url = f"file://{home / 'data'}", f"sqlite:///{home / 'jobs.db'}"
@@ -64,6 +65,7 @@ def keyed_server(tmp_path: Path, small_video: Path) -> Iterator[tuple[str, str]]
         KAPSULE_WORK_DIR=str(home / "work"),
         KAPSULE_API_KEYS=f"alice={KEY}",
         KAPSULE_UPLOAD_SECRET="browser-test-secret",
+        KAPSULE_EVENT_STREAM_MAX_S="2",
         PYTHONPATH=str(REPO),
     )
     port = _free_port()
@@ -88,7 +90,7 @@ def keyed_server(tmp_path: Path, small_video: Path) -> Iterator[tuple[str, str]]
                     break
             except httpx.HTTPError:
                 time.sleep(0.1)
-        yield base, job.id
+        yield base, job.id, status_url
     finally:
         proc.terminate()
         proc.wait(timeout=10)
@@ -105,10 +107,10 @@ def small_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def test_a_notebook_opened_from_the_studio_cannot_read_the_key(keyed_server: tuple[str, str]) -> None:
+def test_a_notebook_opened_from_the_studio_cannot_read_the_key(keyed_server: tuple[str, str, str]) -> None:
     from playwright.sync_api import sync_playwright
 
-    base, job_id = keyed_server
+    base, job_id, _ = keyed_server
     requests: list[str] = []
     failed: list[str] = []
     answered: list[str] = []
@@ -152,3 +154,42 @@ def test_a_notebook_opened_from_the_studio_cannot_read_the_key(keyed_server: tup
         "https://cdnjs.cloudflare.com/ajax/libs/leak.png csp"
     ]
     assert any(f"/v1/notebooks/{job_id}/01_analyze?" in url for url in requests)
+
+
+def test_the_page_follows_a_job_across_event_stream_lifetimes(keyed_server: tuple[str, str, str]) -> None:
+    """Each stream ends after 2 s; the page's EventSource reconnects with Last-Event-ID (no polling)."""
+    from playwright.sync_api import Request, sync_playwright
+
+    base, _, status_url = keyed_server
+    status = open_status_store(status_url)
+    job = status.create(JobRecord(owner="alice", params={"song_name": "running.wav"}))
+    status.update(job.id, {"state": JobState.running.value, "stage": "generate", "progress": 0.3})
+    streams: list[Request] = []
+    reads: list[str] = []
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page()
+            page.on("request", lambda r: streams.append(r) if r.url.endswith(f"{job.id}/events") else None)
+            page.on(
+                "request", lambda r: reads.append(r.url) if r.url.endswith(f"/v1/jobs/{job.id}") else None
+            )
+            page.goto(base)
+            page.get_by_label("This server needs an API key").fill(KEY)
+            page.get_by_role("button", name="Sign in").click()
+            page.get_by_role("button", name="running.wav", exact=False).click()
+            page.wait_for_function("() => document.getElementById('job-state').textContent === 'running'")
+            for _ in range(200):  # at least two reconnects (each stream lives 2 s)
+                if len(streams) >= 3:
+                    break
+                page.wait_for_timeout(100)
+            status.update(job.id, {"state": JobState.succeeded.value, "progress": 1.0})
+            page.wait_for_function(
+                "() => document.getElementById('job-state').textContent === 'succeeded'", timeout=30_000
+            )
+            resumed_from = [r.header_value("last-event-id") for r in streams]  # asked while the browser runs
+        finally:
+            browser.close()
+    assert len(streams) >= 3
+    assert resumed_from[0] is None and resumed_from[1]  # a reconnect says which record it has
+    assert len(reads) <= 1  # the click's one read; no fallback to polling every 1.5 s

@@ -225,7 +225,14 @@ function startFollowing(id) {
     const source = new EventSource(`/v1/jobs/${id}/events`);
     source.addEventListener("job", (e) => { if (current && current.id === id) showJob(JSON.parse(e.data)); });
     source.addEventListener("end", () => { source.close(); if (follow === source) follow = null; });
-    source.onerror = () => { source.close(); if (follow === source) { follow = setInterval(() => poll(id), 1500); } };
+    let reconnecting = false; // the server ended the stream at its lifetime: let the browser reconnect
+    source.addEventListener("reconnect", () => { reconnecting = true; });
+    source.addEventListener("open", () => { reconnecting = false; });
+    source.onerror = () => {
+      if (reconnecting && source.readyState === EventSource.CONNECTING) return; // else refused (429…)
+      source.close();
+      if (follow === source) { follow = setInterval(() => poll(id), 1500); }
+    };
     follow = source;
   } else {
     follow = setInterval(() => poll(id), 1500);
