@@ -16,10 +16,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from kapsule_pipeline.errors import InvalidParameter
 from kapsule_pipeline.models import AspectRatio, Resolution, Transition
+from kapsule_pipeline.text import has_lone_surrogate
 
 Continuity = Literal["none", "last_frame"]
 
@@ -74,6 +75,15 @@ class JobOptions(BaseModel):
     review: bool = Field(
         False, description="Stop after the storyboard (prompts, lengths, cost) until approved."
     )
+
+    @field_validator("prompt", "style")
+    @classmethod
+    def _storable_text(cls, value: str) -> str:
+        """Refuse a lone surrogate (``"\\ud800"``): it passes the length check, then fails mid-write
+        (a 500 and half a job); refused here, the CLI and the API answer it alike (invalid_parameter)."""
+        if has_lone_surrogate(value):
+            raise ValueError("text must be valid Unicode (it contains a lone surrogate such as \\ud800)")
+        return value
 
 
 class JobParams(JobOptions):
