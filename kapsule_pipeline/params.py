@@ -76,9 +76,9 @@ class JobOptions(BaseModel):
         False, description="Stop after the storyboard (prompts, lengths, cost) until approved."
     )
 
-    @field_validator("prompt", "style")
+    @field_validator("prompt", "style", mode="before")
     @classmethod
-    def _storable_text(cls, value: str) -> str:
+    def _storable_text(cls, value: Any) -> Any:
         """Refuse a lone surrogate (``"\\ud800"``): it passes the length check, then fails mid-write
         (a 500 and half a job); refused here, the CLI and the API answer it alike (invalid_parameter)."""
         if has_lone_surrogate(value):

@@ -31,6 +31,7 @@ from kapsule_pipeline.errors import ConfigError, OpenServerRefused
 from kapsule_pipeline.jobs import JobRecord, JobState
 from kapsule_pipeline.launch.local import LocalLauncher, job_log_path
 from kapsule_pipeline.layout import JobLayout
+from kapsule_pipeline.params import JobParams
 from kapsule_pipeline.pipeline import notebook_html
 from kapsule_pipeline.settings import Settings, get_settings
 from kapsule_pipeline.status import open_status_store
@@ -79,7 +80,7 @@ def song(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _record(env: Settings, owner: str = "local", state: JobState = JobState.running) -> JobRecord:
     status = open_status_store(env.status_url)
-    record = status.create(JobRecord(owner=owner, params={"song_name": "s.wav"}))
+    record = status.create(JobRecord(owner=owner, params=JobParams(song="s.wav")))
     if state != JobState.queued:
         record = status.update(record.id, {"state": state.value})
     return record
@@ -273,7 +274,7 @@ def test_lone_surrogate_is_a_422_and_stores_nothing(client: TestClient, env: Set
     for field in ("prompt", "style"):
         raw = f'{{"upload_id": "{upload_id}", "{field}": "\\ud800"}}'
         response = client.post("/v1/jobs", content=raw, headers={"Content-Type": "application/json"})
-        assert "surrogate" in _error(response, 422, "invalid_request")
+        assert "surrogate" in _error(response, 422, "invalid_parameter")
     storage = open_storage(env.storage_url)
     assert storage.list("jobs/") == [] and open_status_store(env.status_url).list("local")[0] == []
     assert [k for k in storage.list("") if not k.startswith("uploads/")] == []
@@ -387,7 +388,7 @@ def server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
             [
                 sys.executable,
                 "-m",
-                "kapsule_pipeline.cli",
+                "cli.main",
                 "serve",
                 "--host",
                 "127.0.0.1",
@@ -476,14 +477,10 @@ def test_each_owner_has_a_cap_on_open_streams(server: tuple[str, Path], tmp_path
 
 
 class _ScriptLauncher(LocalLauncher):
-    """The real local launcher, starting a one-line Python script instead of the job entrypoint."""
+    """The real local launcher, handed a one-line Python script instead of the job entrypoint."""
 
     def __init__(self, settings: Settings, code: str) -> None:
-        super().__init__(settings)
-        self.code = code
-
-    def command(self) -> list[str]:
-        return [sys.executable, "-c", self.code]
+        super().__init__(settings, [sys.executable, "-c", code])
 
 
 def _wait_gone(pid: int) -> None:

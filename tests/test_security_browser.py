@@ -25,6 +25,7 @@ import pytest
 
 from kapsule_pipeline.jobs import JobRecord, JobState
 from kapsule_pipeline.layout import JobLayout
+from kapsule_pipeline.params import JobParams
 from kapsule_pipeline.status import open_status_store
 from kapsule_pipeline.storage import open_storage
 from tests.test_studio_e2e import CHROMIUM_ARGS, REPO, _free_port, _need_chromium
@@ -51,7 +52,7 @@ def keyed_server(tmp_path: Path, small_video: Path) -> Iterator[tuple[str, str, 
     home = tmp_path / "kapsule"
     storage_url, status_url = f"file://{home / 'data'}", f"sqlite:///{home / 'jobs.db'}"
     status = open_status_store(status_url)
-    job = status.create(JobRecord(owner="alice", params={"song_name": "song.wav"}))
+    job = status.create(JobRecord(owner="alice", params=JobParams(song="song.wav")))
     storage = open_storage(storage_url)
     storage.upload_from(small_video, JobLayout(job.id).video)
     storage.write_bytes(JobLayout(job.id).notebook("01_analyze", "html"), HOSTILE)
@@ -162,7 +163,7 @@ def test_the_page_follows_a_job_across_event_stream_lifetimes(keyed_server: tupl
 
     base, _, status_url = keyed_server
     status = open_status_store(status_url)
-    job = status.create(JobRecord(owner="alice", params={"song_name": "running.wav"}))
+    job = status.create(JobRecord(owner="alice", params=JobParams(song="running.wav")))
     status.update(job.id, {"state": JobState.running.value, "stage": "generate", "progress": 0.3})
     streams: list[Request] = []
     reads: list[str] = []
