@@ -211,7 +211,7 @@ def test_review_edit_approve_then_reroll_bills_only_what_changed(
     rerolled = client.post(f"/v1/jobs/{job_id}/shots/1:reroll")
     assert rerolled.status_code == 202, rerolled.text
     child_id = rerolled.json()["id"]
-    assert child_id != job_id and rerolled.json()["params"]["parent_job"] == job_id
+    assert child_id != job_id and rerolled.json()["reroll"]["parent_job"] == job_id
     child = _wait(veo_env, child_id, {JobState.succeeded})
     predicts = fake_google.requests("predict")
     assert len(predicts) == 1, [r.body for r in predicts]
