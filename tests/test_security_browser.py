@@ -73,7 +73,7 @@ def keyed_server(tmp_path: Path, small_video: Path) -> Iterator[tuple[str, str, 
     command = [
         sys.executable,
         "-m",
-        "kapsule_pipeline.cli",
+        "cli.main",
         "serve",
         "--host",
         "127.0.0.1",

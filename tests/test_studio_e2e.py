@@ -210,7 +210,7 @@ def test_review_the_storyboard_approve_then_reroll_a_shot(server: str, tmp_path:
             page.wait_for_function(has_video, arg=child_id, timeout=VIDEO_TIMEOUT_MS)
             assert page.inner_text("#job-state") == "succeeded"
             child = httpx.get(f"{server}/v1/jobs/{child_id}", timeout=5).json()
-            assert child["params"]["parent_job"] == job_id and child["params"]["reroll"]["shot"] == 1
+            assert child["reroll"]["parent_job"] == job_id and child["reroll"]["shot"] == 1
             links = [page.get_attribute(f"#notebooks li:nth-child({i}) a", "href") for i in (1, 3)]
             assert links == [
                 f"/v1/jobs/{job_id}/notebooks/01_analyze",
