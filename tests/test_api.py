@@ -43,9 +43,11 @@ class RecordingLauncher:
     def __init__(self) -> None:
         self.launched: list[str] = []
         self.cancelled: list[str] = []
+        self.genai: list[bool] = []
 
-    def launch(self, job_id: str) -> str:
+    def launch(self, job_id: str, *, genai: bool = False) -> str:
         self.launched.append(job_id)
+        self.genai.append(genai)
         return f"test-{job_id}"
 
     def cancel(self, execution: str) -> None:

@@ -504,9 +504,9 @@ def test_the_local_launcher_reaps_its_children(env: Settings) -> None:
         assert done is not None and done.done and done.succeeded
 
 
-def _child_environment(settings: Settings, job_id: str) -> dict[str, str]:
+def _child_environment(settings: Settings, job_id: str, genai: bool = False) -> dict[str, str]:
     launcher = _ScriptLauncher(settings, "import json, os; print(json.dumps(dict(os.environ)))")
-    _wait_gone(int(launcher.launch(job_id).removeprefix("local-")))
+    _wait_gone(int(launcher.launch(job_id, genai=genai).removeprefix("local-")))
     child: dict[str, str] = json.loads(job_log_path(settings, job_id).read_text().splitlines()[-1])
     return child
 
@@ -532,11 +532,35 @@ def test_jobs_and_kernels_get_only_the_secrets_they_use(
     child = _child_environment(veo, "env-veo")
     assert "gemini-secret" in child.values() and not set(child) & set(SERVER_SECRETS)
 
+    # A Veo job on a deployment whose default models are local: its process and kernels need the key.
+    child = _child_environment(local, "env-veo-job", genai=True)
+    assert "gemini-secret" in child.values() and not set(child) & set(SERVER_SECRETS)
+
     from kapsule_pipeline.pipeline import _kernel_environment
 
     with _kernel_environment(local):  # what a notebook kernel inherits
         assert not set(os.environ) & {*SERVER_SECRETS, *GENAI_KEYS}
+    with _kernel_environment(local, genai=True):  # a kernel of a job whose own model is Veo
+        assert os.environ["GEMINI_API_KEY"] == "gemini-secret"
+        assert not set(os.environ) & set(SERVER_SECRETS)
     assert os.environ["KAPSULE_API_KEYS"] == "alice=key-a"  # ours again afterwards
+
+
+def test_the_service_tells_the_launcher_which_jobs_use_a_google_model(
+    env: Settings, song: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The job's own model decides, not the deployment's default: a Veo job gets the key, a local one not."""
+    monkeypatch.setenv("GEMINI_API_KEY", "gemini-secret")
+    get_settings.cache_clear()
+    launcher = RecordingLauncher()
+    app = create_app(get_settings())
+    app.dependency_overrides[get_launcher] = lambda: launcher
+    with TestClient(app, base_url=LOOPBACK) as client:
+        for model in ("veo-3.0-fast-generate-001", "local"):
+            body = {"upload_id": _upload(client, song), "video_model": model}
+            response = client.post("/v1/jobs", json=body)
+            assert response.status_code == 202, response.text
+    assert launcher.genai == [True, False]
 
 
 def test_a_gcs_upload_url_is_signed_for_one_put(

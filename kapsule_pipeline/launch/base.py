@@ -28,8 +28,13 @@ _GENAI_EXTRA_NAMES = ("GOOGLE_API_KEY",)
 
 @runtime_checkable
 class Launcher(Protocol):
-    def launch(self, job_id: str) -> str:
-        """Start the job's entrypoint; return the execution name (stored in the job record)."""
+    def launch(self, job_id: str, *, genai: bool = False) -> str:
+        """Start the job's entrypoint; return the execution name (stored in the job record).
+
+        ``genai``: the job's own models are Google ones, so its process needs the google-genai key
+        even when the deployment's default models are ``local`` (the local launcher withholds the key
+        otherwise; a Cloud Run job gets its secrets from its job definition).
+        """
 
     def cancel(self, execution: str) -> None:
         """Stop the execution if it still runs (the job record's state is the caller's business)."""

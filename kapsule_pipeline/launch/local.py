@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from kapsule_pipeline.errors import BadExecutionName
-from kapsule_pipeline.launch.base import settings_env
+from kapsule_pipeline.launch.base import settings_env, uses_genai
 from kapsule_pipeline.launch.cloudrun import ExecutionStatus
 from kapsule_pipeline.settings import Settings
 
@@ -48,10 +48,10 @@ class LocalLauncher:
     def command(self) -> list[str]:
         return list(self._command)
 
-    def launch(self, job_id: str) -> str:
+    def launch(self, job_id: str, *, genai: bool = False) -> str:
         log_path = job_log_path(self.settings, job_id)
         log_path.parent.mkdir(parents=True, exist_ok=True)
-        set_vars, unset = settings_env(self.settings)
+        set_vars, unset = settings_env(self.settings, genai=genai or uses_genai(self.settings))
         env = {k: v for k, v in os.environ.items() if k not in unset}
         env.update(set_vars)
         env["KAPSULE_JOB_ID"] = job_id
