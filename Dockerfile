@@ -29,5 +29,6 @@ RUN pip install .
 
 USER 10001:10001
 EXPOSE 8080
-# exec form through sh so $PORT is expanded and uvicorn still gets the signals.
-CMD ["sh", "-c", "exec uvicorn api.main:app --host 0.0.0.0 --port \"${PORT}\" --proxy-headers --forwarded-allow-ips='*'"]
+# exec form through sh so $PORT is expanded and the server still gets the signals. api.serve runs the
+# open-mode check first: without API keys it refuses to listen on 0.0.0.0 (exit 2) instead of serving.
+CMD ["sh", "-c", "exec python -m api.serve --host 0.0.0.0 --port \"${PORT}\" --proxy-headers"]

@@ -1,6 +1,11 @@
 """The API's dependencies, as ``Annotated`` aliases routes declare (tests swap them through
 ``app.dependency_overrides``): settings, the stores, the launcher, the upload secret and the caller.
 
+The caller is known by a Bearer key (API clients) or by the studio's session cookie
+(``api.sessions``). A state-changing request carried by the cookie must also come from this
+server's own origin (or a configured CORS origin): SameSite=Strict already keeps the cookie off
+cross-site requests, the Origin check holds even where a browser is lax about it.
+
 Backends are opened once per URL and reused across requests: the SQLite store keeps a connection per
 thread, and a launcher remembers the processes it started.
 """
@@ -14,11 +19,13 @@ import threading
 from collections.abc import Callable
 from typing import Annotated, TypeVar
 
-from fastapi import Depends, Header
+from fastapi import Depends, Header, Request
 
+from api import sessions
 from jobs.run_job import local_command
+from kapsule_pipeline.access import parse_api_keys
 from kapsule_pipeline.context import Stores
-from kapsule_pipeline.errors import ConfigError, Unauthorized
+from kapsule_pipeline.errors import CsrfRefused, SessionInvalid, Unauthorized
 from kapsule_pipeline.launch import Launcher, make_launcher
 from kapsule_pipeline.service import JobService
 from kapsule_pipeline.settings import Settings, get_settings
@@ -100,34 +107,60 @@ async def get_upload_secret(settings: SettingsDep) -> bytes:
         return _process_secret
 
 
-def parse_api_keys(raw: str | None) -> dict[str, str]:
-    """``owner=key,owner2=key2`` → {owner: key}; empty when unset (open local mode)."""
-    keys: dict[str, str] = {}
-    for item in (raw or "").split(","):
-        if not item.strip():
-            continue
-        owner, sep, key = item.partition("=")
-        if not sep or not owner.strip() or not key.strip():
-            raise ConfigError("KAPSULE_API_KEYS must look like owner=key,owner2=key2")
-        keys[owner.strip()] = key.strip()
-    return keys
+def owner_of_key(keys: dict[str, str], given: str) -> str | None:
+    """The owner whose key ``given`` is (compared in constant time against every key), else None."""
+    owner = None
+    for name, key in keys.items():
+        if hmac.compare_digest(key.encode(), given.encode("utf-8", "surrogateescape")):
+            owner = name
+    return owner
 
 
-async def current_owner(settings: SettingsDep, authorization: Annotated[str | None, Header()] = None) -> str:
-    """The owner the request acts for: from its Bearer key, or "local" when no keys are configured."""
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def check_same_origin(request: Request, settings: Settings) -> None:
+    """Refuse a state-changing cookie request whose Origin is not this server (or an allowed origin)."""
+    if request.method in _SAFE_METHODS:
+        return
+    origin = request.headers.get("origin")
+    allowed = {f"{request.url.scheme}://{request.headers.get('host', '')}"}
+    allowed |= {o.strip() for o in (settings.cors_origins or "").split(",") if o.strip()}
+    if origin not in allowed:
+        raise CsrfRefused(
+            "this request changes something but did not come from the studio's own page; "
+            "API clients send 'Authorization: Bearer KEY' instead of the session cookie"
+        )
+
+
+async def current_owner(
+    request: Request,
+    settings: SettingsDep,
+    secret: Annotated[bytes, Depends(get_upload_secret)],
+    authorization: Annotated[str | None, Header()] = None,
+) -> str:
+    """The owner the request acts for: its Bearer key, its session cookie, or "local" in open mode."""
     keys = parse_api_keys(settings.api_keys)
     if not keys:
         return LOCAL_OWNER
-    scheme, _, token = (authorization or "").partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
+    if authorization is not None:
+        scheme, _, token = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise Unauthorized("this server needs an API key: send 'Authorization: Bearer YOUR_KEY'")
+        owner = owner_of_key(keys, token.strip())
+        if owner is None:
+            raise Unauthorized("that API key is not valid for this server")
+        return owner
+    cookie = request.cookies.get(sessions.COOKIE)
+    if cookie is None:
         raise Unauthorized("this server needs an API key: send 'Authorization: Bearer YOUR_KEY'")
-    owner = None
-    for name, key in keys.items():
-        if hmac.compare_digest(key.encode(), token.strip().encode()):
-            owner = name
-    if owner is None:
-        raise Unauthorized("that API key is not valid for this server")
-    return owner
+    session = sessions.verify(secret, cookie, keys, settings.session_ttl_s)
+    if session is None:
+        raise SessionInvalid(
+            "your session has ended (signed out, expired or key changed); enter the key again"
+        )
+    check_same_origin(request, settings)
+    return session.owner
 
 
 StorageDep = Annotated[Storage, Depends(get_storage)]
@@ -137,3 +170,15 @@ LauncherDep = Annotated[Launcher, Depends(get_launcher)]
 SecretDep = Annotated[bytes, Depends(get_upload_secret)]
 OwnerDep = Annotated[str, Depends(current_owner)]
 ServiceDep = Annotated[JobService, Depends(get_service)]
+
+
+def public_base(request: Request, settings: Settings) -> str:
+    """The base of links this API hands out (upload and notebook URLs), never an untrusted Host.
+
+    ``KAPSULE_PUBLIC_URL`` when set; otherwise the request's own base, whose Host the guard has
+    already restricted to loopback names in open mode (``api.middleware``). Keyed servers behind a
+    proxy should set the public URL so a forged Host cannot shape the links in their answers.
+    """
+    if settings.public_url:
+        return settings.public_url.rstrip("/")
+    return str(request.base_url).rstrip("/")

@@ -25,7 +25,7 @@ _HTTP_CODES = {
     403: "forbidden",
     404: "not_found",
     405: "method_not_allowed",
-    413: "too_large",
+    413: "request_too_large",
     416: "range_not_satisfiable",
 }
 

@@ -1,7 +1,9 @@
 """The Kapsule API (``api.main:app``): the ``/v1`` routes, JSON errors, and the studio page at ``/``.
 
-``create_app`` builds the app from settings (CORS origins are read once, at start); ``app`` is the
-instance uvicorn and Cloud Run serve. Routes stay thin: the library does the work, ``api.deps``
+``create_app`` builds the app from settings (CORS origins and open mode are decided once, at start);
+``app`` is the instance uvicorn and Cloud Run serve (through ``python -m api.serve``, which refuses to
+listen open beyond loopback). ``api.middleware.Guard`` wraps everything: loopback-only Host in open
+mode, the body size limit, and the security headers. Routes stay thin: the library does the work, ``api.deps``
 supplies the stores and the caller, ``api.errors`` turns every failure into ``{"error": {...}}``.
 """
 
@@ -14,10 +16,11 @@ from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
 
-from api.deps import parse_api_keys
 from api.errors import documented_responses, install_error_handlers
-from api.routes import health, jobs, uploads
+from api.middleware import Guard, install_access_log_filter
+from api.routes import events, health, jobs, notebooks, session, uploads
 from kapsule_pipeline import __version__
+from kapsule_pipeline.access import is_open
 from kapsule_pipeline.errors import EndpointNotFound
 from kapsule_pipeline.settings import Settings, get_settings
 
@@ -44,16 +47,24 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.add_middleware(
             CORSMiddleware,
             allow_origins=origins,
-            allow_methods=["GET", "POST", "PUT", "PATCH"],
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
             allow_headers=["Authorization", "Content-Type", "Idempotency-Key"],
             expose_headers=["Idempotent-Replayed"],
         )
-    if not parse_api_keys(settings.api_keys):
-        log.warning(
-            "no KAPSULE_API_KEYS: the API is open to anyone who can reach it (serve it on loopback only)"
-        )
+    open_mode = is_open(settings)  # a set-but-empty KAPSULE_API_KEYS stops here (ConfigError)
+    if open_mode:
+        log.warning("no KAPSULE_API_KEYS: open mode, answering loopback Host names only")
+    app.add_middleware(Guard, open_mode=open_mode, max_body=settings.max_request_bytes)
+    install_access_log_filter()
     app.include_router(health.router)
-    for router in (health.v1_router, uploads.router, jobs.router):
+    for router in (
+        health.v1_router,
+        session.router,
+        uploads.router,
+        jobs.router,
+        events.router,
+        notebooks.router,
+    ):
         app.include_router(router, prefix="/v1", responses=documented_responses())
     app.add_api_route(
         "/v1/{rest:path}",

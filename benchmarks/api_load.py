@@ -96,6 +96,7 @@ async def _reads(
 ) -> tuple[list[float], int]:
     latencies: list[float] = []
     errors = 0
+    kinds: dict[str, int] = {}  # what the unexpected answers were (status code or exception)
     start = time.perf_counter()
     counter = iter(range(total))
 
@@ -110,12 +111,17 @@ async def _reads(
             try:
                 response = await client.get(f"/v1/jobs/{job_id}")
                 ok = response.status_code == 200
-            except httpx.HTTPError:
-                ok = False
+                kind = str(response.status_code)
+            except httpx.HTTPError as exc:
+                ok, kind = False, type(exc).__name__
             latencies.append(time.perf_counter() - t0)
             errors += not ok
+            if not ok:
+                kinds[kind] = kinds.get(kind, 0) + 1
 
     await asyncio.gather(*(worker() for _ in range(clients)))
+    if kinds:
+        print(f"unexpected read answers: {kinds}")
     return latencies, errors
 
 

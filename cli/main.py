@@ -33,7 +33,6 @@ from kapsule_pipeline.errors import (
     InvalidTransition,
     JobCrashed,
     KapsuleError,
-    OpenServerRefused,
 )
 from kapsule_pipeline.generation.references import read_reference_image
 from kapsule_pipeline.intake import LocalSong
@@ -422,24 +421,16 @@ def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port.")] = 8080,
 ) -> None:
-    """Start the API and the studio page."""
-    import ipaddress
-
+    """Start the API and the studio page (open mode, without API keys, only on loopback)."""
     import uvicorn
 
-    if not get_settings().api_keys:
-        try:
-            loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
-        except ValueError:
-            loopback = False
-        if not loopback:
-            raise _fail(
-                OpenServerRefused(
-                    f"refusing to serve on {host} with no API keys: anyone on the network could use it. "
-                    "Set KAPSULE_API_KEYS=owner=key (or serve on 127.0.0.1)"
-                ),
-                EXIT_BAD_INPUT,
-            )
+    from kapsule_pipeline.access import check_bind
+
+    try:
+        open_mode = check_bind(get_settings(), host)  # the same check as the container's (api.serve)
+    except KapsuleError as exc:
+        raise _fail(exc, EXIT_BAD_INPUT) from None
+    if open_mode:
         err.print(f"no API keys configured: open mode, for this machine only (http://{host}:{port}/)")
     uvicorn.run("api.main:app", host=host, port=port)
 

@@ -386,6 +386,65 @@ class EndpointNotFound(KapsuleError):
     http_status = 404
 
 
+# ------------------------------------------------------------------------ serving, access, limits
+
+
+class HostNotAllowed(KapsuleError):
+    """Open mode only answers loopback ``Host`` headers (a DNS-rebinding page sends its own name)."""
+
+    code = "host_not_allowed"
+    http_status = 421
+
+
+class RequestTooLarge(KapsuleError):
+    """A request body over the server's limit, refused before it is read whole."""
+
+    code = "request_too_large"
+    http_status = 413
+
+
+class CsrfRefused(KapsuleError):
+    """A state-changing request authenticated by the session cookie came from another origin."""
+
+    code = "csrf_refused"
+    http_status = 403
+
+
+class SessionInvalid(KapsuleError):
+    """A session cookie that is forged, expired, ended (logout) or whose key has been rotated."""
+
+    code = "session_invalid"
+    http_status = 401
+
+
+class LinkSignatureInvalid(KapsuleError):
+    """A signed link (notebook view) whose signature does not match what the server signs."""
+
+    code = "bad_link_signature"
+    http_status = 403
+
+
+class LinkExpired(KapsuleError):
+    """A correctly signed link whose time is up."""
+
+    code = "link_expired"
+    http_status = 403
+
+
+class UploadAlreadyUsed(UploadError):
+    """An upload URL is good for one PUT: a second one would replace the song under a ticket."""
+
+    code = "upload_used"
+    http_status = 409
+
+
+class TooManyStreams(KapsuleError):
+    """The owner already follows as many jobs as the server allows at once (server-sent events)."""
+
+    code = "too_many_streams"
+    http_status = 429
+
+
 # ----------------------------------------------------------------------------------- registry
 
 

@@ -16,10 +16,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from kapsule_pipeline.errors import InvalidParameter
 from kapsule_pipeline.models import AnalysisHints, AspectRatio, Resolution, Transition
+from kapsule_pipeline.text import has_lone_surrogate
 
 Continuity = Literal["none", "last_frame"]
 
@@ -92,6 +93,15 @@ class JobOptions(BaseModel):
         """The beat-grid hints as the analysis takes them, or None when the musician gave none."""
         hints = AnalysisHints(bpm=self.bpm, beats_per_bar=self.beats_per_bar, downbeat=self.downbeat)
         return hints if hints.given() else None
+
+    @field_validator("prompt", "style", mode="before")
+    @classmethod
+    def _storable_text(cls, value: Any) -> Any:
+        """Refuse a lone surrogate (``"\\ud800"``): it passes the length check, then fails mid-write
+        (a 500 and half a job); refused here, the CLI and the API answer it alike (invalid_parameter)."""
+        if has_lone_surrogate(value):
+            raise ValueError("text must be valid Unicode (it contains a lone surrogate such as \\ud800)")
+        return value
 
 
 class JobParams(JobOptions):

@@ -35,7 +35,7 @@ from kapsule_pipeline.errors import (
     StageFailed,
 )
 from kapsule_pipeline.jobs import STAGES, JobRecord, JobState, StageTiming
-from kapsule_pipeline.launch.base import settings_env
+from kapsule_pipeline.launch.base import settings_env, uses_genai_models
 from kapsule_pipeline.review import needs_review, pause_for_review
 from kapsule_pipeline.settings import Settings, get_settings
 from kapsule_pipeline.stages import NOTEBOOK_ARGS, STAGE_NOTEBOOKS, stage_done
@@ -71,9 +71,12 @@ def notebook_parameters(ctx: JobContext) -> dict[str, Any]:
 
 
 @contextlib.contextmanager
-def _kernel_environment(settings: Settings) -> Iterator[None]:
-    """Let the kernel (a child process) build the same settings as ``settings``, then restore ours."""
-    set_vars, unset = settings_env(settings)
+def _kernel_environment(settings: Settings, genai: bool | None = None) -> Iterator[None]:
+    """Let the kernel (a child process) build the same settings as ``settings``, then restore ours.
+
+    ``genai`` says whether this job's models need the google-genai key (default: the settings').
+    """
+    set_vars, unset = settings_env(settings, genai=genai)
     saved = {k: os.environ.get(k) for k in [*set_vars, *unset]}
     os.environ.update(set_vars)
     for key in unset:
@@ -105,14 +108,38 @@ def _cell_seconds(nb: Any) -> tuple[float, dict[str, float]]:
     return total, per_tag
 
 
+# JupyterLab's HTML template minus everything it would fetch from a CDN (require.js, MathJax, mermaid,
+# the widget manager): a report needs none of it, and a reviewer's browser then loads nothing from
+# outside. The page's CSS stays inline and plots stay inline PNGs, so it looks the same.
+_REPORT_TEMPLATE = """{%- extends 'lab/index.html.j2' -%}
+{%- block html_head_js -%}{%- endblock html_head_js -%}
+{%- block html_head_js_mathjax -%}{%- endblock html_head_js_mathjax -%}
+{%- block html_head_js_mermaidjs -%}{%- endblock html_head_js_mermaidjs -%}
+{%- block jupyter_widgets -%}{%- endblock jupyter_widgets -%}
+"""
+
+
+def notebook_html(nb: Any) -> str:
+    """The notebook as a static HTML report: no script tags of the template, nothing from a CDN."""
+    from jinja2 import DictLoader
+    from nbconvert import HTMLExporter
+
+    exporter = HTMLExporter(  # type: ignore[no-untyped-call]
+        log=_quiet_log,
+        extra_loaders=[DictLoader({"kapsule_report.html.j2": _REPORT_TEMPLATE})],
+        template_file="kapsule_report.html.j2",
+    )
+    body, _ = exporter.from_notebook_node(nb)
+    return str(body)
+
+
 def _save_notebook(ctx: JobContext, name: str, executed: Path) -> tuple[Any, float]:
     """Store the executed notebook and its HTML rendering; returns the notebook and seconds taken."""
     import nbformat
-    from nbconvert import HTMLExporter
 
     started = time.perf_counter()
     nb = nbformat.read(executed, as_version=4)  # type: ignore[no-untyped-call]
-    body, _ = HTMLExporter(log=_quiet_log).from_notebook_node(nb)  # type: ignore[no-untyped-call]
+    body = notebook_html(nb)
     ctx.storage.upload_from(executed, ctx.layout.notebook(name), content_type="application/x-ipynb+json")
     ctx.storage.write_bytes(
         ctx.layout.notebook(name, "html"), body.encode(), content_type="text/html; charset=utf-8"
@@ -158,7 +185,9 @@ def run_stage_notebook(ctx: JobContext, stage: str, timings: dict[str, StageTimi
     failure: Exception | None = None
     started = time.perf_counter()
     try:
-        with _kernel_environment(ctx.settings):
+        with _kernel_environment(
+            ctx.settings, genai=uses_genai_models(ctx.params.video_model, ctx.params.prompt_model)
+        ):
             papermill.execute_notebook(
                 str(source),
                 str(executed),

@@ -36,6 +36,7 @@ from kapsule_pipeline.generation.references import check_reference_images, refer
 from kapsule_pipeline.job_requests import GridChange, Submission, check_models, request_hash
 from kapsule_pipeline.jobs import JobRecord, JobState, is_valid_job_id, utcnow
 from kapsule_pipeline.launch import Launcher
+from kapsule_pipeline.launch.base import uses_genai_models
 from kapsule_pipeline.launch.cloudrun import StatusLauncher
 from kapsule_pipeline.launch.reconcile import STALE_HEARTBEAT_S, reconcile_if_stale, reconcile_stale
 from kapsule_pipeline.models import AnalysisHints
@@ -166,7 +167,8 @@ class JobService:
     def _launch(self, record: JobRecord) -> JobRecord:
         """Start an execution of ``record``; a launcher failure is recorded in the job, then raised."""
         try:
-            execution = self.launcher.launch(record.id)
+            models = (record.params.video_model, record.params.prompt_model)
+            execution = self.launcher.launch(record.id, genai=uses_genai_models(*models))
         except KapsuleError as exc:
             self.record_failure(record.id, exc, None)
             raise

@@ -50,6 +50,25 @@ class Settings(BaseSettings):
     )
     upload_url_expiry_s: int = Field(900, ge=10, le=7 * 24 * 3600, description="Life of an upload URL.")
     cors_origins: str | None = Field(None, description="Comma-separated origins allowed to call the API.")
+    public_url: str | None = Field(
+        None, description="The API's external base URL (https://kapsule.example.com); links are built on it."
+    )
+    max_request_bytes: int = Field(
+        1024 * 1024, ge=1024, description="Largest request body (uploads PUT excepted), refused with 413."
+    )
+    session_ttl_s: int = Field(
+        8 * 3600, ge=60, le=7 * 24 * 3600, description="Life of a studio session cookie (key exchange)."
+    )
+    notebook_link_expiry_s: int = Field(300, ge=10, le=3600, description="Life of a signed notebook link.")
+    event_stream_max_s: float = Field(
+        300.0, gt=0, description="A server-sent events stream ends after this; the client reconnects."
+    )
+    max_event_streams_per_owner: int = Field(8, ge=1, description="Event streams one owner may hold open.")
+    upload_ttl_s: int = Field(
+        24 * 3600,
+        ge=0,
+        description="Unused or rejected uploads are deleted this long after their URL expired.",
+    )
 
     work_dir: Path = Field(Path("./.kapsule/work"), description="Local scratch space for running stages.")
     min_song_seconds: float = Field(5.0, gt=0)

@@ -20,13 +20,18 @@ import os
 import re
 import secrets
 import tempfile
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import BinaryIO
 
 from kapsule_pipeline.errors import (
     BadIdempotencyKey,
+    ObjectNotFound,
+    UploadAlreadyUsed,
     UploadError,
     UploadExpired,
     UploadNotFound,
@@ -34,6 +39,7 @@ from kapsule_pipeline.errors import (
     UploadTooLarge,
     UploadTypeRefused,
 )
+from kapsule_pipeline.links import signature_matches
 from kapsule_pipeline.storage import Storage
 
 UPLOAD_PREFIX = "uploads/"
@@ -87,6 +93,15 @@ class UploadTicket:
         return "\n".join(("kapsule-upload-v1", *fields)).encode()
 
 
+def human_bytes(n: int) -> str:
+    """A byte count as people read limits: ``300 MiB`` for 300 × 2**20 (not "315 MB"), else decimal MB."""
+    if n >= 1 << 20 and n % (1 << 20) == 0:
+        return f"{n >> 20} MiB"
+    if n >= 1 << 30:
+        return f"{n / (1 << 30):.1f} GiB"
+    return f"{n / (1 << 20):.1f} MiB" if n % 1_000_000 else f"{n // 1_000_000} MB"
+
+
 IMAGE_TYPES = frozenset({"image/png", "image/jpeg", "image/webp"})
 PURPOSES = ("song", "reference_image")
 
@@ -104,11 +119,12 @@ def check_upload_request(
                 f"{filename[:80]!r} is {content_type[:60]!r}, not a PNG, JPEG or WebP image"
             )
         max_bytes = min(max_bytes, MAX_REFERENCE_BYTES)
+    what = "reference images" if purpose == "reference_image" else "songs"
     if size <= 0:
         raise UploadError(f"the file {filename[:80]!r} is empty (0 bytes); choose the song file itself")
     if size > max_bytes:
         raise UploadTooLarge(
-            f"the file is {size / 1e6:.1f} MB; Kapsule accepts songs up to {max_bytes / 1e6:.0f} MB"
+            f"the file is {human_bytes(size)}; Kapsule accepts {what} up to {human_bytes(max_bytes)}"
         )
     kind = content_type.split(";")[0].strip().lower()
     if purpose != "song":
@@ -131,7 +147,7 @@ def verify(
 
     The signature is checked first, so a URL whose expiry was edited is "tampered", not "expired".
     """
-    if not hmac.compare_digest(sign(secret, ticket, expires), signature):
+    if not signature_matches(sign(secret, ticket, expires), signature):
         raise UploadSignatureInvalid("the upload URL's signature does not match; ask for a new upload URL")
     if (time.time() if now is None else now) > expires:
         raise UploadExpired("the upload URL has expired; ask for a new upload URL and upload again")
@@ -166,8 +182,6 @@ def create_ticket(
 
 def load_ticket(storage: Storage, upload_id: str, owner: str | None = None) -> UploadTicket:
     """The ticket of ``upload_id``; ``UploadNotFound`` if absent or (when given) another owner's."""
-    from kapsule_pipeline.errors import ObjectNotFound
-
     try:
         ticket = UploadTicket(**json.loads(storage.read_bytes(ticket_key(upload_id))))
     except ObjectNotFound:
@@ -215,6 +229,57 @@ class UploadSink:
     def close(self) -> None:
         self._file.close()
         self.path.unlink(missing_ok=True)
+
+
+_putting: set[str] = set()
+_putting_lock = threading.Lock()
+
+
+@contextmanager
+def single_put(storage: Storage, upload_id: str) -> Iterator[None]:
+    """Hold the one PUT an upload URL allows: refused once a song is stored or while one is arriving.
+
+    GCS signed URLs get the same rule from the ``x-goog-if-generation-match: 0`` header signed into
+    them (``storage.signing``); this is the local API's half.
+    """
+    key = upload_key(upload_id)
+    with _putting_lock:
+        if upload_id in _putting or storage.exists(key):
+            raise UploadAlreadyUsed(
+                f"upload {upload_id} already has its song; an upload URL works once (ask for a new one)"
+            )
+        _putting.add(upload_id)
+    try:
+        yield
+    finally:
+        with _putting_lock:
+            _putting.discard(upload_id)
+
+
+def sweep_uploads(storage: Storage, ttl_s: float, now: float | None = None) -> list[str]:
+    """Delete uploads whose URL expired more than ``ttl_s`` ago (unused, refused, or already copied).
+
+    A job keeps its own copy of the song (``input/``), so an upload is only needed until its job is
+    created. Locally the API runs this now and then; in the cloud the private bucket's lifecycle rule
+    on ``uploads/`` does the same job (``deploy/deploy.sh``). Returns the upload ids deleted.
+    """
+    now = time.time() if now is None else now
+    by_id: dict[str, list[str]] = {}
+    for key in storage.list(UPLOAD_PREFIX):
+        upload_id = key[len(UPLOAD_PREFIX) :].split("/", 1)[0]
+        if is_valid_upload_id(upload_id):
+            by_id.setdefault(upload_id, []).append(key)
+    deleted = []
+    for upload_id, keys in by_id.items():
+        try:
+            expires_at = int(json.loads(storage.read_bytes(ticket_key(upload_id)))["expires_at"])
+        except (ObjectNotFound, ValueError, KeyError, TypeError):
+            expires_at = 0  # no readable ticket: nothing can use these bytes
+        if expires_at + ttl_s < now:
+            for key in keys:
+                storage.delete(key)
+            deleted.append(upload_id)
+    return deleted
 
 
 def idempotent_job_id(secret: bytes, owner: str, key: str) -> str:

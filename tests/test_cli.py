@@ -146,7 +146,7 @@ def test_serve_app_answers_health_checks() -> None:
     from api.main import app as api_app
     from kapsule_pipeline import __version__
 
-    response = TestClient(api_app).get("/healthz")
+    response = TestClient(api_app, base_url="http://127.0.0.1").get("/healthz")
 
     assert response.status_code == 200
     assert response.json() == {"status": "ok", "version": __version__}

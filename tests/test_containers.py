@@ -90,8 +90,9 @@ def test_the_job_image_runs_the_entrypoint() -> None:
 def test_the_api_image_serves_api_main_app_on_port() -> None:
     steps = _instructions("Dockerfile")
     (cmd,) = [args for keyword, args in steps if keyword == "CMD"]
-    assert "uvicorn api.main:app" in cmd and "${PORT}" in cmd
-    assert (REPO / "api" / "main.py").is_file()
+    # api.serve runs the open-mode check (access.check_bind) before uvicorn serves api.main:app
+    assert "python -m api.serve" in cmd and "${PORT}" in cmd
+    assert (REPO / "api" / "main.py").is_file() and "api.main:app" in (REPO / "api" / "serve.py").read_text()
 
 
 @pytest.mark.skipif(

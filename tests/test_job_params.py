@@ -100,6 +100,27 @@ def test_a_bad_job_is_refused_by_the_cli_and_the_api_with_the_same_code(
     assert open_status_store(env.status_url).list("local") == ([], None)
 
 
+@pytest.mark.parametrize("field", ["prompt", "style"])
+def test_a_lone_surrogate_is_refused_by_the_cli_and_the_api_alike(
+    api: Any, env: Settings, tmp_path: Path, field: str
+) -> None:
+    """Text no UTF-8 encoder takes passes a length check and fails mid-write: both refuse it first."""
+    client, launcher = api
+    song = _wav(tmp_path / "song.wav", 6.0)
+    upload_id = _upload(client, song)
+    raw = f'{{"upload_id": "{upload_id}", "{field}": "a\\ud800b"}}'  # JSON may spell one; httpx cannot
+    response = client.post("/v1/jobs", content=raw, headers={"Content-Type": "application/json"})
+    assert "surrogate" in _error(response, 422, "invalid_parameter")
+
+    result = CliRunner().invoke(cli_app, ["make", str(song), flag_for(field), "a\ud800b"])
+    assert result.exit_code == 2, result.output
+    assert result.output.startswith("error [invalid_parameter]: "), result.output
+    assert "surrogate" in result.output
+
+    assert launcher.launched == []
+    assert open_status_store(env.status_url).list("local") == ([], None)
+
+
 @pytest.mark.slow
 def test_the_same_job_through_the_cli_and_the_api_holds_the_same_params(
     api: Any,

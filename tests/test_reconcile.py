@@ -120,7 +120,9 @@ def test_reading_a_silent_job_through_the_api_reconciles_it(kapsule_env: Setting
     fresh = _running(store, _dead_pid(), silent_s=0)
     assert heartbeat_stale(dead) and not heartbeat_stale(fresh)
 
-    with TestClient(create_app(get_settings())) as client:  # the configured (local) launcher
+    with TestClient(
+        create_app(get_settings()), base_url="http://127.0.0.1"
+    ) as client:  # the configured (local) launcher
         got = client.get(f"/v1/jobs/{dead.id}")
         untouched = client.get(f"/v1/jobs/{fresh.id}")
 
@@ -139,7 +141,7 @@ def test_the_request_trace_header_is_kept_for_the_job_logs(
     app = create_app(get_settings())
     app.dependency_overrides[get_launcher] = lambda: launcher
     header = "105445aa7843bc8bf206b12000100000/1;o=1"
-    with TestClient(app) as client:
+    with TestClient(app, base_url="http://127.0.0.1") as client:
         upload = _upload(client, _wav(tmp_path / "song.wav", 6.0))
         created = client.post(
             "/v1/jobs", json={"upload_id": upload}, headers={"X-Cloud-Trace-Context": header}

@@ -123,7 +123,7 @@ def api(veo_env: Settings) -> Iterator[tuple[TestClient, LocalLauncher]]:
     launcher = LocalLauncher(veo_env, local_command())
     app = create_app(veo_env)
     app.dependency_overrides[get_launcher] = lambda: launcher
-    with TestClient(app) as client:
+    with TestClient(app, base_url="http://127.0.0.1") as client:
         yield client, launcher
     for execution in list(launcher._procs):  # stop what this test started, if still running
         if launcher.poll(execution) is None:
@@ -242,7 +242,7 @@ def test_cancel_while_awaiting_approval_stops_nothing_and_ends_the_review(kapsul
     launcher = RecordingLauncher()
     app = create_app(kapsule_env)
     app.dependency_overrides[get_launcher] = lambda: launcher
-    with TestClient(app) as client:
+    with TestClient(app, base_url="http://127.0.0.1") as client:
         _error(client.get(f"/v1/jobs/{record.id}/storyboard"), 409, "storyboard_not_ready")
         cancelled = client.post(f"/v1/jobs/{record.id}:cancel")
         assert cancelled.status_code == 202 and cancelled.json()["state"] == "cancelled"

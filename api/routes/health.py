@@ -5,8 +5,9 @@ from __future__ import annotations
 from fastapi import APIRouter
 from pydantic import BaseModel
 
-from api.deps import SettingsDep, parse_api_keys
+from api.deps import SettingsDep
 from kapsule_pipeline import __version__
+from kapsule_pipeline.access import parse_api_keys
 
 router = APIRouter(tags=["health"])
 v1_router = APIRouter(tags=["health"])
@@ -19,6 +20,7 @@ class Health(BaseModel):
 
 class ApiHealth(Health):
     auth: str  # "api-keys" (send a Bearer key) or "open" (local mode, loopback only)
+    max_upload_bytes: int  # the largest song the server takes (the page says so before uploading)
 
 
 @router.get("/healthz", response_model=Health)
@@ -31,4 +33,4 @@ def healthz() -> Health:
 def api_healthz(settings: SettingsDep) -> ApiHealth:
     """Up, and whether callers need an API key (the studio page asks for one only then)."""
     auth = "api-keys" if parse_api_keys(settings.api_keys) else "open"
-    return ApiHealth(status="ok", version=__version__, auth=auth)
+    return ApiHealth(status="ok", version=__version__, auth=auth, max_upload_bytes=settings.max_upload_bytes)

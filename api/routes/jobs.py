@@ -9,17 +9,15 @@ files, so the API accepts exactly what the CLI does.
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Response
-from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field
-from starlette.concurrency import run_in_threadpool
+from fastapi.responses import FileResponse, RedirectResponse, StreamingResponse
+from pydantic import BaseModel, Field, model_validator
 
 from api.deps import DeliveryDep, OwnerDep, SecretDep, ServiceDep, StorageDep
+from api.schemas import ApiModel
 from kapsule_pipeline import uploads
 from kapsule_pipeline.errors import (
     BadCursor,
@@ -31,16 +29,14 @@ from kapsule_pipeline.errors import (
 from kapsule_pipeline.generation.references import ReferenceImage
 from kapsule_pipeline.intake import StoredSong
 from kapsule_pipeline.jobs import JobRecord, JobState
-from kapsule_pipeline.layout import NOTEBOOK_NAMES, JobLayout
+from kapsule_pipeline.layout import JobLayout
 from kapsule_pipeline.models import Analysis
 from kapsule_pipeline.params import MAX_REFERENCE_IMAGES, JobOptions, JobParams
 from kapsule_pipeline.review import Review
 from kapsule_pipeline.service import GridChange, Submission, request_hash
+from kapsule_pipeline.text import has_lone_surrogate
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
-
-EVENTS_POLL_S = 0.5
-EVENTS_KEEPALIVE_S = 15.0
 
 
 class JobCreate(JobOptions):
@@ -54,24 +50,26 @@ class JobCreate(JobOptions):
         "cover kept the same across shots (Veo 3.1).",
     )
 
+    @model_validator(mode="before")
+    @classmethod
+    def _storable_body(cls, data: Any) -> Any:
+        """No lone surrogate anywhere in the body (``JobOptions`` checks its own texts too)."""
+        if has_lone_surrogate(data):
+            raise ValueError("text must be valid Unicode (it contains a lone surrogate such as \\ud800)")
+        return data
 
-class ShotEdit(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
+class ShotEdit(ApiModel):
     prompt: str = Field(..., description="The shot's new prompt.")
 
 
-class Approval(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class Approval(ApiModel):
     prompts: dict[int, str] = Field(
         default_factory=dict, description="Optional last edits: shot number → new prompt."
     )
 
 
-class Reroll(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class Reroll(ApiModel):
     prompt: str | None = Field(None, description="A new prompt for the shot (default: keep it).")
     seed: int | None = Field(None, ge=0, le=2**32 - 1, description="Default: a new random seed.")
 
@@ -162,37 +160,6 @@ def cancel_job(job_id: str, owner: OwnerDep, service: ServiceDep) -> JobRecord:
     return service.cancel(owner, job_id)
 
 
-@router.get("/{job_id}/events")
-async def job_events(job_id: str, owner: OwnerDep, service: ServiceDep) -> StreamingResponse:
-    """Server-sent events: one ``job`` event (the record as JSON) per change, until it finishes."""
-    await run_in_threadpool(service.get, owner, job_id)
-    status = service.stores.status
-
-    async def stream() -> AsyncIterator[str]:
-        last = None
-        idle = 0.0
-        while True:
-            record = await run_in_threadpool(status.get, job_id)
-            if record.updated_at != last:
-                last = record.updated_at
-                idle = 0.0
-                yield f"event: job\nid: {record.updated_at.isoformat()}\ndata: {record.model_dump_json()}\n\n"
-                if record.finished:
-                    yield "event: end\ndata: {}\n\n"
-                    return
-            elif idle >= EVENTS_KEEPALIVE_S:
-                idle = 0.0
-                yield ": keep-alive\n\n"
-            await asyncio.sleep(EVENTS_POLL_S)
-            idle += EVENTS_POLL_S
-
-    return StreamingResponse(
-        stream(),
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-    )
-
-
 @router.get("/{job_id}/video", response_model=None)
 def job_video(
     job_id: str, owner: OwnerDep, service: ServiceDep, delivery: DeliveryDep
@@ -214,24 +181,6 @@ def job_video(
     if sign is not None:
         return RedirectResponse(sign(key, filename=filename).url, status_code=307)
     return StreamingResponse(delivery.open_read(key), media_type="video/mp4")
-
-
-@router.get("/{job_id}/notebooks/{name}", response_class=HTMLResponse)
-def job_notebook(
-    job_id: str, name: str, owner: OwnerDep, service: ServiceDep, storage: StorageDep
-) -> HTMLResponse:
-    """One executed stage notebook as HTML (its cells, outputs, timings and any error)."""
-    service.get(owner, job_id)
-    if name not in NOTEBOOK_NAMES:
-        raise ObjectNotFound(
-            f"there is no notebook {name[:40]!r}; the notebooks are {', '.join(NOTEBOOK_NAMES)}"
-        )
-    try:
-        body = storage.read_bytes(JobLayout(job_id).notebook(name, "html"))
-    except ObjectNotFound:
-        raise ObjectNotFound(f"notebook {name} of job {job_id} has not run yet") from None
-    # Rendered notebooks carry their own scripts; sandboxed, they display but run nothing of ours.
-    return HTMLResponse(body, headers={"Content-Security-Policy": "sandbox"})
 
 
 # ------------------------------------------------------------------------ review before paying, re-roll

@@ -2,30 +2,63 @@
 
 With ``gs://`` storage the URL is a GCS V4 signed URL and the browser uploads to Cloud Storage
 directly; with ``file://`` storage it points back at this API, which checks the HMAC signature,
-expiry, Content-Type and byte limit (``kapsule_pipeline.uploads``) exactly as GCS would.
+expiry, Content-Type and byte limit (``kapsule_pipeline.uploads``) exactly as GCS would, and takes
+one PUT per URL. Locally, handing out a URL now and then also sweeps away old unused uploads.
 """
 
 from __future__ import annotations
 
+import logging
+import threading
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Literal
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Query, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import OwnerDep, SecretDep, SettingsDep, StorageDep
+from api.deps import OwnerDep, SecretDep, SettingsDep, StorageDep, public_base
+from api.schemas import ApiModel
 from kapsule_pipeline import uploads
-from kapsule_pipeline.errors import UploadTooLarge, UploadTypeRefused
+from kapsule_pipeline.errors import KapsuleError, UploadTooLarge, UploadTypeRefused
+from kapsule_pipeline.settings import Settings
+from kapsule_pipeline.storage import Storage
 from kapsule_pipeline.uploads import UploadSink
 
 router = APIRouter(prefix="/uploads", tags=["uploads"])
+log = logging.getLogger("kapsule.api")
+
+SWEEP_EVERY_S = 600.0
+_last_sweep = 0.0
+_sweep_lock = threading.Lock()
 
 
-class UploadCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+def _sweep(storage: Storage, ttl_s: int) -> None:
+    try:
+        gone = uploads.sweep_uploads(storage, ttl_s)
+    except KapsuleError as exc:
+        log.warning("upload sweep failed: [%s] %s", exc.code, exc.message)
+        return
+    if gone:
+        log.info("deleted %d unused upload(s) older than their TTL", len(gone))
 
+
+def maybe_sweep(storage: Storage, settings: Settings) -> None:
+    """At most every ``SWEEP_EVERY_S``, sweep old uploads in the background (local storage only:
+    a bucket's lifecycle rule does it in the cloud)."""
+    global _last_sweep
+    if not storage.url.startswith("file://"):
+        return
+    with _sweep_lock:
+        if time.monotonic() - _last_sweep < SWEEP_EVERY_S and _last_sweep:
+            return
+        _last_sweep = time.monotonic()
+    threading.Thread(target=_sweep, args=(storage, settings.upload_ttl_s), daemon=True).start()
+
+
+class UploadCreate(ApiModel):
     filename: str = Field(..., min_length=1, max_length=500)
     content_type: str = Field(..., max_length=200)
     size: int = Field(..., description="Bytes the client will PUT.")
@@ -57,6 +90,7 @@ def create_upload(
     secret: SecretDep,
 ) -> UploadOut:
     """A short-lived URL to PUT one song of ``size`` bytes and ``content_type`` to."""
+    maybe_sweep(storage, settings)
     ticket = uploads.create_ticket(
         storage,
         owner=owner,
@@ -82,7 +116,7 @@ def create_upload(
     query = urlencode(
         {"expires": ticket.expires_at, "signature": uploads.sign(secret, ticket, ticket.expires_at)}
     )
-    url = f"{request.url_for('put_upload', upload_id=ticket.upload_id)}?{query}"
+    url = f"{public_base(request, settings)}/v1/uploads/{ticket.upload_id}?{query}"
     return UploadOut(
         upload_id=ticket.upload_id,
         url=url,
@@ -111,11 +145,12 @@ async def put_upload(
     length = request.headers.get("content-length")
     if length and length.isdigit() and int(length) > ticket.max_bytes:
         raise UploadTooLarge(f"the body is {length} bytes; this URL accepts at most {ticket.max_bytes}")
-    sink = UploadSink(ticket)
-    try:
-        async for chunk in request.stream():
-            sink.write(chunk)
-        size = await run_in_threadpool(sink.commit, storage)
-    finally:
-        sink.close()
+    with uploads.single_put(storage, upload_id):
+        sink = UploadSink(ticket)
+        try:
+            async for chunk in request.stream():
+                sink.write(chunk)
+            size = await run_in_threadpool(sink.commit, storage)
+        finally:
+            sink.close()
     return UploadDone(upload_id=upload_id, size=size)

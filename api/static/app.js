@@ -1,5 +1,8 @@
 // Kapsule studio: upload a song, start a job, follow it, play and download the video.
 // Uses only the public /v1 API (see /docs). No build step, no dependencies.
+// With API keys, the key is traded once for an HttpOnly session cookie (POST /v1/session): the page
+// never stores it, and no script (a notebook's included) can read the session. Notebooks are shown
+// in a sandboxed frame through short-lived signed links, never as blob: URLs of this origin.
 "use strict";
 
 const STAGES = [
@@ -19,20 +22,15 @@ const FINISHED = new Set(["succeeded", "failed", "cancelled"]);
 const $ = (id) => document.getElementById(id);
 
 let needsKey = false;
+let maxUploadBytes = 0;
 let current = null; // the job shown
 let follow = null; // EventSource or interval id
 let nextCursor = null;
 
 // ------------------------------------------------------------------------------------------ API
 
-function authHeaders() {
-  const key = $("api-key").value.trim();
-  if (key) localStorage.setItem("kapsule-key", key);
-  return needsKey && key ? { Authorization: `Bearer ${key}` } : {};
-}
-
 async function api(method, path, body, extra = {}) {
-  const headers = { ...authHeaders(), ...extra };
+  const headers = { ...extra };
   const init = { method, headers };
   if (body !== undefined) {
     headers["Content-Type"] = "application/json";
@@ -45,11 +43,48 @@ async function api(method, path, body, extra = {}) {
     throw new Error("The Kapsule server cannot be reached. Is `kapsule serve` still running?");
   }
   const data = await response.json().catch(() => null);
+  if (response.status === 401 && needsKey) showSignedIn(false);
   if (!response.ok) {
     const error = (data && data.error) || { message: `The server answered ${response.status}.` };
     throw new Error(error.message);
   }
   return data;
+}
+
+// ------------------------------------------------------------------------------------- session
+
+function humanBytes(n) {
+  const mib = 1024 * 1024;
+  return n % mib === 0 ? `${n / mib} MiB` : `${(n / 1e6).toFixed(1)} MB`;
+}
+
+function showSignedIn(signedIn) {
+  $("auth").hidden = signedIn;
+  $("sign-out").hidden = !signedIn;
+}
+
+async function signIn(event) {
+  event.preventDefault();
+  showError("");
+  const key = $("api-key").value.trim();
+  $("api-key").value = ""; // the key leaves the page with this one request
+  if (!key) return;
+  try {
+    await api("POST", "/v1/session", { key });
+    showSignedIn(true);
+    loadJobs();
+  } catch (e) {
+    showError(e.message);
+  }
+}
+
+async function signOut() {
+  await fetch("/v1/session", { method: "DELETE" }).catch(() => null);
+  stopFollowing();
+  current = null;
+  $("job").hidden = true;
+  $("jobs").replaceChildren();
+  showSignedIn(false);
 }
 
 function showError(message) {
@@ -85,6 +120,9 @@ async function makeVideo(event) {
   showError("");
   const file = $("song").files[0];
   if (!file) return showError("Choose a song first: drop it on the box or use the file picker.");
+  if (maxUploadBytes && file.size > maxUploadBytes) {
+    return showError(`The file is ${humanBytes(file.size)}; Kapsule accepts songs up to ${humanBytes(maxUploadBytes)}.`);
+  }
   $("make").disabled = true;
   $("upload-box").hidden = false;
   $("upload-progress").value = 0;
@@ -168,21 +206,33 @@ function showJob(job) {
   if (job.state === "failed") showError(`The video could not be made: ${job.error ? job.error.message : job.message}`);
   if (job.state === "succeeded") showResult(job);
   else $("result").hidden = true;
+  const moving = !FINISHED.has(job.state) && job.state !== "awaiting_approval";
   if (changed) {
     stopFollowing();
-    if (!FINISHED.has(job.state)) startFollowing(job.id);
+    if (moving) startFollowing(job.id);
   } else if (FINISHED.has(job.state)) {
     stopFollowing();
     loadJobs();
+  } else if (moving && !follow) {
+    startFollowing(job.id); // approved: the stream ended at the pause, follow the job again
   }
 }
 
 function startFollowing(id) {
-  if (!needsKey && window.EventSource) {
+  // The session cookie goes with EventSource too. A stream ends when the job finishes or pauses
+  // ("end"); after its lifetime ("reconnect") the browser reconnects by itself with Last-Event-ID.
+  if (window.EventSource) {
     const source = new EventSource(`/v1/jobs/${id}/events`);
     source.addEventListener("job", (e) => { if (current && current.id === id) showJob(JSON.parse(e.data)); });
-    source.addEventListener("end", () => source.close());
-    source.onerror = () => { source.close(); if (follow === source) { follow = setInterval(() => poll(id), 1500); } };
+    source.addEventListener("end", () => { source.close(); if (follow === source) follow = null; });
+    let reconnecting = false; // the server ended the stream at its lifetime: let the browser reconnect
+    source.addEventListener("reconnect", () => { reconnecting = true; });
+    source.addEventListener("open", () => { reconnecting = false; });
+    source.onerror = () => {
+      if (reconnecting && source.readyState === EventSource.CONNECTING) return; // else refused (429…)
+      source.close();
+      if (follow === source) { follow = setInterval(() => poll(id), 1500); }
+    };
     follow = source;
   } else {
     follow = setInterval(() => poll(id), 1500);
@@ -198,26 +248,32 @@ async function poll(id) {
   }
 }
 
-async function protectedUrl(path) {
-  // With API keys, media elements cannot send the header: fetch the bytes and hand over a blob URL.
-  if (!needsKey) return path;
-  const response = await fetch(path, { headers: authHeaders() });
-  if (!response.ok) throw new Error(`Could not load ${path} (${response.status}).`);
-  return URL.createObjectURL(await response.blob());
+async function openNotebook(href, label) {
+  // A signed link shown in a frame with no permissions: its own opaque origin, no scripts, so a
+  // notebook's content can neither read this page nor act as the signed-in user.
+  try {
+    const link = await api("GET", `${href}/link`);
+    const frame = document.createElement("iframe");
+    frame.setAttribute("sandbox", "");
+    frame.setAttribute("referrerpolicy", "no-referrer");
+    frame.title = label;
+    frame.src = link.url;
+    $("notebook-title").textContent = label;
+    $("notebook-frame").replaceChildren(frame);
+    $("notebook-view").hidden = false;
+  } catch (e) {
+    showError(e.message);
+  }
 }
 
 async function showResult(job) {
   if (!$("result").hidden && $("video").dataset.job === job.id) return;
   $("result").hidden = false;
   $("video").dataset.job = job.id;
-  try {
-    const url = await protectedUrl(`/v1/jobs/${job.id}/video`);
-    $("video").src = url;
-    $("download").href = url;
-    $("download").download = `${(job.params.song || "kapsule").replace(/\.[^.]+$/, "")}.mp4`;
-  } catch (e) {
-    showError(e.message);
-  }
+  const url = `/v1/jobs/${job.id}/video`; // the session cookie authorizes media requests too
+  $("video").src = url;
+  $("download").href = url;
+  $("download").download = `${(job.params.song || "kapsule").replace(/\.[^.]+$/, "")}.mp4`;
   showShots(job);
   const list = $("notebooks");
   list.replaceChildren();
@@ -231,12 +287,7 @@ async function showResult(job) {
     const parent = job.reroll && job.reroll.parent_job;
     const owner = parent && (name === "01_analyze" || name === "02_storyboard") ? parent : job.id;
     a.href = `/v1/jobs/${owner}/notebooks/${name}`;
-    if (needsKey) {
-      a.addEventListener("click", async (e) => {
-        e.preventDefault();
-        try { window.open(await protectedUrl(a.href), "_blank", "noopener"); } catch (err) { showError(err.message); }
-      });
-    }
+    a.addEventListener("click", (e) => { e.preventDefault(); openNotebook(a.getAttribute("href"), label); });
     li.append(a);
     list.append(li);
   }
@@ -302,7 +353,7 @@ async function showReview(job) {
 
 const gridHelpers = {
   api: (...args) => api(...args),
-  protectedUrl: (path) => protectedUrl(path),
+  protectedUrl: async (path) => path,  // the session cookie goes with media requests too
   showError: (message) => showError(message),
   refresh: async (id) => {  // the grid changed: the storyboard and its cost are new, show them again
     reviewShownFor = null;
@@ -421,17 +472,23 @@ async function start() {
   $("approve").addEventListener("click", approveJob);
   setUpGrid(gridHelpers);
   $("more").addEventListener("click", () => loadJobs(true));
-  $("api-key").value = localStorage.getItem("kapsule-key") || "";
-  $("api-key").addEventListener("change", () => loadJobs());
+  $("auth-form").addEventListener("submit", signIn);
+  $("sign-out").addEventListener("click", signOut);
+  $("notebook-close").addEventListener("click", () => { $("notebook-view").hidden = true; $("notebook-frame").replaceChildren(); });
+  localStorage.removeItem("kapsule-key"); // left by older versions of this page
+  let signedIn = true;
   try {
     const health = await api("GET", "/v1/healthz");
     needsKey = health.auth === "api-keys";
-    $("auth").hidden = !needsKey;
+    maxUploadBytes = health.max_upload_bytes;
+    $("limit").textContent = `, up to ${humanBytes(maxUploadBytes)}`;
     $("health").textContent = `Kapsule ${health.version}`;
+    if (needsKey) signedIn = (await fetch("/v1/session")).ok;
   } catch (e) {
     showError(e.message);
   }
-  if (!needsKey || $("api-key").value) loadJobs();
+  if (needsKey) showSignedIn(signedIn);
+  if (signedIn) loadJobs();
 }
 
 start();

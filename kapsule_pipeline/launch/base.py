@@ -17,11 +17,24 @@ from pydantic.fields import FieldInfo
 
 from kapsule_pipeline.settings import Settings
 
+# Secrets only the API uses (callers' keys, the signing key): a job or a kernel never receives them,
+# so a prompt that talks a notebook into printing its environment has nothing of the server's to show.
+_API_ONLY_FIELDS = frozenset({"api_keys", "upload_secret"})
+# The google-genai key, only for a process that may call Gemini or Veo; GOOGLE_API_KEY is the
+# library's own fallback name, withheld with it.
+_GENAI_KEY_FIELDS = frozenset({"gemini_api_key"})
+_GENAI_EXTRA_NAMES = ("GOOGLE_API_KEY",)
+
 
 @runtime_checkable
 class Launcher(Protocol):
-    def launch(self, job_id: str) -> str:
-        """Start the job's entrypoint; return the execution name (stored in the job record)."""
+    def launch(self, job_id: str, *, genai: bool = False) -> str:
+        """Start the job's entrypoint; return the execution name (stored in the job record).
+
+        ``genai``: the job's own models are Google ones, so its process needs the google-genai key
+        even when the deployment's default models are ``local`` (the local launcher withholds the key
+        otherwise; a Cloud Run job gets its secrets from its job definition).
+        """
 
     def cancel(self, execution: str) -> None:
         """Stop the execution if it still runs (the job record's state is the caller's business)."""
@@ -50,19 +63,36 @@ def _env_value(name: str, value: Any) -> str:
     return str(value)
 
 
-def settings_env(settings: Settings) -> tuple[dict[str, str], list[str]]:
+def uses_genai_models(*models: str) -> bool:
+    """Whether any of these video or prompt models is a Google one (anything other than ``local``)."""
+    return any(model.strip().lower() not in ("", "local") for model in models)
+
+
+def uses_genai(settings: Settings) -> bool:
+    """Whether a job of these settings may call Gemini or Veo (any model other than ``local``)."""
+    return uses_genai_models(settings.video_model, settings.prompt_model)
+
+
+def settings_env(settings: Settings, *, genai: bool | None = None) -> tuple[dict[str, str], list[str]]:
     """The environment that makes a child process (job, notebook kernel) build these same settings.
 
-    Returns the variables to set and the names to remove (settings that are unset here), so a child
-    sees exactly this object even when it was built in code rather than from the environment.
-    Relative paths are made absolute: the child may not share our working directory.
+    Returns the variables to set and the names to remove (settings that are unset here, and secrets
+    the child must not have), so a child sees this object, minus the secrets, even when it was built
+    in code rather than from the environment. Relative paths are made absolute: the child may not
+    share our working directory. A child gets the Gemini key only when a Google model is configured
+    (``genai``, when given, says so instead: a notebook kernel goes by its job's own models).
     """
     set_vars: dict[str, str] = {}
     unset: list[str] = []
+    if genai is None:
+        genai = uses_genai(settings)
+    withheld = _API_ONLY_FIELDS if genai else _API_ONLY_FIELDS | _GENAI_KEY_FIELDS
+    if not genai:
+        unset += _GENAI_EXTRA_NAMES
     for name, field in Settings.model_fields.items():
         names = _env_names(name, field)
         value = getattr(settings, name)
-        if value is None:
+        if value is None or name in withheld:
             unset += names
         else:
             set_vars[names[0]] = _env_value(name, value)

@@ -123,8 +123,11 @@ class CloudRunLauncher:
         )
         return run_v2.RunJobRequest(name=self.job_name, overrides=overrides)
 
-    def launch(self, job_id: str) -> str:
-        """Start an execution for ``job_id``; return its full name without waiting for it to run."""
+    def launch(self, job_id: str, *, genai: bool = False) -> str:
+        """Start an execution for ``job_id``; return its full name without waiting for it to run.
+
+        ``genai`` changes nothing here: the Cloud Run job's secrets come from its definition.
+        """
         from google.api_core import exceptions
 
         try:

@@ -3,6 +3,10 @@
 The job's output (one JSON line per event, plus anything a notebook kernel prints) goes to
 ``{work_dir}/{job_id}/job.log``. Cancelling sends SIGTERM to the whole process group, then SIGKILL
 if it has not ended after ``CANCEL_GRACE_S``: the notebook kernel and FFmpeg go with the job.
+
+Every child is waited for by a small reaper thread the moment it exits, so a long-lived API leaves no
+zombies behind, and the launcher keeps only the exit codes of the last ``EXITED_KEPT`` executions
+(what ``reconcile`` asks about), not a table that grows with every job ever started.
 """
 
 from __future__ import annotations
@@ -11,17 +15,20 @@ import contextlib
 import os
 import signal
 import subprocess
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
 
 from kapsule_pipeline.errors import BadExecutionName
-from kapsule_pipeline.launch.base import settings_env
+from kapsule_pipeline.launch.base import settings_env, uses_genai
 from kapsule_pipeline.launch.cloudrun import ExecutionStatus
 from kapsule_pipeline.settings import Settings
 
 CANCEL_GRACE_S = 10.0
 EXECUTION_PREFIX = "local-"
+EXITED_KEPT = 1000
 
 
 def job_log_path(settings: Settings, job_id: str) -> Path:
@@ -34,15 +41,17 @@ class LocalLauncher:
     def __init__(self, settings: Settings, command: Sequence[str]) -> None:
         self.settings = settings
         self._command = list(command)
-        self._procs: dict[str, subprocess.Popen[bytes]] = {}
+        self._procs: dict[str, subprocess.Popen[bytes]] = {}  # running children
+        self._exited: OrderedDict[str, int] = OrderedDict()  # recent children's exit codes
+        self._lock = threading.Lock()
 
     def command(self) -> list[str]:
         return list(self._command)
 
-    def launch(self, job_id: str) -> str:
+    def launch(self, job_id: str, *, genai: bool = False) -> str:
         log_path = job_log_path(self.settings, job_id)
         log_path.parent.mkdir(parents=True, exist_ok=True)
-        set_vars, unset = settings_env(self.settings)
+        set_vars, unset = settings_env(self.settings, genai=genai or uses_genai(self.settings))
         env = {k: v for k, v in os.environ.items() if k not in unset}
         env.update(set_vars)
         env["KAPSULE_JOB_ID"] = job_id
@@ -59,8 +68,27 @@ class LocalLauncher:
                 start_new_session=True,  # its own process group: cancel reaches the kernel and FFmpeg too
             )
         execution = f"{EXECUTION_PREFIX}{proc.pid}"
-        self._procs[execution] = proc
+        with self._lock:
+            self._procs[execution] = proc
+        threading.Thread(
+            target=self._reap, args=(execution, proc), name=f"reap-{proc.pid}", daemon=True
+        ).start()
         return execution
+
+    def _reap(self, execution: str, proc: subprocess.Popen[bytes]) -> None:
+        """Wait for the child (so it never lingers as a zombie), then keep only its exit code."""
+        code = proc.wait()
+        with self._lock:
+            self._procs.pop(execution, None)
+            self._exited[execution] = code
+            while len(self._exited) > EXITED_KEPT:
+                self._exited.popitem(last=False)
+
+    @property
+    def running(self) -> int:
+        """How many children this launcher is still waiting for."""
+        with self._lock:
+            return len(self._procs)
 
     @staticmethod
     def _pid(execution: str) -> int:
@@ -69,7 +97,10 @@ class LocalLauncher:
         return int(execution[len(EXECUTION_PREFIX) :])
 
     def poll(self, execution: str) -> int | None:
-        proc = self._procs.get(execution)
+        with self._lock:
+            if execution in self._exited:
+                return self._exited[execution]
+            proc = self._procs.get(execution)
         if proc is not None:
             return proc.poll()
         try:
@@ -90,13 +121,21 @@ class LocalLauncher:
         code = self.poll(execution)
         if code is None:
             return ExecutionStatus(execution, done=False, succeeded=False, cancelled=False)
-        if execution not in self._procs:
+        with self._lock:
+            ours = execution in self._exited or execution in self._procs
+        if not ours:
             return None
         how = f"killed by signal {-code}" if code < 0 else f"exit code {code}"
         return ExecutionStatus(execution, done=True, succeeded=code == 0, cancelled=False, message=how)
 
     def cancel(self, execution: str) -> None:
         pid = self._pid(execution)
+        with self._lock:
+            exited = execution in self._exited
+        if exited:  # the job process is gone; whatever is left of its group (a stray kernel) goes too
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pid, signal.SIGKILL)
+            return
         try:
             os.killpg(pid, signal.SIGTERM)
         except (ProcessLookupError, PermissionError):

@@ -54,6 +54,7 @@ _TIMESTAMPS = ("created_at", "updated_at", "heartbeat_at")
 LIST_ORDER = (("created_at", "DESCENDING"), ("__name__", "DESCENDING"))
 
 T = TypeVar("T")
+_BAD_CURSOR = "that page cursor is not one this server handed out; list again without a cursor"
 
 
 def parse_firestore_url(url: str) -> tuple[str, str, str]:
@@ -193,9 +194,9 @@ class FirestoreStatusStore:
                 created, last_id = json.loads(cursor)
                 after = {"created_at": datetime.fromisoformat(created), "__name__": str(last_id)}
             except (ValueError, TypeError) as exc:
-                raise BadCursor("bad page cursor") from exc
+                raise BadCursor(_BAD_CURSOR) from exc
             if not _valid_document_id(str(last_id)):
-                raise BadCursor("bad page cursor")
+                raise BadCursor(_BAD_CURSOR)
             query = query.start_after(after)
         snapshots = self._call("list", owner, lambda: list(query.limit(limit + 1).stream()))
         records = [_from_document(snapshot.to_dict()) for snapshot in snapshots[:limit]]

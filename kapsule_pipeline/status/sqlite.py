@@ -39,6 +39,17 @@ def _path_from_url(url: str) -> Path:
     return Path(raw.lstrip("/") or "jobs.db").expanduser().resolve()
 
 
+def _parse_cursor(cursor: str) -> tuple[str, str]:
+    """A cursor this store made: a JSON pair of strings, else ``BadCursor`` (never a binding error)."""
+    try:
+        value = json.loads(cursor)
+    except ValueError:
+        value = None
+    if not (isinstance(value, list) and len(value) == 2 and all(isinstance(v, str) for v in value)):
+        raise BadCursor("that page cursor is not one this server handed out; list again without a cursor")
+    return value[0], value[1]
+
+
 class SqliteStatusStore:
     """Job records as JSON documents in one SQLite table."""
 
@@ -99,10 +110,7 @@ class SqliteStatusStore:
         query = "SELECT created_at, id, body FROM jobs WHERE owner = ?"
         args: list[Any] = [owner]
         if cursor:
-            try:
-                created, last_id = json.loads(cursor)
-            except (ValueError, TypeError) as exc:
-                raise BadCursor("bad page cursor") from exc
+            created, last_id = _parse_cursor(cursor)
             query += " AND (created_at < ? OR (created_at = ? AND id < ?))"
             args += [created, created, last_id]
         query += " ORDER BY created_at DESC, id DESC LIMIT ?"

@@ -1,9 +1,9 @@
 """V4 signed URLs: uploads straight from the browser to GCS, and downloads of private objects.
 
-A signed PUT binds the Content-Type and an ``x-goog-content-length-range`` header into the
-signature, so the browser can upload exactly one file of the announced type and at most the
-allowed size to exactly one key, for a few minutes; GCS refuses anything else. The API hands out
-the URL and the headers the browser must send.
+A signed PUT binds the Content-Type, an ``x-goog-content-length-range`` header and the precondition
+``x-goog-if-generation-match: 0`` into the signature, so the browser can upload exactly one file of
+the announced type and at most the allowed size to exactly one key, once, for a few minutes; GCS
+refuses anything else. The API hands out the URL and the headers the browser must send.
 
 Who signs depends on where we run:
 - a service-account key (``GOOGLE_APPLICATION_CREDENTIALS`` pointing at a key file, the local
@@ -125,20 +125,21 @@ def signed_put_url(
         raise BadSigningRequest(f"bad content type {content_type!r}")
     if max_bytes < 1:
         raise BadSigningRequest(f"max_bytes must be positive, not {max_bytes}")
-    length_range = f"0,{max_bytes}"
+    # The precondition "no object yet" makes the URL work once: a second PUT gets 412, the song stays.
+    signed_headers = {"x-goog-content-length-range": f"0,{max_bytes}", "x-goog-if-generation-match": "0"}
     issued = utcnow()
     url = blob.generate_signed_url(
         version="v4",
         method="PUT",
         expiration=expires,
         content_type=content_type,
-        headers={"x-goog-content-length-range": length_range},
+        headers=signed_headers,
         **signer.signing_kwargs(),
     )
     return SignedUrl(
         url=url,
         method="PUT",
-        headers={"Content-Type": content_type, "x-goog-content-length-range": length_range},
+        headers={"Content-Type": content_type, **signed_headers},
         expires_at=issued + expires,
     )
 
