@@ -309,13 +309,17 @@ def analyze(
     as_json: Annotated[
         bool, typer.Option("--json", help="Print analysis.json instead of a summary.")
     ] = False,
+    bpm: Annotated[float | None, typer.Option("--bpm", help="Keep this tempo (BPM).")] = None,
+    beats_per_bar: Annotated[int | None, typer.Option("--beats-per-bar", help="Bars of N beats.")] = None,
+    downbeat: Annotated[float | None, typer.Option("--downbeat", help="A bar line's time (s).")] = None,
 ) -> None:
-    """Find tempo, beats, downbeats, sections and energy of SONG."""
+    """Find tempo, beats, downbeats, sections and energy of SONG (hints as for ``kapsule make``)."""
     from kapsule_pipeline.audio import analyze_song
 
     try:
+        hints = parse_params({"bpm": bpm, "beats_per_bar": beats_per_bar, "downbeat": downbeat}).hints()
         info = LocalSong(song).inspect(get_settings())
-        analysis = analyze_song(song)
+        analysis = analyze_song(song, hints)
     except KapsuleError as exc:
         raise _fail(exc, EXIT_BAD_INPUT) from None
     if as_json:
@@ -324,7 +328,12 @@ def analyze(
     table = Table(title=f"{song.name}", show_header=False, title_justify="left")
     table.add_row("file", f"{info.format_name} / {info.codec}, {info.sample_rate} Hz, {info.channels} ch")
     table.add_row("duration", f"{analysis.duration:.2f} s")
-    table.add_row("tempo", f"{analysis.tempo:.1f} BPM")
+    table.add_row("tempo", f"{analysis.tempo:.1f} BPM (confidence {analysis.confidence:.2f})")
+    for alt in analysis.alternatives:
+        table.add_row(
+            f"  or {alt.kind.replace('_', ' ')}",
+            f"{alt.tempo:.1f} BPM, {alt.beats_per_bar} per bar (plausibility {alt.plausibility:.2f})",
+        )
     table.add_row(
         "beats", f"{len(analysis.beats)} ({len(analysis.downbeats)} bars of {analysis.beats_per_bar})"
     )

@@ -208,9 +208,9 @@ def test_review_the_storyboard_approve_then_reroll_a_shot(
                 song_seconds, abs=0.3
             )
             bpm_now = "() => parseFloat(document.getElementById('grid-summary').textContent)"
+            page.locator("#review").screenshot(path=str(artifacts_dir / "studio-beat-grid.png"))
             page.get_by_role("button", name="Double").click()
             page.wait_for_function(f"(t) => ({bpm_now})() > t * 1.9", arg=tempo)
-            page.locator("#review").screenshot(path=str(artifacts_dir / "studio-beat-grid.png"))
             page.get_by_role("button", name="Half").click()
             page.wait_for_function(f"(t) => Math.abs(({bpm_now})() - t) < 1", arg=tempo)
             assert "estimated $0.00" in page.inner_text("#review-cost")  # re-planning paid nothing
