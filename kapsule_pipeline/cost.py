@@ -1,7 +1,7 @@
 """Prices, estimates and the budget check: what a storyboard will cost before anything is requested.
 
 Veo bills per second of generated video, so the estimate is exact up to price changes: seconds asked
-for x list price (from ``settings.video_prices_usd_per_s``). Only shots whose clip is not in storage
+for x list price (from ``video_models``, per mode). Only shots whose clip is not in storage
 yet count as new spending (never pay twice), so a retried job or a re-roll of one shot is checked
 against what it would really add. ``check_budget`` raises ``BudgetExceeded`` *before* the first
 request, never half-way through a storyboard.
@@ -13,7 +13,8 @@ import fnmatch
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from kapsule_pipeline.errors import BudgetExceeded, ConfigError, InvalidParameter
+from kapsule_pipeline import video_models
+from kapsule_pipeline.errors import BudgetExceeded, InvalidParameter
 from kapsule_pipeline.generation.base import VideoGenerator
 from kapsule_pipeline.layout import JobLayout
 from kapsule_pipeline.models import Storyboard
@@ -21,17 +22,17 @@ from kapsule_pipeline.settings import Settings
 
 
 def price_per_second(model: str, settings: Settings) -> float:
-    """USD per second of video for ``model``: the longest matching key (id or glob) of the table wins."""
+    """USD per second of video for ``model`` as this deployment sends it (mode and audio from settings).
+
+    The list price comes from ``video_models`` (Vertex and Gemini API differ; Vertex requests are
+    sent without audio). ``KAPSULE_VIDEO_PRICES_USD_PER_S`` can override it (id or glob; the longest
+    matching key wins), e.g. for a negotiated price. An unknown model raises ``UnknownModel``.
+    """
     table = settings.video_prices_usd_per_s
-    if model in table:
-        return float(table[model])
     matches = [pattern for pattern in table if fnmatch.fnmatchcase(model, pattern)]
-    if not matches:
-        raise ConfigError(
-            f"no price for video model {model!r}: add it to KAPSULE_VIDEO_PRICES_USD_PER_S "
-            f'(JSON, e.g. {{"{model}": 0.40}}) so the budget can be checked'
-        )
-    return float(table[max(matches, key=len)])
+    if matches:
+        return float(table[max(matches, key=len)])
+    return video_models.price_per_second(model, video_models.mode_of(settings))
 
 
 @dataclass(frozen=True)

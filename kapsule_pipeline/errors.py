@@ -128,3 +128,22 @@ class LaunchError(KapsuleError):
     code = "launch_failed"
     http_status = 503
     retryable = True
+
+
+class UnknownModel(KapsuleError):
+    """A video model id that is not in the capability table (``video_models``), or not in this mode."""
+
+    code = "unknown_model"
+    http_status = 422
+
+
+class UnsupportedVideoRequest(InvalidParameter):
+    """A video request (or a job's settings) outside what the model accepts: Google would answer 400."""
+
+    code = "unsupported_video_request"
+
+
+class GoogleRequestRefused(GenerationError):
+    """Google answered 400/401/403/404: a retry cannot fix it; the message says what to change."""
+
+    code = "google_refused"

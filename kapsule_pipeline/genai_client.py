@@ -115,7 +115,7 @@ def make_genai_client(settings: Settings) -> genai.Client:
     return genai.Client(
         vertexai=True,
         project=project,
-        location=settings.google_cloud_location,
+        location=settings.vertex_location,
         credentials=credentials,
         http_options=http_options,
     )
