@@ -199,3 +199,18 @@ def test_a_job_never_sends_a_request_the_table_forbids(
         reference_images=[_ref()],
     )
     assert [r.body["parameters"]["aspectRatio"] for r in fake_google.forbidden_video_requests()] == ["9:16"]
+
+
+@pytest.mark.parametrize("status", [400, 403, 404])
+def test_a_refused_start_fails_the_job_at_once_with_the_cause(
+    status: int, vertex_env: Settings, fake_google: FakeGoogle, tmp_path: Path
+) -> None:
+    from kapsule_pipeline.errors import GoogleRequestRefused
+
+    fake_google.fail_next = {"predict": [status]}
+    with pytest.raises(
+        GoogleRequestRefused, match=f"veo-3.0-generate-001 start: Google answered {status}"
+    ) as info:
+        _generate(_board(["a"]), "veo-3.0-generate-001", vertex_env, tmp_path)
+    assert not info.value.retryable
+    assert len(fake_google.requests("predict")) == 1, "a refusal is not retried"

@@ -47,7 +47,13 @@ from typing import TYPE_CHECKING, Any
 
 from kapsule_pipeline import media, video_models
 from kapsule_pipeline.cost import price_per_second
-from kapsule_pipeline.errors import ConfigError, GenerationError, JobCancelled, KapsuleError
+from kapsule_pipeline.errors import (
+    ConfigError,
+    GenerationError,
+    GoogleRequestRefused,
+    JobCancelled,
+    KapsuleError,
+)
 from kapsule_pipeline.genai_client import make_genai_client, with_retries
 from kapsule_pipeline.generation.references import ImageRef, check_continuity, load_reference_image
 from kapsule_pipeline.models import Analysis, Shot, ShotRequest, ShotResult, Storyboard
@@ -357,6 +363,8 @@ class VeoGenerator:
     def _rephrase(self, prompt: str, reasons: list[str]) -> str:
         try:
             return self.rephraser(prompt, reasons)
+        except GoogleRequestRefused:
+            raise  # Gemini refused (role, API, retired model): a setup error, not a reason to soften
         except KapsuleError as exc:
             log.warning("re-phrasing failed (%s); softening locally", exc)
             return soften_prompt(prompt, reasons)
