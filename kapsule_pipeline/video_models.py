@@ -135,6 +135,9 @@ VIDEO_MODELS: dict[str, dict[Mode, ModeCaps]] = {
     "veo-3.1-fast-generate-001": _veo3(0.10, 0.15),
 }
 LOCAL_MODELS = frozenset({"local"})
+# Vertex AI regions known (from Google's documentation, see docs/cloud-settings.md) to serve these Veo
+# models. KAPSULE_VERTEX_LOCATION defaults to the first; ``doctor`` flags any other.
+VEO_VERTEX_LOCATIONS: tuple[str, ...] = ("us-central1",)
 
 
 def mode_of(settings: Settings) -> Mode:

@@ -376,7 +376,7 @@ def _handler(state: FakeGoogle) -> type[BaseHTTPRequestHandler]:
                 return
             if match := MODEL_RE.match(path):
                 project, location, model = match.groups()
-                self._record("get_model", {}, model, project is not None)
+                self._record("get_model", {}, model, "/publishers/google/" in path)
                 failure = state._take_failure("get_model")
                 known = model in state.gemini_models or veo_known(model, location)
                 if failure is not None:
