@@ -118,5 +118,23 @@ class LocalStorage:
             while chunk := handle.read(chunk_size):
                 yield chunk
 
+    def read_range(self, key: str, start: int, length: int) -> bytes:
+        if start < 0 or length < 0:
+            raise InvalidParameter(f"bad range {start}+{length} for {key}")
+        try:
+            with self._path(key).open("rb") as handle:
+                handle.seek(start)
+                return handle.read(length)
+        except FileNotFoundError as exc:
+            raise ObjectNotFound(f"no such file in storage: {key}") from exc
+        except OSError as exc:
+            raise StorageError(f"could not read {key}: {exc.strerror}") from exc
+
+    def size(self, key: str) -> int:
+        try:
+            return self._path(key).stat().st_size
+        except FileNotFoundError as exc:
+            raise ObjectNotFound(f"no such file in storage: {key}") from exc
+
     def local_path(self, key: str) -> Path | None:
         return self._path(key)
