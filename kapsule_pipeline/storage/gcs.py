@@ -263,13 +263,14 @@ class GcsStorage:
             return b""
         blob = self._blob(key)
         end = start + length - 1  # inclusive, as HTTP ranges are
-        return self._call(
+        data: bytes = self._call(
             "read",
             key,
             lambda: blob.download_as_bytes(
                 start=start, end=end, timeout=REQUEST_TIMEOUT_S, retry=self._retry
             ),
         )
+        return data
 
     def size(self, key: str) -> int:
         blob = self._blob(key)
