@@ -223,7 +223,7 @@ def test_a_rephrasing_refused_by_google_is_not_softened_silently(
     from kapsule_pipeline.generation.veo import VeoGenerator
 
     writer = GeminiPromptWriter(MODEL, api_key_env)
-    veo = VeoGenerator("veo-3.0-generate-001", api_key_env, rephraser=writer.rephrase)
+    veo = VeoGenerator("veo-3.0-generate-001", job_context(api_key_env), rephraser=writer.rephrase)
     fake_google.fail_next = {"generate": [403]}
     with pytest.raises(GoogleRequestRefused, match="403"):
         veo._rephrase("a street on fire", ["violence"])
