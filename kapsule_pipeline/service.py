@@ -26,6 +26,7 @@ from datetime import timedelta
 from typing import Any
 
 from kapsule_pipeline import review as reviews
+from kapsule_pipeline import video_models
 from kapsule_pipeline.context import JobContext, Stores
 from kapsule_pipeline.errors import (
     IdempotencyConflict,
@@ -42,6 +43,7 @@ from kapsule_pipeline.launch import Launcher
 from kapsule_pipeline.launch.cloudrun import StatusLauncher
 from kapsule_pipeline.launch.reconcile import STALE_HEARTBEAT_S, reconcile_if_stale, reconcile_stale
 from kapsule_pipeline.params import JobParams
+from kapsule_pipeline.pricing import price_per_second
 from kapsule_pipeline.settings import Settings, TaskEnv
 
 log = logging.getLogger(__name__)
@@ -63,14 +65,16 @@ class Submission:
     trace_header: str | None = None
 
 
-def check_models(params: JobParams, settings: Settings) -> None:
-    """Refuse a model this deployment does not know or cannot use, before any job exists.
+def check_models(params: JobParams, settings: Settings, reference_images: int | None = None) -> None:
+    """Refuse a model this deployment does not know or cannot use, or a job it would refuse, before
+    any job exists.
 
-    Only names, prices and credentials are looked at (no client, no request), so a typo in
-    ``--video-model`` is one line at submission instead of a failed job minutes later.
+    Only names, the capability table (``video_models``), prices and credentials are looked at (no
+    client, no request), so a typo in ``--video-model``, or reference images on a model or aspect
+    ratio Veo refuses them for, is one line at submission instead of a failed job minutes later.
+    ``reference_images`` is how many the job brings (default: the keys already in ``params``).
     """
     from kapsule_pipeline.genai_client import genai_mode
-    from kapsule_pipeline.pricing import price_per_second
 
     video, prompt = params.video_model, params.prompt_model
     if video != "local":
@@ -79,7 +83,9 @@ def check_models(params: JobParams, settings: Settings) -> None:
                 f"video model {video!r} is not one Kapsule knows: use 'local' or a Veo model id"
             )
         try:
-            price_per_second(video, settings)
+            price_per_second(video, settings)  # a model not in the table is UnknownModel here
+        except UnknownModel:
+            raise
         except KapsuleError as exc:
             raise UnknownModel(f"video model {video!r} cannot be used here: {exc.message}") from None
     if prompt != "local" and not prompt.startswith("gemini-"):
@@ -91,6 +97,16 @@ def check_models(params: JobParams, settings: Settings) -> None:
             genai_mode(settings)
         except KapsuleError as exc:
             raise UnknownModel(f"{model} cannot be used on this deployment: {exc.message}") from None
+    if video != "local":
+        # The capability table, not the price override, decides what Veo accepts (UnknownModel or
+        # UnsupportedVideoRequest, the same code from the CLI and the API).
+        video_models.check_job(
+            video,
+            video_models.mode_of(settings),
+            aspect_ratio=params.aspect_ratio,
+            reference_images=len(params.reference_images) if reference_images is None else reference_images,
+            continuity=params.continuity,
+        )
 
 
 def request_hash(*parts: bytes) -> str:
@@ -149,15 +165,18 @@ class JobService:
 
     # ----------------------------------------------------------------------------- submitting
 
-    def resolve(self, params: JobParams) -> JobParams:
-        """``params`` with the deployment's defaults filled in and every model checked (no job yet)."""
+    def resolve(self, params: JobParams, reference_images: int | None = None) -> JobParams:
+        """``params`` with the deployment's defaults filled in and every model checked (no job yet).
+
+        ``reference_images``: how many images the job brings, when they are not in ``params`` yet.
+        """
         resolved = params.model_copy(
             update={
                 "video_model": params.video_model or self.settings.video_model,
                 "prompt_model": params.prompt_model or self.settings.prompt_model,
             }
         )
-        check_models(resolved, self.settings)
+        check_models(resolved, self.settings, reference_images)
         return resolved
 
     def submit(self, submission: Submission) -> tuple[JobRecord, bool]:
@@ -172,7 +191,7 @@ class JobService:
             replay = self._replay(submission)
             if replay is not None:
                 return replay, True
-        params = self.resolve(submission.params)
+        params = self.resolve(submission.params, len(submission.references))
         mimes = check_reference_images(submission.references)
         info = submission.song.inspect(self.settings)
         record = JobRecord(
