@@ -65,16 +65,26 @@ def run_doctor(
     storage: Storage | None = None,
     delivery: Storage | None = None,
     status: StatusStore | None = None,
+    api: bool = False,
 ) -> list[Finding]:
     """Every check, in order; ``origins`` are the browser origins that upload (default: the
-    ``cors_origins`` setting). The stores are opened from ``settings`` unless given."""
+    ``cors_origins`` setting). The stores are opened from ``settings`` unless given.
+
+    ``api=True`` checks what the API's own identity needs (its start-up preflight): deploy.sh gives
+    the API's service account no Vertex AI role (the job calls Google) and only read access to the
+    delivery bucket, so the models are checked against the table and the Veo regions (no
+    ``models.get``) and the delivery bucket by a read, not a probe write.
+    """
     wanted = list(origins) or [o.strip() for o in (settings.cors_origins or "").split(",") if o.strip()]
-    findings = check_models(settings)
+    findings = check_models(settings, remote=not api)
     private = _open("private storage", settings.storage_url, storage, findings)
     public = _open("delivery storage", settings.effective_delivery_url, delivery, findings)
-    for name, store in (("private storage", private), ("delivery storage", public)):
-        if store is not None:
-            findings.append(check_storage(name, store))
+    if private is not None:
+        findings.append(check_storage("private storage", private))
+    if public is not None:
+        findings.append(
+            check_readable("delivery storage", public) if api else check_storage("delivery storage", public)
+        )
     findings.append(check_status(settings, status))
     findings.append(check_upload_secret(settings))
     if private is not None and settings.storage_url.startswith("gs://"):
@@ -85,6 +95,15 @@ def run_doctor(
 
 def problems(findings: Sequence[Finding]) -> list[Finding]:
     return [f for f in findings if not f.ok]
+
+
+# Problems that stop only the studio's browser uploads, not a job: the API still accepts jobs with them.
+ADVISORY_CHECKS = frozenset({"private bucket CORS"})
+
+
+def blocking(findings: Sequence[Finding]) -> list[Finding]:
+    """The problems that would make a job fail (or bill wrongly): the API accepts no job while any exist."""
+    return [f for f in problems(findings) if f.check not in ADVISORY_CHECKS]
 
 
 def _open(name: str, url: str, given: Storage | None, findings: list[Finding]) -> Storage | None:
@@ -100,8 +119,11 @@ def _open(name: str, url: str, given: Storage | None, findings: list[Finding]) -
 # -- models -----------------------------------------------------------------------------------------
 
 
-def check_models(settings: Settings, get_model: Callable[[str], Any] | None = None) -> list[Finding]:
-    """The configured video and prompt models exist where they are asked for (``models.get``)."""
+def check_models(
+    settings: Settings, get_model: Callable[[str], Any] | None = None, *, remote: bool = True
+) -> list[Finding]:
+    """The configured video and prompt models exist where they are asked for (``models.get``; with
+    ``remote=False`` only the capability table and the Veo regions, no request)."""
     findings: list[Finding] = []
     mode = video_models.mode_of(settings)
     where = f"Vertex AI location {settings.vertex_location}" if mode == "vertex" else "the Gemini API"
@@ -127,6 +149,8 @@ def check_models(settings: Settings, get_model: Callable[[str], Any] | None = No
         models.append(("prompt model", settings.prompt_model))
     if not models:
         return findings or [_ok("models (local renderer and writer)")]
+    if not remote:
+        return findings or [_ok("models (against the capability table; models.get not asked)")]
     if get_model is None:
         try:
             from kapsule_pipeline.genai_client import make_genai_client
@@ -187,6 +211,20 @@ def check_storage(name: str, storage: Storage) -> Finding:
             f"{storage!r} is not usable: {exc.message}",
             "create the bucket (deploy/deploy.sh does) and grant this service account "
             "roles/storage.objectUser on it",
+        )
+    return _ok(name)
+
+
+def check_readable(name: str, storage: Storage) -> Finding:
+    """The bucket answers a read (the API only reads the delivery bucket: no probe write)."""
+    try:
+        storage.list("doctor/")  # a listing (not ``exists``): a missing bucket is an error, not False
+    except KapsuleError as exc:
+        return _fail(
+            name,
+            f"{storage!r} is not readable: {exc.message}",
+            "create the bucket (deploy/deploy.sh does) and grant this service account "
+            "roles/storage.objectViewer on it",
         )
     return _ok(name)
 

@@ -338,6 +338,13 @@ class LaunchError(KapsuleError):
     retryable = True
 
 
+class DeploymentNotReady(ConfigError):
+    """The API's preflight (``doctor``) found a problem that would make every job fail: none is accepted."""
+
+    code = "deployment_not_ready"
+    http_status = 503
+
+
 # ------------------------------------------------------------------------------------- uploads
 
 

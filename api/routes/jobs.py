@@ -14,12 +14,12 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, Response
+from fastapi import APIRouter, Depends, Header, Query, Response
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import DeliveryDep, OwnerDep, SecretDep, ServiceDep, StorageDep
+from api.deps import DeliveryDep, OwnerDep, SecretDep, ServiceDep, StorageDep, require_ready
 from kapsule_pipeline import uploads
 from kapsule_pipeline.errors import (
     BadCursor,
@@ -93,7 +93,7 @@ def _uploaded(
     return ticket, key
 
 
-@router.post("", response_model=JobRecord, status_code=202)
+@router.post("", response_model=JobRecord, status_code=202, dependencies=[Depends(require_ready)])
 def create_job(
     body: JobCreate,
     response: Response,
