@@ -28,6 +28,9 @@ class RecordingStorage(LocalStorage):
     def read_bytes(self, key: str) -> bytes:  # pragma: no cover - must not be used
         raise AssertionError("the whole object was read")
 
+    def download_to(self, key: str, dest: Path) -> Path:  # pragma: no cover - must not be used
+        raise AssertionError("the whole object was downloaded")
+
 
 def _make(
     path: Path, seconds: float, *codec: str, source: str = "sine=frequency=440:sample_rate=44100"
@@ -115,3 +118,24 @@ def test_an_index_at_the_end_is_read_whole_only_when_small(
     monkeypatch.setattr(audio_head, "WHOLE_FILE_LIMIT", HEAD_BYTES)
     with pytest.raises(AudioError, match="fast start"):
         inspect_song_head(store, key, kapsule_env)
+
+
+def test_an_upload_is_judged_from_its_head_and_a_small_one_is_also_decoded(
+    store: RecordingStorage, tmp_path: Path, kapsule_env: Settings
+) -> None:
+    """``StoredSong`` (the API's intake): a long upload from one ranged read of its head (a silent
+    one passes here; the job's full decode refuses it), one that fits in the head decoded whole."""
+    from kapsule_pipeline.intake import StoredSong
+
+    silence = "anullsrc=r=44100:cl=stereo"
+    long_key = _put(store, _make(tmp_path / "long.wav", 70.0, "-c:a", "pcm_s16le", source=silence))
+    facts = StoredSong(store, long_key, "long.wav").inspect(kapsule_env)
+    assert (facts.ext, facts.content_type, round(facts.duration)) == ("wav", "audio/wav", 70)
+    assert store.ranges == [(0, HEAD_BYTES)]
+
+    store.ranges.clear()
+    short_key = _put(store, _make(tmp_path / "short.wav", 6.0, "-c:a", "pcm_s16le", source=silence))
+    with pytest.raises(AudioError) as refused:
+        StoredSong(store, short_key, "short.wav").inspect(kapsule_env)
+    assert refused.value.code == "silent"
+    assert all(length <= HEAD_BYTES for _, length in store.ranges)
