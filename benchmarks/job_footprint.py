@@ -79,7 +79,7 @@ def main() -> None:
             out = home / "long.mp4"
             start = time.perf_counter()
             # The CLI of this checkout (not whatever `kapsule` the venv's script points at).
-            cli = [sys.executable, "-c", "import sys; from kapsule_pipeline.cli import app; app()"]
+            cli = [sys.executable, "-c", "import sys; from cli.main import app; app()"]
             env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
             proc = subprocess.Popen([*cli, "make", str(song), "-o", str(out)], env=env, cwd=home)
             ps = psutil.Process(proc.pid)
