@@ -22,6 +22,7 @@ from typing import Annotated, TypeVar
 from fastapi import Depends, Header, Request
 
 from api import sessions
+from api.preflight import Preflight
 from jobs.run_job import local_command
 from kapsule_pipeline.access import parse_api_keys
 from kapsule_pipeline.context import Stores
@@ -51,6 +52,16 @@ async def settings() -> Settings:
 
 
 SettingsDep = Annotated[Settings, Depends(settings)]
+
+
+def require_ready(request: Request) -> None:
+    """Refuse a new job while the start-up preflight (cloud mode) has a blocking problem.
+
+    A plain ``def``: while blocked it may run the checks again, which is network I/O.
+    """
+    preflight: Preflight | None = getattr(request.app.state, "preflight", None)
+    if preflight is not None:
+        preflight.require_ready()
 
 
 def _cached(cache: dict[str, _T], key: str, make: Callable[[], _T]) -> _T:

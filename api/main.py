@@ -10,14 +10,18 @@ supplies the stores and the caller, ``api.errors`` turns every failure into ``{"
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
+import anyio.to_thread
 from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
 
 from api.errors import documented_responses, install_error_handlers
 from api.middleware import Guard, install_access_log_filter
+from api.preflight import Preflight
 from api.routes import events, health, jobs, notebooks, session, uploads
 from kapsule_pipeline import __version__
 from kapsule_pipeline.access import is_open
@@ -36,11 +40,21 @@ def _no_such_endpoint(request: Request) -> None:
 def create_app(settings: Settings | None = None) -> FastAPI:
     """A fresh app; tests build one per test after pointing the settings at a temporary home."""
     settings = settings or get_settings()
+    preflight = Preflight(settings)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        # In cloud mode, check the deployment once at start-up (logged; jobs refused while blocked).
+        await anyio.to_thread.run_sync(preflight.check)
+        yield
+
     app = FastAPI(
         title="Kapsule",
         version=__version__,
         description="A song in, a music video cut to its beats out: upload a song, then make a job of it.",
+        lifespan=lifespan,
     )
+    app.state.preflight = preflight
     install_error_handlers(app)
     origins = [o.strip() for o in (settings.cors_origins or "").split(",") if o.strip()]
     if origins:

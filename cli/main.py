@@ -445,6 +445,33 @@ def serve(
 
 
 @app.command()
+def doctor(
+    origin: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--origin",
+            help="A browser origin that uploads (the studio's URL) to check the bucket's CORS against "
+            "(repeatable; default: KAPSULE_CORS_ORIGINS).",
+        ),
+    ] = None,
+) -> None:
+    """Check this deployment's settings against the real services; say what is wrong and how to fix it.
+
+    Exit code 1 if any check fails. It writes and deletes one probe object in each bucket.
+    """
+    from kapsule_pipeline.doctor import problems, run_doctor
+
+    findings = run_doctor(get_settings(), origins=origin or ())
+    for finding in findings:
+        out.print(str(finding), markup=False)
+    failed = problems(findings)
+    if failed:
+        err.print(f"{len(failed)} problem(s) found", markup=False)
+        raise typer.Exit(EXIT_FAILED)
+    out.print("every check passed", markup=False)
+
+
+@app.command()
 def version() -> None:
     """Print Kapsule's version."""
     typer.echo(__version__)

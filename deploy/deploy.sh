@@ -5,8 +5,10 @@
 #
 #   deploy/deploy.sh --project my-project [--region us-central1] [--dry-run]
 #
-# --dry-run prints every command (gcloud, and the two python3 helpers' outputs) without running any;
+# --dry-run prints every command (gcloud, and the python3 helpers' outputs) without running any;
 # secret values are never printed. Every setting below can be overridden from the environment.
+# Idempotent: a second run keeps what exists, re-applies bindings and settings, adds no secret
+# version that is already there and reports an index that exists instead of failing on it.
 # See deploy/README.md for what each step is for and the roles each service account gets.
 set -euo pipefail
 
@@ -41,30 +43,44 @@ AR_REPO="${KAPSULE_AR_REPO:-kapsule}"
 JOB="${KAPSULE_JOB_NAME:-kapsule-job}"
 SERVICE="${KAPSULE_SERVICE_NAME:-kapsule-api}"
 JOB_TIMEOUT_S="${KAPSULE_JOB_TIMEOUT_S:-3600}"
-JOB_MAX_RETRIES="${KAPSULE_JOB_MAX_RETRIES:-2}"   # = jobs.run_job.MAX_ATTEMPTS - 1
+JOB_MAX_RETRIES="${KAPSULE_JOB_MAX_RETRIES:-2}"   # --max-retries AND the job's env: one setting
+VERTEX_LOCATION="${KAPSULE_VERTEX_LOCATION:-us-central1}"  # where Veo/Gemini run; not the Cloud Run region
+STUDIO_ORIGINS="${KAPSULE_STUDIO_ORIGINS:-}"      # extra browser origins that upload (comma list)
+IAM_ATTEMPTS="${KAPSULE_IAM_ATTEMPTS:-6}"         # IAM calls retried on propagation delay
+IAM_BACKOFF_S="${KAPSULE_IAM_BACKOFF_S:-10}"
 JOB_MEMORY="${KAPSULE_JOB_MEMORY:-4Gi}"
 JOB_CPU="${KAPSULE_JOB_CPU:-2}"
 VIDEO_MODEL="${KAPSULE_VIDEO_MODEL:-veo-3.0-generate-001}"
-PROMPT_MODEL="${KAPSULE_PROMPT_MODEL:-gemini-2.5-flash}"
+# No default: Gemini ids retire (gemini-2.5-flash's Vertex retirement date was 2026-06-17), and a
+# retired id answers 404. Name a current one (docs/cloud-settings.md), or "local".
+PROMPT_MODEL="${KAPSULE_PROMPT_MODEL:-}"
 TAG="${KAPSULE_IMAGE_TAG:-$(git -C "$repo" rev-parse --short HEAD 2>/dev/null || date +%Y%m%d%H%M%S)}"
 
 API_SA="kapsule-api@$PROJECT.iam.gserviceaccount.com"
 JOB_SA="kapsule-job@$PROJECT.iam.gserviceaccount.com"
+BUILD_SA="kapsule-build@$PROJECT.iam.gserviceaccount.com"
+BUILD_BUCKET="${KAPSULE_BUILD_BUCKET:-$PROJECT-kapsule-build}"
 LAUNCHER_ROLE="projects/$PROJECT/roles/kapsuleJobLauncher"
 IMAGES="$REGION-docker.pkg.dev/$PROJECT/$AR_REPO"
 API_KEYS_SECRET="kapsule-api-keys"
 GEMINI_SECRET="kapsule-gemini-api-key"
+UPLOAD_SECRET="kapsule-upload-secret"
 
 gcloud_() { run gcloud --project="$PROJECT" --quiet "$@"; }
 
-# Print the command (shell-quoted, so it can be pasted), then run it unless this is a dry run.
-run() {
+# The command, shell-quoted so it can be pasted.
+quoted() {
   local arg out="+"
   for arg in "$@"; do
     if [[ "$arg" =~ ^[A-Za-z0-9_./:=@,+%-]+$ ]]; then out+=" $arg"
     else out+=" '${arg//\'/\'\\\'\'}'"; fi
   done
-  printf '%s\n' "$out"
+  printf '%s' "$out"
+}
+
+# Print the command, then run it unless this is a dry run.
+run() {
+  printf '%s\n' "$(quoted "$@")"
   ((DRY_RUN)) || "$@"
 }
 
@@ -75,6 +91,36 @@ exists() {
 }
 
 step() { printf '\n# %s\n' "$*"; }
+
+# An IAM change right after an account is created can fail until the account has propagated:
+# retry it with a growing pause (printed once, like any command).
+iam() {
+  run_retry "$IAM_ATTEMPTS" gcloud --project="$PROJECT" --quiet "$@"
+}
+run_retry() {
+  local attempts="$1" attempt=1
+  shift
+  printf '%s  # retried up to %s times on IAM propagation delay\n' "$(quoted "$@")" "$attempts"
+  ((DRY_RUN)) && return 0
+  until "$@"; do
+    if ((attempt >= attempts)); then
+      echo "deploy.sh: still failing after $attempts attempts: $*" >&2
+      return 1
+    fi
+    sleep $((attempt * IAM_BACKOFF_S))
+    attempt=$((attempt + 1))
+  done
+}
+
+if [[ -z "$PROMPT_MODEL" ]]; then
+  if ((DRY_RUN)); then
+    echo "# KAPSULE_PROMPT_MODEL is not set: a real run stops here (name a current Gemini model id, or local)"
+    PROMPT_MODEL="<KAPSULE_PROMPT_MODEL>"
+  else
+    echo "deploy.sh: set KAPSULE_PROMPT_MODEL to a current Gemini model id (or local); see docs/cloud-settings.md" >&2
+    exit 2
+  fi
+fi
 
 # -- 1. APIs ---------------------------------------------------------------------------------------
 step "Enable the APIs"
@@ -111,8 +157,13 @@ while IFS= read -r line; do
   read -r -a index_args <<<"$line"
   if ((DRY_RUN)); then
     gcloud_ firestore indexes composite create "${index_args[@]}"
-  else  # an index that exists already is reported as an error by gcloud: keep going
-    gcloud_ firestore indexes composite create "${index_args[@]}" || echo "# (index exists)"
+  elif ! out="$(gcloud_ firestore indexes composite create "${index_args[@]}" 2>&1)"; then
+    if grep -qi "already exists" <<<"$out"; then  # a second run: the index is there
+      echo "# (index exists)"
+    else  # anything else is a real error: show it and stop
+      printf '%s\n' "$out" >&2
+      exit 1
+    fi
   fi
 done < <(python3 - "$repo/firestore.indexes.json" <<'PY'
 import json, sys
@@ -133,7 +184,21 @@ step "Artifact Registry repository and the two images (built by Cloud Build)"
 exists artifacts repositories describe "$AR_REPO" --location="$REGION" ||
   gcloud_ artifacts repositories create "$AR_REPO" --repository-format=docker --location="$REGION" \
     --description="Kapsule images"
+step "Build service account (new projects no longer let Cloud Build use the default compute account)"
+exists iam service-accounts describe "$BUILD_SA" ||
+  gcloud_ iam service-accounts create kapsule-build --display-name="Kapsule image builds"
+exists storage buckets describe "gs://$BUILD_BUCKET" ||
+  gcloud_ storage buckets create "gs://$BUILD_BUCKET" --location="$REGION" --uniform-bucket-level-access \
+    --public-access-prevention
+iam storage buckets add-iam-policy-binding "gs://$BUILD_BUCKET" --member="serviceAccount:$BUILD_SA" \
+  --role=roles/storage.objectViewer  # read the uploaded source
+iam artifacts repositories add-iam-policy-binding "$AR_REPO" --location="$REGION" \
+  --member="serviceAccount:$BUILD_SA" --role=roles/artifactregistry.writer
+iam projects add-iam-policy-binding "$PROJECT" --member="serviceAccount:$BUILD_SA" \
+  --role=roles/logging.logWriter --condition=None
 gcloud_ builds submit "$repo" --config="$here/cloudbuild.yaml" \
+  --service-account="projects/$PROJECT/serviceAccounts/$BUILD_SA" \
+  --gcs-source-staging-dir="gs://$BUILD_BUCKET/source" \
   --substitutions="_IMAGES=$IMAGES,_TAG=$TAG"
 
 # -- 5. Service accounts and their (minimal) roles --------------------------------------------------
@@ -148,23 +213,23 @@ exists iam roles describe kapsuleJobLauncher ||
   gcloud_ iam roles create kapsuleJobLauncher --title="Kapsule job launcher" \
     --permissions=run.jobs.get,run.jobs.run,run.jobs.runWithOverrides,run.executions.get,run.executions.list,run.executions.cancel \
     --stage=GA
-gcloud_ projects add-iam-policy-binding "$PROJECT" --member="serviceAccount:$API_SA" \
+iam projects add-iam-policy-binding "$PROJECT" --member="serviceAccount:$API_SA" \
   --role=roles/datastore.user --condition=None
-gcloud_ iam service-accounts add-iam-policy-binding "$API_SA" --member="serviceAccount:$API_SA" \
+iam iam service-accounts add-iam-policy-binding "$API_SA" --member="serviceAccount:$API_SA" \
   --role=roles/iam.serviceAccountTokenCreator  # signBlob on itself: V4 signed URLs without a key file
-gcloud_ storage buckets add-iam-policy-binding "gs://$PRIVATE_BUCKET" --member="serviceAccount:$API_SA" \
+iam storage buckets add-iam-policy-binding "gs://$PRIVATE_BUCKET" --member="serviceAccount:$API_SA" \
   --role=roles/storage.objectUser
-gcloud_ storage buckets add-iam-policy-binding "gs://$DELIVERY_BUCKET" --member="serviceAccount:$API_SA" \
+iam storage buckets add-iam-policy-binding "gs://$DELIVERY_BUCKET" --member="serviceAccount:$API_SA" \
   --role=roles/storage.objectViewer
 
 step "Job: private bucket read/write, delivery bucket write, job records, Vertex AI (Gemini, Veo)"
-gcloud_ storage buckets add-iam-policy-binding "gs://$PRIVATE_BUCKET" --member="serviceAccount:$JOB_SA" \
+iam storage buckets add-iam-policy-binding "gs://$PRIVATE_BUCKET" --member="serviceAccount:$JOB_SA" \
   --role=roles/storage.objectUser
-gcloud_ storage buckets add-iam-policy-binding "gs://$DELIVERY_BUCKET" --member="serviceAccount:$JOB_SA" \
+iam storage buckets add-iam-policy-binding "gs://$DELIVERY_BUCKET" --member="serviceAccount:$JOB_SA" \
   --role=roles/storage.objectUser  # create and, on a retry, overwrite the final video
-gcloud_ projects add-iam-policy-binding "$PROJECT" --member="serviceAccount:$JOB_SA" \
+iam projects add-iam-policy-binding "$PROJECT" --member="serviceAccount:$JOB_SA" \
   --role=roles/datastore.user --condition=None
-gcloud_ projects add-iam-policy-binding "$PROJECT" --member="serviceAccount:$JOB_SA" \
+iam projects add-iam-policy-binding "$PROJECT" --member="serviceAccount:$JOB_SA" \
   --role=roles/aiplatform.user --condition=None
 
 # -- 6. Secrets ------------------------------------------------------------------------------------
@@ -181,7 +246,21 @@ if ! ((DRY_RUN)) && [[ -z "$(gcloud --project="$PROJECT" secrets versions list "
   echo "deploy.sh: secret $API_KEYS_SECRET has no value yet: run again with KAPSULE_API_KEYS='owner=key,…'" >&2
   exit 1
 fi
-gcloud_ secrets add-iam-policy-binding "$API_KEYS_SECRET" --member="serviceAccount:$API_SA" \
+iam secrets add-iam-policy-binding "$API_KEYS_SECRET" --member="serviceAccount:$API_SA" \
+  --role=roles/secretmanager.secretAccessor
+step "Secret Manager: the upload secret (Idempotency-Key -> job id HMAC, signed local URLs), shared by every API instance"
+exists secrets describe "$UPLOAD_SECRET" ||
+  gcloud_ secrets create "$UPLOAD_SECRET" --replication-policy=automatic
+if ((DRY_RUN)) || [[ -z "$(gcloud --project="$PROJECT" secrets versions list "$UPLOAD_SECRET" \
+  --filter=state=enabled --limit=1 --format='value(name)' 2>/dev/null)" ]]; then
+  # First run only: a random value, through stdin (never on a command line); later runs keep it, so
+  # a redeploy does not change the mapping of retried requests to jobs.
+  echo "# (a fresh random value, not shown; only when the secret has no version yet)"
+  if ((DRY_RUN)); then run gcloud --project="$PROJECT" --quiet secrets versions add "$UPLOAD_SECRET" --data-file=-
+  else python3 -c 'import secrets; print(secrets.token_hex(32), end="")' |
+    gcloud_ secrets versions add "$UPLOAD_SECRET" --data-file=-; fi
+fi
+iam secrets add-iam-policy-binding "$UPLOAD_SECRET" --member="serviceAccount:$API_SA" \
   --role=roles/secretmanager.secretAccessor
 job_secrets=""
 if [[ -n "${GEMINI_API_KEY:-}" ]]; then  # only for the API-key mode; Vertex AI needs no key
@@ -190,7 +269,7 @@ if [[ -n "${GEMINI_API_KEY:-}" ]]; then  # only for the API-key mode; Vertex AI 
   echo "# (value from \$GEMINI_API_KEY, not shown)"
   if ((DRY_RUN)); then run gcloud --project="$PROJECT" --quiet secrets versions add "$GEMINI_SECRET" --data-file=-
   else printf '%s' "$GEMINI_API_KEY" | gcloud_ secrets versions add "$GEMINI_SECRET" --data-file=-; fi
-  gcloud_ secrets add-iam-policy-binding "$GEMINI_SECRET" --member="serviceAccount:$JOB_SA" \
+  iam secrets add-iam-policy-binding "$GEMINI_SECRET" --member="serviceAccount:$JOB_SA" \
     --role=roles/secretmanager.secretAccessor
   job_secrets="GEMINI_API_KEY=$GEMINI_SECRET:latest"
 fi
@@ -199,23 +278,48 @@ fi
 common_env="KAPSULE_STORAGE_URL=gs://$PRIVATE_BUCKET,KAPSULE_DELIVERY_URL=gs://$DELIVERY_BUCKET"
 common_env+=",KAPSULE_STATUS_URL=firestore://$PROJECT/$COLLECTION"
 common_env+=",KAPSULE_VIDEO_MODEL=$VIDEO_MODEL,KAPSULE_PROMPT_MODEL=$PROMPT_MODEL"
-common_env+=",GOOGLE_CLOUD_PROJECT=$PROJECT,GOOGLE_CLOUD_LOCATION=$REGION"
+common_env+=",GOOGLE_CLOUD_PROJECT=$PROJECT,KAPSULE_VERTEX_LOCATION=$VERTEX_LOCATION"
 [[ -n "$job_secrets" ]] || common_env+=",GOOGLE_GENAI_USE_VERTEXAI=true"
 
-step "Cloud Run Job: one task per execution, $JOB_MAX_RETRIES retries, ${JOB_TIMEOUT_S}s per attempt"
+step "Cloud Run Job: one task per execution, $JOB_MAX_RETRIES retries (KAPSULE_JOB_MAX_RETRIES: --max-retries and the job's env), ${JOB_TIMEOUT_S}s per attempt"
 job_args=(--image="$IMAGES/job:$TAG" --region="$REGION" --service-account="$JOB_SA"
   --tasks=1 --max-retries="$JOB_MAX_RETRIES" --task-timeout="${JOB_TIMEOUT_S}s"
-  --memory="$JOB_MEMORY" --cpu="$JOB_CPU" --set-env-vars="$common_env")
+  --memory="$JOB_MEMORY" --cpu="$JOB_CPU" --set-env-vars="$common_env,KAPSULE_JOB_MAX_RETRIES=$JOB_MAX_RETRIES")
 [[ -z "$job_secrets" ]] || job_args+=(--set-secrets="$job_secrets")
 gcloud_ run jobs deploy "$JOB" "${job_args[@]}"
-gcloud_ run jobs add-iam-policy-binding "$JOB" --region="$REGION" --member="serviceAccount:$API_SA" \
+iam run jobs add-iam-policy-binding "$JOB" --region="$REGION" --member="serviceAccount:$API_SA" \
   --role="$LAUNCHER_ROLE"
 
 step "API service (public; every /v1 call needs one of the API keys)"
 gcloud_ run deploy "$SERVICE" --image="$IMAGES/api:$TAG" --region="$REGION" --service-account="$API_SA" \
   --allow-unauthenticated --memory=1Gi --cpu=1 \
   --set-env-vars="$common_env,KAPSULE_LAUNCHER=cloudrun://projects/$PROJECT/locations/$REGION/jobs/$JOB,KAPSULE_CLOUDRUN_TASK_TIMEOUT_S=$JOB_TIMEOUT_S" \
-  --set-secrets="KAPSULE_API_KEYS=$API_KEYS_SECRET:latest"
+  --set-secrets="KAPSULE_API_KEYS=$API_KEYS_SECRET:latest,KAPSULE_UPLOAD_SECRET=$UPLOAD_SECRET:latest"
+
+step "CORS on the private bucket for the service's real URL(s): the studio PUTs uploads straight to it"
+if ((DRY_RUN)); then
+  echo "+ gcloud --project=$PROJECT --quiet run services describe $SERVICE --region=$REGION --format=json"
+  service_urls="https://$SERVICE-<PROJECT_NUMBER>.$REGION.run.app"
+else
+  service_urls="$(gcloud --project="$PROJECT" --quiet run services describe "$SERVICE" --region="$REGION" \
+    --format=json | python3 -c '
+import json, sys
+service = json.load(sys.stdin)
+urls = json.loads(service.get("metadata", {}).get("annotations", {}).get("run.googleapis.com/urls", "[]"))
+print(",".join(dict.fromkeys([service["status"]["url"], *urls])))')"
+fi
+origins="$service_urls${STUDIO_ORIGINS:+,$STUDIO_ORIGINS}"
+cors="$(mktemp)"
+trap 'rm -f "$lifecycle" "$cors"' EXIT
+python3 - "$origins" >"$cors" <<'PY'
+import json, sys
+origins = [o.strip().rstrip("/") for o in sys.argv[1].split(",") if o.strip()]
+print(json.dumps([{"origin": origins, "method": ["PUT", "GET", "HEAD"],
+                   "responseHeader": ["Content-Type", "x-goog-content-length-range"], "maxAgeSeconds": 3600}]))
+PY
+echo "# cors: $(cat "$cors")"
+gcloud_ storage buckets update "gs://$PRIVATE_BUCKET" --cors-file="$cors"
+gcloud_ run services update "$SERVICE" --region="$REGION" --update-env-vars="^;^KAPSULE_CORS_ORIGINS=$origins"
 
 step "Done"
 echo "# API: gcloud run services describe $SERVICE --project=$PROJECT --region=$REGION --format='value(status.url)'"

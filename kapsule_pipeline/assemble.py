@@ -45,6 +45,8 @@ class AssemblyResult(BaseModel):
     copied_video: bool  # True when no clip had to be re-encoded
     audio_copied: bool  # True when the song's AAC went in untouched
     seconds_taken: float
+    # ffprobe's view of the file, kept for the report once the job deletes its local copy
+    probe: media.ProbeResult | None = None
 
 
 def assemble_video(

@@ -1,10 +1,10 @@
 """Prices, estimates and the budget check: what a storyboard will cost before anything is requested.
 
 Veo bills per second of generated video, so the estimate is exact up to price changes: seconds asked
-for x list price (from ``settings.video_prices_usd_per_s``). Only shots whose clip is not in storage
-yet count as new spending (never pay twice), so a retried job or a re-roll of one shot is checked
-against what it would really add. ``check_budget`` raises ``BudgetExceeded`` *before* the first
-request, never half-way through a storyboard.
+for x list price (``pricing.price_per_second``: the table in ``video_models``, per mode). Only shots
+whose clip is not in storage yet count as new spending (never pay twice), so a retried job or a re-roll
+of one shot is checked against what it would really add. ``check_budget`` raises ``BudgetExceeded``
+*before* the first request, never half-way through a storyboard.
 """
 
 from __future__ import annotations

@@ -66,9 +66,16 @@ class InvalidParameter(KapsuleError):
 
 
 class UnknownModel(InvalidParameter):
-    """A video or prompt model this deployment does not know, or may not use."""
+    """A video or prompt model this deployment does not know, or may not use (for video: not in the
+    capability table, ``video_models``, for this mode)."""
 
     code = "unknown_model"
+
+
+class UnsupportedVideoRequest(InvalidParameter):
+    """A video request (or a job's params) outside what the model accepts: Google would answer 400."""
+
+    code = "unsupported_video_request"
 
 
 class InputFileMissing(InvalidParameter):
@@ -310,6 +317,12 @@ class GenerationError(KapsuleError):
     code = "generation_failed"
 
 
+class GoogleRequestRefused(GenerationError):
+    """Google answered 400/401/403/404: a retry cannot fix it; the message says what to change."""
+
+    code = "google_refused"
+
+
 class BudgetExceeded(KapsuleError):
     """Generating the shots would cost more than the job's ``budget_usd``."""
 
@@ -323,6 +336,13 @@ class LaunchError(KapsuleError):
     code = "launch_failed"
     http_status = 503
     retryable = True
+
+
+class DeploymentNotReady(ConfigError):
+    """The API's preflight (``doctor``) found a problem that would make every job fail: none is accepted."""
+
+    code = "deployment_not_ready"
+    http_status = 503
 
 
 # ------------------------------------------------------------------------------------- uploads

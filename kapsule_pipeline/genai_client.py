@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, TypeVar
 
-from kapsule_pipeline.errors import ConfigError, GenerationError
+from kapsule_pipeline.errors import ConfigError, GenerationError, GoogleRequestRefused
 from kapsule_pipeline.settings import Settings
 
 if TYPE_CHECKING:
@@ -50,16 +50,44 @@ def is_transient(exc: BaseException) -> bool:
     return isinstance(exc, httpx.TimeoutException | httpx.NetworkError)
 
 
+# What to change when Google refuses a call in a way no retry can fix (status -> the usual causes).
+REFUSAL_HINTS = {
+    400: "the request is invalid (a parameter outside the model's limits, see video_models)",
+    401: "the credentials were rejected: check GEMINI_API_KEY, or the service account's Application "
+    "Default Credentials",
+    403: "permission denied: the service account needs roles/aiplatform.user and the project needs the "
+    "Vertex AI API (aiplatform.googleapis.com) enabled; an API key must be allowed to call this API",
+    404: "not found: the model id does not exist, is retired, or is not served in this location; pick a "
+    "current model or set KAPSULE_VERTEX_LOCATION to a region that serves it",
+}
+
+
+def refusal(exc: BaseException, what: str) -> GoogleRequestRefused | None:
+    """``exc`` as a ``GoogleRequestRefused`` naming ``what`` and what to fix, if Google refused the call."""
+    from google.genai import errors as genai_errors
+
+    if not isinstance(exc, genai_errors.APIError) or exc.code not in REFUSAL_HINTS:
+        return None
+    return GoogleRequestRefused(
+        f"{what}: Google answered {exc.code} {exc.status or ''}: {exc.message or exc}; "
+        f"{REFUSAL_HINTS[exc.code]}"
+    )
+
+
 def with_retries(call: Callable[[], T], what: str) -> T:
     """Run ``call``, retrying transient failures with exponential backoff and jitter.
 
-    Non-transient errors propagate unchanged; a transient one that outlives ``RETRY_ATTEMPTS``
-    becomes a ``GenerationError`` naming ``what``.
+    A refusal no retry can fix (400/401/403/404) becomes ``GoogleRequestRefused`` at once, with the
+    likely cause; other non-transient errors propagate unchanged; a transient one that outlives
+    ``RETRY_ATTEMPTS`` becomes a ``GenerationError`` naming ``what``.
     """
     for attempt in range(1, RETRY_ATTEMPTS + 1):
         try:
             return call()
         except Exception as exc:
+            refused = refusal(exc, what)
+            if refused is not None:
+                raise refused from exc
             if not is_transient(exc):
                 raise
             if attempt == RETRY_ATTEMPTS:
@@ -115,7 +143,7 @@ def make_genai_client(settings: Settings) -> genai.Client:
     return genai.Client(
         vertexai=True,
         project=project,
-        location=settings.google_cloud_location,
+        location=settings.vertex_location,
         credentials=credentials,
         http_options=http_options,
     )

@@ -13,21 +13,25 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from kapsule_pipeline import video_models
 from kapsule_pipeline.errors import KapsuleError, UnknownModel
 from kapsule_pipeline.generation.references import ReferenceImage
 from kapsule_pipeline.intake import SongSource
 from kapsule_pipeline.params import JobParams
+from kapsule_pipeline.pricing import price_per_second
 from kapsule_pipeline.settings import Settings
 
 
-def check_models(params: JobParams, settings: Settings) -> None:
-    """Refuse a model this deployment does not know or cannot use, before any job exists.
+def check_models(params: JobParams, settings: Settings, reference_images: int | None = None) -> None:
+    """Refuse a model this deployment does not know or cannot use, or a job it would refuse, before
+    any job exists.
 
-    Only names, prices and credentials are looked at (no client, no request), so a typo in
-    ``--video-model`` is one line at submission instead of a failed job minutes later.
+    Only names, the capability table (``video_models``), prices and credentials are looked at (no
+    client, no request), so a typo in ``--video-model``, or reference images on a model or aspect
+    ratio Veo refuses them for, is one line at submission instead of a failed job minutes later.
+    ``reference_images`` is how many the job brings (default: the keys already in ``params``).
     """
     from kapsule_pipeline.genai_client import genai_mode
-    from kapsule_pipeline.pricing import price_per_second
 
     video, prompt = params.video_model, params.prompt_model
     if video != "local":
@@ -36,7 +40,9 @@ def check_models(params: JobParams, settings: Settings) -> None:
                 f"video model {video!r} is not one Kapsule knows: use 'local' or a Veo model id"
             )
         try:
-            price_per_second(video, settings)
+            price_per_second(video, settings)  # a model not in the table is UnknownModel here
+        except UnknownModel:
+            raise
         except KapsuleError as exc:
             raise UnknownModel(f"video model {video!r} cannot be used here: {exc.message}") from None
     if prompt != "local" and not prompt.startswith("gemini-"):
@@ -48,6 +54,16 @@ def check_models(params: JobParams, settings: Settings) -> None:
             genai_mode(settings)
         except KapsuleError as exc:
             raise UnknownModel(f"{model} cannot be used on this deployment: {exc.message}") from None
+    if video != "local":
+        # The capability table, not the price override, decides what Veo accepts (UnknownModel or
+        # UnsupportedVideoRequest, the same code from the CLI and the API).
+        video_models.check_job(
+            video,
+            video_models.mode_of(settings),
+            aspect_ratio=params.aspect_ratio,
+            reference_images=len(params.reference_images) if reference_images is None else reference_images,
+            continuity=params.continuity,
+        )
 
 
 def request_hash(*parts: bytes) -> str:

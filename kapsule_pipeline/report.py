@@ -182,9 +182,11 @@ def shot_status_table(board: Storyboard, manifest: ShotManifest) -> Table:
     return Table(rows, title)
 
 
-def video_summary(path: Path) -> Table:
-    """ffprobe's view of a video: container, streams, duration, frame rate."""
-    p = media.probe(Path(path))
+def video_summary(video: Path | media.ProbeResult) -> Table:
+    """ffprobe's view of a video (a file, or a probe kept after the file was deleted): container,
+    streams, duration, frame rate."""
+    p = video if isinstance(video, media.ProbeResult) else media.probe(Path(video))
+    path = p.path
     pairs: list[tuple[str, Any]] = [
         ("container", p.format_name),
         ("duration", f"{(p.duration or 0):.3f} s"),

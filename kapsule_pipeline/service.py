@@ -96,15 +96,18 @@ class JobService:
 
     # ----------------------------------------------------------------------------- submitting
 
-    def resolve(self, params: JobParams) -> JobParams:
-        """``params`` with the deployment's defaults filled in and every model checked (no job yet)."""
+    def resolve(self, params: JobParams, reference_images: int | None = None) -> JobParams:
+        """``params`` with the deployment's defaults filled in and every model checked (no job yet).
+
+        ``reference_images``: how many images the job brings, when they are not in ``params`` yet.
+        """
         resolved = params.model_copy(
             update={
                 "video_model": params.video_model or self.settings.video_model,
                 "prompt_model": params.prompt_model or self.settings.prompt_model,
             }
         )
-        check_models(resolved, self.settings)
+        check_models(resolved, self.settings, reference_images)
         return resolved
 
     def submit(self, submission: Submission) -> tuple[JobRecord, bool]:
@@ -119,7 +122,7 @@ class JobService:
             replay = self._replay(submission)
             if replay is not None:
                 return replay, True
-        params = self.resolve(submission.params)
+        params = self.resolve(submission.params, len(submission.references))
         mimes = check_reference_images(submission.references)
         info = submission.song.inspect(self.settings)
         record = JobRecord(

@@ -14,18 +14,6 @@ from pathlib import Path
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-# List prices in USD per second of generated video (Veo, 2025/26 price sheets; audio off).
-# Keys are model ids or globs; the longest matching key wins, so "veo-3.0-fast*" beats "veo-3.0*".
-DEFAULT_VIDEO_PRICES_USD_PER_S: dict[str, float] = {
-    "local": 0.0,
-    "veo-2.0*": 0.35,
-    "veo-3.0*": 0.40,
-    "veo-3.0-generate-001": 0.40,
-    "veo-3.0-fast*": 0.15,
-    "veo-3.1*": 0.40,
-    "veo-3.1-fast*": 0.15,
-}
-
 
 class Settings(BaseSettings):
     """Configuration for one Kapsule process (CLI, job, or API)."""
@@ -99,12 +87,16 @@ class Settings(BaseSettings):
     google_cloud_project: str | None = Field(
         None, validation_alias=AliasChoices("KAPSULE_GOOGLE_CLOUD_PROJECT", "GOOGLE_CLOUD_PROJECT")
     )
-    google_cloud_location: str = Field(
-        "us-central1", validation_alias=AliasChoices("KAPSULE_GOOGLE_CLOUD_LOCATION", "GOOGLE_CLOUD_LOCATION")
+    vertex_location: str = Field(
+        "us-central1",
+        validation_alias=AliasChoices("KAPSULE_VERTEX_LOCATION"),
+        description="Vertex AI region for Veo and Gemini calls; not the Cloud Run region (Veo is served in "
+        "few regions: see docs/cloud-settings.md).",
     )
     video_prices_usd_per_s: dict[str, float] = Field(
-        default_factory=lambda: dict(DEFAULT_VIDEO_PRICES_USD_PER_S),
-        description="List price per second of video, by model id or glob; the most specific match wins.",
+        default_factory=dict,
+        description="Overrides of the list price per second of video (video_models), by model id or glob; "
+        "the most specific match wins. Empty: the table's price for the mode.",
     )
     veo_concurrency: int = Field(4, ge=1, le=64, description="Veo operations in flight at once.")
     veo_requests_per_minute: float = Field(10.0, gt=0, description="Veo start requests per minute (quota).")

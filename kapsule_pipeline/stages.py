@@ -18,9 +18,11 @@ from __future__ import annotations
 import contextlib
 import logging
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from kapsule_pipeline import media
 from kapsule_pipeline.context import JobContext, Stores
 from kapsule_pipeline.errors import (
     InvalidParameter,
@@ -275,27 +277,44 @@ def make_contact_sheet_file(ctx: JobContext, board: Storyboard, manifest: ShotMa
     from kapsule_pipeline.assemble import make_contact_sheet
 
     ctx.output_dir.mkdir(parents=True, exist_ok=True)
-    sheet = Path(
-        make_contact_sheet(_shot_clips(ctx, board, manifest), board, ctx.output_dir / "contact-sheet.jpg")
-    )
+    with _local_clips(ctx, board, manifest) as clips:
+        sheet = Path(make_contact_sheet(clips, board, ctx.output_dir / "contact-sheet.jpg"))
     ctx.storage.upload_from(sheet, ctx.layout.contact_sheet, content_type="image/jpeg")
     return sheet
 
 
-def _shot_clips(ctx: JobContext, board: Storyboard, manifest: ShotManifest) -> list[Path]:
-    """Local paths of every shot's clip, in storyboard order; a missing one is an error."""
-    clips = []
+def _check_shots(ctx: JobContext, board: Storyboard, manifest: ShotManifest) -> list[str]:
+    """Storage keys of every shot's clip, in storyboard order; a missing one is ``ShotsMissing``."""
+    keys = []
     for shot in board.shots:
         result = manifest.by_index(shot.index)
         if result is None or result.state not in FINISHED_SHOT_STATES or not ctx.storage.exists(result.file):
             raise ShotsMissing(f"shot {shot.index} has no finished clip; run the generate stage again")
-        local = ctx.storage.local_path(result.file)
-        if local is None:
-            local = ctx.storage.download_to(
-                result.file, ctx.workdir / "shots" / result.file.rsplit("/", 1)[-1]
-            )
-        clips.append(local)
-    return clips
+        keys.append(result.file)
+    return keys
+
+
+@contextlib.contextmanager
+def _local_clips(ctx: JobContext, board: Storyboard, manifest: ShotManifest) -> Iterator[list[Path]]:
+    """Local paths of every shot's clip, in storyboard order, for the ``with`` block only.
+
+    Clips in a remote store are downloaded into the work folder and deleted when the block ends
+    (even on failure): on Cloud Run the work folder is RAM, and a job used to keep every clip in it
+    until it exited. The clips stay in storage, so a re-run of the stage downloads them again.
+    """
+    downloaded: list[Path] = []
+    try:
+        clips = []
+        for key in _check_shots(ctx, board, manifest):
+            local = ctx.storage.local_path(key)
+            if local is None:
+                local = ctx.storage.download_to(key, ctx.workdir / "shots" / key.rsplit("/", 1)[-1])
+                downloaded.append(local)
+            clips.append(local)
+        yield clips
+    finally:
+        for path in downloaded:
+            path.unlink(missing_ok=True)
 
 
 def run_assemble(ctx: JobContext) -> AssemblyResult:
@@ -304,20 +323,20 @@ def run_assemble(ctx: JobContext) -> AssemblyResult:
 
     board = load_storyboard(ctx)
     manifest = load_manifest(ctx)
-    clips = _shot_clips(ctx, board, manifest)
-    ctx.report("assemble", 0.05, f"cutting {len(clips)} shots onto the song")
     out_dir = ctx.output_dir
     out_dir.mkdir(parents=True, exist_ok=True)
-    result = assemble_video(
-        board,
-        clips,
-        ctx.input_song(),
-        out_dir / "video.mp4",
-        exact_lengths=all(r.exact_length for r in manifest.shots),
-        crf=ctx.settings.video_crf,
-        preset=ctx.settings.video_preset,
-        timeout=ctx.settings.ffmpeg_timeout_s,
-    )
+    with _local_clips(ctx, board, manifest) as clips:  # downloaded clips are deleted once cut
+        ctx.report("assemble", 0.05, f"cutting {len(clips)} shots onto the song")
+        result = assemble_video(
+            board,
+            clips,
+            ctx.input_song(),
+            out_dir / "video.mp4",
+            exact_lengths=all(r.exact_length for r in manifest.shots),
+            crf=ctx.settings.video_crf,
+            preset=ctx.settings.video_preset,
+            timeout=ctx.settings.ffmpeg_timeout_s,
+        )
     ctx.report("assemble", 0.8, "poster and contact sheet")
     poster = make_poster(result.video, out_dir / "poster.jpg", at=poster_time(board))
     ctx.storage.upload_from(Path(poster), ctx.layout.poster, content_type="image/jpeg")
@@ -325,6 +344,11 @@ def run_assemble(ctx: JobContext) -> AssemblyResult:
         make_contact_sheet_file(ctx, board, manifest)
     # The video goes last: its presence in the delivery store is what marks this stage done.
     ctx.delivery.upload_from(Path(result.video), ctx.layout.video, content_type="video/mp4")
+    # Delivered: the local copy goes (RAM on Cloud Run); the report keeps its ffprobe view. A re-run
+    # of this stage writes it again.
+    result = result.model_copy(update={"probe": media.probe(Path(result.video))})
+    if ctx.delivery.local_path(ctx.layout.video) != Path(result.video):
+        Path(result.video).unlink(missing_ok=True)
     ctx.update(
         {
             "outputs": {
@@ -349,8 +373,8 @@ def stage_done(ctx: JobContext, stage: str) -> bool:
     if stage == "generate":
         if not (ctx.storage.exists(ctx.layout.manifest) and ctx.storage.exists(ctx.layout.storyboard)):
             return False
-        try:
-            _shot_clips(ctx, load_storyboard(ctx), load_manifest(ctx))
+        try:  # existence only: nothing is downloaded to decide
+            _check_shots(ctx, load_storyboard(ctx), load_manifest(ctx))
         except (ShotsMissing, ValueError):
             return False
         return True

@@ -174,7 +174,7 @@ CELLS: dict[str, list[Cell]] = {
         md("## The video"),
         code("report.show_video(ctx)"),
         md("## ffprobe"),
-        code("report.video_summary(result.video)"),
+        code("report.video_summary(result.probe or result.video)"),
         md("""
             ## Loudness
 

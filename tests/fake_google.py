@@ -11,8 +11,14 @@ grant runs for real, offline. Shapes follow ``/work/shared/notes/google-apis.md`
 - ``GET /v1beta/files/ID:download?alt=media`` (API-key videos as file URIs)
 - ``POST /token`` (service-account JWT bearer grant)
 
+As strict as Google (``tests/fake_veo_rules.py``, written from Google's documentation independently of
+the product's table): a Veo request outside a model's limits gets Google's own 400 body, an unknown
+model (or a Veo model asked in a location that does not serve it) a 404 ``NOT_FOUND``; ``GET …/models/M``
+answers ``models.get``.
+
 Knobs (attributes of ``FakeGoogle``): ``hold_s`` (how long an operation runs), ``fail_next`` (status
 codes to answer next, per route kind), ``refuse_words`` (a prompt containing one is safety-filtered),
+``block_words`` (a prompt containing one is *blocked*: the operation ends with Google's error code 3),
 ``gemini_replies`` (texts to answer generateContent with, in order; then a valid plan),
 ``video_delivery`` ("bytes" or "uri"). Every request is appended to ``log``.
 """
@@ -34,9 +40,20 @@ from typing import Any
 import pytest
 
 from kapsule_pipeline import media
+from tests.fake_veo_rules import (
+    GEMINI_MODELS,
+    PROMPT_BLOCK_MESSAGE,
+    error_body,
+    model_not_found,
+    veo_known,
+    veo_problem,
+)
 
 GENERATE_RE = re.compile(
-    r"^/v1(?:beta1?)?/(?:projects/[^/]+/locations/[^/]+/publishers/google/)?models/([^/:]+):generateContent$"
+    r"^/v1(?:beta1?)?/(?:projects/([^/]+)/locations/([^/]+)/publishers/google/)?models/([^/:]+):generateContent$"
+)
+MODEL_RE = re.compile(
+    r"^/v1(?:beta1?)?/(?:projects/([^/]+)/locations/([^/]+)/)?(?:publishers/google/)?models/([^/:]+)$"
 )
 PREDICT_RE = re.compile(
     r"^/v1(?:beta1?)?/(?:projects/([^/]+)/locations/([^/]+)/publishers/google/)?models/([^/:]+):predictLongRunning$"
@@ -55,6 +72,9 @@ class Logged:
     kind: str
     body: dict[str, Any]
     headers: dict[str, str]
+    model: str = ""
+    vertex: bool = False
+    status: int = 0  # what the fake answered (set after the check)
     at: float = field(default_factory=time.monotonic)  # when it arrived, for benchmarks' timelines
 
 
@@ -76,6 +96,8 @@ class FakeGoogle:
     hold_s: float = 0.0
     fail_next: dict[str, list[int]] = field(default_factory=dict)
     refuse_words: tuple[str, ...] = ()
+    block_words: tuple[str, ...] = ()
+    gemini_models: set[str] = field(default_factory=lambda: set(GEMINI_MODELS))
     gemini_replies: list[str] = field(default_factory=list)
     video_delivery: str = "bytes"
     log: list[Logged] = field(default_factory=list)
@@ -88,12 +110,22 @@ class FakeGoogle:
         with self._lock:
             return [r for r in self.log if r.kind == kind]
 
+    def forbidden_video_requests(self) -> list[Logged]:
+        """Veo start requests Google would have refused (400/404): a job must never send one."""
+        with self._lock:
+            starts = [r for r in self.log if r.kind == "predict"]
+        return [
+            r for r in starts if not veo_known(r.model, None) or veo_problem(r.model, r.body, vertex=r.vertex)
+        ]
+
     def reset(self) -> None:
         with self._lock:
             self.log.clear()
             self.fail_next.clear()
             self.gemini_replies.clear()
             self.refuse_words = ()
+            self.block_words = ()
+            self.gemini_models = set(GEMINI_MODELS)
             self.hold_s = 0.0
             self.video_delivery = "bytes"
 
@@ -123,6 +155,8 @@ class FakeGoogle:
             }
         if time.monotonic() - op.started < self.hold_s:
             return 200, {"name": name, "done": False}
+        if any(word in op.prompt for word in self.block_words):
+            return 200, {"name": name, "done": True, "error": {"code": 3, "message": PROMPT_BLOCK_MESSAGE}}
         if any(word in op.prompt for word in self.refuse_words):
             result: dict[str, Any] = {
                 "raiMediaFilteredCount": 1,
@@ -174,13 +208,14 @@ def default_plan(body: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def check_video_instance(model: str, body: dict[str, Any]) -> str:
-    """Refuse image fields the way Veo does: malformed images, reference images on a model without them."""
+def check_video_instance(model: str, body: dict[str, Any], *, vertex: bool = True) -> str:
+    """Refuse what Veo refuses: the model's limits (``fake_veo_rules``), then malformed images."""
+    problem = veo_problem(model, body, vertex=vertex)
+    if problem:
+        return problem
     instance = (body.get("instances") or [{}])[0]
     images = [instance["image"]] if "image" in instance else []
     refs = instance.get("referenceImages") or []
-    if refs and not model.startswith("veo-3.1"):
-        return f"referenceImages is not supported by {model}"
     if len(refs) > 3:
         return "at most 3 reference images"
     for ref in refs:
@@ -253,6 +288,8 @@ def _handler(state: FakeGoogle) -> type[BaseHTTPRequestHandler]:
             return
 
         def _send(self, status: int, payload: dict | bytes, content_type: str = "application/json") -> None:
+            if self._logged is not None:
+                self._logged.status = status
             data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
             self.send_response(status)
             self.send_header("Content-Type", content_type)
@@ -260,12 +297,10 @@ def _handler(state: FakeGoogle) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             self.wfile.write(data)
 
+        _logged: Logged | None = None
+
         def _error(self, status: int) -> None:
-            names = {429: "RESOURCE_EXHAUSTED", 500: "INTERNAL", 503: "UNAVAILABLE"}
-            self._send(
-                status,
-                {"error": {"code": status, "message": "fake failure", "status": names.get(status, "ERROR")}},
-            )
+            self._send(status, error_body(status, "fake failure"))
 
         def _body(self) -> dict[str, Any]:
             length = int(self.headers.get("Content-Length") or 0)
@@ -277,11 +312,13 @@ def _handler(state: FakeGoogle) -> type[BaseHTTPRequestHandler]:
             except ValueError:
                 return {"_form": raw.decode("utf-8", "replace")}
 
-        def _record(self, kind: str, body: dict[str, Any]) -> None:
+        def _record(self, kind: str, body: dict[str, Any], model: str = "", vertex: bool = False) -> None:
+            self._logged = Logged(self.command, self.path, kind, body, dict(self.headers), model, vertex)
             with state._lock:
-                state.log.append(Logged(self.command, self.path, kind, body, dict(self.headers)))
+                state.log.append(self._logged)
 
         def do_POST(self) -> None:
+            self._logged = None
             path = self.path.split("?", 1)[0]
             body = self._body()
             if path == "/token":
@@ -294,25 +331,27 @@ def _handler(state: FakeGoogle) -> type[BaseHTTPRequestHandler]:
                 match = pattern.match(path)
                 if match is None:
                     continue
-                self._record(kind, body)
+                groups = match.groups()
+                project, location = (groups[0], groups[1]) if len(groups) == 3 else (None, None)
+                model = groups[-1]
+                vertex = project is not None or kind == "poll"
+                self._record(kind, body, model, vertex)
                 failure = state._take_failure(kind)
                 if failure is not None:
                     self._error(failure)
                 elif kind == "generate":
                     problem = check_inline_data(body)
-                    if problem:
-                        self._send(
-                            400, {"error": {"code": 400, "message": problem, "status": "INVALID_ARGUMENT"}}
-                        )
+                    if model not in state.gemini_models:
+                        self._send(404, model_not_found(model, project, location))
+                    elif problem:
+                        self._send(400, error_body(400, problem))
                     else:
                         self._send(200, state.generate(body))
                 elif kind == "predict":
-                    project, location, model = match.groups()
-                    problem = check_video_instance(model, body)
-                    if problem:
-                        self._send(
-                            400, {"error": {"code": 400, "message": problem, "status": "INVALID_ARGUMENT"}}
-                        )
+                    if not veo_known(model, location):
+                        self._send(404, model_not_found(model, project, location))
+                    elif problem := check_video_instance(model, body, vertex=vertex):
+                        self._send(400, error_body(400, problem))
                     else:
                         self._send(200, state.start(model, body, project, location))
                 else:
@@ -321,6 +360,7 @@ def _handler(state: FakeGoogle) -> type[BaseHTTPRequestHandler]:
             self._send(404, {"error": {"code": 404, "message": f"no route {path}", "status": "NOT_FOUND"}})
 
         def do_GET(self) -> None:
+            self._logged = None
             path = self.path.split("?", 1)[0]
             if match := OPERATION_RE.match(path):
                 self._record("poll", {})
@@ -333,6 +373,19 @@ def _handler(state: FakeGoogle) -> type[BaseHTTPRequestHandler]:
             if FILE_RE.match(path):
                 self._record("download", {})
                 self._send(200, state.video, "video/mp4")
+                return
+            if match := MODEL_RE.match(path):
+                project, location, model = match.groups()
+                self._record("get_model", {}, model, "/publishers/google/" in path)
+                failure = state._take_failure("get_model")
+                known = model in state.gemini_models or veo_known(model, location)
+                if failure is not None:
+                    self._error(failure)
+                elif not known:
+                    self._send(404, model_not_found(model, project, location))
+                else:
+                    prefix = "publishers/google/" if project is not None else ""
+                    self._send(200, {"name": f"{prefix}models/{model}", "displayName": model})
                 return
             self._send(404, {"error": {"code": 404, "message": f"no route {path}", "status": "NOT_FOUND"}})
 
@@ -422,7 +475,7 @@ def vertex_env(fake_google: FakeGoogle, kapsule_env, tmp_path: Path, monkeypatch
     monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(creds))
     monkeypatch.setenv("GOOGLE_GENAI_USE_VERTEXAI", "true")
     monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", "fake-project")
-    monkeypatch.setenv("GOOGLE_CLOUD_LOCATION", "us-central1")
+    monkeypatch.setenv("KAPSULE_VERTEX_LOCATION", "us-central1")
     monkeypatch.delenv("GEMINI_API_KEY", raising=False)
     monkeypatch.delenv("GOOGLE_API_KEY", raising=False)
     monkeypatch.setenv("KAPSULE_GENAI_BASE_URL", fake_google.url)

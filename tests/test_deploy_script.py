@@ -117,3 +117,107 @@ def test_a_missing_project_is_refused_with_a_hint(tmp_path: Path) -> None:
     )
     assert proc.returncode == 2
     assert "--project PROJECT_ID" in proc.stderr
+
+
+def test_dry_run_prints_cors_secret_location_build_account_and_retry_steps(tmp_path: Path) -> None:
+    commands = _dry_run(
+        tmp_path, "--project=demo-proj", "--region=europe-west4", "--dry-run",
+        KAPSULE_PROMPT_MODEL="gemini-x", KAPSULE_STUDIO_ORIGINS="https://studio.example.com",
+        KAPSULE_VERTEX_LOCATION="us-central1", KAPSULE_JOB_MAX_RETRIES="3",
+    )  # fmt: skip
+    # CORS for the service's real URL (read from Cloud Run) and any extra studio origin
+    _one(commands, "run services describe kapsule-api", "--format=json")
+    _one(commands, "storage buckets update gs://demo-proj-kapsule-private", "--cors-file=")
+    update = _one(commands, "run services update kapsule-api", "KAPSULE_CORS_ORIGINS=")
+    assert "https://kapsule-api-" in update and "https://studio.example.com" in update
+    # the upload secret: created, a value added only while it has none, mounted into the API
+    _one(commands, "secrets create kapsule-upload-secret")
+    _one(commands, "secrets versions add kapsule-upload-secret", "--data-file=-")
+    _one(commands, "secrets add-iam-policy-binding kapsule-upload-secret", "kapsule-api@")
+    service = _one(commands, "run deploy kapsule-api")
+    assert "KAPSULE_UPLOAD_SECRET=kapsule-upload-secret:latest" in service
+    # the Vertex location is its own setting, not the Cloud Run region
+    job = _one(commands, "run jobs deploy kapsule-job")
+    assert "KAPSULE_VERTEX_LOCATION=us-central1" in job and "GOOGLE_CLOUD_LOCATION" not in job
+    assert "--region=europe-west4" in job
+    # one retry setting: --max-retries and the job's env
+    assert "--max-retries=3" in job and "KAPSULE_JOB_MAX_RETRIES=3" in job
+    # a build service account, used by the build
+    _one(commands, "iam service-accounts create kapsule-build")
+    submit = _one(commands, "builds submit")
+    assert "--service-account=projects/demo-proj/serviceAccounts/kapsule-build@demo-proj.iam" in submit
+    _one(commands, "kapsule-build@", "roles/artifactregistry.writer")
+    # IAM bindings retry on propagation delay
+    bindings = [c for c in commands if "add-iam-policy-binding" in c and "allUsers" not in c]
+    assert len(bindings) >= 10 and all("retried up to 6 times" in c for c in bindings)
+
+
+FAKE_GCLOUD = r"""#!/bin/bash
+echo "$*" >> "$CALLS"
+case "$*" in
+  *"indexes composite create"*) echo "$INDEX_ERROR" >&2; exit 1 ;;
+  *"secrets versions list"*) echo "projects/p/secrets/s/versions/1" ;;
+  *"run services describe"*) echo '{"status": {"url": "https://kapsule-api-abc-ew.a.run.app"},
+    "metadata": {"annotations": {"run.googleapis.com/urls":
+    "[\"https://kapsule-api-123.europe-west4.run.app\"]"}}}' ;;
+esac
+exit 0
+"""
+
+
+def _second_run(tmp_path: Path, index_error: str) -> subprocess.CompletedProcess[str]:
+    """A real (not dry) run against a gcloud that says everything exists already."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    (bin_dir / "gcloud").write_text(FAKE_GCLOUD)
+    (bin_dir / "gcloud").chmod(0o755)
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("KAPSULE_", "GEMINI_"))}
+    env = base | {
+        "PATH": f"{bin_dir}:{os.environ['PATH']}",
+        "CALLS": str(tmp_path / "calls"),
+        "INDEX_ERROR": index_error,
+        "KAPSULE_PROMPT_MODEL": "gemini-x",
+        "KAPSULE_IMAGE_TAG": "t1",
+    }
+    return subprocess.run(
+        ["bash", str(SCRIPT), "--project=p", "--region=europe-west4"],
+        env=env, capture_output=True, text=True, timeout=120, cwd=tmp_path,
+    )  # fmt: skip
+
+
+def test_a_second_run_keeps_what_exists_and_says_so_for_the_index(tmp_path: Path) -> None:
+    proc = _second_run(
+        tmp_path, "ERROR: (gcloud.firestore.indexes.composite.create) ALREADY_EXISTS: index already exists"
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "# (index exists)" in proc.stdout
+    calls = (tmp_path / "calls").read_text()
+    assert " create " not in calls.replace("indexes composite create", ""), (
+        "nothing that exists is created again"
+    )
+    assert "secrets versions add" not in calls, "the upload secret keeps its value on a second run"
+    cors = [line for line in proc.stdout.splitlines() if line.startswith("# cors: ")]
+    assert (
+        "https://kapsule-api-abc-ew.a.run.app" in cors[0]
+        and "https://kapsule-api-123.europe-west4.run.app" in cors[0]
+    )
+
+
+def test_an_index_error_other_than_exists_is_shown_and_stops(tmp_path: Path) -> None:
+    proc = _second_run(tmp_path, "ERROR: PERMISSION_DENIED: the caller may not create indexes")
+    assert proc.returncode == 1
+    assert "PERMISSION_DENIED" in proc.stderr and "(index exists)" not in proc.stdout
+    assert "run jobs deploy" not in (tmp_path / "calls").read_text()
+
+
+def test_a_real_run_needs_a_prompt_model(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KAPSULE_")}
+    proc = subprocess.run(
+        ["bash", str(SCRIPT), "--project=p"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 2 and "KAPSULE_PROMPT_MODEL" in proc.stderr

@@ -67,6 +67,8 @@ def test_make_on_gcs_and_firestore(cloud_env: Settings, short_song: Path, tmp_pa
     assert _content_type(cloud_env.effective_delivery_url, layout.video) == "video/mp4"
     assert not private.exists(layout.video)  # the private bucket keeps no public output
     assert private.list(layout.root + "/input/")  # the song, as uploaded
+    # The work folder (RAM on Cloud Run) keeps no clip and no copy of the delivered video.
+    assert sorted(Path(cloud_env.work_dir).rglob("*.mp4")) == []
 
     for name in NOTEBOOK_NAMES:
         notebook = nbformat.reads(private.read_bytes(layout.notebook(name)).decode(), as_version=4)

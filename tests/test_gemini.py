@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from kapsule_pipeline import genai_client
-from kapsule_pipeline.errors import ConfigError
+from kapsule_pipeline.errors import ConfigError, GoogleRequestRefused
 from kapsule_pipeline.models import Analysis, EnergyCurve, Section
 from kapsule_pipeline.prompting import make_prompt_writer
 from kapsule_pipeline.prompting.base import ShotBrief
@@ -101,7 +101,8 @@ def test_server_errors_are_retried_then_a_dead_service_falls_back(
     monkeypatch.setattr(genai_client, "RETRY_ATTEMPTS", 2)
     fake_google.fail_next = {"generate": [503, 503]}
     plan = _write(api_key_env)
-    assert "still failing after 2 attempts" in plan.note
+    assert "unavailable" in plan.note and "still failing after 2 attempts" in plan.note
+    assert not plan.prompts[0].startswith("Gemini")
 
 
 def test_storyboard_records_gemini_as_prompt_model(vertex_env: Settings, fake_google: FakeGoogle) -> None:
@@ -189,3 +190,40 @@ def test_gemini_hears_the_song_only_when_asked(
     assert probe.audio and probe.audio[0].codec == "mp3"
     assert probe.duration == pytest.approx(media.probe(demo_song_file).duration, abs=0.2)
     assert len(data) < demo_song_file.stat().st_size / 10  # low bitrate: a fraction of the WAV
+
+
+@pytest.mark.parametrize(
+    ("status", "needle"),
+    [
+        (403, "roles/aiplatform.user"),
+        (401, "credentials were rejected"),
+        (400, "request is invalid"),
+    ],
+)
+def test_a_refusal_no_retry_can_fix_fails_the_stage_instead_of_falling_back(
+    vertex_env: Settings, fake_google: FakeGoogle, status: int, needle: str
+) -> None:
+    fake_google.fail_next = {"generate": [status]}
+    with pytest.raises(GoogleRequestRefused, match=needle) as info:
+        _write(vertex_env)
+    assert info.value.code == "google_refused" and not info.value.retryable
+    assert f"{MODEL} storyboard: Google answered {status}" in info.value.message
+    assert len(fake_google.requests("generate")) == 1, "a refusal is not retried"
+
+
+def test_a_retired_model_is_a_404_that_names_the_fix(vertex_env: Settings, fake_google: FakeGoogle) -> None:
+    fake_google.gemini_models.discard(MODEL)  # as if Google had retired it
+    with pytest.raises(GoogleRequestRefused, match=r"404 NOT_FOUND.*retired.*KAPSULE_VERTEX_LOCATION"):
+        _write(vertex_env)
+
+
+def test_a_rephrasing_refused_by_google_is_not_softened_silently(
+    api_key_env: Settings, fake_google: FakeGoogle
+) -> None:
+    from kapsule_pipeline.generation.veo import VeoGenerator
+
+    writer = GeminiPromptWriter(MODEL, api_key_env)
+    veo = VeoGenerator("veo-3.0-generate-001", job_context(api_key_env), rephraser=writer.rephrase)
+    fake_google.fail_next = {"generate": [403]}
+    with pytest.raises(GoogleRequestRefused, match="403"):
+        veo._rephrase("a street on fire", ["violence"])

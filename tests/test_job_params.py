@@ -158,3 +158,54 @@ def test_the_same_job_through_the_cli_and_the_api_holds_the_same_params(
     (over_cli,) = records.values()
     assert over_cli.state == JobState.awaiting_approval
     assert over_cli.params == over_api.params == JobParams(**values, review=True, song="tune.wav")
+
+
+REFUSED_BY_VEO = [
+    pytest.param(
+        {"video_model": "veo-3.1-generate-preview", "aspect_ratio": "9:16"}, id="references-in-9:16"
+    ),
+    pytest.param(
+        {"video_model": "veo-3.1-generate-preview", "continuity": "last_frame"},
+        id="references-with-last-frame",
+    ),
+    pytest.param({"video_model": "veo-3.0-generate-001"}, id="references-on-a-model-without-them"),
+]
+
+
+@pytest.mark.parametrize("values", REFUSED_BY_VEO)
+def test_a_job_veo_would_refuse_is_refused_by_the_cli_and_the_api_with_the_same_code(
+    env: Settings, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, values: dict[str, Any]
+) -> None:
+    """Reference images where Veo refuses them (``video_models.check_job``): 422 at submission from
+    both entry points, before any job exists and without a request to Google (a fake key is enough)."""
+    from PIL import Image
+
+    from kapsule_pipeline.settings import get_settings
+
+    monkeypatch.setenv("GEMINI_API_KEY", "fake-key-never-sent")
+    get_settings.cache_clear()
+    launcher = RecordingLauncher()
+    song = _wav(tmp_path / "song.wav", 6.0)
+    image = tmp_path / "face.png"
+    Image.new("RGB", (64, 48), (200, 30, 30)).save(image)
+    with _client(launcher) as client:
+        song_id = _upload(client, song)
+        data = image.read_bytes()
+        body = {"filename": image.name, "content_type": "image/png", "size": len(data)}
+        ticket = client.post("/v1/uploads", json={**body, "purpose": "reference_image"})
+        assert ticket.status_code == 201, ticket.text
+        put = client.put(ticket.json()["url"], content=data, headers=ticket.json()["headers"])
+        assert put.status_code == 200, put.text
+        job = {"upload_id": song_id, "reference_upload_ids": [ticket.json()["upload_id"]], **values}
+        message = _error(client.post("/v1/jobs", json=job), 422, "unsupported_video_request")
+
+    args = ["make", str(song), "--reference-image", str(image)]
+    for name, value in values.items():
+        args += [flag_for(name), str(value)]
+    result = CliRunner().invoke(cli_app, args)
+    assert result.exit_code == 2, result.output
+    assert result.output.startswith("error [unsupported_video_request]: "), result.output
+    assert message in result.output  # the same limit named to both callers
+
+    assert launcher.launched == []
+    assert open_status_store(env.status_url).list("local") == ([], None)

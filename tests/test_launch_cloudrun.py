@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from kapsule_pipeline.errors import ConfigError, LaunchError
+from kapsule_pipeline.errors import ConfigError, InvalidParameter, LaunchError
 from kapsule_pipeline.jobs import JobRecord, JobState
 from kapsule_pipeline.launch import make_launcher
 from kapsule_pipeline.launch.cloudrun import VANISHED, CloudRunLauncher, reconcile
@@ -209,3 +209,19 @@ def test_the_real_entrypoint_under_cloud_run_records_its_execution_and_a_final_f
     assert record.state == JobState.failed and record.error is not None
     assert record.error.code == "not_audio"  # the job's own word, not the reconciler's
     assert record.attempt == 1 and record.execution == execution
+
+
+def test_full_name_accepts_the_project_number_cloud_run_may_use(launcher: CloudRunLauncher) -> None:
+    """Cloud Run answers with the project *number* in resource names; the launcher URL has the id."""
+    _, project, _, location, _, job = JOB.split("/")
+    by_number = f"projects/123456789012/locations/{location}/jobs/{job}/executions/{job}-abc12"
+    assert launcher.full_name(by_number) == f"{JOB}/executions/{job}-abc12"
+    assert launcher.full_name(f"{JOB}/executions/e1") == f"{JOB}/executions/e1"
+    assert launcher.full_name("e2") == f"{JOB}/executions/e2"
+    for foreign in (
+        f"projects/{project}/locations/elsewhere-1/jobs/{job}/executions/e",
+        f"projects/{project}/locations/{location}/jobs/other-job/executions/e",
+        f"projects/{project}/locations/{location}/jobs/{job}/executions/e/extra",
+    ):
+        with pytest.raises(InvalidParameter, match="does not belong"):
+            launcher.full_name(foreign)

@@ -90,3 +90,18 @@ def test_threads_share_one_storage(storage: Storage) -> None:
         thread.join()
     assert errors == []
     assert len(storage.list("jobs/a/work/shots/")) == 40
+
+
+def test_ranged_reads_and_size(storage: Storage) -> None:
+    """A head is read without the rest of the object (the API inspects uploads this way)."""
+    data = bytes(range(256)) * 40  # 10240 bytes
+    storage.write_bytes("uploads/u1/song", data)
+    assert storage.size("uploads/u1/song") == len(data)
+    assert storage.read_range("uploads/u1/song", 0, 16) == data[:16]
+    assert storage.read_range("uploads/u1/song", 5000, 100) == data[5000:5100]
+    assert storage.read_range("uploads/u1/song", 10200, 4096) == data[10200:]  # short at the end
+    assert storage.read_range("uploads/u1/song", 0, 0) == b""
+    with pytest.raises(ObjectNotFound):
+        storage.read_range("uploads/none", 0, 10)
+    with pytest.raises(ObjectNotFound):
+        storage.size("uploads/none")

@@ -8,7 +8,7 @@ import pytest
 
 from kapsule_pipeline import genai_client, media
 from kapsule_pipeline.cost import check_budget, estimate_storyboard
-from kapsule_pipeline.errors import BudgetExceeded, ConfigError
+from kapsule_pipeline.errors import BudgetExceeded, ConfigError, UnknownModel
 from kapsule_pipeline.generation import make_video_generator
 from kapsule_pipeline.generation.runner import generate_shots
 from kapsule_pipeline.generation.veo import VeoGenerator, soften_prompt
@@ -99,7 +99,8 @@ def test_vertex_mode_generates_every_shot_with_adc_and_never_pays_twice(
 
     assert [s.state for s in manifest.shots] == ["done"] * 3
     assert {s.generator for s in manifest.shots} == {MODEL}
-    assert sum(s.cost_usd for s in manifest.shots) == pytest.approx(3 * 4 * 0.40)
+    # Vertex, sent without audio: veo-3.0-generate-001 at the table's silent price
+    assert sum(s.cost_usd for s in manifest.shots) == pytest.approx(3 * 4 * 0.20)
     for shot in manifest.shots:
         clip = storage.local_path(shot.file)
         assert clip is not None and clip.exists()
@@ -197,30 +198,44 @@ def test_budget_counts_only_clips_not_yet_stored(vertex_env: Settings, tmp_path:
     board = _board(["one", "two", "three"])
     generator = make_video_generator(job_context(vertex_env), MODEL)
     estimate = estimate_storyboard(board, generator)
-    assert estimate.total_usd == pytest.approx(4.80) and estimate.new_usd == pytest.approx(4.80)
-    check_budget(estimate, 5.0)
-    with pytest.raises(BudgetExceeded, match=r"\$4\.80.*budget of \$4\.00"):
-        check_budget(estimate, 4.0)
+    assert estimate.total_usd == pytest.approx(2.40) and estimate.new_usd == pytest.approx(2.40)
+    check_budget(estimate, 2.5)
+    with pytest.raises(BudgetExceeded, match=r"\$2\.40.*budget of \$2\.00"):
+        check_budget(estimate, 2.0)
 
     storage = open_storage(vertex_env.storage_url)
     layout = JobLayout(JOB)
     first = board.shots[0]
     storage.write_bytes(layout.shot(0, generator.request_for(first, board).key()), b"clip")
     partial = estimate_storyboard(board, generator, exists=storage.exists, layout=layout)
-    assert partial.to_generate == 2 and partial.new_usd == pytest.approx(3.20)
-    check_budget(partial, 4.0)
+    assert partial.to_generate == 2 and partial.new_usd == pytest.approx(1.60)
+    check_budget(partial, 2.0)
     with pytest.raises(BudgetExceeded, match="already spent"):
-        check_budget(partial, 4.0, spent_usd=1.60)
+        check_budget(partial, 2.0, spent_usd=0.80)
 
 
-def test_price_table_picks_the_most_specific_entry(kapsule_env: Settings) -> None:
-    assert price_per_second("veo-3.0-generate-001", kapsule_env) == 0.40
-    assert price_per_second("veo-3.0-fast-generate-001", kapsule_env) == 0.15
-    assert price_per_second("veo-3.1-fast-generate-preview", kapsule_env) == 0.15
-    assert price_per_second("veo-3.1-generate-preview", kapsule_env) == 0.40
-    assert price_per_second("veo-2.0-generate-001", kapsule_env) == 0.35
-    with pytest.raises(ConfigError, match="KAPSULE_VIDEO_PRICES_USD_PER_S"):
-        price_per_second("veo-9-unknown", kapsule_env)
+def test_prices_follow_the_mode_and_the_override_wins(
+    kapsule_env: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Gemini API bills Veo 3.x with sound; Vertex is sent generate_audio=False and bills less; Veo 2
+    costs more on Vertex than the Gemini API sheet said (the budget let spending through)."""
+    api = kapsule_env.model_copy(update={"genai_use_vertexai": False})
+    vertex = kapsule_env.model_copy(update={"genai_use_vertexai": True})
+    assert price_per_second("veo-3.0-generate-001", api) == 0.40
+    assert price_per_second("veo-3.0-generate-001", vertex) == 0.20
+    assert price_per_second("veo-3.1-fast-generate-preview", api) == 0.15
+    assert price_per_second("veo-3.1-fast-generate-preview", vertex) == 0.10
+    assert price_per_second("veo-2.0-generate-001", api) == 0.35
+    assert price_per_second("veo-2.0-generate-001", vertex) == 0.50
+    assert price_per_second("local", vertex) == 0.0
+    with pytest.raises(UnknownModel, match="unknown video model 'veo-9-unknown'") as info:
+        price_per_second("veo-9-unknown", vertex)
+    assert (info.value.code, info.value.http_status) == ("unknown_model", 422)
+    negotiated = vertex.model_copy(
+        update={"video_prices_usd_per_s": {"veo-3.0*": 0.3, "veo-3.0-fast*": 0.05}}
+    )
+    assert price_per_second("veo-3.0-fast-generate-001", negotiated) == 0.05
+    assert price_per_second("veo-3.0-generate-001", negotiated) == 0.3
 
 
 def test_veo_2_asks_for_its_own_lengths_and_720p(kapsule_env: Settings) -> None:

@@ -12,11 +12,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query, Response
+from fastapi import APIRouter, Depends, Header, Query, Response
 from fastapi.responses import FileResponse, RedirectResponse, StreamingResponse
 from pydantic import BaseModel, Field, model_validator
 
-from api.deps import DeliveryDep, OwnerDep, SecretDep, ServiceDep, StorageDep
+from api.deps import DeliveryDep, OwnerDep, SecretDep, ServiceDep, StorageDep, require_ready
 from api.schemas import ApiModel
 from kapsule_pipeline import uploads
 from kapsule_pipeline.errors import (
@@ -92,7 +92,7 @@ def _uploaded(
     return ticket, key
 
 
-@router.post("", response_model=JobRecord, status_code=202)
+@router.post("", response_model=JobRecord, status_code=202, dependencies=[Depends(require_ready)])
 def create_job(
     body: JobCreate,
     response: Response,

@@ -9,28 +9,31 @@ Why it is shaped like this:
   slot is released (the runner gets twice as many workers as slots), so the next shot starts as
   soon as a video is ready. Polls learn how long this model's operations take (``PollSchedule``):
   sleep until just before the typical duration, then poll every ``veo_poll_interval_s``.
-- Continuity (``settings.continuity == "last_frame"``): the last frame of shot N that the video
+- Continuity (``ctx.params.continuity == "last_frame"``): the last frame of shot N that the video
   shows seeds shot N+1 (image-to-video). Shot N+1's request names shot N's clip key, so it is
   known before anything is generated and a changed shot N re-bills the shots after it. Shots then
   run one at a time: continuity is bought with speed.
-- Reference images (``settings.reference_images``, storage keys) go to models that take them
-  (``REFERENCE_IMAGE_MODELS``) and are named in the request by their bytes' sha256; other models
-  record in the manifest that they were not used.
+- What a request may hold comes from ``video_models`` (model x mode): ``request_for`` plans each shot
+  to fit it and ``_config`` checks the request again before sending, so no request the table
+  forbids reaches Google. Reference images (``ctx.params.reference_images``, storage keys) go to models
+  the table lists for them, always as 8 s 16:9 clips, named in the request by their bytes' sha256;
+  other models record in the manifest that they were not used.
 - 429/5xx answers and network timeouts are transient: retried with exponential backoff and jitter,
   up to ``genai_client.RETRY_ATTEMPTS`` (module constants, so tests can shrink them). Anything else is a
   ``GenerationError`` a retry will not fix.
-- Safety filtering does not fail the operation: it returns no video and ``rai_media_filtered_*``.
+- Safety filtering of the video returns no video and ``rai_media_filtered_*``; a blocked *prompt* ends
+  the operation with an error (code 3 and a Responsible-AI message). Both are refusals.
   The prompt is re-phrased once (by Gemini when that is the prompt model, else a deterministic
   softening); a second refusal fills the shot with the local renderer, recorded in the manifest as
   ``generator="local-fallback"`` with the refusal reasons, so the video is always complete.
-- Clips are 4/6/8 s (Veo 2: 5–8 s) and longer than the shot: ``exact_length`` is False and assembly
-  trims them. The request holds only what decides Veo's pixels (not the shot's start or frame
-  count), so re-timing a storyboard reuses clips that are still long enough.
+- Clips are the table's lengths (Veo 3.x 4/6/8 s, Veo 2 5–8 s) and longer than the shot:
+  ``exact_length`` is False and assembly trims them. The request holds only what decides Veo's
+  pixels (not the shot's start or frame count), so re-timing a storyboard reuses clips that are
+  still long enough.
 """
 
 from __future__ import annotations
 
-import fnmatch
 import logging
 import os
 import re
@@ -42,8 +45,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kapsule_pipeline import media
-from kapsule_pipeline.errors import ConfigError, GenerationError, JobCancelled, KapsuleError
+from kapsule_pipeline import media, video_models
+from kapsule_pipeline.errors import (
+    ConfigError,
+    GenerationError,
+    GoogleRequestRefused,
+    JobCancelled,
+    KapsuleError,
+)
 from kapsule_pipeline.genai_client import make_genai_client, with_retries
 from kapsule_pipeline.generation.references import ImageRef, load_reference_image
 from kapsule_pipeline.models import Analysis, Shot, ShotRequest, ShotResult, Storyboard
@@ -57,7 +66,12 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 FALLBACK_GENERATOR = "local-fallback"
-REFERENCE_IMAGE_MODELS = ("veo-3.1*",)  # GenerateVideosConfig.reference_images (google-genai >= 1.40)
+# A prompt blocked before generation: the operation ends with this error code (google.rpc INVALID_ARGUMENT)
+# and a message naming Google's usage/Responsible AI rules (see docs/cloud-settings.md).
+PROMPT_BLOCK_CODE = 3
+_PROMPT_BLOCK = re.compile(
+    r"responsible ai|usage guidelines|sensitive words|violat\w* .*polic", re.IGNORECASE
+)
 SOFTEN_SUFFIX = "Tasteful, family-friendly, non-violent, no real people, no brands."
 _HARSH = re.compile(
     r"\b(blood\w*|gore|gory|violen\w*|weapon\w*|guns?|kill\w*|dead|death|naked|nude|explod\w*|explosion\w*|"
@@ -76,9 +90,16 @@ def soften_prompt(prompt: str, reasons: list[str]) -> str:
     return f"{softened} {SOFTEN_SUFFIX}".strip()
 
 
-def allowed_seconds(model: str) -> tuple[int, ...]:
-    """Clip lengths the model accepts: Veo 2 makes 5–8 s, Veo 3.x 4, 6 or 8 s."""
-    return (5, 6, 7, 8) if model.startswith("veo-2") else (4, 6, 8)
+def allowed_seconds(model: str, mode: video_models.Mode = "vertex") -> tuple[int, ...]:
+    """Clip lengths the model accepts in ``mode`` (from the capability table)."""
+    return video_models.capabilities(model, mode).seconds
+
+
+def is_prompt_block(error: dict[str, Any]) -> bool:
+    """True when an operation's ``error`` is Veo refusing the prompt itself (a safety block)."""
+    return error.get("code") == PROMPT_BLOCK_CODE and bool(
+        _PROMPT_BLOCK.search(str(error.get("message", "")))
+    )
 
 
 class RateLimiter:
@@ -168,10 +189,12 @@ class VeoGenerator:
         self.name = model
         self.ctx = ctx
         self.settings = ctx.settings
-        self.price = price_per_second(model, self.settings)  # fail at start-up, not after paying
+        self.mode = video_models.mode_of(self.settings)
+        self.caps = video_models.capabilities(model, self.mode)  # UnknownModel at start-up, not after paying
+        self.price = price_per_second(model, self.settings)
         self.rephraser = rephraser or soften_prompt
         self.continuity = ctx.params.continuity
-        self.uses_references = any(fnmatch.fnmatchcase(model, p) for p in REFERENCE_IMAGE_MODELS)
+        self.uses_references = self.caps.reference_images
         # Twice the slots: a finished shot's clip is written and probed by its worker while another
         # worker's shot already holds the freed slot. Continuity chains shots, so one at a time.
         concurrency = self.settings.veo_concurrency
@@ -199,10 +222,17 @@ class VeoGenerator:
     # ----------------------------------------------------------------- protocol
 
     def request_for(self, shot: Shot, board: Storyboard) -> ShotRequest:
-        lengths = allowed_seconds(self.name)
-        seconds = next((s for s in lengths if s >= shot.request_seconds), lengths[-1])
-        resolution = "720p" if self.name.startswith("veo-2") else board.resolution
         refs = [ref.sha256 for ref in self.reference_images()] if self.uses_references else []
+        image = self._seed_image_for(shot, board)
+        plan = video_models.plan_request(
+            self.name,
+            self.mode,
+            wanted_seconds=shot.request_seconds,
+            resolution=board.resolution,
+            aspect_ratio=board.aspect_ratio,
+            reference_images=len(refs),
+            first_frame=bool(image),
+        )
         return ShotRequest(
             model=self.name,
             prompt=shot.prompt,
@@ -210,12 +240,12 @@ class VeoGenerator:
             seed=shot.seed,
             # Veo films only 16:9 and 9:16; a square video is cut from a landscape shot by assembly's
             # centre crop, which keeps the subject (models frame it in the middle).
-            aspect_ratio="16:9" if board.aspect_ratio == "1:1" else board.aspect_ratio,
-            resolution=resolution,
-            seconds=seconds,
+            aspect_ratio=plan.aspect_ratio,  # from the table: 16:9 or 9:16
+            resolution=plan.resolution,
+            seconds=plan.seconds,
             fps=board.fps,
-            image=self._seed_image_for(shot, board),
-            reference_images=refs,
+            image=image,
+            reference_images=refs if plan.reference_images else [],
         )
 
     def reference_images(self) -> list[ImageRef]:
@@ -322,6 +352,8 @@ class VeoGenerator:
     def _rephrase(self, prompt: str, reasons: list[str]) -> str:
         try:
             return self.rephraser(prompt, reasons)
+        except GoogleRequestRefused:
+            raise  # Gemini refused (role, API, retired model): a setup error, not a reason to soften
         except KapsuleError as exc:
             log.warning("re-phrasing failed (%s); softening locally", exc)
             return soften_prompt(prompt, reasons)
@@ -353,15 +385,26 @@ class VeoGenerator:
     def _config(self, request: ShotRequest) -> Any:
         from google.genai import types
 
+        video_models.check_request(  # the last gate: nothing the table forbids is sent
+            self.name,
+            self.mode,
+            video_models.RequestShape(
+                seconds=request.seconds,
+                resolution=request.resolution,
+                aspect_ratio=request.aspect_ratio,
+                reference_images=len(request.reference_images),
+                first_frame=bool(request.image),
+            ),
+        )
         config: dict[str, Any] = {
             "number_of_videos": 1,
             "duration_seconds": request.seconds,
             "aspect_ratio": request.aspect_ratio,
             "negative_prompt": request.negative_prompt or None,
         }
-        if not self.name.startswith("veo-2"):
+        if self.caps.resolution_param:
             config["resolution"] = request.resolution
-        if self.uses_references and request.reference_images:
+        if request.reference_images:
             config["reference_images"] = [
                 types.VideoGenerationReferenceImage(
                     image=types.Image(image_bytes=ref.data, mime_type=ref.mime_type),
@@ -369,11 +412,12 @@ class VeoGenerator:
                 )
                 for ref in self.reference_images()
             ]
-        if self.vertex:  # seed, output_gcs_uri and generate_audio are Vertex-only in google-genai
+        if self.caps.seed:  # seed, output_gcs_uri and generate_audio are Vertex-only in google-genai
             config["seed"] = request.seed
-            config["generate_audio"] = False if not self.name.startswith("veo-2") else None
-            if self.settings.veo_output_gcs_uri:
-                config["output_gcs_uri"] = self.settings.veo_output_gcs_uri
+        if self.caps.audio_switch:  # silent clips: the song is the soundtrack (and Vertex bills less)
+            config["generate_audio"] = False
+        if self.vertex and self.settings.veo_output_gcs_uri:
+            config["output_gcs_uri"] = self.settings.veo_output_gcs_uri
         return types.GenerateVideosConfig(**{k: v for k, v in config.items() if v is not None})
 
     def _run_operation(self, request: ShotRequest, prompt: str, seed: ImageRef | None = None) -> bytes:
@@ -403,6 +447,8 @@ class VeoGenerator:
             operation = with_retries(_poller(client, operation), f"{self.name} poll")
         if len(polled) > 1:  # it finished between the last two polls
             self._polls.observe((polled[-2] + polled[-1]) / 2 - started)
+        if operation.error and is_prompt_block(operation.error):
+            raise _RefusedError([f"prompt blocked: {operation.error.get('message', '')}"])
         if operation.error:
             raise GenerationError(
                 f"{self.name} operation failed: {operation.error.get('message', operation.error)}"

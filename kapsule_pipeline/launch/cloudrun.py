@@ -32,6 +32,9 @@ from kapsule_pipeline.settings import Settings, get_settings
 from kapsule_pipeline.status import StatusStore
 
 URL_RE = re.compile(r"^cloudrun://(projects/[^/\s]+/locations/[^/\s]+/jobs/[^/\s]+)/?$")
+EXECUTION_RE = re.compile(
+    r"^projects/(?P<project>[^/]+)/locations/(?P<location>[^/]+)/jobs/(?P<job>[^/]+)/executions/(?P<execution>[^/]+)$"
+)
 # What ``poll`` returns for an execution that no longer exists (its exit code is unknowable).
 VANISHED = -1
 
@@ -141,11 +144,18 @@ class CloudRunLauncher:
         return str(name)
 
     def full_name(self, execution: str) -> str:
-        """An execution's resource name; the job itself only knows the short ``CLOUD_RUN_EXECUTION``."""
+        """An execution's resource name; the job itself only knows the short ``CLOUD_RUN_EXECUTION``.
+
+        Cloud Run may name the project by its number where the launcher URL has its id, so a full
+        name must match the job's location and name; its project segment is not compared (the
+        number cannot be told from the id offline) and the name is returned in the launcher's form.
+        """
         if execution.startswith("projects/"):
-            if not execution.startswith(f"{self.job_name}/executions/"):
+            match = EXECUTION_RE.match(execution)
+            _, location, job = self.job_name.split("/")[1::2]
+            if match is None or match.group("location", "job") != (location, job):
                 raise BadExecutionName(f"execution {execution!r} does not belong to {self.job_name}")
-            return execution
+            return f"{self.job_name}/executions/{match.group('execution')}"
         if not execution or "/" in execution:
             raise BadExecutionName(f"not a Cloud Run execution name: {execution!r}")
         return f"{self.job_name}/executions/{execution}"

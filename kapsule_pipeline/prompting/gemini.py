@@ -4,9 +4,12 @@ Gemini decides *what* each shot shows; our analysis decides *where* the cuts are
 timestamps for music are unreliable), so it is given the shot list with times, sections and energy
 and must answer exactly one prompt per shot index. The answer is a pydantic ``response_schema``; an
 answer that does not parse or has the wrong shots is asked again (``INVALID_ANSWER_ATTEMPTS``), and
-if Gemini still fails (or the service does) the local writer takes over with the reason recorded
-in the plan's ``note`` (it ends up in ``storyboard.json``), so a storyboard is always produced.
-A missing or broken configuration is not hidden behind the fallback: it raises ``ConfigError``.
+if Gemini still gives nothing usable, or the service stays down after the retries (429/5xx,
+timeouts), the local writer takes over with the reason recorded in the plan's ``note`` (it ends up
+in ``storyboard.json``), so a storyboard is always produced. What a retry cannot fix is never hidden
+behind that fallback: a missing configuration raises ``ConfigError``, and Google refusing the call
+(401/403 missing role or API, 404 retired or unserved model, 400 bad request) raises
+``GoogleRequestRefused`` with the cause, failing the stage.
 
 With ``settings.gemini_send_audio`` and a ``song`` set on the writer, Gemini also hears the song (a
 32 kb/s mono MP3 made by ``media``, inline), so prompts can follow its mood and instruments; the
@@ -25,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, Field, ValidationError
 
 from kapsule_pipeline import media
-from kapsule_pipeline.errors import ConfigError, GenerationError, KapsuleError
+from kapsule_pipeline.errors import ConfigError, GenerationError, GoogleRequestRefused
 from kapsule_pipeline.genai_client import make_genai_client, with_retries
 from kapsule_pipeline.models import Analysis
 from kapsule_pipeline.prompting.base import PromptPlan, ShotBrief
@@ -101,10 +104,10 @@ class GeminiPromptWriter:
                     f"was unusable ({problem}). Answer again, valid JSON only.",
                     audio,
                 )
-            except ConfigError:
-                raise
-            except (KapsuleError, Exception) as exc:  # the service failed for good: local fallback
-                return _fallback(briefs, prompt, style, analysis, f"{self.name} failed: {exc}")
+            except (ConfigError, GoogleRequestRefused):
+                raise  # a setup or a request a retry cannot fix: fail the stage and say why
+            except GenerationError as exc:  # transient errors outlived the retries: say so, fall back
+                return _fallback(briefs, prompt, style, analysis, f"{self.name} unavailable: {exc}")
             try:
                 plan = _parse(answer, len(briefs))
             except ValueError as exc:

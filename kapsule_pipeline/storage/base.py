@@ -41,5 +41,12 @@ class Storage(Protocol):
     def open_read(self, key: str, chunk_size: int = 1 << 20) -> Iterator[bytes]:
         """Stream the object in chunks (for downloads of the final video)."""
 
+    def read_range(self, key: str, start: int, length: int) -> bytes:
+        """Up to ``length`` bytes from offset ``start`` (fewer at the end): one ranged read, so a
+        process can look at a large object's head without holding or downloading all of it."""
+
+    def size(self, key: str) -> int:
+        """The object's size in bytes; ``ObjectNotFound`` if absent."""
+
     def local_path(self, key: str) -> Path | None:
         """A local path to the object if the backend is the local file system, else ``None``."""

@@ -25,7 +25,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 from urllib.parse import urlparse
 
-from kapsule_pipeline.errors import BucketNotFound, ConfigError, KapsuleError, ObjectNotFound, StorageError
+from kapsule_pipeline.errors import (
+    BucketNotFound,
+    ConfigError,
+    InvalidParameter,
+    KapsuleError,
+    ObjectNotFound,
+    StorageError,
+)
 from kapsule_pipeline.storage.keys import validate_key
 from kapsule_pipeline.storage.signing import (
     DEFAULT_DOWNLOAD_EXPIRY,
@@ -265,6 +272,28 @@ class GcsStorage:
                 yield chunk
         finally:
             reader.close()
+
+    def read_range(self, key: str, start: int, length: int) -> bytes:
+        """One ranged GET (``Range: bytes=start-end``): the API inspects an upload from its head."""
+        if start < 0 or length < 0:
+            raise InvalidParameter(f"bad range {start}+{length} for {key}")
+        if length == 0:
+            return b""
+        blob = self._blob(key)
+        end = start + length - 1  # inclusive, as HTTP ranges are
+        data: bytes = self._call(
+            "read",
+            key,
+            lambda: blob.download_as_bytes(
+                start=start, end=end, timeout=REQUEST_TIMEOUT_S, retry=self._retry
+            ),
+        )
+        return data
+
+    def size(self, key: str) -> int:
+        blob = self._blob(key)
+        self._call("stat", key, lambda: blob.reload(timeout=REQUEST_TIMEOUT_S, retry=self._retry))
+        return int(blob.size or 0)
 
     def local_path(self, key: str) -> Path | None:
         return None

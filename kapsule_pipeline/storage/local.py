@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import BinaryIO
 from urllib.parse import urlparse
 
-from kapsule_pipeline.errors import BadStorageKey, ConfigError, ObjectNotFound, StorageError
+from kapsule_pipeline.errors import BadStorageKey, ConfigError, InvalidParameter, ObjectNotFound, StorageError
 from kapsule_pipeline.storage.keys import validate_key
 
 
@@ -118,6 +118,24 @@ class LocalStorage:
         with path.open("rb") as handle:
             while chunk := handle.read(chunk_size):
                 yield chunk
+
+    def read_range(self, key: str, start: int, length: int) -> bytes:
+        if start < 0 or length < 0:
+            raise InvalidParameter(f"bad range {start}+{length} for {key}")
+        try:
+            with self._path(key).open("rb") as handle:
+                handle.seek(start)
+                return handle.read(length)
+        except FileNotFoundError as exc:
+            raise ObjectNotFound(f"no such file in storage: {key}") from exc
+        except OSError as exc:
+            raise StorageError(f"could not read {key}: {exc.strerror}") from exc
+
+    def size(self, key: str) -> int:
+        try:
+            return self._path(key).stat().st_size
+        except FileNotFoundError as exc:
+            raise ObjectNotFound(f"no such file in storage: {key}") from exc
 
     def local_path(self, key: str) -> Path | None:
         return self._path(key)

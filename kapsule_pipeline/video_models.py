@@ -1,0 +1,309 @@
+"""What each Veo model accepts, per mode (Vertex AI / Gemini API), and what a second of it costs.
+
+Why one table: Veo answers 400 to a request outside its limits (a 6 s clip with reference images, a
+9:16 shot from Veo 3 at 1080p in Gemini API mode, 7 s from Veo 2 there...), and a refused shot is a
+failed job. Every limit Kapsule knows is written here once; the Veo generator plans its requests
+from it (``plan_request``), checks each one before sending it (``check_request``), the cost
+estimate prices from it (``price_per_second``) and a job whose settings cannot work at all is
+refused before it is accepted (``check_job``). Sources and their dates are in
+``docs/cloud-settings.md`` (facts read only from documentation are marked there).
+
+Base layer: imports only ``errors``, ``models`` and ``settings``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from kapsule_pipeline.errors import UnknownModel, UnsupportedVideoRequest
+from kapsule_pipeline.settings import Settings
+
+Mode = Literal["vertex", "gemini_api"]
+MODES: tuple[Mode, ...] = ("vertex", "gemini_api")
+
+# Reference-to-video ("ingredients"): Vertex model page for Veo 3.1 ("reference image to video only
+# supports 8 seconds"; 9:16 "except for reference image to video") and the Gemini API video guide.
+REFERENCE_SECONDS = 8
+REFERENCE_ASPECT = "16:9"
+MAX_REFERENCE_IMAGES = 3
+
+
+@dataclass(frozen=True)
+class ResolutionLimit:
+    """Extra limits at one resolution: ``None`` means the model's own durations/aspects apply."""
+
+    seconds: tuple[int, ...] | None = None
+    aspects: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
+class ModeCaps:
+    """One model in one mode: what a request may hold, and its list price per second of video."""
+
+    seconds: tuple[int, ...]
+    resolutions: dict[str, ResolutionLimit]
+    aspects: tuple[str, ...] = ("16:9", "9:16")
+    reference_images: bool = False  # asset references (up to MAX_REFERENCE_IMAGES), 8 s 16:9 only
+    first_frame: bool = True  # image-to-video (continuity seeds a shot with a frame)
+    last_frame: bool = False
+    audio: bool = False  # the model makes sound
+    audio_switch: bool = False  # generate_audio may be sent (google-genai: Vertex only)
+    seed: bool = False  # seed may be sent (google-genai: Vertex only)
+    resolution_param: bool = True  # send ``resolution`` (Veo 2 has one and is sent none)
+    usd_per_s: float = 0.0  # as Kapsule sends it: Vertex with generate_audio=False, Gemini API as billed
+    usd_per_s_audio: float | None = None  # with sound, where that differs
+    note: str = ""
+
+    def limit(self, resolution: str) -> ResolutionLimit:
+        return self.resolutions.get(resolution, ResolutionLimit())
+
+
+_VEO2_RES = {"720p": ResolutionLimit()}
+_VEO3_RES = {"720p": ResolutionLimit(), "1080p": ResolutionLimit()}
+
+
+def _veo3(
+    usd_vertex_silent: float, usd_audio: float, *, refs: bool = False, last: bool = True
+) -> dict[Mode, ModeCaps]:
+    """Veo 3.1 rows: 4/6/8 s, 720p/1080p; Gemini API: 1080p only at 8 s, audio always on."""
+    return {
+        "vertex": ModeCaps(
+            seconds=(4, 6, 8),
+            resolutions=_VEO3_RES,
+            reference_images=refs,
+            last_frame=last,
+            audio=True,
+            audio_switch=True,
+            seed=True,
+            usd_per_s=usd_vertex_silent,
+            usd_per_s_audio=usd_audio,
+        ),
+        "gemini_api": ModeCaps(
+            seconds=(4, 6, 8),
+            resolutions={"720p": ResolutionLimit(), "1080p": ResolutionLimit(seconds=(8,))},
+            reference_images=refs,
+            last_frame=last,
+            audio=True,
+            usd_per_s=usd_audio,
+            usd_per_s_audio=usd_audio,
+            note="audio is always generated and billed (generate_audio is Vertex-only in google-genai)",
+        ),
+    }
+
+
+def _veo30(usd_vertex_silent: float, usd_audio: float) -> dict[Mode, ModeCaps]:
+    """Veo 3.0 rows: 4/6/8 s; Gemini API: 1080p is 16:9 only."""
+    return {
+        "vertex": ModeCaps(
+            seconds=(4, 6, 8),
+            resolutions=_VEO3_RES,
+            audio=True,
+            audio_switch=True,
+            seed=True,
+            usd_per_s=usd_vertex_silent,
+            usd_per_s_audio=usd_audio,
+        ),
+        "gemini_api": ModeCaps(
+            seconds=(4, 6, 8),
+            resolutions={"720p": ResolutionLimit(), "1080p": ResolutionLimit(aspects=("16:9",))},
+            audio=True,
+            usd_per_s=usd_audio,
+            usd_per_s_audio=usd_audio,
+            note="audio is always generated and billed (generate_audio is Vertex-only in google-genai)",
+        ),
+    }
+
+
+_VEO2: dict[Mode, ModeCaps] = {
+    # Vertex model page: "Video length: 5 to 8 seconds", 720p only; Gemini API: 5, 6 or 8 s.
+    "vertex": ModeCaps(
+        seconds=(5, 6, 7, 8), resolutions=_VEO2_RES, seed=True, resolution_param=False, usd_per_s=0.50
+    ),
+    "gemini_api": ModeCaps(seconds=(5, 6, 8), resolutions=_VEO2_RES, resolution_param=False, usd_per_s=0.35),
+}
+
+# Model id -> mode -> capabilities. A model missing from a mode is not offered there.
+VIDEO_MODELS: dict[str, dict[Mode, ModeCaps]] = {
+    "veo-2.0-generate-001": _VEO2,
+    "veo-3.0-generate-001": _veo30(0.20, 0.40),
+    "veo-3.0-fast-generate-001": _veo30(0.10, 0.15),
+    # Reference images: only the full Veo 3.1 ids (not -fast, not -lite).
+    "veo-3.1-generate-preview": _veo3(0.20, 0.40, refs=True),
+    "veo-3.1-generate-001": _veo3(0.20, 0.40, refs=True),
+    "veo-3.1-fast-generate-preview": _veo3(0.10, 0.15),
+    "veo-3.1-fast-generate-001": _veo3(0.10, 0.15),
+}
+LOCAL_MODELS = frozenset({"local"})
+# Vertex AI regions known (from Google's documentation, see docs/cloud-settings.md) to serve these Veo
+# models. KAPSULE_VERTEX_LOCATION defaults to the first; ``doctor`` flags any other.
+VEO_VERTEX_LOCATIONS: tuple[str, ...] = ("us-central1",)
+
+
+def mode_of(settings: Settings) -> Mode:
+    """The mode google-genai will use with these settings."""
+    return "vertex" if settings.genai_use_vertexai else "gemini_api"
+
+
+def capabilities(model: str, mode: Mode) -> ModeCaps:
+    """The table's row for ``model`` in ``mode``; ``UnknownModel`` names the models that exist."""
+    modes = VIDEO_MODELS.get(model)
+    if modes is None:
+        known = ", ".join(sorted(VIDEO_MODELS))
+        raise UnknownModel(f"unknown video model {model!r}: Kapsule knows local, {known}")
+    caps = modes.get(mode)
+    if caps is None:
+        raise UnknownModel(f"video model {model!r} is not offered in {mode} mode (only {', '.join(modes)})")
+    return caps
+
+
+def price_per_second(model: str, mode: Mode, *, audio: bool | None = None) -> float:
+    """USD per second of video: ``audio=None`` prices the request as Kapsule sends it in that mode."""
+    if model in LOCAL_MODELS:
+        return 0.0
+    caps = capabilities(model, mode)
+    if audio and caps.usd_per_s_audio is not None:
+        return caps.usd_per_s_audio
+    return caps.usd_per_s
+
+
+@dataclass(frozen=True)
+class RequestShape:
+    """The parts of a Veo request the table constrains."""
+
+    seconds: int
+    resolution: str
+    aspect_ratio: str
+    reference_images: int = 0
+    first_frame: bool = False
+    last_frame: bool = False
+
+
+def request_problems(model: str, mode: Mode, shape: RequestShape) -> list[str]:
+    """Every limit ``shape`` breaks (empty: Google should accept it)."""
+    caps = capabilities(model, mode)
+    problems: list[str] = []
+    if shape.resolution not in caps.resolutions:
+        problems.append(f"{model} makes {'/'.join(caps.resolutions)} video, not {shape.resolution}")
+    limit = caps.limit(shape.resolution)
+    seconds = limit.seconds or caps.seconds
+    aspects = limit.aspects or caps.aspects
+    where = f" at {shape.resolution}" if limit.seconds or limit.aspects else ""
+    if shape.seconds not in seconds:
+        allowed = ", ".join(map(str, seconds))
+        problems.append(f"{model} ({mode}){where} makes clips of {allowed} s, not {shape.seconds} s")
+    if shape.aspect_ratio not in aspects:
+        problems.append(f"{model} ({mode}){where} films {' or '.join(aspects)}, not {shape.aspect_ratio}")
+    if shape.reference_images:
+        if not caps.reference_images:
+            problems.append(f"{model} does not take reference images")
+        if shape.reference_images > MAX_REFERENCE_IMAGES:
+            problems.append(f"at most {MAX_REFERENCE_IMAGES} reference images, not {shape.reference_images}")
+        if shape.seconds != REFERENCE_SECONDS:
+            problems.append(
+                f"with reference images a clip must be {REFERENCE_SECONDS} s, not {shape.seconds} s"
+            )
+        if shape.aspect_ratio != REFERENCE_ASPECT:
+            problems.append(f"with reference images the aspect ratio must be {REFERENCE_ASPECT}")
+        if shape.first_frame:
+            problems.append("a first-frame image cannot be combined with reference images")
+    if shape.first_frame and not caps.first_frame:
+        problems.append(f"{model} does not take a first-frame image")
+    if shape.last_frame and not caps.last_frame:
+        problems.append(f"{model} ({mode}) does not take a last-frame image")
+    return problems
+
+
+def check_request(model: str, mode: Mode, shape: RequestShape) -> None:
+    """Raise ``UnsupportedVideoRequest`` for a request Google would answer with 400."""
+    problems = request_problems(model, mode, shape)
+    if problems:
+        raise UnsupportedVideoRequest(f"refusing to send a request Veo would reject: {'; '.join(problems)}")
+
+
+@dataclass(frozen=True)
+class PlannedRequest:
+    """How one shot is asked of the model, and why it differs from the storyboard if it does."""
+
+    seconds: int
+    resolution: str
+    aspect_ratio: str
+    reference_images: bool
+    notes: list[str] = field(default_factory=list)
+
+
+def check_job(
+    model: str, mode: Mode, *, aspect_ratio: str, reference_images: int = 0, continuity: str = "none"
+) -> None:
+    """Refuse, at submission, a job whose every shot Veo would reject; the message names the limit.
+
+    Resolution and duration limits are planned around (``plan_request``); these are not.
+    """
+    if model in LOCAL_MODELS:
+        return
+    caps = capabilities(model, mode)
+    if not reference_images:
+        return
+    if not caps.reference_images:
+        with_refs = ", ".join(
+            m for m, modes in VIDEO_MODELS.items() if mode in modes and modes[mode].reference_images
+        )
+        raise UnsupportedVideoRequest(f"{model} does not take reference images; models that do: {with_refs}")
+    if reference_images > MAX_REFERENCE_IMAGES:
+        raise UnsupportedVideoRequest(
+            f"Veo takes at most {MAX_REFERENCE_IMAGES} reference images, not {reference_images}"
+        )
+    if aspect_ratio == "9:16":
+        raise UnsupportedVideoRequest(
+            f"Veo takes reference images only for {REFERENCE_ASPECT} video: use aspect_ratio 16:9 (or 1:1, "
+            "cropped from 16:9), or no reference images"
+        )
+    if continuity == "last_frame":
+        raise UnsupportedVideoRequest(
+            "Veo cannot combine a first-frame image (last-frame continuity) with reference images: "
+            "choose one of continuity=last_frame or reference images"
+        )
+
+
+def plan_request(
+    model: str,
+    mode: Mode,
+    *,
+    wanted_seconds: float,
+    resolution: str,
+    aspect_ratio: str,
+    reference_images: int = 0,
+    first_frame: bool = False,
+) -> PlannedRequest:
+    """Fit one shot to the table: the shortest allowed clip covering it, at a shape Veo accepts.
+
+    Veo films 16:9 and 9:16 only: a square video is asked as 16:9 and centre-cropped by assembly.
+    A resolution the model does not make falls back to 720p (assembly scales); with reference images
+    the clip is 8 s 16:9; limits that only hold at one resolution (Veo 3.1 at 1080p in Gemini API mode
+    is 8 s only) are met by the clip length. What cannot be planned raises (see ``check_job``).
+    """
+    caps = capabilities(model, mode)
+    notes: list[str] = []
+    aspect = "16:9" if aspect_ratio == "1:1" else aspect_ratio
+    res = resolution
+    if res not in caps.resolutions:
+        notes.append(f"{model} makes no {res}: asked for 720p")
+        res = "720p"
+    limit = caps.limit(res)
+    if limit.aspects and aspect not in limit.aspects:
+        notes.append(f"{model} ({mode}) films {aspect} only below {res}: asked for 720p")
+        res = "720p"
+        limit = caps.limit(res)
+    use_refs = bool(reference_images) and caps.reference_images
+    if use_refs:
+        check_job(model, mode, aspect_ratio=aspect, reference_images=reference_images)
+        if first_frame:
+            raise UnsupportedVideoRequest("a first-frame image cannot be combined with reference images")
+        lengths: tuple[int, ...] = (REFERENCE_SECONDS,)
+    else:
+        lengths = limit.seconds or caps.seconds
+    seconds = next((s for s in sorted(lengths) if s + 1e-6 >= wanted_seconds), max(lengths))
+    planned = PlannedRequest(seconds, res, aspect, use_refs, notes)
+    shape = RequestShape(seconds, res, aspect, reference_images if use_refs else 0, first_frame)
+    check_request(model, mode, shape)
+    return planned

@@ -1,0 +1,109 @@
+"""The capability x mode table: what Veo accepts, how shots are planned to fit it, what it costs."""
+
+from __future__ import annotations
+
+import pytest
+
+from kapsule_pipeline import video_models as vm
+from kapsule_pipeline.errors import UnknownModel, UnsupportedVideoRequest
+
+V31 = "veo-3.1-generate-preview"
+V31_FAST = "veo-3.1-fast-generate-preview"
+V30 = "veo-3.0-generate-001"
+V2 = "veo-2.0-generate-001"
+
+
+def _problems(
+    model: str, mode: vm.Mode, seconds: int, res: str = "720p", aspect: str = "16:9", **kw: object
+) -> str:
+    return "; ".join(vm.request_problems(model, mode, vm.RequestShape(seconds, res, aspect, **kw)))  # type: ignore[arg-type]
+
+
+def test_each_documented_limit_is_a_problem() -> None:
+    assert (
+        _problems(V31, "gemini_api", 6, "1080p") == f"{V31} (gemini_api) at 1080p makes clips of 8 s, not 6 s"
+    )
+    assert _problems(V31, "vertex", 6, "1080p") == ""  # Vertex makes 1080p at every length
+    assert "films 16:9, not 9:16" in _problems(V30, "gemini_api", 8, "1080p", "9:16")
+    assert _problems(V30, "vertex", 8, "1080p", "9:16") == ""
+    assert "not 7 s" in _problems(V2, "gemini_api", 7)
+    assert _problems(V2, "vertex", 7) == ""
+    assert "makes 720p video, not 1080p" in _problems(V2, "vertex", 8, "1080p")
+    assert "not 4 s" in _problems(V2, "vertex", 4)
+    refs = _problems(V31, "vertex", 6, "720p", "9:16", reference_images=2, first_frame=True)
+    assert "must be 8 s" in refs and "must be 16:9" in refs and "first-frame image cannot be combined" in refs
+    assert _problems(V31, "vertex", 8, reference_images=3) == ""
+    assert "at most 3" in _problems(V31, "vertex", 8, reference_images=4)
+    for model in (V31_FAST, "veo-3.1-fast-generate-001", V30, V2):  # veo-3.1* is not enough: exact ids
+        assert "does not take reference images" in _problems(model, "vertex", 8, reference_images=1)
+    assert "last-frame" in _problems(V2, "gemini_api", 8, last_frame=True)
+
+
+def test_check_request_refuses_with_every_reason() -> None:
+    with pytest.raises(UnsupportedVideoRequest, match=r"Veo would reject: .*8 s.*16:9") as info:
+        vm.check_request(V31, "gemini_api", vm.RequestShape(4, "1080p", "9:16", reference_images=1))
+    assert (info.value.code, info.value.http_status) == ("unsupported_video_request", 422)
+    vm.check_request(V31, "gemini_api", vm.RequestShape(8, "1080p", "16:9", reference_images=1))
+
+
+def test_unknown_models_and_modes() -> None:
+    with pytest.raises(UnknownModel, match=r"unknown video model 'veo-3.1-lite-x'.*veo-3.1-generate-preview"):
+        vm.capabilities("veo-3.1-lite-x", "vertex")
+    assert vm.price_per_second("local", "vertex") == 0.0
+
+
+@pytest.mark.parametrize(
+    ("model", "mode", "wanted", "res", "aspect", "refs", "expected"),
+    [
+        (V31, "vertex", 3.2, "720p", "16:9", 0, (4, "720p", "16:9", False)),
+        (V31, "gemini_api", 3.2, "1080p", "9:16", 0, (8, "1080p", "9:16", False)),  # 1080p: 8 s only
+        (V30, "gemini_api", 5.0, "1080p", "9:16", 0, (6, "720p", "9:16", False)),  # 1080p: 16:9 only
+        (V30, "gemini_api", 5.0, "1080p", "1:1", 0, (6, "1080p", "16:9", False)),  # square: from 16:9
+        (V2, "gemini_api", 6.5, "1080p", "16:9", 0, (8, "720p", "16:9", False)),  # 5, 6 or 8 there
+        (V2, "vertex", 6.5, "720p", "16:9", 0, (7, "720p", "16:9", False)),
+        (V2, "vertex", 2.0, "720p", "16:9", 0, (5, "720p", "16:9", False)),
+        (V31, "vertex", 2.0, "720p", "16:9", 2, (8, "720p", "16:9", True)),  # references: 8 s 16:9
+        (V31_FAST, "vertex", 2.0, "720p", "16:9", 2, (4, "720p", "16:9", False)),  # no references there
+        (V31, "vertex", 11.0, "720p", "16:9", 0, (8, "720p", "16:9", False)),  # longest; assembly holds
+    ],
+)
+def test_plan_request_fits_every_shot_to_the_table(
+    model: str, mode: vm.Mode, wanted: float, res: str, aspect: str, refs: int, expected: tuple[object, ...]
+) -> None:
+    plan = vm.plan_request(
+        model, mode, wanted_seconds=wanted, resolution=res, aspect_ratio=aspect, reference_images=refs
+    )
+    assert (plan.seconds, plan.resolution, plan.aspect_ratio, plan.reference_images) == expected
+    vm.check_request(
+        model,
+        mode,
+        vm.RequestShape(plan.seconds, plan.resolution, plan.aspect_ratio, 2 if plan.reference_images else 0),
+    )
+
+
+def test_jobs_that_cannot_work_are_refused_at_submission_naming_the_limit() -> None:
+    with pytest.raises(UnsupportedVideoRequest, match="only for 16:9 video"):
+        vm.check_job(V31, "vertex", aspect_ratio="9:16", reference_images=1)
+    with pytest.raises(UnsupportedVideoRequest, match="continuity=last_frame or reference images"):
+        vm.check_job(V31, "vertex", aspect_ratio="16:9", reference_images=1, continuity="last_frame")
+    with pytest.raises(
+        UnsupportedVideoRequest, match=r"models that do: veo-3.1-generate-preview, veo-3.1-generate-001"
+    ):
+        vm.check_job(V31_FAST, "gemini_api", aspect_ratio="16:9", reference_images=1)
+    with pytest.raises(UnknownModel):
+        vm.check_job("veo-9", "vertex", aspect_ratio="16:9")
+    vm.check_job(V31, "vertex", aspect_ratio="1:1", reference_images=3)
+    vm.check_job("local", "vertex", aspect_ratio="9:16", reference_images=3, continuity="last_frame")
+    vm.check_job(V31_FAST, "vertex", aspect_ratio="9:16", continuity="last_frame")
+
+
+def test_prices_differ_per_mode_and_audio() -> None:
+    assert vm.price_per_second(V30, "vertex") == 0.20  # sent generate_audio=False
+    assert vm.price_per_second(V30, "vertex", audio=True) == 0.40
+    assert vm.price_per_second(V30, "gemini_api") == 0.40  # audio always on there
+    assert vm.price_per_second(V2, "vertex", audio=True) == 0.50  # no audio to buy
+    for model, modes in vm.VIDEO_MODELS.items():
+        for mode, caps in modes.items():
+            assert caps.usd_per_s > 0, (model, mode)
+            assert caps.seed == (mode == "vertex")  # google-genai raises on seed in Gemini API mode
+            assert caps.audio_switch == (mode == "vertex" and caps.audio)
