@@ -47,7 +47,10 @@ def test_the_api_refuses_jobs_while_the_preflight_finds_a_blocking_problem(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     settings = _with(monkeypatch, KAPSULE_VIDEO_MODEL="veo-9-ultra")
-    with caplog.at_level("ERROR", logger="kapsule.api"), TestClient(create_app(settings)) as client:
+    with (
+        caplog.at_level("ERROR", logger="kapsule.api"),
+        TestClient(create_app(settings), base_url="http://127.0.0.1") as client,
+    ):
         assert client.get("/healthz").status_code == 200  # the service is up and says why it is not ready
         answer = client.post("/v1/jobs", json={"upload_id": "anything"})
         assert answer.status_code == 503, answer.text
@@ -61,7 +64,7 @@ def test_a_healthy_deployment_accepts_jobs_and_cors_alone_does_not_block(
     deployed: Settings,  # noqa: F811
 ) -> None:
     _set_cors(deployed, [])  # studio uploads would fail: logged, but API clients can still make jobs
-    with TestClient(create_app(deployed)) as client:
+    with TestClient(create_app(deployed), base_url="http://127.0.0.1") as client:
         preflight: Preflight = client.app.state.preflight  # type: ignore[attr-defined]
         assert [f.check for f in preflight.findings if not f.ok] == ["private bucket CORS"]
         answer = client.post("/v1/jobs", json={"upload_id": "u_nope"})
