@@ -9,46 +9,41 @@ failure is one line, ``error [code]: message``, and exit code 1.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from pydantic import ValidationError
-from rich.console import Console
-from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from cli import review
+from cli.common import (
+    EXIT_BAD_INPUT,
+    EXIT_FAILED,
+    LOCAL_OWNER,
+    OutOpt,
+    deliver,
+    err,
+    fail,
+    follow,
+    out,
+    service_for_settings,
+)
 from cli.options import job_values, with_job_options
 from jobs.run_job import local_command
 from kapsule_pipeline import __version__
 from kapsule_pipeline.context import Stores
 from kapsule_pipeline.errors import (
-    InvalidParameter,
-    InvalidTransition,
-    JobCrashed,
     KapsuleError,
 )
 from kapsule_pipeline.generation.references import read_reference_image
 from kapsule_pipeline.intake import LocalSong
-from kapsule_pipeline.jobs import STAGES, JobRecord, JobState, stage_fraction
-from kapsule_pipeline.launch import make_launcher
-from kapsule_pipeline.layout import JobLayout
-from kapsule_pipeline.params import parse_params, validation_message
-from kapsule_pipeline.service import GridChange, JobService, Submission
+from kapsule_pipeline.params import parse_params
+from kapsule_pipeline.service import JobService, Submission
 from kapsule_pipeline.settings import get_settings
-
-POLL_S = 0.25  # ~4 Hz: smooth bars, negligible load on the status store
-CRASH_GRACE_S = 2.0  # after the job process exits, how long to wait for its final record write
-
-EXIT_FAILED = 1
-EXIT_BAD_INPUT = 2
-EXIT_INTERRUPTED = 130
 
 app = typer.Typer(
     help="Kapsule: a song in, a music video cut to its beats out.",
@@ -59,105 +54,19 @@ app = typer.Typer(
 jobs_app = typer.Typer(help="List and inspect jobs.", no_args_is_help=True)
 app.add_typer(jobs_app, name="jobs")
 
-err = Console(stderr=True, highlight=False)
-out = Console(highlight=False)
-
-LOCAL_OWNER = "local"
-OutOpt = Annotated[Path | None, typer.Option("-o", "--out", help="Where to write the MP4.")]
-
-
-def _fail(exc: KapsuleError, code: int = EXIT_FAILED) -> typer.Exit:
-    """Print the one-line error and return the exit to raise."""
-    typer.echo(f"error [{exc.code}]: {exc.message}", err=True)
-    return typer.Exit(code)
-
-
-def _service() -> JobService:
-    settings = get_settings()
-    return JobService(Stores.open(settings), make_launcher(settings.launcher, settings, local_command()))
-
-
-# -------------------------------------------------------------------------------------------- make
-
-
-def _follow(service: JobService, job_id: str, execution: str) -> JobRecord:
-    """Show a progress bar per stage until the job finishes or pauses; Ctrl-C cancels it (exit 130)."""
-    try:
-        return _bars(service, job_id, execution)
-    except KeyboardInterrupt:
-        with contextlib.suppress(InvalidTransition):
-            service.cancel(LOCAL_OWNER, job_id, "cancelled from the command line")
-        with contextlib.suppress(KapsuleError):
-            service.launcher.cancel(execution)
-        typer.echo(f"error [cancelled]: job {job_id} cancelled", err=True)
-        raise typer.Exit(EXIT_INTERRUPTED) from None
-
-
-def _bars(service: JobService, job_id: str, execution: str) -> JobRecord:
-    columns = (
-        TextColumn("{task.description:<10}"),
-        BarColumn(),
-        TaskProgressColumn(),
-        TimeElapsedColumn(),
-        TextColumn("{task.fields[note]}"),
-    )
-    status, launcher = service.stores.status, service.launcher
-    exited_at: float | None = None
-    with Progress(*columns, console=err) as progress:
-        tasks = {stage: progress.add_task(stage, total=1.0, note="", start=False) for stage in STAGES}
-        while True:
-            record = status.get(job_id)
-            for stage in STAGES:
-                fraction = stage_fraction(stage, record.progress)
-                if fraction > 0 or record.stage == stage:
-                    progress.start_task(tasks[stage])
-                note = record.message if record.stage == stage and not record.finished else ""
-                progress.update(tasks[stage], completed=fraction, note=note[:60])
-            if record.finished or record.state == JobState.awaiting_approval:
-                return record
-            if launcher.poll(execution) is not None:
-                exited_at = exited_at or time.monotonic()
-                if time.monotonic() - exited_at > CRASH_GRACE_S:
-                    log = Path(service.settings.work_dir) / job_id / "job.log"
-                    crash = JobCrashed(
-                        f"the job process exited ({launcher.poll(execution)}) without finishing; see {log}"
-                    )
-                    return service.record_failure(job_id, crash, record.stage)
-            time.sleep(POLL_S)
-
-
-def _deliver(service: JobService, final: JobRecord, target: Path) -> None:
-    """Download a succeeded job's video to ``target``, show a paused one's review, or fail."""
-    if final.state == JobState.awaiting_approval:
-        _print_review(service, final)
-        return
-    if final.state != JobState.succeeded:
-        code, message = (
-            (final.error.code, final.error.message) if final.error else (final.state, final.message)
-        )
-        typer.echo(f"error [{code}]: {message}", err=True)
-        raise typer.Exit(EXIT_FAILED)
-    service.stores.delivery.download_to(JobLayout(final.id).video, target)
-    spent = ", ".join(
-        f"{stage} {'skipped' if t.skipped else format(t.wall_s, '.1f') + ' s'}"
-        for stage, t in final.timings.items()
-    )
-    err.print(f"done: {final.outputs.get('duration', '?')} s of video ({spent})")
-    typer.echo(str(target))
-
 
 def _make(song: Path, output: Path | None, values: dict[str, Any], references: list[Path]) -> None:
     """Submit a job for ``song`` with ``values`` (the job options), follow it, write its video."""
     try:
-        service = _service()
+        service = service_for_settings()
         params = parse_params({**values, "song": song.name})
         images = [read_reference_image(path) for path in references]
         record, _ = service.submit(Submission(params=params, song=LocalSong(song), references=images))
     except KapsuleError as exc:
-        raise _fail(exc, EXIT_BAD_INPUT) from None
+        raise fail(exc, EXIT_BAD_INPUT) from None
     err.print(f"job {record.id}: {song.name}, {params.aspect_ratio} {params.resolution}")
-    final = _follow(service, record.id, record.execution or "")
-    _deliver(service, final, output or Path("out") / f"{song.stem}.mp4")
+    final = follow(service, record.id, record.execution or "")
+    deliver(service, final, output or Path("out") / f"{song.stem}.mp4")
 
 
 @app.command()
@@ -198,109 +107,8 @@ def demo(
 # ------------------------------------------------------------------------------- review, re-roll
 
 
-def _print_review(service: JobService, record: JobRecord) -> None:
-    """The storyboard a paused job waits on: each shot's prompt, length and cost, then what to do."""
-    review = service.review(record.owner, record.id)
-    table = Table("#", "start", "length", "asks", "cost", "prompt", title=f"job {record.id}: storyboard")
-    for shot in review.shots:
-        table.add_row(
-            str(shot.index),
-            f"{shot.start:.2f} s",
-            f"{shot.seconds:.2f} s",
-            f"{shot.request_seconds} s",
-            f"${shot.cost_usd:.2f}",
-            shot.prompt,
-        )
-    out.print(table)
-    out.print(
-        f"{len(review.shots)} shots, {review.video_seconds:.0f} s of video with {review.video_model}: "
-        f"estimated ${review.total_usd:.2f}"
-        + (f" (budget ${review.budget_usd:.2f})" if review.budget_usd else "")
-    )
-    out.print(f'awaiting approval: kapsule approve {record.id} [--prompt N="new prompt"]')
-
-
-def _parse_edits(edits: list[str]) -> dict[int, str]:
-    prompts: dict[int, str] = {}
-    for edit in edits:
-        number, sep, text = edit.partition("=")
-        if not sep or not number.strip().isdigit():
-            raise InvalidParameter(
-                f'--prompt takes N="new prompt" (a shot number, =, the prompt), got {edit!r}'
-            )
-        prompts[int(number)] = text
-    return prompts
-
-
-def _resume(service: JobService, record: JobRecord, output: Path | None) -> None:
-    """Follow a job an approval or a re-roll just launched, then write its video."""
-    final = _follow(service, record.id, record.execution or "")
-    stem = Path(record.params.song or record.id).stem
-    _deliver(service, final, output or Path("out") / f"{stem}-{record.id[-6:]}.mp4")
-
-
-@app.command()
-def regrid(
-    job_id: Annotated[str, typer.Argument(help="The job awaiting approval.")],
-    tempo: Annotated[str, typer.Option("--tempo", help="keep, double or half the tempo.")] = "keep",
-    shift: Annotated[int, typer.Option("--shift", help="Move every bar line by N beats.")] = 0,
-    beats_per_bar: Annotated[int | None, typer.Option("--beats-per-bar", help="Bars of N beats.")] = None,
-    bpm: Annotated[float | None, typer.Option("--bpm", help="Analyse again at this tempo.")] = None,
-) -> None:
-    """Fix the beat grid of a job awaiting approval and re-plan its storyboard (nothing is paid)."""
-    try:
-        change = GridChange.model_validate(
-            {"tempo": tempo, "shift_beats": shift, "beats_per_bar": beats_per_bar, "bpm": bpm}
-        )
-    except ValidationError as exc:
-        raise _fail(InvalidParameter(validation_message(exc)), EXIT_BAD_INPUT) from None
-    try:
-        service = _service()
-        service.regrid(LOCAL_OWNER, job_id, change)
-        record = service.get(LOCAL_OWNER, job_id)
-    except KapsuleError as exc:
-        raise _fail(exc, EXIT_BAD_INPUT) from None
-    _print_review(service, record)
-
-
-@app.command()
-def approve(
-    job_id: Annotated[str, typer.Argument(help="The job awaiting approval.")],
-    edits: Annotated[
-        list[str] | None,
-        typer.Option("--prompt", help='Change a shot\'s prompt first: N="new prompt" (repeatable).'),
-    ] = None,
-    output: OutOpt = None,
-) -> None:
-    """Approve a reviewed storyboard (after optional prompt edits): generate the shots and the video."""
-    try:
-        service = _service()
-        record = service.approve(LOCAL_OWNER, job_id, _parse_edits(edits or []))
-    except KapsuleError as exc:
-        raise _fail(exc, EXIT_BAD_INPUT) from None
-    err.print(f"job {record.id}: approved, generating")
-    _resume(service, record, output)
-
-
-@app.command()
-def reroll(
-    job_id: Annotated[str, typer.Argument(help="A finished job.")],
-    shot: Annotated[int, typer.Argument(help="The shot number to make again.")],
-    prompt: Annotated[str | None, typer.Option("--prompt", help="A new prompt (default: keep it).")] = None,
-    seed: Annotated[int | None, typer.Option("--seed", help="A new seed (default: a random one).")] = None,
-    output: OutOpt = None,
-) -> None:
-    """Make one shot of a finished job again, as a new job that pays only for that shot."""
-    try:
-        service = _service()
-        record = service.reroll(LOCAL_OWNER, job_id, shot, prompt=prompt, seed=seed)
-    except KapsuleError as exc:
-        raise _fail(exc, EXIT_BAD_INPUT) from None
-    err.print(f"job {record.id}: re-roll of shot {shot} of {job_id}")
-    _resume(service, record, output)
-
-
-# ----------------------------------------------------------------------------------------- analyze
+for command in (review.regrid, review.approve, review.reroll):
+    app.command()(command)
 
 
 @app.command()
@@ -321,7 +129,7 @@ def analyze(
         info = LocalSong(song).inspect(get_settings())
         analysis = analyze_song(song, hints)
     except KapsuleError as exc:
-        raise _fail(exc, EXIT_BAD_INPUT) from None
+        raise fail(exc, EXIT_BAD_INPUT) from None
     if as_json:
         typer.echo(analysis.model_dump_json(indent=2))
         return
@@ -354,7 +162,7 @@ def jobs_list(
     try:
         records, _ = JobService(Stores.open(get_settings())).list_jobs(LOCAL_OWNER, limit=limit)
     except KapsuleError as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
     if as_json:
         typer.echo(json.dumps([r.model_dump(mode="json") for r in records], indent=2))
         return
@@ -380,7 +188,7 @@ def jobs_show(
     try:
         record = JobService(Stores.open(get_settings())).get(LOCAL_OWNER, job_id)
     except KapsuleError as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
     if as_json:
         typer.echo(json.dumps(record.model_dump(mode="json"), indent=2))
         return
@@ -406,9 +214,9 @@ def reconcile(
     """Mark failed the running jobs whose heartbeat is stale and whose execution ended or vanished."""
     try:
         owners = owner if owner is not None else ([] if job_ids else [LOCAL_OWNER])
-        checked = _service().reconcile(owners, stale_after, job_ids or ())
+        checked = service_for_settings().reconcile(owners, stale_after, job_ids or ())
     except KapsuleError as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
     for r in checked:
         note = f"[{r.error.code}] {r.error.message}" if r.error else r.message
         out.print(f"{r.id} {r.state.value} {note}")
@@ -438,7 +246,7 @@ def serve(
     try:
         open_mode = check_bind(get_settings(), host)  # the same check as the container's (api.serve)
     except KapsuleError as exc:
-        raise _fail(exc, EXIT_BAD_INPUT) from None
+        raise fail(exc, EXIT_BAD_INPUT) from None
     if open_mode:
         err.print(f"no API keys configured: open mode, for this machine only (http://{host}:{port}/)")
     uvicorn.run("api.main:app", host=host, port=port)

@@ -37,10 +37,8 @@ from __future__ import annotations
 import logging
 import os
 import re
-import statistics
 import threading
 import time
-from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -55,6 +53,8 @@ from kapsule_pipeline.errors import (
 )
 from kapsule_pipeline.genai_client import make_genai_client, with_retries
 from kapsule_pipeline.generation.references import ImageRef, load_reference_image
+from kapsule_pipeline.generation.refusals import is_prompt_block, soften_prompt
+from kapsule_pipeline.generation.veo_pacing import PollSchedule, RateLimiter
 from kapsule_pipeline.models import Analysis, Shot, ShotRequest, ShotResult, Storyboard
 from kapsule_pipeline.pricing import price_per_second
 
@@ -66,112 +66,12 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 FALLBACK_GENERATOR = "local-fallback"
-# A prompt blocked before generation: the operation ends with this error code (google.rpc INVALID_ARGUMENT)
-# and a message naming Google's usage/Responsible AI rules (see docs/cloud-settings.md).
-PROMPT_BLOCK_CODE = 3
-_PROMPT_BLOCK = re.compile(
-    r"responsible ai|usage guidelines|sensitive words|violat\w* .*polic", re.IGNORECASE
-)
-SOFTEN_SUFFIX = "Tasteful, family-friendly, non-violent, no real people, no brands."
-_HARSH = re.compile(
-    r"\b(blood\w*|gore|gory|violen\w*|weapon\w*|guns?|kill\w*|dead|death|naked|nude|explod\w*|explosion\w*|"
-    r"fight\w*|crash\w*|burning|fire)\b",
-    re.IGNORECASE,
-)
-
 Rephraser = Callable[[str, list[str]], str]
-
-
-def soften_prompt(prompt: str, reasons: list[str]) -> str:
-    """The deterministic re-phrasing used without Gemini: drop harsh words, ask for a safe rendition."""
-    del reasons
-    softened = _HARSH.sub("", prompt)
-    softened = re.sub(r"\s{2,}", " ", softened).strip()
-    return f"{softened} {SOFTEN_SUFFIX}".strip()
 
 
 def allowed_seconds(model: str, mode: video_models.Mode = "vertex") -> tuple[int, ...]:
     """Clip lengths the model accepts in ``mode`` (from the capability table)."""
     return video_models.capabilities(model, mode).seconds
-
-
-def is_prompt_block(error: dict[str, Any]) -> bool:
-    """True when an operation's ``error`` is Veo refusing the prompt itself (a safety block)."""
-    return error.get("code") == PROMPT_BLOCK_CODE and bool(
-        _PROMPT_BLOCK.search(str(error.get("message", "")))
-    )
-
-
-class RateLimiter:
-    """At most ``per_minute`` calls in any 60 s window, across threads (a quota is per project).
-
-    A sliding window rather than even spacing: eight shots under a 10/min quota start together
-    instead of 6 s apart, and only a call that would break the quota waits. Any fixed minute is
-    also a window, so this never exceeds a per-minute quota however Google counts it.
-    ``clock``/``sleep`` are injectable so tests check the schedule without waiting.
-    """
-
-    def __init__(
-        self,
-        per_minute: float,
-        *,
-        clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
-        self.capacity = max(1, int(per_minute))
-        self.window = 60.0 * self.capacity / per_minute  # < 1/min: one call per 60/per_minute s
-        self._starts: deque[float] = deque(maxlen=self.capacity)
-        self._clock, self._sleep = clock, sleep
-        self._lock = threading.Lock()
-
-    def wait(self) -> float:
-        """Block until a call may go out; return how long it waited."""
-        with self._lock:
-            now = self._clock()
-            start = now
-            if len(self._starts) == self.capacity:  # the oldest of the last `capacity` calls must age out
-                start = max(now, self._starts[0] + self.window)
-            self._starts.append(start)
-        if start > now:
-            self._sleep(start - now)
-        return start - now
-
-
-class PollSchedule:
-    """When to poll an operation next, learned from how long this generator's operations took.
-
-    Operations of one model take about the same time. Until one has finished, polls back off from
-    ``first`` (x1.5) to ``longest``. Then an operation sleeps until just before the typical
-    duration (the median of recent ones), polls every ``first`` seconds up to 1.5x of it, and
-    backs off again after that: fewer requests, and a ready video is noticed within ``first``.
-    """
-
-    LEAD = 0.95  # wake this fraction of the typical duration in, in case this one is quicker
-
-    def __init__(self, first: float, longest: float) -> None:
-        self.first, self.longest = first, max(first, longest)
-        self._seen: deque[float] = deque(maxlen=16)
-        self._lock = threading.Lock()
-
-    def observe(self, seconds: float) -> None:
-        with self._lock:
-            self._seen.append(seconds)
-
-    @property
-    def expected(self) -> float | None:
-        with self._lock:
-            return statistics.median(self._seen) if self._seen else None
-
-    def delay(self, elapsed: float, previous: float | None) -> float:
-        """Seconds to sleep before the next poll, ``elapsed`` s after the operation started."""
-        expected = self.expected
-        if expected is not None:
-            wake = expected * self.LEAD
-            if elapsed + self.first < wake:
-                return wake - elapsed
-            if elapsed < expected * 1.5:
-                return self.first
-        return self.first if previous is None else min(self.longest, previous * 1.5)
 
 
 class _RefusedError(Exception):
