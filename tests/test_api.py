@@ -8,6 +8,7 @@ every bad-input test assert "nothing was launched".
 
 from __future__ import annotations
 
+import itertools
 import json
 import subprocess
 import threading
@@ -546,3 +547,41 @@ def test_cors_allows_only_the_configured_origins(
         assert ok.headers["access-control-allow-origin"] == "https://studio.example.com"
         other = c.get("/v1/jobs", headers={"Origin": "https://evil.example.com"})
         assert "access-control-allow-origin" not in other.headers
+
+
+def test_a_quiet_job_is_read_less_and_less_often_by_its_event_stream(
+    env: Settings, launcher: RecordingLauncher, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 13: one viewer of a job waiting minutes on Veo must not read the store twice a second."""
+    from api.deps import get_status
+
+    monkeypatch.setenv("KAPSULE_EVENT_STREAM_MAX_S", "8")
+    get_settings.cache_clear()
+    store = open_status_store(env.status_url)
+    job = store.create(JobRecord())
+    store.update(job.id, {"state": "running", "stage": "generate", "progress": 0.3})
+    reads: list[float] = []
+
+    class CountingStore:  # the real store; only counts the reads the stream makes
+        url = store.url
+
+        def get(self, job_id: str) -> JobRecord:
+            reads.append(time.monotonic())
+            return store.get(job_id)
+
+        def __getattr__(self, name: str) -> object:
+            return getattr(store, name)
+
+    app = create_app(get_settings())
+    app.dependency_overrides[get_launcher] = lambda: launcher
+    app.dependency_overrides[get_status] = lambda: CountingStore()
+    with (
+        TestClient(app, base_url="http://127.0.0.1") as client,
+        client.stream("GET", f"/v1/jobs/{job.id}/events") as stream,
+    ):
+        text = "".join(stream.iter_text())
+    assert "event: reconnect" in text  # the stream's lifetime ended; the page reconnects
+    span = reads[-1] - reads[0]
+    assert span > 5.0 and len(reads) <= 10, (len(reads), span)  # a fixed 0.5 s poll would be ~16
+    gaps = [b - a for a, b in itertools.pairwise(reads)]
+    assert gaps[-1] > 2 * gaps[1]  # the waits grow while nothing changes

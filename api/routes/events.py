@@ -27,7 +27,8 @@ from kapsule_pipeline.status import StatusStore
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 
-EVENTS_POLL_S = 0.5
+EVENTS_POLL_S = 0.5  # the first wait between reads, and the wait again after every change
+EVENTS_MAX_POLL_S = 5.0  # a job that says nothing is read less and less often, up to this
 EVENTS_KEEPALIVE_S = 15.0
 RETRY_MS = 2000
 
@@ -72,12 +73,16 @@ async def _events(
     yield f"retry: {RETRY_MS}\n\n"
     last = last_event_id
     idle = 0.0
+    wait = EVENTS_POLL_S
     while True:
         record = await run_in_threadpool(status.get, job_id)
         if record.updated_at.isoformat() != last:
             last = record.updated_at.isoformat()
             idle = 0.0
+            wait = EVENTS_POLL_S  # a job that moves is followed closely
             yield _event(record)
+        else:  # back off: a quiet job (a long Veo shot) costs a few reads a minute per viewer, not 120
+            wait = min(EVENTS_MAX_POLL_S, wait * 1.5)
         if _settled(record):
             yield "event: end\ndata: {}\n\n"
             return
@@ -87,8 +92,8 @@ async def _events(
         if idle >= EVENTS_KEEPALIVE_S:
             idle = 0.0
             yield ": keep-alive\n\n"
-        await asyncio.sleep(EVENTS_POLL_S)
-        idle += EVENTS_POLL_S
+        await asyncio.sleep(wait)
+        idle += wait
 
 
 @router.get("/{job_id}/events")
