@@ -175,9 +175,13 @@ class JobService:
         except KapsuleError as exc:
             self.record_failure(record.id, exc, None)
             raise
-        with contextlib.suppress(InvalidTransition):  # it may have finished already
+        try:
             return self.stores.status.update(record.id, {"execution": execution})
-        return self.stores.status.get(record.id)
+        except InvalidTransition:  # it finished meanwhile; if a cancel won, nothing may run for it
+            current = self.stores.status.get(record.id)
+            if current.state == JobState.cancelled:
+                self.launcher.cancel(execution)
+            return current
 
     # ------------------------------------------------------------------------------ control
 
@@ -189,7 +193,9 @@ class JobService:
         """
         before = self.get(owner, job_id)
         record = self.stores.status.update(job_id, {"state": JobState.cancelled.value, "message": message})
-        if record.execution and before.state != JobState.awaiting_approval and self._launcher is not None:
+        # The execution a paused job had has ended; one an approval started meanwhile has not.
+        stale = before.state == JobState.awaiting_approval and record.execution == before.execution
+        if record.execution and not stale and self._launcher is not None:
             threading.Thread(target=self._launcher.cancel, args=(record.execution,), daemon=True).start()
         return record
 
@@ -244,14 +250,12 @@ class JobService:
     def approve(self, owner: str, job_id: str, prompts: dict[int, str] | None = None) -> JobRecord:
         """Approve the storyboard (with optional last edits) and launch the execution that resumes it.
 
-        If a cancel lands between the approval and the launch, the new execution is cancelled too:
-        the job record is the truth, and a cancelled job must have nothing running.
+        If a cancel lands between the approval and the launch, the new execution is cancelled too
+        (``_launch`` cannot record it on a cancelled job and stops it; a cancel that sees it recorded
+        stops it itself): the job record is the truth, and a cancelled job has nothing running.
         """
         record = reviews.approve(self.context(owner, job_id), prompts)
-        launched = self._launch(record)
-        if launched.state == JobState.cancelled and launched.execution:
-            self.launcher.cancel(launched.execution)
-        return launched
+        return self._launch(record)
 
     def reroll(
         self, owner: str, job_id: str, shot: int, *, prompt: str | None = None, seed: int | None = None

@@ -7,7 +7,9 @@ request's song. The service now creates the record first and writes files only o
 
 from __future__ import annotations
 
+import contextlib
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -15,7 +17,7 @@ import pytest
 from kapsule_pipeline.context import Stores
 from kapsule_pipeline.errors import IdempotencyConflict, KapsuleError, UnknownModel
 from kapsule_pipeline.intake import LocalSong
-from kapsule_pipeline.jobs import new_job_id
+from kapsule_pipeline.jobs import JobState, new_job_id
 from kapsule_pipeline.layout import JobLayout
 from kapsule_pipeline.params import JobParams
 from kapsule_pipeline.service import JobService, Submission, request_hash
@@ -77,3 +79,46 @@ def test_an_unknown_model_is_refused_before_anything_exists(kapsule_env: Setting
         service.submit(Submission(JobParams(video_model="sora-9"), LocalSong(_wav(tmp_path / "s.wav", 6.0))))
     assert service.list_jobs("local") == ([], None)
     assert service.stores.storage.list("jobs/") == []
+
+
+def test_an_approval_racing_a_cancel_never_leaves_an_execution_running(kapsule_env: Settings) -> None:
+    """Issue 14: approve racing cancel launched an execution nobody cancelled in 10 of 40 trials."""
+    from tests.test_review import _paused_job_with_board
+
+    stores = Stores.open(kapsule_env)
+    leaks = 0
+    for _ in range(40):
+        launcher = RecordingLauncher()
+        service = JobService(stores, launcher)
+        job_id = _paused_job_with_board(stores, 2)
+        barrier = threading.Barrier(2)
+
+        def approve(
+            service: JobService = service, job_id: str = job_id, barrier: threading.Barrier = barrier
+        ) -> None:
+            barrier.wait()
+            with contextlib.suppress(KapsuleError):
+                service.approve("local", job_id)
+
+        def cancel(
+            service: JobService = service, job_id: str = job_id, barrier: threading.Barrier = barrier
+        ) -> None:
+            barrier.wait()
+            with contextlib.suppress(KapsuleError):
+                service.cancel("local", job_id)
+
+        threads = [threading.Thread(target=approve), threading.Thread(target=cancel)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=30)
+        final = stores.status.get(job_id)
+        deadline = time.monotonic() + 5
+        while set(launcher.launched) - {e.removeprefix("test-") for e in launcher.cancelled}:
+            if final.state != JobState.cancelled or time.monotonic() > deadline:
+                break
+            time.sleep(0.02)  # the service stops executions from a background thread
+        running = set(launcher.launched) - {e.removeprefix("test-") for e in launcher.cancelled}
+        if final.state == JobState.cancelled and running:
+            leaks += 1
+    assert leaks == 0
