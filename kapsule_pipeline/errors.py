@@ -338,6 +338,19 @@ class LaunchError(KapsuleError):
     retryable = True
 
 
+class ModelNotAllowed(KapsuleError):
+    """A model this owner may not use on this deployment (``KAPSULE_ALLOWED_MODELS``)."""
+
+    code = "model_not_allowed"
+    http_status = 403
+
+
+class DailyCapReached(BudgetExceeded):
+    """The owner's jobs of today may already spend the daily cap (``KAPSULE_OWNER_DAILY_CAP_USD``)."""
+
+    code = "daily_cap_reached"
+
+
 class DeploymentNotReady(ConfigError):
     """The API's preflight (``doctor``) found a problem that would make every job fail: none is accepted."""
 

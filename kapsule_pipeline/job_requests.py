@@ -6,6 +6,7 @@ build these objects from their options and request bodies.
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -14,9 +15,10 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from kapsule_pipeline import video_models
-from kapsule_pipeline.errors import KapsuleError, UnknownModel
+from kapsule_pipeline.errors import BudgetExceeded, KapsuleError, ModelNotAllowed, UnknownModel
 from kapsule_pipeline.generation.references import ReferenceImage
 from kapsule_pipeline.intake import SongSource
+from kapsule_pipeline.jobs import JobRecord
 from kapsule_pipeline.params import JobParams
 from kapsule_pipeline.pricing import price_per_second
 from kapsule_pipeline.settings import Settings
@@ -102,3 +104,43 @@ class Submission:
     request_hash: str | None = None  # of the whole request, to tell a replay from a different job
     upload_id: str | None = None
     trace_header: str | None = None
+
+
+LOCAL_OWNER = "local"  # the machine's own user (CLI, open loopback API): the operator
+
+
+def check_allowed(owner: str, params: JobParams, settings: Settings) -> None:
+    """Refuse a model this owner may not use (``KAPSULE_ALLOWED_MODELS``; default: only ``local``)."""
+    if owner == LOCAL_OWNER:
+        return
+    allowed = settings.allowed_models.get(owner, settings.allowed_models.get("*", ["local"]))
+    for kind, model in (("video", params.video_model), ("prompt", params.prompt_model)):
+        if not any(fnmatch.fnmatchcase(model, pattern) for pattern in allowed):
+            raise ModelNotAllowed(
+                f"the {kind} model {model!r} is not allowed for your key on this server "
+                f"(allowed: {', '.join(allowed) or 'none'}); ask its operator"
+            )
+
+
+def with_budget(params: JobParams, settings: Settings, song_seconds: float) -> JobParams:
+    """``params`` with the default budget when a paid job sets none, after checking that the budget
+    covers at least the song's length of video (no storyboard can cost less): refused now, not later."""
+    if params.video_model == "local":
+        return params
+    price = price_per_second(params.video_model, settings)
+    budget = params.budget_usd or settings.default_job_budget_usd
+    floor = round(song_seconds * price, 2)
+    if budget and floor > budget + 1e-9:
+        raise BudgetExceeded(
+            f"a {song_seconds:.0f} s song needs at least {song_seconds:.0f} s of video with "
+            f"{params.video_model} (${floor:.2f}), over the budget of ${budget:.2f}: raise the budget "
+            "or choose a cheaper model"
+        )
+    return params.model_copy(update={"budget_usd": budget})
+
+
+def reserved_today(records: Sequence[JobRecord]) -> float:
+    """What an owner's jobs of today may spend: a finished job what it spent, a live one its budget."""
+    return sum(
+        r.cost.actual_usd if r.finished else max(r.cost.actual_usd, r.params.budget_usd) for r in records
+    )

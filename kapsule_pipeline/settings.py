@@ -119,6 +119,19 @@ class Settings(BaseSettings):
         3600.0, gt=0, description="Task timeout passed with every execution (one attempt's limit)."
     )
 
+    # Spending: who may use which model, and how much a job and an owner's day may cost. The machine's
+    # own user (owner "local": the CLI, and the API in open loopback mode) is the operator and exempt
+    # from the allow-list; every job with a paid model gets a budget, and keyed owners a daily cap.
+    allowed_models: dict[str, list[str]] = Field(
+        default_factory=lambda: {"*": ["local"]},
+        description="Owner -> model id globs they may use (JSON); '*' is everyone without an entry.",
+    )
+    default_job_budget_usd: float = Field(
+        5.0, ge=0, description="The budget of a paid job that sets none (0: no default cap)."
+    )
+    owner_daily_cap_usd: float = Field(
+        20.0, ge=0, description="Most one API owner's jobs of one UTC day may spend (0: no cap)."
+    )
     job_max_retries: int = Field(
         2,
         ge=0,

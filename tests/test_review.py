@@ -31,6 +31,7 @@ from kapsule_pipeline.jobs import JobRecord, JobState
 from kapsule_pipeline.launch.local import LocalLauncher, job_log_path
 from kapsule_pipeline.layout import NOTEBOOK_NAMES, JobLayout
 from kapsule_pipeline.models import Shot, ShotManifest, Storyboard
+from kapsule_pipeline.pricing import price_per_second
 from kapsule_pipeline.review import edit_shots, load_board, needs_review, new_seed
 from kapsule_pipeline.service import JobService
 from kapsule_pipeline.settings import Settings, get_settings
@@ -174,7 +175,7 @@ def test_review_edit_approve_then_reroll_bills_only_what_changed(
     assert len(shots) >= 2 and review["video_model"] == VIDEO_MODEL
     assert all(s["prompt"] and s["seconds"] > 0 and s["request_seconds"] in (4, 6, 8) for s in shots)
     price = review["total_usd"] / sum(s["request_seconds"] for s in shots)
-    assert price == pytest.approx(0.15, rel=0.01)  # veo-3.0-fast's list price per second
+    assert price == pytest.approx(price_per_second(VIDEO_MODEL, veo_env), rel=0.01)  # the table's price
     assert review["total_usd"] == pytest.approx(sum(s["cost_usd"] for s in shots))
     assert paused.cost.estimated_usd == pytest.approx(review["total_usd"])
     assert sum(s["seconds"] for s in shots) == pytest.approx(song_seconds, abs=0.05)

@@ -122,3 +122,33 @@ def test_an_approval_racing_a_cancel_never_leaves_an_execution_running(kapsule_e
         if final.state == JobState.cancelled and running:
             leaks += 1
     assert leaks == 0
+
+
+def test_api_owners_get_the_allow_list_a_default_budget_and_a_daily_cap(
+    kapsule_env: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 14: any key could spend without limit. Now a keyed owner may use only the models the
+    operator allows (default: local), a paid job without a budget gets the default one, and an owner's
+    jobs of one day may not reserve more than the daily cap. The machine's own user is exempt."""
+    from kapsule_pipeline.errors import DailyCapReached, ModelNotAllowed
+    from kapsule_pipeline.settings import get_settings
+
+    monkeypatch.setenv("GEMINI_API_KEY", "not-a-real-key")  # a deployment that could call Veo
+    monkeypatch.setenv("KAPSULE_ALLOWED_MODELS", '{"ana": ["local", "veo-3.0-fast-*"], "*": ["local"]}')
+    monkeypatch.setenv("KAPSULE_DEFAULT_JOB_BUDGET_USD", "5")
+    monkeypatch.setenv("KAPSULE_OWNER_DAILY_CAP_USD", "8")
+    get_settings.cache_clear()
+    service = JobService(Stores.open(get_settings()), RecordingLauncher())
+    song = LocalSong(_wav(tmp_path / "s.wav", 6.0))
+    veo = JobParams(video_model="veo-3.0-fast-generate-001")
+
+    with pytest.raises(ModelNotAllowed):
+        service.submit(Submission(veo, song, owner="bob"))
+    record, _ = service.submit(Submission(veo, song, owner="ana"))
+    assert record.params.budget_usd == 5.0  # the default budget, since the job set none
+    with pytest.raises(DailyCapReached):  # 5 reserved today + 5 > 8
+        service.submit(Submission(veo, song, owner="ana"))
+    cheap, _ = service.submit(Submission(veo.model_copy(update={"budget_usd": 3.0}), song, owner="ana"))
+    assert cheap.params.budget_usd == 3.0  # 5 + 3 fits the cap of 8
+    mine, _ = service.submit(Submission(veo, song))  # the operator: no allow-list, no daily cap
+    assert mine.owner == "local" and service.list_jobs("bob") == ([], None)

@@ -165,24 +165,19 @@ def test_make_with_veo_and_gemini_fills_a_refused_shot_and_a_rerun_pays_nothing(
     assert redone.duration is not None and abs(redone.duration - song_seconds) <= 0.05
 
 
-def test_a_budget_too_small_fails_the_job_before_any_video_request(
+def test_a_budget_too_small_for_the_song_is_refused_before_the_job_exists(
     veo_env: Settings, fake_google: FakeGoogle, short_song: tuple[Path, float], tmp_path: Path
 ) -> None:
+    """No storyboard can cost less than the song's length of video: a budget below that is refused at
+    submission (issue 14: every estimate is checked before a job is accepted). A budget that the
+    planned shots exceed fails the generate stage before any request (test_veo's budget tests)."""
     song, _ = short_song
 
-    code, output = _make(song, tmp_path / "video.mp4", budget=0.5)
+    code, output = _make(song, tmp_path / "video.mp4", budget=0.05)
 
-    job = _only_job(veo_env)
-    assert code == 1, output + _job_log(veo_env, job.id)
-    assert output.strip().splitlines()[-1].startswith("error [budget_exceeded]: ")
-    assert job.state == JobState.failed and job.error is not None
-    assert (job.error.code, job.error.stage) == ("budget_exceeded", "generate")
-    assert "over the budget of $0.50" in job.error.message
+    assert code == 2, output
+    (line,) = [line for line in output.splitlines() if line.strip()]
+    assert line.startswith("error [budget_exceeded]: ") and "over the budget of $0.05" in line
+    assert open_status_store(veo_env.status_url).list("local") == ([], None)
     assert fake_google.requests("predict") == []
-    assert job.cost.estimated_usd > 0.5 and job.cost.actual_usd == 0.0
-    shots = [
-        k
-        for k in open_storage(veo_env.storage_url).list(JobLayout(job.id).shots_prefix)
-        if k.endswith(".mp4")
-    ]
-    assert shots == [] and not (tmp_path / "video.mp4").exists()
+    assert not (tmp_path / "video.mp4").exists()
