@@ -24,7 +24,7 @@ from api.middleware import Guard, install_access_log_filter
 from api.preflight import Preflight
 from api.routes import events, health, jobs, notebooks, session, uploads
 from kapsule_pipeline import __version__
-from kapsule_pipeline.access import is_open
+from kapsule_pipeline.access import check_upload_secret, is_open
 from kapsule_pipeline.errors import EndpointNotFound
 from kapsule_pipeline.settings import Settings, get_settings
 
@@ -66,6 +66,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             expose_headers=["Idempotent-Replayed"],
         )
     open_mode = is_open(settings)  # a set-but-empty KAPSULE_API_KEYS stops here (ConfigError)
+    check_upload_secret(settings)  # keyed or cloud: one secret for every replica, or no start
     if open_mode:
         log.warning("no KAPSULE_API_KEYS: open mode, answering loopback Host names only")
     app.add_middleware(Guard, open_mode=open_mode, max_body=settings.max_request_bytes)

@@ -78,9 +78,36 @@ def host_header_name(value: str) -> str:
 def check_bind(settings: Settings, host: str) -> bool:
     """Refuse to serve open on a non-loopback address; returns whether the server is open."""
     open_mode = is_open(settings)
+    check_upload_secret(settings)
     if open_mode and not is_loopback_host(host):
         raise OpenServerRefused(
             f"refusing to serve on {host} with no API keys: anyone on the network could use it. "
             "Set KAPSULE_API_KEYS=owner=key (or serve on 127.0.0.1)"
         )
     return open_mode
+
+
+MIN_SECRET_CHARS = 16
+
+
+def needs_upload_secret(settings: Settings) -> bool:
+    """Keyed, or in the cloud: signed URLs, sessions and Idempotency-Keys must outlive one process."""
+    cloud = settings.storage_url.startswith("gs://") or settings.launcher.startswith("cloudrun://")
+    return cloud or not is_open(settings)
+
+
+def check_upload_secret(settings: Settings) -> None:
+    """Refuse to serve keyed or cloud mode without ``KAPSULE_UPLOAD_SECRET``.
+
+    Without it each process invents its own key: an upload URL, a session or an Idempotency-Key
+    retry that reaches another replica (or comes after a restart) is refused or makes a second job.
+    """
+    if not needs_upload_secret(settings):
+        return
+    secret = settings.upload_secret.get_secret_value() if settings.upload_secret else ""
+    if len(secret) < MIN_SECRET_CHARS:
+        raise ConfigError(
+            "KAPSULE_UPLOAD_SECRET must be set (at least 16 characters; `openssl rand -hex 32`) when API "
+            "keys are configured or the storage or launcher is Google Cloud: upload URLs, sessions and "
+            "Idempotency-Keys must mean the same thing on every replica and after a restart"
+        )

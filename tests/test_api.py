@@ -585,3 +585,25 @@ def test_a_quiet_job_is_read_less_and_less_often_by_its_event_stream(
     assert span > 5.0 and len(reads) <= 10, (len(reads), span)  # a fixed 0.5 s poll would be ~16
     gaps = [b - a for a, b in itertools.pairwise(reads)]
     assert gaps[-1] > 2 * gaps[1]  # the waits grow while nothing changes
+
+
+def test_keyed_or_cloud_servers_refuse_to_start_without_an_upload_secret(
+    kapsule_env: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 13/14: without one shared secret each replica signs with its own key, so a retried
+    Idempotency-Key on another instance made a second job (and a second Veo bill)."""
+    from kapsule_pipeline.errors import ConfigError
+
+    monkeypatch.delenv("KAPSULE_UPLOAD_SECRET", raising=False)
+    monkeypatch.setenv("KAPSULE_API_KEYS", "ana=key-of-ana")
+    get_settings.cache_clear()
+    with pytest.raises(ConfigError, match="KAPSULE_UPLOAD_SECRET"):
+        create_app(get_settings())
+    monkeypatch.delenv("KAPSULE_API_KEYS")
+    monkeypatch.setenv("KAPSULE_LAUNCHER", "cloudrun://projects/p/locations/l/jobs/j")
+    get_settings.cache_clear()
+    with pytest.raises(ConfigError, match="KAPSULE_UPLOAD_SECRET"):
+        create_app(get_settings())
+    monkeypatch.setenv("KAPSULE_UPLOAD_SECRET", "x" * 32)
+    get_settings.cache_clear()
+    create_app(get_settings())  # configured: it starts

@@ -35,6 +35,7 @@ def gcs_client(
 ) -> Iterator[tuple[TestClient, RecordingLauncher, Settings]]:
     monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(sa_key.file))
     monkeypatch.setenv("KAPSULE_STORAGE_URL", f"gs://{gcs_emulator.new_bucket()}")
+    monkeypatch.setenv("KAPSULE_UPLOAD_SECRET", "a-test-secret-for-gcs-uploads")
     monkeypatch.delenv("KAPSULE_API_KEYS", raising=False)
     get_settings.cache_clear()
     launcher = RecordingLauncher()
