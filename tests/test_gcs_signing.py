@@ -123,8 +123,15 @@ def test_signed_put_binds_type_size_and_expiry(
     )
     params = dict(parse_qsl(urlsplit(signed.url).query))
     assert signed.method == "PUT"
-    assert signed.headers == {"Content-Type": "audio/mpeg", "x-goog-content-length-range": "0,300000000"}
-    assert params["X-Goog-SignedHeaders"] == "content-type;host;x-goog-content-length-range"
+    assert signed.headers == {
+        "Content-Type": "audio/mpeg",
+        "x-goog-content-length-range": "0,300000000",
+        "x-goog-if-generation-match": "0",  # the URL works once: a second PUT fails its precondition
+    }
+    assert (
+        params["X-Goog-SignedHeaders"]
+        == "content-type;host;x-goog-content-length-range;x-goog-if-generation-match"
+    )
     assert params["X-Goog-Expires"] == "600"
     assert params["X-Goog-Credential"].startswith(SERVICE_ACCOUNT + "/")
     assert before + dt.timedelta(minutes=10) <= signed.expires_at <= before + dt.timedelta(minutes=11)

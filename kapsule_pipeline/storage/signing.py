@@ -133,7 +133,7 @@ def signed_put_url(
         method="PUT",
         expiration=expires,
         content_type=content_type,
-        headers=signed_headers,
+        headers=dict(signed_headers),  # the library adds "Host" to the dict it is given
         **signer.signing_kwargs(),
     )
     return SignedUrl(
