@@ -315,7 +315,7 @@ python3 - "$origins" >"$cors" <<'PY'
 import json, sys
 origins = [o.strip().rstrip("/") for o in sys.argv[1].split(",") if o.strip()]
 print(json.dumps([{"origin": origins, "method": ["PUT", "GET", "HEAD"],
-                   "responseHeader": ["Content-Type", "x-goog-content-length-range"], "maxAgeSeconds": 3600}]))
+                   "responseHeader": ["Content-Type", "x-goog-content-length-range", "x-goog-if-generation-match"], "maxAgeSeconds": 3600}]))
 PY
 echo "# cors: $(cat "$cors")"
 gcloud_ storage buckets update "gs://$PRIVATE_BUCKET" --cors-file="$cors"

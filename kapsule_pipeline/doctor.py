@@ -27,7 +27,7 @@ from kapsule_pipeline.status import StatusStore, open_status_store
 from kapsule_pipeline.storage import Storage, open_storage
 
 # Headers the studio's upload PUT carries (signed into the V4 URL): the bucket's CORS must expose them.
-UPLOAD_HEADERS = ("content-type", "x-goog-content-length-range")
+UPLOAD_HEADERS = ("content-type", "x-goog-content-length-range", "x-goog-if-generation-match")
 
 
 @dataclass(frozen=True)
