@@ -1,0 +1,82 @@
+"""Lyrics: read them in any common form, time them to the song, and hand timed lines to captions.
+
+Entry points for the stages, the CLI and the API:
+- ``load_lyrics(data, song_seconds=..., song=..., aligner=...)``: bytes of an LRC/SRT/VTT file or
+  plain text in, timed lines out (timed files used as they are; plain text aligned to ``song``).
+- ``align_lyrics(verses, song, ...)``: the aligner alone (offline, or Gemini checked against the
+  song's vocal activity).
+- ``lines_to_json`` / ``lines_from_json``: the ``[{start, end, text, words}]`` file format.
+- ``write_captions`` (``lyrics.captions``): ASS, SRT and VTT files for the assembly and delivery.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+from kapsule_pipeline.lyrics.models import TimedLine, TimedWord, lines_during, lines_from_json, lines_to_json
+from kapsule_pipeline.lyrics.parsers import ParsedLyrics, parse
+from kapsule_pipeline.lyrics.timing import check_capacity, settle
+
+if TYPE_CHECKING:
+    from kapsule_pipeline.settings import Settings
+
+Aligner = Literal["offline", "gemini"]
+ALIGNERS: tuple[Aligner, ...] = ("offline", "gemini")
+
+__all__ = [
+    "ALIGNERS",
+    "Aligner",
+    "ParsedLyrics",
+    "TimedLine",
+    "TimedWord",
+    "align_lyrics",
+    "lines_during",
+    "lines_from_json",
+    "lines_to_json",
+    "load_lyrics",
+    "parse",
+]
+
+
+def load_lyrics(
+    data: bytes,
+    *,
+    song_seconds: float,
+    song: Path | None = None,
+    aligner: Aligner = "offline",
+    gemini_model: str = "gemini-2.5-flash",
+    settings: Settings | None = None,
+) -> list[TimedLine]:
+    """Timed lines from lyrics bytes; every problem raises a ``LyricsError`` subclass before anything is made.
+
+    Timed formats need only ``song_seconds``; plain text is aligned to ``song`` (required then) by
+    ``aligner``: ``offline`` (no network, no model) or ``gemini`` (``gemini_model`` listens to the song).
+    """
+    parsed = parse(data)
+    if parsed.timed:
+        return settle(parsed.cues, song_seconds)
+    lines = [line for verse in parsed.verses for line in verse]
+    check_capacity(lines, song_seconds)
+    if song is None:
+        raise ValueError("plain lyrics need the song to be aligned to")
+    return align_lyrics(parsed.verses, song, aligner=aligner, gemini_model=gemini_model, settings=settings)
+
+
+def align_lyrics(
+    verses: list[list[str]],
+    song: Path,
+    *,
+    aligner: Aligner = "offline",
+    gemini_model: str = "gemini-2.5-flash",
+    settings: Settings | None = None,
+) -> list[TimedLine]:
+    """Place plain lyrics (verses of lines) on ``song``; see ``lyrics.align`` and ``lyrics.gemini``."""
+    from kapsule_pipeline.lyrics.align import align_offline, vocal_activity_of
+
+    activity = vocal_activity_of(song)
+    if aligner == "gemini":
+        from kapsule_pipeline.lyrics.gemini import align_with_gemini
+
+        return align_with_gemini(verses, song, activity, model=gemini_model, settings=settings)
+    return align_offline(verses, activity)
