@@ -11,15 +11,19 @@ Entry points for the stages, the CLI and the API:
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
+from kapsule_pipeline.errors import LyricsAlignmentFailed
 from kapsule_pipeline.lyrics.models import TimedLine, TimedWord, lines_during, lines_from_json, lines_to_json
 from kapsule_pipeline.lyrics.parsers import ParsedLyrics, parse
 from kapsule_pipeline.lyrics.timing import check_capacity, settle
 
 if TYPE_CHECKING:
     from kapsule_pipeline.settings import Settings
+
+log = logging.getLogger(__name__)
 
 Aligner = Literal["offline", "gemini"]
 ALIGNERS: tuple[Aligner, ...] = ("offline", "gemini")
@@ -78,5 +82,8 @@ def align_lyrics(
     if aligner == "gemini":
         from kapsule_pipeline.lyrics.gemini import align_with_gemini
 
-        return align_with_gemini(verses, song, activity, model=gemini_model, settings=settings)
+        try:
+            return align_with_gemini(verses, song, activity, model=gemini_model, settings=settings)
+        except LyricsAlignmentFailed as exc:  # a lyric video is still made, with the offline timing
+            log.warning("falling back to the offline lyrics aligner: %s", exc)
     return align_offline(verses, activity)
