@@ -1,7 +1,8 @@
-"""Plain lyrics aligned to a song: offline (a sung song with known word times) and Gemini (the fake, over HTTP)."""
+"""Plain lyrics aligned to a song: offline (a sung song with known word times) and Gemini (the fake)."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import statistics
 from pathlib import Path
@@ -41,7 +42,7 @@ def test_offline_alignment_lands_near_the_sung_lines(sung: SungSong) -> None:
     assert [line.text for line in lines] == [line.text for line in sung.lines]
     errors = [abs(got.start - want.start) for got, want in zip(lines, sung.lines, strict=True)]
     assert statistics.median(errors) <= 0.5, errors
-    assert all(a.end <= b.start + 1e-9 for a, b in zip(lines, lines[1:], strict=False)), "lines never overlap"
+    assert all(a.end <= b.start + 1e-9 for a, b in itertools.pairwise(lines)), "lines never overlap"
     for line in lines:
         assert [w.text for w in line.words] == line.text.split()
         assert line.words[0].start == line.start and line.words[-1].end <= line.end + 1e-9
