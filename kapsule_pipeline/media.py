@@ -100,6 +100,12 @@ class VideoStream:
 
 
 @dataclass(frozen=True)
+class SubtitleStream:
+    index: int
+    codec: str
+
+
+@dataclass(frozen=True)
 class Packet:
     """One packet as the demuxer reads it: its stream and its timestamps in seconds (exact fractions)."""
 
@@ -118,6 +124,7 @@ class ProbeResult:
     audio: tuple[AudioStream, ...] = field(default_factory=tuple)
     video: tuple[VideoStream, ...] = field(default_factory=tuple)
     packets: tuple[Packet, ...] = field(default_factory=tuple)  # only from ``probe(..., packets=True)``
+    subtitles: tuple[SubtitleStream, ...] = field(default_factory=tuple)
 
     @property
     def has_audio(self) -> bool:
@@ -155,9 +162,12 @@ def parse_probe(path: Path, data: dict) -> ProbeResult:  # type: ignore[type-arg
     fmt = data.get("format", {})
     audio: list[AudioStream] = []
     video: list[VideoStream] = []
+    subtitles: list[SubtitleStream] = []
     for stream in data.get("streams", []):
         kind = stream.get("codec_type")
-        if kind == "audio":
+        if kind == "subtitle":
+            subtitles.append(SubtitleStream(_int(stream.get("index")), stream.get("codec_name", "unknown")))
+        elif kind == "audio":
             audio.append(
                 AudioStream(
                     index=_int(stream.get("index")),
@@ -196,6 +206,7 @@ def parse_probe(path: Path, data: dict) -> ProbeResult:  # type: ignore[type-arg
         audio=tuple(audio),
         video=tuple(video),
         packets=_parse_packets(data),
+        subtitles=tuple(subtitles),
     )
 
 
@@ -527,6 +538,7 @@ def concat_mux_cmd(
     copy_audio: bool,
     sample_rate: int | None = None,
     audio_bitrate: str = "256k",
+    soft_captions: Path | None = None,
 ) -> list[str]:
     """Join the clips of ``list_file`` (input 0, stream copy) and lay the song (input 1) under them.
 
@@ -537,10 +549,12 @@ def concat_mux_cmd(
     args = [
         "ffmpeg", "-nostdin", "-v", "error", "-y",
         "-f", "concat", "-safe", "0", "-i", str(list_file), "-i", str(song),
+        *(["-i", str(soft_captions)] if soft_captions else []),
         "-map", "0:v:0", "-map", "1:a:0", "-c:v", "copy",
     ]  # fmt: skip
     return [
         *args,
+        *soft_caption_args(2, soft_captions),
         *_song_and_mp4_args(out, copy_audio=copy_audio, sample_rate=sample_rate, audio_bitrate=audio_bitrate),
     ]
 
@@ -697,15 +711,19 @@ def assembly_cmd(
     sample_rate: int | None = None,
     audio_bitrate: str = "256k",
     threads: int = 0,
+    soft_captions: Path | None = None,
 ) -> list[str]:
     """The one encode pass: clips of ``list_file`` (input 0) through ``graph``, the song (input 1) under them.
 
     ``graph`` is a ``hard_cut_filter`` (a simple ``-vf`` chain) or a ``crossfade_filter``
-    (``complex_graph``: a ``-filter_complex`` ending in ``[vout]``). Audio rules as ``concat_mux_cmd``.
+    (``complex_graph``: a ``-filter_complex`` ending in ``[vout]``), either possibly ending in
+    burned captions (``with_burned_captions``). Audio rules as ``concat_mux_cmd``; ``soft_captions``
+    (an SRT file, input 2) becomes a ``mov_text`` track.
     """
     args = [
         "ffmpeg", "-nostdin", "-v", "error", "-y",
         "-f", "concat", "-safe", "0", "-i", str(list_file), "-i", str(song),
+        *(["-i", str(soft_captions)] if soft_captions else []),
     ]  # fmt: skip
     if complex_graph:
         args += ["-filter_complex", graph, "-map", "[vout]"]
@@ -716,8 +734,60 @@ def assembly_cmd(
     args += ["-map", "1:a:0", *h264_args(crf=crf, preset=preset, fps=fps, threads=threads)]
     return [
         *args,
+        *soft_caption_args(2, soft_captions),
         *_song_and_mp4_args(out, copy_audio=copy_audio, sample_rate=sample_rate, audio_bitrate=audio_bitrate),
     ]
+
+
+# ----------------------------------------------------------------------------------------- captions
+# Burned captions are libass's ``subtitles`` filter at the end of the one encode pass's graph (after
+# the cut, the dissolves and the fit, so they sit on the final frame size and never dissolve with a
+# shot); soft captions are an SRT input muxed as a ``mov_text`` track, which MP4 players and the
+# browser's ``<track>`` handling read, and which costs nothing on the concat-copy path.
+
+
+@dataclass(frozen=True)
+class CaptionTracks:
+    """Captions for assembly: an ASS file to burn into the frames, an SRT file to mux as a track."""
+
+    burn: Path | None = None
+    soft: Path | None = None
+
+
+def filter_value(text: str) -> str:
+    """``text`` escaped to stand as one option value inside a filtergraph (both escaping levels).
+
+    FFmpeg reads a graph twice: the graph parser (``\\ ' [ ] , ;`` are special) and then the
+    filter's option parser (``\\ ' :``); a path with a colon or a comma must survive both.
+    """
+    level1 = "".join("\\" + ch if ch in "\\':" else ch for ch in text)
+    return "".join("\\" + ch if ch in "\\'[],;" else ch for ch in level1)
+
+
+def subtitles_filter(ass: Path) -> str:
+    """libass rendering of an ASS file onto the frames (fonts found by fontconfig)."""
+    return f"subtitles=filename={filter_value(str(ass))}"
+
+
+def with_burned_captions(graph: str, complex_graph: bool, ass: Path) -> str:
+    """``graph`` with the captions drawn last: a ``-vf`` chain gets one more filter; a complex graph's
+    ``[vout]`` is renamed and the captions filter produces the new ``[vout]``."""
+    if not complex_graph:
+        return f"{graph},{subtitles_filter(ass)}"
+    if not graph.endswith("[vout]"):
+        raise ValueError("a complex assembly graph must end in [vout]")
+    return f"{graph[: -len('[vout]')]}[precap];[precap]{subtitles_filter(ass)}[vout]"
+
+
+def soft_caption_args(input_index: int, srt: Path | None, language: str = "und") -> list[str]:
+    """Map input ``input_index`` (an SRT file) as a ``mov_text`` subtitle track, off by default."""
+    if srt is None:
+        return []
+    return [
+        "-map", f"{input_index}:s:0", "-c:s", "mov_text",
+        "-metadata:s:s:0", f"language={language}", "-metadata:s:s:0", "handler_name=Lyrics",
+        "-disposition:s:0", "0",
+    ]  # fmt: skip
 
 
 # ----------------------------------------------------------------------------------------- loudness
