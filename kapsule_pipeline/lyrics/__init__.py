@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from kapsule_pipeline.errors import LyricsAlignmentFailed
-from kapsule_pipeline.lyrics.models import TimedLine, TimedWord, lines_during, lines_from_json, lines_to_json
+from kapsule_pipeline.lyrics.models import TimedLine, TimedWord, lines_from_json, lines_to_json
 from kapsule_pipeline.lyrics.parsers import ParsedLyrics, parse
 from kapsule_pipeline.lyrics.timing import check_capacity, settle
 
@@ -35,7 +35,6 @@ __all__ = [
     "TimedLine",
     "TimedWord",
     "align_lyrics",
-    "lines_during",
     "lines_from_json",
     "lines_to_json",
     "load_lyrics",

@@ -61,15 +61,3 @@ def lines_to_json(lines: list[TimedLine], *, indent: int | None = 2) -> str:
 def lines_from_json(data: str | bytes) -> list[TimedLine]:
     """Read what ``lines_to_json`` wrote (a pydantic ``ValidationError`` if it is not that shape)."""
     return LINES.validate_json(data)
-
-
-def lines_during(lines: list[TimedLine], start: float, end: float) -> list[str]:
-    """Texts of the lines sung during [start, end): overlapping it by 0.1 s (or half the line, if shorter).
-
-    The margin keeps a line that spills a few frames over a cut from being credited to both shots.
-    """
-    return [
-        line.text
-        for line in lines
-        if min(line.end, end) - max(line.start, start) >= max(1e-6, min(0.1, (line.end - line.start) / 2))
-    ]
