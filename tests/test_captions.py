@@ -257,3 +257,18 @@ def test_karaoke_turns_words_yellow_as_they_are_sung(tmp_path: Path, artifacts_d
         frames[at] = int(((image[..., 0] > 200) & (image[..., 1] > 180) & (image[..., 2] < 90)).sum())
     Image.open(tmp_path / "k1.9.png").save(artifacts_dir / "captions-karaoke.png")
     assert 0 < frames[1.2] < frames[1.9] < frames[2.6], f"yellow pixels per time: {frames}"
+
+
+def test_caption_mode_and_aligner_defaults() -> None:
+    from kapsule_pipeline.lyrics import resolve_aligner
+    from kapsule_pipeline.lyrics.captions import resolve_caption_mode
+
+    assert resolve_caption_mode("auto", True) == "both" and resolve_caption_mode("auto", False) == "none"
+    assert resolve_caption_mode("burned", True) == "burned"
+    with pytest.raises(ValueError, match="captions"):
+        resolve_caption_mode("hard", True)
+    assert (
+        resolve_aligner("auto", "gemini-2.5-flash") == "gemini"
+        and resolve_aligner("auto", "local") == "offline"
+    )
+    assert resolve_aligner("offline", "gemini-2.5-flash") == "offline"

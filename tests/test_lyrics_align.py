@@ -37,8 +37,15 @@ def _plain(song: SungSong) -> bytes:
     return ("\n".join(line.text for line in song.lines) + "\n").encode()
 
 
-def test_offline_alignment_lands_near_the_sung_lines(sung: SungSong) -> None:
+def test_load_lyrics_aligns_plain_text_offline(sung: SungSong) -> None:
     lines = load_lyrics(_plain(sung), song_seconds=sung.duration, song=sung.path)
+    assert [line.text for line in lines] == [line.text for line in sung.lines]
+    errors = [abs(got.start - want.start) for got, want in zip(lines, sung.lines, strict=True)]
+    assert statistics.median(errors) <= 0.3, errors
+
+
+def test_model_free_alignment_lands_near_the_sung_lines(sung: SungSong) -> None:
+    lines = align_offline(sung.verses, vocal_activity_of(sung.path))
     assert [line.text for line in lines] == [line.text for line in sung.lines]
     errors = [abs(got.start - want.start) for got, want in zip(lines, sung.lines, strict=True)]
     assert statistics.median(errors) <= 0.5, errors
@@ -117,3 +124,19 @@ def test_gemini_lines_off_the_singing_fall_back_to_the_offline_aligner(
     assert len(fake_google.requests("generate")) == 6
     errors = [abs(got.start - want.start) for got, want in zip(lines, sung.lines, strict=True)]
     assert statistics.median(errors) <= 0.5, "the offline aligner took over"
+
+
+def test_pocketsphinx_forced_alignment_of_english_lyrics(sung: SungSong) -> None:
+    from kapsule_pipeline.lyrics.sphinx import align_sphinx
+
+    lines = align_sphinx(sung.verses, sung.path)
+    errors = [abs(got.start - want.start) for got, want in zip(lines, sung.lines, strict=True)]
+    assert statistics.median(errors) <= 0.3, errors
+    assert [w.text for w in lines[0].words] == sung.lines[0].text.split()
+
+
+def test_pocketsphinx_refuses_lyrics_outside_its_english_dictionary(sung: SungSong) -> None:
+    from kapsule_pipeline.lyrics.sphinx import align_sphinx
+
+    with pytest.raises(LyricsAlignmentFailed, match="dictionary"):
+        align_sphinx([["夜空の星を見上げて", "שלום עולם יפה"]], sung.path)

@@ -31,6 +31,15 @@ WHITE, YELLOW, INK = "&H00FFFFFF", "&H0000E5FF", "&H00101010"  # ASS colours are
 SHADOW = "&H80000000"
 
 
+def resolve_caption_mode(mode: str, has_lyrics: bool) -> CaptionMode:
+    """The job's ``captions`` input made definite: ``auto`` is ``both`` with lyrics, else ``none``."""
+    if mode == "auto":
+        return "both" if has_lyrics else "none"
+    if mode not in CAPTION_MODES:
+        raise ValueError(f"captions must be auto or one of {', '.join(CAPTION_MODES)}, got {mode!r}")
+    return mode
+
+
 @dataclass(frozen=True)
 class CaptionFiles:
     """The caption files written for one video: burn the ASS, mux the SRT, deliver SRT and VTT."""

@@ -17,6 +17,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from pydantic import BaseModel, Field, ValidationError
 
 from kapsule_pipeline import media
@@ -32,6 +33,9 @@ log = logging.getLogger(__name__)
 INVALID_ANSWER_ATTEMPTS = 3
 MIN_LINE_ACTIVITY = 0.25  # a line placed where the song has less singing than this is misplaced...
 MAX_MISPLACED_SHARE = 0.34  # ...and an answer with more than this share of such lines is refused
+# Lines must sit on clearly more singing than the gaps between them: an answer that ignores the
+# song (lines spread evenly, say) passes a per-line check wherever instruments read as voice.
+MIN_CONTRAST = 0.15
 
 SYSTEM = (
     "You are a lyrics timing engineer. Listen to the song and give, for every numbered lyric line, "
@@ -132,7 +136,25 @@ def check_answer(answer: str, texts: list[str], activity: VocalActivity) -> list
     ]
     if len(misplaced) > MAX_MISPLACED_SHARE * len(out):
         raise ValueError(f"lines {misplaced[:8]} are placed where nobody sings; listen again")
+    inside, outside = _contrast(out, activity)
+    if outside is not None and inside - outside < MIN_CONTRAST:
+        raise ValueError(
+            f"the lines sit on no more singing ({inside:.2f}) than the gaps between them ({outside:.2f}); "
+            "listen again and time each line where it is sung"
+        )
     return out
+
+
+def _contrast(lines: list[TimedLine], activity: VocalActivity) -> tuple[float, float | None]:
+    """Mean vocal activity inside the lines and outside them (None when under 2 s is outside)."""
+    inside = np.zeros(len(activity.activity), dtype=bool)
+    for line in lines:
+        inside[int(line.start * activity.fps) : int(line.end * activity.fps) + 1] = True
+    if not inside.any():
+        return 0.0, None
+    if (~inside).sum() < 2 * activity.fps:
+        return float(activity.activity[inside].mean()), None
+    return float(activity.activity[inside].mean()), float(activity.activity[~inside].mean())
 
 
 def _words(item: GeminiLine, text: str, end: float) -> list[TimedWord]:
