@@ -18,10 +18,11 @@ import numpy as np
 from kapsule_pipeline import media
 from kapsule_pipeline.errors import LyricsAlignmentFailed
 from kapsule_pipeline.lyrics.models import TimedLine, TimedWord
-from kapsule_pipeline.lyrics.timing import spread_words
+from kapsule_pipeline.lyrics.timing import spread_words, syllables
 
 RATE = 16000  # the bundled en-us model's rate
 FRAMES_PER_SECOND = 100
+MAX_HELD_WORD_S = 2.0  # a sung word held longer than this was stretched over music by the aligner
 MAX_UNKNOWN_SHARE = 0.25  # more words than this outside the dictionary: not English enough
 _WORD = re.compile(r"[a-z']+")
 # Search beams: PocketSphinx's defaults, then wide ones for songs where the default loses the path.
@@ -65,7 +66,7 @@ def align_sphinx(verses: list[list[str]], song: Path) -> list[TimedLine]:
             decoder = Decoder(samprate=RATE, bestpath=False, loglevel="FATAL", **beams)
         segments = _align(decoder, text, pcm)
         if len(segments) == len(tokens):
-            return _lines(texts, tokens, segments)
+            return _lines(texts, tokens, _unstretch(segments, [syllables(word) for _, _, word in tokens]))
     raise LyricsAlignmentFailed(f"PocketSphinx aligned {len(segments)} of {len(tokens)} words")
 
 
@@ -84,6 +85,30 @@ def _align(decoder: Any, text: str, pcm: bytes) -> list[tuple[float, float]]:
         for seg in found or ()
         if not seg.word.startswith(("<", "[", "+"))
     ]
+
+
+def _unstretch(segments: list[tuple[float, float]], weights: list[int]) -> list[tuple[float, float]]:
+    """Shorten words the aligner stretched over an instrumental passage.
+
+    Forced alignment must place every word somewhere, and the first word after a long instrumental
+    stretch (or the last before one) often swallows it: "walking" from 0.3 s to 8.9 s. A word held
+    longer than ``MAX_HELD_WORD_S`` is cut to its syllables at the song's own median pace, keeping
+    the edge that touches its neighbour (its end if it starts a line's run, else its start).
+    """
+    paces = sorted(
+        (e - s) / max(1, w) for (s, e), w in zip(segments, weights, strict=True) if e - s < MAX_HELD_WORD_S
+    )
+    pace = paces[len(paces) // 2] if paces else 0.3
+    out = list(segments)
+    for i, ((start, end), weight) in enumerate(zip(segments, weights, strict=True)):
+        if end - start <= MAX_HELD_WORD_S:
+            continue
+        length = min(MAX_HELD_WORD_S, max(0.2, weight * pace * 1.5))
+        gap_before = start - segments[i - 1][1] if i else start
+        gap_after = segments[i + 1][0] - end if i + 1 < len(segments) else float("inf")
+        # The stretched side is the one that reaches into the gap: keep the edge nearer a neighbour.
+        out[i] = (end - length, end) if gap_after <= gap_before else (start, start + length)
+    return out
 
 
 def _lines(
