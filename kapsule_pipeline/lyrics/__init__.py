@@ -89,10 +89,11 @@ def align_lyrics(
 
     ``gemini``: Gemini's answer, checked against the song's vocal activity (``lyrics.gemini``).
     ``offline``, or when Gemini fails: PocketSphinx forced alignment for English lyrics
-    (``lyrics.sphinx``: median line-start error 0.05 s on the benchmark), else, or when it fails,
-    the language-free vocal-activity aligner (``lyrics.align``: 0.29 s); ``benchmarks/lyrics.py``.
+    (``lyrics.sphinx``), overruled line by line by the language-free vocal-activity aligner
+    (``lyrics.align``) where only the latter's line starts on singing; the vocal-activity aligner
+    alone when PocketSphinx cannot align them. Figures in ``benchmarks/README.md``.
     """
-    from kapsule_pipeline.lyrics.align import align_offline, vocal_activity_of
+    from kapsule_pipeline.lyrics.align import align_offline, prefer_singing, vocal_activity_of
     from kapsule_pipeline.lyrics.sphinx import align_sphinx, sphinx_available
 
     if aligner == "gemini":
@@ -104,9 +105,11 @@ def align_lyrics(
             )
         except LyricsAlignmentFailed as exc:  # a lyric video is still made, with the offline timing
             log.warning("falling back to the offline lyrics aligner: %s", exc)
+    activity = vocal_activity_of(song)
+    fallback = align_offline(verses, activity)
     if sphinx_available():
         try:
-            return align_sphinx(verses, song)
+            return prefer_singing(align_sphinx(verses, song), fallback, activity)
         except LyricsAlignmentFailed as exc:
             log.info("PocketSphinx could not align these lyrics (%s); using the vocal-activity aligner", exc)
-    return align_offline(verses, vocal_activity_of(song))
+    return fallback

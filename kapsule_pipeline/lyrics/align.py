@@ -15,6 +15,8 @@ not. So:
    syllables times the song's own seconds-per-syllable (measured as sung time / syllables), and
    lines start preferably on a voice onset.
 3. **Words** share their line by syllables, each start snapped to a nearby voice onset.
+
+``prefer_singing`` uses the same activity to overrule PocketSphinx on the lines where it slips.
 """
 
 from __future__ import annotations
@@ -45,6 +47,8 @@ WEIGHT_LENGTH = 1.5  # per (log of length / expected length)²
 REWARD_ONSET = 0.0  # for a line starting on a voice onset
 ONSET_SNAP_S = 0.25
 PACE_SCALES = (0.5, 0.65, 0.8, 1.0, 1.2)
+DISAGREE_S = 1.0  # ``prefer_singing``: aligners this far apart on a line's start disagree...
+PREFER_MARGIN = 0.1  # ...and the one whose first second holds this much more singing wins
 
 
 @dataclass(frozen=True)
@@ -226,3 +230,35 @@ def _words(text: str, start: float, end: float, act: VocalActivity) -> list[Time
         TimedWord(start=bounds[i], end=max(bounds[i], bounds[i + 1]), text=w.text)
         for i, w in enumerate(words)
     ]
+
+
+def prefer_singing(primary: list[TimedLine], other: list[TimedLine], act: VocalActivity) -> list[TimedLine]:
+    """``primary`` (forced alignment), with a line replaced by ``other``'s where they disagree and only
+    ``other``'s start is followed by singing.
+
+    Forced alignment is precise where it is right, but now and then squeezes a line's first words
+    into the instrumental gap before it; the vocal-activity aligner cannot do that (it places lines
+    on singing), so on a disagreement of over ``DISAGREE_S`` the line whose first second holds
+    clearly more singing (``PREFER_MARGIN``) wins. A swap that would break the sung order is not made.
+    """
+    out: list[TimedLine] = []
+    for mine, theirs in zip(primary, other, strict=True):
+        pick = mine
+        if abs(mine.start - theirs.start) > DISAGREE_S:
+            sung_mine = act.mean_between(mine.start, mine.start + 1.0)
+            sung_theirs = act.mean_between(theirs.start, theirs.start + 1.0)
+            if sung_theirs - sung_mine >= PREFER_MARGIN and (
+                not out or theirs.start - out[-1].start > MIN_LINE_S
+            ):
+                pick = theirs
+        if out and out[-1].end > pick.start:
+            prev = out[-1]
+            if pick.start - prev.start < MIN_LINE_S:
+                pick = mine if mine.start - prev.start >= MIN_LINE_S else pick
+            clipped = [
+                w.model_copy(update={"start": min(w.start, pick.start), "end": min(w.end, pick.start)})
+                for w in prev.words
+            ]
+            out[-1] = prev.model_copy(update={"end": max(prev.start, pick.start), "words": clipped})
+        out.append(pick)
+    return out
