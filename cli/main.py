@@ -24,6 +24,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from cli.lyrics import LyricsOpt, lyrics_command, read_lyrics_file
 from cli.options import job_values, with_job_options
 from jobs.run_job import local_command
 from kapsule_pipeline import __version__
@@ -137,7 +138,11 @@ def _deliver(service: JobService, final: JobRecord, target: Path) -> None:
         )
         typer.echo(f"error [{code}]: {message}", err=True)
         raise typer.Exit(EXIT_FAILED)
-    service.stores.delivery.download_to(JobLayout(final.id).video, target)
+    layout = JobLayout(final.id)
+    service.stores.delivery.download_to(layout.video, target)
+    for ext in ("srt", "vtt"):  # lyric captions, beside the MP4 as the delivery store holds them
+        if service.stores.delivery.exists(layout.captions(ext)):
+            service.stores.delivery.download_to(layout.captions(ext), target.with_suffix(f".{ext}"))
     spent = ", ".join(
         f"{stage} {'skipped' if t.skipped else format(t.wall_s, '.1f') + ' s'}"
         for stage, t in final.timings.items()
@@ -146,13 +151,21 @@ def _deliver(service: JobService, final: JobRecord, target: Path) -> None:
     typer.echo(str(target))
 
 
-def _make(song: Path, output: Path | None, values: dict[str, Any], references: list[Path]) -> None:
+def _make(
+    song: Path,
+    output: Path | None,
+    values: dict[str, Any],
+    references: list[Path],
+    lyrics: Path | None = None,
+) -> None:
     """Submit a job for ``song`` with ``values`` (the job options), follow it, write its video."""
     try:
         service = _service()
         params = parse_params({**values, "song": song.name})
         images = [read_reference_image(path) for path in references]
-        record, _ = service.submit(Submission(params=params, song=LocalSong(song), references=images))
+        text = read_lyrics_file(lyrics)
+        submission = Submission(params=params, song=LocalSong(song), references=images, lyrics=text)
+        record, _ = service.submit(submission)
     except KapsuleError as exc:
         raise _fail(exc, EXIT_BAD_INPUT) from None
     err.print(f"job {record.id}: {song.name}, {params.aspect_ratio} {params.resolution}")
@@ -174,10 +187,11 @@ def make(
             help="A character/product/cover image for Veo 3.1 (PNG/JPEG/WebP; repeatable).",
         ),
     ] = None,
+    lyrics: LyricsOpt = None,
     **options: Any,
 ) -> None:
     """Make a music video from SONG and write it to OUT (default ./out/<song name>.mp4)."""
-    _make(song, output, job_values(options), list(reference_image or []))
+    _make(song, output, job_values(options), list(reference_image or []), lyrics)
 
 
 @app.command()
@@ -301,6 +315,8 @@ def reroll(
 
 
 # ----------------------------------------------------------------------------------------- analyze
+
+app.command("lyrics")(lyrics_command)
 
 
 @app.command()

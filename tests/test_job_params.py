@@ -30,7 +30,7 @@ from tests.test_api import (
     _wav,
 )
 
-API_FILE_FIELDS = {"song": "upload_id", "reference_images": "reference_upload_ids"}
+API_FILE_FIELDS = {"song": "upload_id", "reference_images": "reference_upload_ids", "lyrics": "lyrics_text"}
 
 
 def _make_options() -> dict[str, str]:

@@ -35,6 +35,7 @@ __all__ = [
     "TimedLine",
     "TimedWord",
     "align_lyrics",
+    "check_lyrics",
     "lines_from_json",
     "lines_to_json",
     "load_lyrics",
@@ -65,6 +66,18 @@ def load_lyrics(
     if song is None:
         raise ValueError("plain lyrics need the song to be aligned to")
     return align_lyrics(parsed.verses, song, aligner=aligner, gemini_model=gemini_model, settings=settings)
+
+
+def check_lyrics(data: bytes, *, song_seconds: float) -> str:
+    """Refuse lyrics that cannot be used with this song (a ``LyricsError``: malformed with its line
+    number, empty, not text, past the song's end, too long), without aligning anything: what the job
+    service runs before a job exists. Returns the extension to store them under (their format)."""
+    parsed = parse(data)
+    if parsed.timed:
+        settle(parsed.cues, song_seconds)
+        return parsed.format
+    check_capacity([line for verse in parsed.verses for line in verse], song_seconds)
+    return "txt"
 
 
 def resolve_aligner(aligner: str, prompt_model: str) -> Aligner:
