@@ -121,3 +121,19 @@ def test_kapsule_lyrics_prints_the_timed_lines_as_json(env: Settings, tmp_path: 
     assert [w["text"] for w in lines[1]["words"]][:2] == ["second", "line"]
     assert lines[1]["words"][1]["start"] == pytest.approx(2.4)
     assert set(lines[0]) == {"start", "end", "text", "words"}
+
+
+def test_the_captions_route_serves_the_jobs_webvtt_once_delivered(
+    api: Any, env: Settings, tmp_path: Path
+) -> None:
+    client, _ = api
+    song = _wav(tmp_path / "song.wav", 6.0)
+    created = client.post("/v1/jobs", json={"upload_id": _upload(client, song), "lyrics_text": LRC})
+    job_id = created.json()["id"]
+    _error(client.get(f"/v1/jobs/{job_id}/captions.vtt"), 404, "not_found")
+    vtt = "WEBVTT\n\n00:00:00.500 --> 00:00:02.000\nfirst line here\n"
+    open_storage(env.effective_delivery_url).write_bytes(JobLayout(job_id).captions("vtt"), vtt.encode())
+    response = client.get(f"/v1/jobs/{job_id}/captions.vtt")
+    assert response.status_code == 200 and response.text == vtt
+    assert response.headers["content-type"].startswith("text/vtt")
+    _error(client.get("/v1/jobs/j00000000000000000099/captions.vtt"), 404, "job_not_found")

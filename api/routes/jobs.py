@@ -199,6 +199,18 @@ def job_video(
     return StreamingResponse(delivery.open_read(key), media_type="video/mp4")
 
 
+@router.get("/{job_id}/captions.vtt", response_class=Response)
+def job_captions(job_id: str, owner: OwnerDep, service: ServiceDep, delivery: DeliveryDep) -> Response:
+    """The finished video's lyric captions as WebVTT (the studio player's ``<track>``); 404 when the
+    job has none (no lyrics, or captions 'burned' or 'none')."""
+    service.get(owner, job_id)  # another owner's job is the same 404 as a missing one
+    try:
+        data = delivery.read_bytes(JobLayout(job_id).captions("vtt"))
+    except ObjectNotFound:
+        raise ObjectNotFound(f"job {job_id} has no caption file") from None
+    return Response(data, media_type="text/vtt; charset=utf-8")
+
+
 # ------------------------------------------------------------------------ review before paying, re-roll
 
 
