@@ -107,7 +107,11 @@ def deliver(service: JobService, final: JobRecord, target: Path) -> None:
         )
         typer.echo(f"error [{code}]: {message}", err=True)
         raise typer.Exit(EXIT_FAILED)
-    service.stores.delivery.download_to(JobLayout(final.id).video, target)
+    layout = JobLayout(final.id)
+    service.stores.delivery.download_to(layout.video, target)
+    for ext in ("srt", "vtt"):  # lyric captions, beside the MP4 as the delivery store holds them
+        if service.stores.delivery.exists(layout.captions(ext)):
+            service.stores.delivery.download_to(layout.captions(ext), target.with_suffix(f".{ext}"))
     spent = ", ".join(
         f"{stage} {'skipped' if t.skipped else format(t.wall_s, '.1f') + ' s'}"
         for stage, t in final.timings.items()

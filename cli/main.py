@@ -32,6 +32,7 @@ from cli.common import (
     out,
     service_for_settings,
 )
+from cli.lyrics import LyricsOpt, lyrics_command, read_lyrics_file
 from cli.options import job_values, with_job_options
 from jobs.run_job import local_command
 from kapsule_pipeline import __version__
@@ -55,13 +56,21 @@ jobs_app = typer.Typer(help="List and inspect jobs.", no_args_is_help=True)
 app.add_typer(jobs_app, name="jobs")
 
 
-def _make(song: Path, output: Path | None, values: dict[str, Any], references: list[Path]) -> None:
+def _make(
+    song: Path,
+    output: Path | None,
+    values: dict[str, Any],
+    references: list[Path],
+    lyrics: Path | None = None,
+) -> None:
     """Submit a job for ``song`` with ``values`` (the job options), follow it, write its video."""
     try:
         service = service_for_settings()
         params = parse_params({**values, "song": song.name})
         images = [read_reference_image(path) for path in references]
-        record, _ = service.submit(Submission(params=params, song=LocalSong(song), references=images))
+        text = read_lyrics_file(lyrics)
+        submission = Submission(params=params, song=LocalSong(song), references=images, lyrics=text)
+        record, _ = service.submit(submission)
     except KapsuleError as exc:
         raise fail(exc, EXIT_BAD_INPUT) from None
     err.print(f"job {record.id}: {song.name}, {params.aspect_ratio} {params.resolution}")
@@ -83,10 +92,11 @@ def make(
             help="A character/product/cover image for Veo 3.1 (PNG/JPEG/WebP; repeatable).",
         ),
     ] = None,
+    lyrics: LyricsOpt = None,
     **options: Any,
 ) -> None:
     """Make a music video from SONG and write it to OUT (default ./out/<song name>.mp4)."""
-    _make(song, output, job_values(options), list(reference_image or []))
+    _make(song, output, job_values(options), list(reference_image or []), lyrics)
 
 
 @app.command()
@@ -109,6 +119,7 @@ def demo(
 
 for command in (review.regrid, review.approve, review.reroll):
     app.command()(command)
+app.command("lyrics")(lyrics_command)
 
 
 @app.command()

@@ -23,8 +23,8 @@ from kapsule_pipeline.params import FILE_FIELDS, JobParams
 FLAGS = {"aspect_ratio": "--aspect", "budget_usd": "--budget"}
 """Short flags kept from before the options were derived (the README's commands use them)."""
 
-FILE_OPTIONS = {"song": "SONG", "reference_images": "--reference-image"}
-"""How the CLI fills the file fields: the song argument, and a repeatable image option."""
+FILE_OPTIONS = {"song": "SONG", "reference_images": "--reference-image", "lyrics": "--lyrics"}
+"""How the CLI fills the file fields: the song argument, a repeatable image option, a lyrics file."""
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 

@@ -43,6 +43,8 @@ class AssemblyResult(BaseModel):
     duration: float  # seconds, of the written file
     frames: int  # video frames in the written file (== storyboard.total_frames)
     copied_video: bool  # True when no clip had to be re-encoded
+    burned_captions: bool = False  # captions drawn into the frames in the one encode pass
+    soft_captions: bool = False  # a mov_text subtitle track in the MP4
     audio_copied: bool  # True when the song's AAC went in untouched
     seconds_taken: float
     # ffprobe's view of the file, kept for the report once the job deletes its local copy
@@ -59,6 +61,7 @@ def assemble_video(
     crf: int = 20,
     preset: str = "veryfast",
     timeout: float = 1800.0,
+    captions: media.CaptionTracks | None = None,
 ) -> AssemblyResult:
     """Join ``clips`` (clips[i] is shot i) into ``out`` with ``song`` as the soundtrack.
 
@@ -66,7 +69,16 @@ def assemble_video(
     with the shared H.264 settings (``crf``, ``preset``); each clip is still probed, and one that
     does not match is re-encoded rather than trusted. ``board.transition`` picks hard cuts or
     dissolves of ``board.crossfade_seconds`` centred on the cuts (always an encode).
+    ``captions`` (``lyrics.captions.CaptionFiles.tracks``): an ASS file burned in by the same single
+    encode pass (so burning forces the encode path), and/or an SRT muxed as a ``mov_text`` track
+    (which keeps the concat-copy path).
     """
+    captions = captions or media.CaptionTracks()
+    burn = Path(captions.burn).resolve() if captions.burn else None
+    soft = Path(captions.soft).resolve() if captions.soft else None
+    for path in (burn, soft):
+        if path is not None and not path.is_file():
+            raise InvalidParameter(f"the caption file is missing: {path}")
     started = time.monotonic()
     _check_inputs(board, clips, song)
     song_info = media.probe(song)
@@ -80,7 +92,9 @@ def assemble_video(
         tmp = Path(tmp_name)
         partial = tmp / "video.mp4"
         infos = _probe_clips(board, sources)  # once, for whichever way the clips are joined
-        copied = board.transition == "cut" and exact_lengths and _all_ready_to_copy(board, infos)
+        copied = (
+            burn is None and board.transition == "cut" and exact_lengths and _all_ready_to_copy(board, infos)
+        )
         if copied:
             entries = [
                 media.ConcatEntry(src, 0.0, shot.frames / board.fps)
@@ -94,18 +108,21 @@ def assemble_video(
                 partial,
                 copy_audio=audio_copied,
                 sample_rate=song_audio.sample_rate,
+                soft_captions=soft,
             )
             media.run(cmd, timeout=timeout, what="joining the shots")
         else:
-            encode = _EncodeSettings(crf, preset, timeout, audio_copied, song_audio.sample_rate)
+            encode = _EncodeSettings(crf, preset, timeout, audio_copied, song_audio.sample_rate, burn, soft)
             _encode_pass(board, sources, infos, Path(song).resolve(), partial, tmp, encode)
-        info = _check_output(partial, board)
+        info = _check_output(partial, board, soft_captions=soft is not None)
         os.replace(partial, out)
     return AssemblyResult(
         video=out,
         duration=info.duration or 0.0,
         frames=info.real_video[0].frames or 0,
         copied_video=copied,
+        burned_captions=burn is not None,
+        soft_captions=soft is not None,
         audio_copied=audio_copied,
         seconds_taken=time.monotonic() - started,
     )
@@ -118,6 +135,8 @@ class _EncodeSettings:
     timeout: float
     copy_audio: bool
     sample_rate: int
+    burn: Path | None = None  # ASS captions drawn last in the graph
+    soft: Path | None = None  # SRT muxed as mov_text
 
 
 def _shape(video: media.VideoStream) -> tuple[int, int, int, Fraction, str]:
@@ -193,10 +212,13 @@ def _encode_pass(
         graph = media.crossfade_filter(spans, fps=board.fps, half_frames=half, fit=fit)
     else:
         graph = media.hard_cut_filter(spans, fps=board.fps, fit=fit)
+    complex_graph = graph.startswith("[0:v:0]")
+    if settings.burn is not None:
+        graph = media.with_burned_captions(graph, complex_graph, settings.burn)
     cmd = media.assembly_cmd(
-        list_file, song, out, graph=graph, complex_graph=graph.startswith("[0:v:0]"), fps=board.fps,
+        list_file, song, out, graph=graph, complex_graph=complex_graph, fps=board.fps,
         crf=crf, preset=preset, copy_audio=settings.copy_audio,
-        sample_rate=settings.sample_rate,
+        sample_rate=settings.sample_rate, soft_captions=settings.soft,
     )  # fmt: skip
     media.run(cmd, timeout=timeout, what="assembling the video")
 
@@ -244,9 +266,12 @@ def _ready_to_copy(info: media.ProbeResult, frames: int, width: int, height: int
     return ready
 
 
-def _check_output(path: Path, board: Storyboard) -> media.ProbeResult:
-    """Refuse to deliver a video that breaks the contract (one H.264 + one AAC, every frame there)."""
+def _check_output(path: Path, board: Storyboard, *, soft_captions: bool = False) -> media.ProbeResult:
+    """Refuse to deliver a video that breaks the contract (one H.264 + one AAC, every frame there,
+    and the mov_text track when soft captions were asked for)."""
     info = media.probe(path)
+    if soft_captions and [s.codec for s in info.subtitles] != ["mov_text"]:
+        raise MediaError(f"the joined video has no mov_text caption track: {info.subtitles}")
     videos, audios = info.real_video, info.audio
     if len(videos) != 1 or videos[0].codec != "h264" or len(audios) != 1 or audios[0].codec != "aac":
         raise MediaError(f"the joined video has unexpected streams: {videos} {audios}")

@@ -51,7 +51,10 @@ def check_models(params: JobParams, settings: Settings, reference_images: int | 
         raise UnknownModel(
             f"prompt model {prompt!r} is not one Kapsule knows: use 'local' or a Gemini model id"
         )
-    for model in {video, prompt} - {"local"}:
+    models = {video, prompt} - {"local"}
+    if params.lyrics_aligner == "gemini":  # asked for by name: refused here, not silently offline later
+        models.add("the Gemini lyrics aligner")
+    for model in models:
         try:
             genai_mode(settings)
         except KapsuleError as exc:
@@ -104,6 +107,7 @@ class Submission:
     request_hash: str | None = None  # of the whole request, to tell a replay from a different job
     upload_id: str | None = None
     trace_header: str | None = None
+    lyrics: bytes | None = None  # a lyrics file's bytes or pasted text (UTF-8); checked before the job exists
 
 
 LOCAL_OWNER = "local"  # the machine's own user (CLI, open loopback API): the operator

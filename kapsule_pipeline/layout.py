@@ -33,6 +33,12 @@ class JobLayout:
             raise InvalidParameter(f"bad audio extension {ext!r}")
         return f"{self.root}/input/song.{ext}"
 
+    def input_lyrics(self, ext: str) -> str:
+        """The lyrics as the user gave them (``ext``: the format the parser recognised)."""
+        if ext not in ("lrc", "srt", "vtt", "txt"):
+            raise InvalidParameter(f"bad lyrics extension {ext!r}")
+        return f"{self.root}/input/lyrics.{ext}"
+
     @property
     def input_prefix(self) -> str:
         return f"{self.root}/input/"
@@ -40,6 +46,11 @@ class JobLayout:
     @property
     def analysis(self) -> str:
         return f"{self.root}/work/analysis.json"
+
+    @property
+    def lyrics(self) -> str:
+        """The timed lines (``[{start, end, text, words}]``), written by the analyze stage."""
+        return f"{self.root}/work/lyrics.json"
 
     @property
     def storyboard(self) -> str:
@@ -71,6 +82,12 @@ class JobLayout:
     @property
     def video(self) -> str:
         return f"{self.root}/output/video.mp4"
+
+    def captions(self, ext: str) -> str:
+        """The delivered caption files, beside the video: ``srt`` and ``vtt``."""
+        if ext not in ("srt", "vtt"):
+            raise InvalidParameter(f"bad captions extension {ext!r}")
+        return f"{self.root}/output/video.{ext}"
 
     @property
     def poster(self) -> str:

@@ -115,6 +115,7 @@ class Shot(BaseModel):
     prompt: str
     negative_prompt: str = ""
     seed: int = 0
+    lyrics: list[str] = Field(default_factory=list)  # the lines sung during the shot, in order
 
     @property
     def frames(self) -> int:

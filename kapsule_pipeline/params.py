@@ -23,12 +23,15 @@ from kapsule_pipeline.models import AnalysisHints, AspectRatio, Resolution, Tran
 from kapsule_pipeline.text import has_lone_surrogate
 
 Continuity = Literal["none", "last_frame"]
+CaptionsMode = Literal["auto", "burned", "soft", "both", "none"]
+LyricsAligner = Literal["auto", "offline", "gemini"]
 
 MAX_PROMPT_CHARS = 2000
 MAX_SHOTS = 150  # a 10-minute song (the longest accepted by default) in 4 s shots
 MAX_SEED = 2**31 - 1
 MAX_BUDGET_USD = 10_000.0
 MAX_REFERENCE_IMAGES = 3  # Veo 3.1 takes up to three "asset" reference images
+MAX_LYRICS_BYTES = 256 * 1024  # a 10-minute song's word-timed LRC is ~30 KB; more is not lyrics
 MODEL_ID_PATTERN = r"^$|^[a-z0-9][\w.-]{0,63}$"
 
 ModelId = Annotated[str, Field(pattern=MODEL_ID_PATTERN)]
@@ -88,6 +91,19 @@ class JobOptions(BaseModel):
     downbeat: float | None = Field(
         None, ge=0.0, le=3600.0, description="Time in seconds of any bar line (a '1') in the song."
     )
+    captions: CaptionsMode = Field(
+        "auto",
+        description="Lyric captions: 'burned' into the frames (karaoke highlight where words are timed), "
+        "'soft' (a subtitle track plus .srt/.vtt files), 'both', or 'none'; 'auto' is 'both' when "
+        "lyrics are given, else 'none'.",
+    )
+    lyrics_aligner: LyricsAligner = Field(
+        "auto",
+        description="How plain-text lyrics are timed to the song: 'offline' (no network, no model "
+        "download), 'gemini' (Gemini listens to the song; checked against its singing, offline "
+        "fallback) or 'auto' (Gemini when the prompt model is a Gemini model). Timed LRC/SRT/VTT "
+        "files are used as they are.",
+    )
 
     def hints(self) -> AnalysisHints | None:
         """The beat-grid hints as the analysis takes them, or None when the musician gave none."""
@@ -118,6 +134,12 @@ class JobParams(JobOptions):
         max_length=MAX_REFERENCE_IMAGES,
         description="A character, product or cover kept the same across shots (Veo 3.1). The user gives "
         "image files; the job holds their storage keys under its input/refs/.",
+    )
+    lyrics: str = Field(
+        "",
+        max_length=255,
+        description="The song's lyrics: an LRC (line- or word-timed), SRT, VTT or plain-text file, or "
+        "pasted text (aligned to the song). The job holds its storage key, input/lyrics.*; empty: none.",
     )
 
 

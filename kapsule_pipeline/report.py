@@ -21,6 +21,7 @@ from kapsule_pipeline.stages import FINISHED_SHOT_STATES
 if TYPE_CHECKING:
     from kapsule_pipeline.assemble import AssemblyResult
     from kapsule_pipeline.audio import SongInfo
+    from kapsule_pipeline.lyrics import TimedLine
 
 
 class Table:
@@ -120,6 +121,32 @@ def shot_table(board: Storyboard, prompt_chars: int = 120) -> Table:
         f"{len(board.shots)} shots, {board.aspect_ratio} {board.resolution}, {board.fps} fps, "
         f"{board.video_model}",
     )
+
+
+def lyrics_table(board: Storyboard, lines: Sequence[TimedLine]) -> Table:
+    """The lyrics on the shot timeline: each shot, where it sits, and the lines sung during it."""
+    rows = [
+        {"#": s.index, "start": s.start, "end": s.end, "sung": " / ".join(s.lyrics) or "—"}
+        for s in board.shots
+    ]
+    sung = sum(1 for s in board.shots if s.lyrics)
+    title = f"{len(lines)} lyric lines over {sung} of {len(board.shots)} shots" if lines else "no lyrics"
+    return Table(rows if lines else [], title)
+
+
+def caption_frame(ctx: JobContext, video: Path, lines: Sequence[TimedLine], width: int = 640) -> Any:
+    """A frame of the video in the middle of the first lyric line: what burned captions look like.
+
+    Grabbed with FFmpeg at the cue's time (no decoding of the whole video); nothing without lyrics.
+    """
+    if not lines:
+        return Table([], "no lyrics: no captions")
+    line = lines[0]
+    at = (line.start + line.end) / 2
+    out = ctx.output_dir / "caption-frame.jpg"
+    media.run(media.frame_at_cmd(Path(video), at, out, width=width), timeout=60, what="grabbing a frame")
+    print(f"{at:.2f} s: {line.text}")
+    return show_image(out)
 
 
 def cost_table(ctx: JobContext, board: Storyboard) -> Table:

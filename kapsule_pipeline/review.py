@@ -309,7 +309,13 @@ def reroll(ctx: JobContext, index: int, *, prompt: str | None = None, seed: int 
     child = JobRecord(
         id=child_id,
         owner=parent.owner,
-        params=parent.params.model_copy(update={"review": False, "reference_images": refs}),
+        params=parent.params.model_copy(
+            update={
+                "review": False,
+                "reference_images": refs,
+                "lyrics": parent.params.lyrics.replace(ctx.layout.root, JobLayout(child_id).root, 1),
+            }
+        ),
         song_seconds=parent.song_seconds,
         reroll=RerollOf(parent_job=parent.id, shot=index, seed=seed, prompt_changed=text is not None),
         message=f"re-roll of shot {index} of {parent.id}",
@@ -324,9 +330,11 @@ def _seed_folder(ctx: JobContext, child_id: str, board: Storyboard, index: int) 
     storage = ctx.storage
     for key in storage.list(src.input_prefix):
         name = key[len(src.input_prefix) :]
-        if name.startswith("song.") or name.startswith("refs/"):
+        if name.startswith(("song.", "refs/", "lyrics.")):
             storage.copy(key, dst.input_prefix + name)
     storage.copy(src.analysis, dst.analysis)
+    if storage.exists(src.lyrics):  # the timed lines: the captions are made again from them
+        storage.copy(src.lyrics, dst.lyrics)
     ctx.write_model(dst.storyboard, board)
     try:
         manifest = ctx.read_model(src.manifest, ShotManifest)

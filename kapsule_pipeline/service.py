@@ -136,6 +136,11 @@ class JobService:
         check_allowed(submission.owner, params, self.settings)
         mimes = check_reference_images(submission.references)
         info = submission.song.inspect(self.settings)
+        lyrics_ext = None
+        if submission.lyrics is not None:  # malformed, empty, too long: refused before the job exists
+            from kapsule_pipeline.lyrics import check_lyrics
+
+            lyrics_ext = check_lyrics(submission.lyrics, song_seconds=info.duration)
         params = with_budget(params, self.settings, info.duration)
         self._check_daily_cap(submission.owner, params)
         record = JobRecord(
@@ -148,8 +153,11 @@ class JobService:
         )
         if submission.job_id is not None:
             record = record.model_copy(update={"id": submission.job_id})
-        keys = reference_keys(mimes, JobContext.for_record(self.stores, record).layout)
-        record = record.model_copy(update={"params": params.model_copy(update={"reference_images": keys})})
+        layout = JobContext.for_record(self.stores, record).layout
+        keys = reference_keys(mimes, layout)
+        lyrics_key = layout.input_lyrics(lyrics_ext) if lyrics_ext else ""
+        update: dict[str, Any] = {"reference_images": keys, "lyrics": lyrics_key}
+        record = record.model_copy(update={"params": params.model_copy(update=update)})
         try:
             record = self.stores.status.create(record)
         except JobExists:  # the same Idempotency-Key raced us; theirs wins (or is a different job)
@@ -162,6 +170,10 @@ class JobService:
             submission.song.store(ctx.storage, ctx.layout.input_song(info.ext), info.content_type)
             for key, image, mime in zip(keys, submission.references, mimes, strict=True):
                 ctx.storage.write_bytes(key, image.data, content_type=mime)
+            if submission.lyrics is not None and lyrics_key:
+                ctx.storage.write_bytes(
+                    lyrics_key, submission.lyrics, content_type="text/plain; charset=utf-8"
+                )
         except KapsuleError as exc:
             self.record_failure(record.id, exc, None)
             raise
@@ -209,7 +221,8 @@ class JobService:
         """Start an execution of ``record``; a launcher failure is recorded in the job, then raised."""
         try:
             models = (record.params.video_model, record.params.prompt_model)
-            execution = self.launcher.launch(record.id, genai=uses_genai_models(*models))
+            aligner = "gemini" if record.params.lyrics and record.params.lyrics_aligner == "gemini" else ""
+            execution = self.launcher.launch(record.id, genai=uses_genai_models(*models, aligner))
         except KapsuleError as exc:
             self.record_failure(record.id, exc, None)
             raise

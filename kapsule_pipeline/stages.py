@@ -33,13 +33,14 @@ from kapsule_pipeline.errors import (
 )
 from kapsule_pipeline.jobs import STAGES, JobRecord, JobState
 from kapsule_pipeline.layout import NOTEBOOK_NAMES
-from kapsule_pipeline.models import Analysis, ShotManifest, ShotResult, Storyboard
+from kapsule_pipeline.models import Analysis, ShotManifest, ShotResult, Storyboard, frame_size
 from kapsule_pipeline.params import JobParams
 from kapsule_pipeline.review import with_prompt_edits
 from kapsule_pipeline.settings import get_settings
 
 if TYPE_CHECKING:
     from kapsule_pipeline.assemble import AssemblyResult
+    from kapsule_pipeline.lyrics import TimedLine
 
 log = logging.getLogger(__name__)
 
@@ -130,6 +131,9 @@ def run_analyze(ctx: JobContext) -> Analysis:
     analysis = analyze_song(song, ctx.params.hints())
     ctx.report("analyze", 0.8, "writing the click-track preview")
     write_click_file(ctx, song, analysis)
+    if ctx.params.lyrics:
+        ctx.report("analyze", 0.9, "timing the lyrics")
+        time_lyrics(ctx, song, analysis.duration)
     # analysis.json goes last: its presence is what marks this stage done (the preview exists too).
     ctx.write_model(ctx.layout.analysis, analysis)
     ctx.report(
@@ -147,6 +151,31 @@ def write_click_file(ctx: JobContext, song: Path, analysis: Analysis) -> None:
 
     local = write_click_preview(song, analysis, ctx.workdir / "work")
     ctx.storage.upload_from(local, ctx.layout.click_preview, content_type="audio/mp4")
+
+
+def time_lyrics(ctx: JobContext, song: Path, song_seconds: float) -> list[TimedLine]:
+    """Time the job's lyrics to the song (timed files as given, plain text aligned by the job's
+    ``lyrics_aligner``) and write ``work/lyrics.json``; the storyboard and the captions read it."""
+    from kapsule_pipeline.lyrics import lines_to_json, load_lyrics, resolve_aligner
+
+    model = ctx.params.prompt_model
+    lines = load_lyrics(
+        ctx.storage.read_bytes(ctx.params.lyrics),
+        song_seconds=song_seconds,
+        song=song,
+        aligner=resolve_aligner(ctx.params.lyrics_aligner, model),
+        gemini_model=model if model.startswith("gemini-") else "gemini-2.5-flash",
+        settings=ctx.settings,
+    )
+    ctx.storage.write_bytes(ctx.layout.lyrics, lines_to_json(lines).encode(), content_type="application/json")
+    return lines
+
+
+def load_lyrics_lines(ctx: JobContext) -> list[TimedLine]:
+    """The job's timed lyric lines (none when the job has no lyrics)."""
+    from kapsule_pipeline.lyrics import lines_from_json
+
+    return lines_from_json(ctx.storage.read_bytes(ctx.layout.lyrics)) if ctx.params.lyrics else []
 
 
 def load_analysis(ctx: JobContext) -> Analysis:
@@ -193,6 +222,7 @@ def run_storyboard(ctx: JobContext) -> Storyboard:
         video_model=video_model_of(ctx),
         writer=writer,
         transition=params.transition,
+        lyrics=load_lyrics_lines(ctx),
     )
     ctx.write_model(ctx.layout.storyboard, board)
     # Gemini bills per token; the writer counts what it sent (0 for the local writer).
@@ -320,11 +350,19 @@ def _local_clips(ctx: JobContext, board: Storyboard, manifest: ShotManifest) -> 
 def run_assemble(ctx: JobContext) -> AssemblyResult:
     """Cut the clips onto the song; deliver ``video.mp4``, store the poster and contact sheet."""
     from kapsule_pipeline.assemble import assemble_video, make_poster, poster_time
+    from kapsule_pipeline.lyrics.captions import resolve_caption_mode, write_captions
 
     board = load_storyboard(ctx)
     manifest = load_manifest(ctx)
     out_dir = ctx.output_dir
     out_dir.mkdir(parents=True, exist_ok=True)
+    lines = load_lyrics_lines(ctx)
+    mode = resolve_caption_mode(ctx.params.captions, bool(lines))
+    files = (
+        write_captions(lines, frame_size(board.aspect_ratio, board.resolution), ctx.workdir / "captions")
+        if lines
+        else None
+    )
     with _local_clips(ctx, board, manifest) as clips:  # downloaded clips are deleted once cut
         ctx.report("assemble", 0.05, f"cutting {len(clips)} shots onto the song")
         result = assemble_video(
@@ -336,12 +374,18 @@ def run_assemble(ctx: JobContext) -> AssemblyResult:
             crf=ctx.settings.video_crf,
             preset=ctx.settings.video_preset,
             timeout=ctx.settings.ffmpeg_timeout_s,
+            captions=files.tracks(mode) if files else None,
         )
     ctx.report("assemble", 0.8, "poster and contact sheet")
     poster = make_poster(result.video, out_dir / "poster.jpg", at=poster_time(board))
     ctx.storage.upload_from(Path(poster), ctx.layout.poster, content_type="image/jpeg")
     if not ctx.storage.exists(ctx.layout.contact_sheet):
         make_contact_sheet_file(ctx, board, manifest)
+    captions: dict[str, str] = {}
+    if files is not None and mode in ("soft", "both"):  # the platforms' caption files, beside the MP4
+        for ext, path, mime in (("srt", files.srt, "application/x-subrip"), ("vtt", files.vtt, "text/vtt")):
+            ctx.delivery.upload_from(path, ctx.layout.captions(ext), content_type=f"{mime}; charset=utf-8")
+            captions[f"captions_{ext}"] = ctx.layout.captions(ext)
     # The video goes last: its presence in the delivery store is what marks this stage done.
     ctx.delivery.upload_from(Path(result.video), ctx.layout.video, content_type="video/mp4")
     # Delivered: the local copy goes (RAM on Cloud Run); the report keeps its ffprobe view. A re-run
@@ -352,6 +396,7 @@ def run_assemble(ctx: JobContext) -> AssemblyResult:
     ctx.update(
         {
             "outputs": {
+                **captions,
                 "video": ctx.layout.video,
                 "delivery_url": ctx.delivery.url,
                 "poster": ctx.layout.poster,

@@ -21,7 +21,7 @@ import itertools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import cast
+from typing import Protocol, cast
 
 import numpy as np
 
@@ -56,6 +56,8 @@ REWARD_SECTION = 0.6
 REWARD_DOWNBEAT = 1.0
 REWARD_DOWNBEAT_SECTION = 4.0
 REWARD_GRID = -1.5  # a cut off the beat is a last resort
+REWARD_LINE = 0.75  # a beat where a sung line starts: a cut there lands with the words
+LINE_MIN_OVERLAP_S = 0.1  # a line counts as sung during a shot if it overlaps it this much
 WEIGHT_LENGTH = 0.25  # per second² away from the energy-based target length
 WEIGHT_SHORT = 2.0  # per second² below min_seconds
 
@@ -71,6 +73,28 @@ class _Problem:
     min_seconds: float
     max_seconds: float
     energy: Callable[[int, int], float]  # relative energy (0..1) between two frames
+
+
+class SungLine(Protocol):
+    """A timed lyric line as the storyboard needs it (``lyrics.TimedLine`` is one)."""
+
+    @property
+    def start(self) -> float: ...
+    @property
+    def end(self) -> float: ...
+    @property
+    def text(self) -> str: ...
+
+
+def sung_during(lines: Sequence[SungLine], start: float, end: float) -> list[str]:
+    """Texts of the lines sung during [start, end): overlapping it by 0.1 s (or half the line, if shorter),
+    so a line spilling a few frames over a cut is not credited to both shots."""
+    return [
+        line.text
+        for line in lines
+        if min(line.end, end) - max(line.start, start)
+        >= max(1e-6, min(LINE_MIN_OVERLAP_S, (line.end - line.start) / 2))
+    ]
 
 
 def request_seconds_for(duration: float, allowed: Sequence[int] = CLIP_SECONDS) -> int:
@@ -112,8 +136,13 @@ def plan_cuts(
     max_shots: int | None = None,
     min_seconds: float = 4.0,
     max_seconds: float = 8.0,
+    line_starts: Sequence[float] = (),
 ) -> list[tuple[int, int]]:
-    """(start_frame, end_frame) of every shot: contiguous from 0 to ``round(duration * fps)``."""
+    """(start_frame, end_frame) of every shot: contiguous from 0 to ``round(duration * fps)``.
+
+    ``line_starts`` (times sung lines start) add ``REWARD_LINE`` to the beat nearest each one, if it
+    is close enough: a cut prefers a line's start only where that agrees with the beat grid.
+    """
     if fps < 1:
         raise InvalidParameter(f"fps must be at least 1, got {fps}")
     if not 0 < min_seconds <= max_seconds:
@@ -142,6 +171,7 @@ def plan_cuts(
         energy=_energy_lookup(analysis, fps),
     )
     beats = _beat_candidates(analysis, fps, total)
+    _reward_line_starts(beats, analysis, fps, line_starts)
     for nodes in (_with_gap_grid(beats, analysis, problem), _with_full_grid(beats, problem)):
         path = _search(nodes, problem, max_shots)
         if path is not None:
@@ -189,8 +219,7 @@ def _beat_candidates(analysis: Analysis, fps: int, total: int) -> dict[int, floa
     beats = {f for f in beats if not {f - 1, f, f + 1} & downbeats}
     frames = sorted(downbeats | beats)
     # A section boundary is marked on the beat nearest to it, if that beat is close enough.
-    period = 60.0 / analysis.tempo if analysis.tempo > 0 else 0.5
-    tolerance = max(1, round(min(0.35, period / 2) * fps))
+    tolerance = _beat_tolerance(analysis, fps)
     boundaries: set[int] = set()
     for section in analysis.sections[1:]:
         target = round(section.start * fps)
@@ -210,6 +239,27 @@ def _beat_candidates(analysis: Analysis, fps: int, total: int) -> dict[int, floa
         else:
             rewards[frame] = REWARD_BEAT
     return rewards
+
+
+def _beat_tolerance(analysis: Analysis, fps: int) -> int:
+    """Frames within which a moment (a section change, a sung line) is taken to be on a beat."""
+    period = 60.0 / analysis.tempo if analysis.tempo > 0 else 0.5
+    return max(1, round(min(0.35, period / 2) * fps))
+
+
+def _reward_line_starts(
+    beats: dict[int, float], analysis: Analysis, fps: int, line_starts: Sequence[float]
+) -> None:
+    """Add ``REWARD_LINE`` to the beat nearest each line start within the beat tolerance (once per beat)."""
+    frames = sorted(beats)
+    tolerance = _beat_tolerance(analysis, fps)
+    rewarded: set[int] = set()
+    for start in line_starts:
+        target = round(start * fps)
+        near = min(frames, key=lambda f: abs(f - target), default=None)
+        if near is not None and abs(near - target) <= tolerance and near not in rewarded:
+            beats[near] += REWARD_LINE
+            rewarded.add(near)
 
 
 def _with_gap_grid(beats: dict[int, float], analysis: Analysis, problem: _Problem) -> dict[int, float]:
@@ -310,11 +360,14 @@ def plan_storyboard(
     writer: PromptWriter,
     transition: str = "cut",
     crossfade_seconds: float = CROSSFADE_SECONDS,
+    lyrics: Sequence[SungLine] = (),
 ) -> Storyboard:
     """Cut the song into shots and ask ``writer`` for one prompt per shot.
 
     ``transition`` is how shots meet in the video: ``cut`` (hard cuts on the planned frames) or
     ``crossfade`` (dissolves of ``crossfade_seconds`` centred on them); the cuts are planned the same.
+    ``lyrics`` (timed lines, e.g. ``lyrics.load_lyrics``): cuts prefer line starts that fall on a
+    beat, and each shot (and its brief to the writer) gets the lines sung during it.
     """
     ratios = sorted({ratio for ratio, _ in FRAME_SIZES})
     resolutions = sorted({res for _, res in FRAME_SIZES})
@@ -326,14 +379,22 @@ def plan_storyboard(
         raise InvalidParameter(f"transition must be one of {', '.join(TRANSITIONS)}, got {transition!r}")
     if not 0 < crossfade_seconds <= 2.0:
         raise InvalidParameter(f"crossfade_seconds must be above 0 and at most 2, got {crossfade_seconds}")
-    cuts = plan_cuts(analysis, fps=fps, max_shots=max_shots)
+    cuts = plan_cuts(analysis, fps=fps, max_shots=max_shots, line_starts=[line.start for line in lyrics])
     briefs = []
     for index, (start_frame, end_frame) in enumerate(cuts):
         start, end = start_frame / fps, end_frame / fps
         section = analysis.section_at((start + end) / 2).label if analysis.sections else "song"
         energy = analysis.energy_between(start, end)
         briefs.append(
-            ShotBrief(index=index, start=start, end=end, section=section, energy=energy, tempo=analysis.tempo)
+            ShotBrief(
+                index=index,
+                start=start,
+                end=end,
+                section=section,
+                energy=energy,
+                tempo=analysis.tempo,
+                lyrics=sung_during(lyrics, start, end),
+            )
         )
     plan = writer.write(briefs, prompt=prompt, style=style, analysis=analysis)
     if len(plan.prompts) != len(briefs):
@@ -355,6 +416,7 @@ def plan_storyboard(
             prompt=text,
             negative_prompt=plan.negative_prompt,
             seed=shot_seed(seed, brief.index),
+            lyrics=brief.lyrics,
         )
         for brief, (start_frame, end_frame), text, wanted in zip(
             briefs,

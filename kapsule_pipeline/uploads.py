@@ -40,6 +40,7 @@ from kapsule_pipeline.errors import (
     UploadTypeRefused,
 )
 from kapsule_pipeline.links import signature_matches
+from kapsule_pipeline.params import MAX_LYRICS_BYTES
 from kapsule_pipeline.storage import Storage
 
 UPLOAD_PREFIX = "uploads/"
@@ -103,7 +104,7 @@ def human_bytes(n: int) -> str:
 
 
 IMAGE_TYPES = frozenset({"image/png", "image/jpeg", "image/webp"})
-PURPOSES = ("song", "reference_image")
+PURPOSES = ("song", "reference_image", "lyrics")
 
 
 def check_upload_request(
@@ -119,7 +120,9 @@ def check_upload_request(
                 f"{filename[:80]!r} is {content_type[:60]!r}, not a PNG, JPEG or WebP image"
             )
         max_bytes = min(max_bytes, MAX_REFERENCE_BYTES)
-    what = "reference images" if purpose == "reference_image" else "songs"
+    if purpose == "lyrics":  # any text type: the job service reads the bytes and names a bad line
+        max_bytes = min(max_bytes, MAX_LYRICS_BYTES)
+    what = {"reference_image": "reference images", "lyrics": "lyrics files"}.get(purpose, "songs")
     if size <= 0:
         raise UploadError(f"the file {filename[:80]!r} is empty (0 bytes); choose the song file itself")
     if size > max_bytes:

@@ -109,6 +109,8 @@ CELLS: dict[str, list[Cell]] = {
         """,
             tag="stage",
         ),
+        md("## Lyrics on the shot timeline"),
+        code("report.lyrics_table(board, stages.load_lyrics_lines(ctx))"),
         md("""
             ## Shot timeline
 
@@ -173,6 +175,8 @@ CELLS: dict[str, list[Cell]] = {
         ),
         md("## The video"),
         code("report.show_video(ctx)"),
+        md("## Captions (a frame in the first lyric line)"),
+        code("report.caption_frame(ctx, result.video, stages.load_lyrics_lines(ctx))"),
         md("## ffprobe"),
         code("report.video_summary(result.probe or result.video)"),
         md("""

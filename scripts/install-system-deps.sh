@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install the system packages Kapsule needs, only where they are missing.
-#   scripts/install-system-deps.sh            runtime: ffmpeg/ffprobe, python3-venv
+#   scripts/install-system-deps.sh            runtime: ffmpeg/ffprobe, python3-venv, caption fonts
 #   scripts/install-system-deps.sh --test     plus what the test suite uses
 #   scripts/install-system-deps.sh --bench    plus what benchmarks/analysis.py uses (fluidsynth, three GM soundfonts)
 # Uses apt-get (after one `apt-get update`) on Debian/Ubuntu; elsewhere it says what to install.
@@ -15,10 +15,16 @@ missing=()
 command -v ffmpeg >/dev/null 2>&1 || missing+=(ffmpeg)
 command -v ffprobe >/dev/null 2>&1 || missing+=(ffmpeg)
 python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || missing+=(python3-venv)
+# Burned lyric captions (libass): DejaVu Sans for Latin, Greek, Cyrillic, Hebrew and Arabic;
+# Droid Sans Fallback for Chinese, Japanese and Korean (7 MB, against 90 MB for fonts-noto-cjk).
+[[ -f /usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf ]] || missing+=(fonts-dejavu-core)
+[[ -f /usr/share/fonts/truetype/droid/DroidSansFallbackFull.ttf ]] || missing+=(fonts-droid-fallback)
 if (( want_test )); then
   : # later issues add test-only packages here (chromium, fluidsynth, soundfonts)
   # The studio's end-to-end test drives Debian's Chromium with Playwright (no browser download).
   [[ -x /usr/bin/chromium ]] || missing+=(chromium fonts-dejavu-core)
+  # The lyrics aligner's tests sing with espeak-ng (a sung song with known word times).
+  command -v espeak-ng >/dev/null 2>&1 || missing+=(espeak-ng)
 fi
 if (( want_bench )); then  # benchmarks/analysis.py renders public-domain scores to audio
   command -v fluidsynth >/dev/null 2>&1 || missing+=(fluidsynth)
@@ -26,6 +32,7 @@ if (( want_bench )); then  # benchmarks/analysis.py renders public-domain scores
   # benchmarks/corpus.py renders every piece through one of three GM soundfonts
   [[ -f /usr/share/sounds/sf2/TimGM6mb.sf2 ]] || missing+=(timgm6mb-soundfont)
   [[ -f /usr/share/sounds/sf3/MuseScore_General_Lite.sf3 ]] || missing+=(musescore-general-soundfont-small)
+  command -v espeak-ng >/dev/null 2>&1 || missing+=(espeak-ng)  # benchmarks/lyrics.py sings with it
 fi
 
 # de-duplicate

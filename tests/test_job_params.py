@@ -30,7 +30,7 @@ from tests.test_api import (
     _wav,
 )
 
-API_FILE_FIELDS = {"song": "upload_id", "reference_images": "reference_upload_ids"}
+API_FILE_FIELDS = {"song": "upload_id", "reference_images": "reference_upload_ids", "lyrics": "lyrics_text"}
 
 
 def _make_options() -> dict[str, str]:
@@ -73,6 +73,10 @@ BAD_JOBS = [
     pytest.param({"aspect_ratio": "4:3"}, "invalid_parameter", id="bad-aspect"),
     pytest.param({"budget_usd": -1.0}, "invalid_parameter", id="negative-budget"),
     pytest.param({"continuity": "first_frame"}, "invalid_parameter", id="bad-continuity"),
+    pytest.param({"captions": "sideways"}, "invalid_parameter", id="bad-captions"),
+    pytest.param({"lyrics_aligner": "whisper"}, "invalid_parameter", id="bad-aligner"),
+    # Gemini timing asked for by name on a deployment without Google credentials.
+    pytest.param({"lyrics_aligner": "gemini"}, "unknown_model", id="gemini-aligner-without-account"),
 ]
 
 

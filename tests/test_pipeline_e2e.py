@@ -20,6 +20,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import nbformat
+import numpy as np
 import papermill
 import pytest
 from typer.testing import CliRunner
@@ -28,7 +29,7 @@ from cli.main import app
 from kapsule_pipeline import media
 from kapsule_pipeline.jobs import JobRecord, JobState, utcnow
 from kapsule_pipeline.layout import NOTEBOOK_NAMES, JobLayout
-from kapsule_pipeline.models import Analysis, Storyboard
+from kapsule_pipeline.models import Analysis, ShotManifest, Storyboard
 from kapsule_pipeline.params import JobParams
 from kapsule_pipeline.pipeline import run_job
 from kapsule_pipeline.settings import Settings, get_settings
@@ -60,6 +61,17 @@ def test_each_notebook_declares_the_parameters_the_pipeline_injects(stage: str, 
     defaults = {k: v.default for k, v in JobParams.model_fields.items()}
     expected = {**NOTEBOOK_ARGS, **{k: list(v) if isinstance(v, tuple) else v for k, v in defaults.items()}}
     assert {k: ast.literal_eval(v["default"]) for k, v in declared.items()} == expected
+
+
+LYRICS = (
+    "[00:09.00]<00:09.00>paper <00:09.60>boats <00:10.20>on <00:10.60>silver <00:11.40>streams\n"
+    "[00:13.00]we sail until the morning\n"
+    "[00:25.00]neon rivers glow\n"
+    "[00:41.00]夜空の星\n"
+    "[00:49.00]home again\n"
+    "[00:52.00]\n"
+)
+LYRIC_STARTS = [9.0, 13.0, 25.0, 41.0, 49.0]
 
 
 @dataclass(frozen=True)
@@ -100,7 +112,10 @@ def made(
     artifacts_dir: Path,
 ) -> Made:
     out = artifacts_dir / "e2e-demo.mp4"
+    lyrics = demo_song_file.with_name("demo-song.lrc")
+    lyrics.write_text(LYRICS, encoding="utf-8")
     args = ["make", str(demo_song_file), "-o", str(out), "--prompt", "a paper boat on a neon river"]
+    args += ["--lyrics", str(lyrics), "--captions", "both"]  # the lyric path rides on the same job
 
     result = CliRunner().invoke(app, args)
 
@@ -166,6 +181,58 @@ def test_every_notebook_is_stored_executed_with_outputs(made: Made) -> None:
     assert mimes("02_storyboard").count("image/png") == 1  # the shot timeline
     assert "image/jpeg" in mimes("03_generate")  # the contact sheet
     assert "<video" in made.storage_file(made.layout.notebook("04_assemble", "html")).read_text()
+
+
+@pytest.mark.slow
+def test_lyrics_are_timed_steer_the_shots_and_become_captions(made: Made) -> None:
+    """From a timed LRC: lyrics.json, shots that know their lines, a mov_text track whose cues are the
+    file's within a frame, burned captions visible at the cue (the shot's own clip has none), and the
+    .srt/.vtt beside the MP4; notebooks 02 and 04 show the lines and a captioned frame."""
+    from kapsule_pipeline.lyrics import lines_from_json
+    from tests.test_captions import _subtitle_packets
+
+    assert made.job.params.lyrics == made.layout.input_lyrics("lrc")
+    lines = lines_from_json(made.storage_file(made.layout.lyrics).read_bytes())
+    assert [round(line.start, 2) for line in lines] == LYRIC_STARTS
+    board = Storyboard.model_validate_json(made.storage_file(made.layout.storyboard).read_text())
+    sung = [text for shot in board.shots for text in shot.lyrics]
+    assert "paper boats on silver streams" in sung and "夜空の星" in sung
+
+    cues = _subtitle_packets(made.video)
+    assert [round(a, 2) for a, _ in cues] == pytest.approx(LYRIC_STARTS, abs=1 / board.fps)
+    assert [s.codec for s in media.probe(made.video).subtitles] == ["mov_text"]
+    vtt = made.video.with_suffix(".vtt").read_text(encoding="utf-8")
+    assert vtt.startswith("WEBVTT") and "00:00:09.000 --> " in vtt and "夜空の星" in vtt
+    assert "paper boats" in made.video.with_suffix(".srt").read_text(encoding="utf-8")
+    assert made.job.outputs["captions_vtt"] == made.layout.captions("vtt")
+
+    at = 14.0  # inside "we sail until the morning": the final frame against its shot's own clip
+    shot = next(s for s in board.shots if s.start <= at < s.end)
+    manifest = ShotManifest.model_validate_json(made.storage_file(made.layout.manifest).read_text())
+    result = manifest.by_index(shot.index)
+    assert result is not None and result.file
+    clip = made.storage_file(result.file)
+    final, raw = (
+        _rgb_frame(made.video, round(at * board.fps)),
+        _rgb_frame(clip, round(at * board.fps) - shot.start_frame),
+    )
+    diff = np.abs(final - raw).max(axis=2) > 60
+    assert diff.sum() > 2000, "no burned caption at the cue"
+    assert np.flatnonzero(diff.any(axis=1)).min() > 720 * 0.6, "captions sit low in the frame"
+
+    html02 = made.storage_file(made.layout.notebook("02_storyboard", "html")).read_text()
+    assert "paper boats on silver streams" in html02
+    nb04 = nbformat.read(made.storage_file(made.layout.notebook("04_assemble")), as_version=4)
+    outputs = [o for c in nb04.cells if c.cell_type == "code" for o in c.outputs]
+    assert any("image/jpeg" in o.get("data", {}) for o in outputs), "04 shows a captioned frame"
+
+
+def _rgb_frame(video: Path, frame: int) -> np.ndarray:  # type: ignore[type-arg]
+    result = media.run([
+        "ffmpeg", "-nostdin", "-v", "error", "-i", str(video), "-vf", f"select='eq(n,{frame})'",
+        "-frames:v", "1", "-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:1",
+    ])  # fmt: skip
+    return np.frombuffer(result.stdout, dtype=np.uint8).reshape(720, 1280, 3).astype(int)
 
 
 def _reopen_as_crashed(settings: Settings, job_id: str) -> None:

@@ -157,6 +157,7 @@ def test_review_edit_approve_then_reroll_bills_only_what_changed(
     client, launcher = api
     song, song_seconds = short_song
     body = {"upload_id": _upload(client, song), "prompt": "a lighthouse at dusk", "review": True}
+    body["lyrics_text"] = "[00:00.50]the lamp turns slowly\n"  # a re-roll keeps the lyrics and captions
     created = client.post("/v1/jobs", json=body)
     assert created.status_code == 202, created.text
     job_id = created.json()["id"]
@@ -220,6 +221,8 @@ def test_review_edit_approve_then_reroll_bills_only_what_changed(
     assert predicts[0].body["parameters"]["seed"] == child.reroll.seed != shots[1]["seed"]
     assert child.cost.actual_usd == pytest.approx(shots[1]["cost_usd"])
     assert _video_seconds(veo_env, child_id) == pytest.approx(song_seconds, abs=0.1)
+    assert child.params.lyrics == JobLayout(child_id).input_lyrics("lrc")
+    assert "the lamp turns slowly" in client.get(f"/v1/jobs/{child_id}/captions.vtt").text
 
     # The notebooks keep the history: the parent's are untouched, the child has its own.
     assert _notebooks(veo_env, job_id) == parent_notebooks

@@ -134,6 +134,9 @@ def test_drop_a_song_and_watch_the_video(
             page.set_input_files("#song", str(demo_song_file))
             page.fill("#prompt", "a night drive through a neon city")
             page.fill("#style", "grainy film")
+            page.fill(
+                "#lyrics", "[00:09.00]paper boats on silver streams\n[00:13.00]we sail until the morning\n"
+            )
             page.get_by_role("button", name="Make the video").click()
             page.wait_for_selector("#job:not([hidden])")
             assert page.inner_text("#error") == "" or page.is_hidden("#error")
@@ -146,6 +149,16 @@ def test_drop_a_song_and_watch_the_video(
             duration = page.evaluate("document.getElementById('video').duration")
             assert duration == pytest.approx(song_seconds, abs=0.1)
             assert page.inner_text("#job-state") == "succeeded"
+            # The pasted lyrics come back as the player's captions track (the job's WebVTT).
+            page.wait_for_function(
+                "() => { const t = document.getElementById('video').textTracks[0];"
+                " return t && t.kind === 'captions' && t.cues && t.cues.length > 0; }",
+                timeout=30_000,
+            )
+            cues = page.evaluate(
+                "Array.from(document.getElementById('video').textTracks[0].cues, c => c.text)"
+            )
+            assert cues == ["paper boats on silver streams", "we sail until the morning"]
             assert page.locator("#notebooks a").count() == 4
             assert page.get_attribute("#download", "download").endswith(".mp4")
             page.wait_for_function("() => document.querySelectorAll('#jobs li button').length === 1")

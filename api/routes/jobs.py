@@ -31,7 +31,7 @@ from kapsule_pipeline.intake import StoredSong
 from kapsule_pipeline.jobs import JobRecord, JobState
 from kapsule_pipeline.layout import JobLayout
 from kapsule_pipeline.models import Analysis
-from kapsule_pipeline.params import MAX_REFERENCE_IMAGES, JobOptions, JobParams
+from kapsule_pipeline.params import MAX_LYRICS_BYTES, MAX_REFERENCE_IMAGES, JobOptions, JobParams
 from kapsule_pipeline.review import Review
 from kapsule_pipeline.service import GridChange, Submission, request_hash
 from kapsule_pipeline.text import has_lone_surrogate
@@ -48,6 +48,15 @@ class JobCreate(JobOptions):
         max_length=MAX_REFERENCE_IMAGES,
         description="Uploads of reference images (purpose 'reference_image'): a character, product or "
         "cover kept the same across shots (Veo 3.1).",
+    )
+    lyrics_text: str | None = Field(
+        None,
+        max_length=MAX_LYRICS_BYTES // 4,
+        description="The song's lyrics, pasted: plain text (one line per sung line, blank lines between "
+        "verses; timed to the song) or the text of an LRC, SRT or VTT file.",
+    )
+    lyrics_upload_id: str | None = Field(
+        None, max_length=100, description="Or an upload of a lyrics file (purpose 'lyrics')."
     )
 
     @model_validator(mode="before")
@@ -113,7 +122,13 @@ def create_job(
     for upload_id in body.reference_upload_ids:
         ref_ticket, ref_key = _uploaded(storage, upload_id, owner, "reference_image")
         references.append(ReferenceImage(ref_ticket.filename, storage.read_bytes(ref_key)))
-    values = body.model_dump(exclude={"upload_id", "reference_upload_ids"})
+    if body.lyrics_text is not None and body.lyrics_upload_id is not None:
+        raise InvalidParameter("give the lyrics as lyrics_text or lyrics_upload_id, not both")
+    lyrics = body.lyrics_text.encode() if body.lyrics_text is not None else None
+    if body.lyrics_upload_id is not None:
+        _, lyrics_key = _uploaded(storage, body.lyrics_upload_id, owner, "lyrics")
+        lyrics = storage.read_bytes(lyrics_key)
+    values = body.model_dump(exclude={"upload_id", "reference_upload_ids", "lyrics_text", "lyrics_upload_id"})
     params = JobParams(**values, song=ticket.filename)
     submission = Submission(
         params=params,
@@ -124,6 +139,7 @@ def create_job(
         request_hash=request_hash(owner.encode(), body.model_dump_json().encode()),
         upload_id=ticket.upload_id,
         trace_header=x_cloud_trace_context,  # the job's log lines then join this request's trace
+        lyrics=lyrics,
     )
     record, replayed = service.submit(submission)
     if replayed:
@@ -181,6 +197,18 @@ def job_video(
     if sign is not None:
         return RedirectResponse(sign(key, filename=filename).url, status_code=307)
     return StreamingResponse(delivery.open_read(key), media_type="video/mp4")
+
+
+@router.get("/{job_id}/captions.vtt", response_class=Response)
+def job_captions(job_id: str, owner: OwnerDep, service: ServiceDep, delivery: DeliveryDep) -> Response:
+    """The finished video's lyric captions as WebVTT (the studio player's ``<track>``); 404 when the
+    job has none (no lyrics, or captions 'burned' or 'none')."""
+    service.get(owner, job_id)  # another owner's job is the same 404 as a missing one
+    try:
+        data = delivery.read_bytes(JobLayout(job_id).captions("vtt"))
+    except ObjectNotFound:
+        raise ObjectNotFound(f"job {job_id} has no caption file") from None
+    return Response(data, media_type="text/vtt; charset=utf-8")
 
 
 # ------------------------------------------------------------------------ review before paying, re-roll

@@ -62,8 +62,10 @@ class UploadCreate(ApiModel):
     filename: str = Field(..., min_length=1, max_length=500)
     content_type: str = Field(..., max_length=200)
     size: int = Field(..., description="Bytes the client will PUT.")
-    purpose: Literal["song", "reference_image"] = Field(
-        "song", description="A song for a job, or a reference image (PNG, JPEG, WebP) for its shots."
+    purpose: Literal["song", "reference_image", "lyrics"] = Field(
+        "song",
+        description="A song for a job, a reference image (PNG, JPEG, WebP) for its shots, or a lyrics "
+        "file (LRC, SRT, VTT, plain text).",
     )
 
 

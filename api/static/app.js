@@ -134,18 +134,15 @@ async function makeVideo(event) {
     });
     await putWithProgress(ticket, file);
     $("upload-progress").value = 1;
-    const job = await api(
-      "POST",
-      "/v1/jobs",
-      {
-        upload_id: ticket.upload_id,
-        prompt: $("prompt").value,
-        style: $("style").value,
-        aspect_ratio: $("aspect").value,
-        review: $("review-first").checked,
-      },
-      { "Idempotency-Key": ticket.upload_id },
-    );
+    const body = {
+      upload_id: ticket.upload_id,
+      prompt: $("prompt").value,
+      style: $("style").value,
+      aspect_ratio: $("aspect").value,
+      review: $("review-first").checked,
+    };
+    if ($("lyrics").value.trim()) body.lyrics_text = $("lyrics").value; // timed or aligned by the job
+    const job = await api("POST", "/v1/jobs", body, { "Idempotency-Key": ticket.upload_id });
     showJob(job);
     loadJobs();
   } catch (e) {
@@ -272,6 +269,16 @@ async function showResult(job) {
   $("video").dataset.job = job.id;
   const url = `/v1/jobs/${job.id}/video`; // the session cookie authorizes media requests too
   $("video").src = url;
+  $("video").replaceChildren(); // the lyric captions, when the job delivered a WebVTT file
+  if (job.outputs && job.outputs.captions_vtt) {
+    const track = document.createElement("track");
+    track.kind = "captions";
+    track.label = "Lyrics";
+    track.srclang = "und";
+    track.src = `/v1/jobs/${job.id}/captions.vtt`;
+    track.default = true;
+    $("video").appendChild(track);
+  }
   $("download").href = url;
   $("download").download = `${(job.params.song || "kapsule").replace(/\.[^.]+$/, "")}.mp4`;
   showShots(job);

@@ -200,6 +200,7 @@ def concat_mux_cmd(
     copy_audio: bool,
     sample_rate: int | None = None,
     audio_bitrate: str = "256k",
+    soft_captions: Path | None = None,
 ) -> list[str]:
     """Join the clips of ``list_file`` (input 0, stream copy) and lay the song (input 1) under them.
 
@@ -210,10 +211,12 @@ def concat_mux_cmd(
     args = [
         "ffmpeg", "-nostdin", "-v", "error", "-y",
         "-f", "concat", "-safe", "0", "-i", str(list_file), "-i", str(song),
+        *(["-i", str(soft_captions)] if soft_captions else []),
         "-map", "0:v:0", "-map", "1:a:0", "-c:v", "copy",
     ]  # fmt: skip
     return [
         *args,
+        *soft_caption_args(2, soft_captions),
         *_song_and_mp4_args(out, copy_audio=copy_audio, sample_rate=sample_rate, audio_bitrate=audio_bitrate),
     ]
 
@@ -246,15 +249,19 @@ def assembly_cmd(
     sample_rate: int | None = None,
     audio_bitrate: str = "256k",
     threads: int = 0,
+    soft_captions: Path | None = None,
 ) -> list[str]:
     """The one encode pass: clips of ``list_file`` (input 0) through ``graph``, the song (input 1) under them.
 
     ``graph`` is a ``hard_cut_filter`` (a simple ``-vf`` chain) or a ``crossfade_filter``
-    (``complex_graph``: a ``-filter_complex`` ending in ``[vout]``). Audio rules as ``concat_mux_cmd``.
+    (``complex_graph``: a ``-filter_complex`` ending in ``[vout]``), either possibly ending in
+    burned captions (``graphs.with_burned_captions``). Audio rules as ``concat_mux_cmd``;
+    ``soft_captions`` (an SRT file, input 2) becomes a ``mov_text`` track.
     """
     args = [
         "ffmpeg", "-nostdin", "-v", "error", "-y",
         "-f", "concat", "-safe", "0", "-i", str(list_file), "-i", str(song),
+        *(["-i", str(soft_captions)] if soft_captions else []),
     ]  # fmt: skip
     if complex_graph:
         args += ["-filter_complex", graph, "-map", "[vout]"]
@@ -265,8 +272,33 @@ def assembly_cmd(
     args += ["-map", "1:a:0", *h264_args(crf=crf, preset=preset, fps=fps, threads=threads)]
     return [
         *args,
+        *soft_caption_args(2, soft_captions),
         *_song_and_mp4_args(out, copy_audio=copy_audio, sample_rate=sample_rate, audio_bitrate=audio_bitrate),
     ]
+
+
+# ----------------------------------------------------------------------------------------- captions
+# Soft captions are an SRT input muxed as a ``mov_text`` track, which MP4 players read and which
+# costs nothing on the concat-copy path. (Burned captions are a filter: ``graphs.with_burned_captions``.)
+
+
+@dataclass(frozen=True)
+class CaptionTracks:
+    """Captions for assembly: an ASS file to burn into the frames, an SRT file to mux as a track."""
+
+    burn: Path | None = None
+    soft: Path | None = None
+
+
+def soft_caption_args(input_index: int, srt: Path | None, language: str = "und") -> list[str]:
+    """Map input ``input_index`` (an SRT file) as a ``mov_text`` subtitle track, off by default."""
+    if srt is None:
+        return []
+    return [
+        "-map", f"{input_index}:s:0", "-c:s", "mov_text",
+        "-metadata:s:s:0", f"language={language}", "-metadata:s:s:0", "handler_name=Lyrics",
+        "-disposition:s:0", "0",
+    ]  # fmt: skip
 
 
 # ----------------------------------------------------------------------------------------- loudness

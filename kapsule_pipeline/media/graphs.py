@@ -11,6 +11,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
+from pathlib import Path
 from typing import Protocol
 
 from kapsule_pipeline.media.probing import Packet
@@ -254,3 +255,34 @@ def crossfade_filter(
     )
     parts.append(f"[xf][yf]overlay=format=yuv420:eof_action=pass:enable='{windows}'[vout]")
     return ";".join(parts)
+
+
+# ----------------------------------------------------------------------------------------- captions
+# Burned captions are libass's ``subtitles`` filter at the end of the one encode pass's graph (after
+# the cut, the dissolves and the fit, so they sit on the final frame size and never dissolve with a
+# shot).
+
+
+def filter_value(text: str) -> str:
+    """``text`` escaped to stand as one option value inside a filtergraph (both escaping levels).
+
+    FFmpeg reads a graph twice: the graph parser (``\\ ' [ ] , ;`` are special) and then the
+    filter's option parser (``\\ ' :``); a path with a colon or a comma must survive both.
+    """
+    level1 = "".join("\\" + ch if ch in "\\':" else ch for ch in text)
+    return "".join("\\" + ch if ch in "\\'[],;" else ch for ch in level1)
+
+
+def subtitles_filter(ass: Path) -> str:
+    """libass rendering of an ASS file onto the frames (fonts found by fontconfig)."""
+    return f"subtitles=filename={filter_value(str(ass))}"
+
+
+def with_burned_captions(graph: str, complex_graph: bool, ass: Path) -> str:
+    """``graph`` with the captions drawn last: a ``-vf`` chain gets one more filter; a complex graph's
+    ``[vout]`` is renamed and the captions filter produces the new ``[vout]``."""
+    if not complex_graph:
+        return f"{graph},{subtitles_filter(ass)}"
+    if not graph.endswith("[vout]"):
+        raise ValueError("a complex assembly graph must end in [vout]")
+    return f"{graph[: -len('[vout]')]}[precap];[precap]{subtitles_filter(ass)}[vout]"

@@ -41,6 +41,12 @@ class VideoStream:
 
 
 @dataclass(frozen=True)
+class SubtitleStream:
+    index: int
+    codec: str
+
+
+@dataclass(frozen=True)
 class Packet:
     """One packet as the demuxer reads it: its stream and its timestamps in seconds (exact fractions)."""
 
@@ -59,6 +65,7 @@ class ProbeResult:
     audio: tuple[AudioStream, ...] = field(default_factory=tuple)
     video: tuple[VideoStream, ...] = field(default_factory=tuple)
     packets: tuple[Packet, ...] = field(default_factory=tuple)  # only from ``probe(..., packets=True)``
+    subtitles: tuple[SubtitleStream, ...] = field(default_factory=tuple)
 
     @property
     def has_audio(self) -> bool:
@@ -102,9 +109,12 @@ def parse_probe(path: Path, data: dict[str, Any]) -> ProbeResult:
     fmt = data.get("format", {})
     audio: list[AudioStream] = []
     video: list[VideoStream] = []
+    subtitles: list[SubtitleStream] = []
     for stream in data.get("streams", []):
         kind = stream.get("codec_type")
-        if kind == "audio":
+        if kind == "subtitle":
+            subtitles.append(SubtitleStream(_int(stream.get("index")), stream.get("codec_name", "unknown")))
+        elif kind == "audio":
             audio.append(
                 AudioStream(
                     index=_int(stream.get("index")),
@@ -143,6 +153,7 @@ def parse_probe(path: Path, data: dict[str, Any]) -> ProbeResult:
         audio=tuple(audio),
         video=tuple(video),
         packets=_parse_packets(data),
+        subtitles=tuple(subtitles),
     )
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from kapsule_pipeline.models import Analysis
 
@@ -23,6 +23,7 @@ class ShotBrief(BaseModel):
     section: str
     energy: float  # 0..1, mean over the shot
     tempo: float  # bpm of the song
+    lyrics: list[str] = Field(default_factory=list)  # lines sung during the shot (empty: none, or no lyrics)
 
 
 class PromptPlan(BaseModel):

@@ -47,8 +47,9 @@ SYSTEM = (
     "Keep one visual world: the same palette, look and recurring characters or objects in every shot, "
     "described the same way each time, so the clips cut together as one video. Follow the music: calm "
     "shots move slowly, loud shots move fast; choruses are the most spectacular. Never put text, "
-    "captions or logos in a shot. The cut times are fixed: do not change or mention them. Answer JSON "
-    "only, with exactly one entry per shot index given."
+    "captions or logos in a shot. The cut times are fixed: do not change or mention them. Where a shot "
+    "lists the lyrics sung during it, let its picture follow their imagery and story, never by showing "
+    "the words. Answer JSON only, with exactly one entry per shot index given."
 )
 
 
@@ -193,6 +194,7 @@ def _request_text(briefs: list[ShotBrief], *, prompt: str, style: str, analysis:
             "end": round(b.end, 2),
             "section": b.section,
             "energy": round(b.energy, 2),
+            **({"lyrics": b.lyrics} if b.lyrics else {}),
         }
         for b in briefs
     ]
@@ -200,7 +202,7 @@ def _request_text(briefs: list[ShotBrief], *, prompt: str, style: str, analysis:
         f"Concept: {prompt.strip() or 'your choice, fitting the music'}\n"
         f"Style: {style.strip() or 'your choice'}\n"
         f"Song: {analysis.duration:.1f} s at {analysis.tempo:.0f} BPM; sections: {json.dumps(sections)}\n"
-        f"Shots ({len(briefs)}, energy 0..1):\n{json.dumps(shots)}"
+        f"Shots ({len(briefs)}, energy 0..1):\n{json.dumps(shots, ensure_ascii=False)}"
     )
 
 

@@ -5,7 +5,8 @@ storyboard for the same song and parameters (so cached shots are reused). A musi
 one piece when the subject and look stay the same while camera, light and pace follow the music;
 so every prompt repeats the subject and the style, picks its camera move and pace words from the
 shot's energy and its light from the song section, and adds one detail of its own so consecutive
-shots differ. Choices use a stable hash (never Python's salted ``hash``).
+shots differ. When lyrics are given, the words sung during a shot are quoted as imagery to act out.
+Choices use a stable hash (never Python's salted ``hash``).
 """
 
 from __future__ import annotations
@@ -69,6 +70,7 @@ DETAILS = (
     "dust glowing in a light beam",
     "city lights blurring into streaks",
 )
+LYRIC_CUE_CHARS = 160  # of sung words quoted into a prompt: the imagery, not the whole verse
 DETAIL_STRIDE = 5  # coprime with len(DETAILS): 12 shots in a row never repeat a detail
 
 
@@ -90,6 +92,20 @@ def lighting_for(section: str) -> str:
     return FALLBACK_LIGHTING[_stable_int(label) % len(FALLBACK_LIGHTING)]
 
 
+def lyric_cue(lines: list[str]) -> str:
+    """A sentence steering the shot by what is sung during it (empty when nothing is).
+
+    The words are quoted as imagery to act out, never as text to show: video models tend to paint
+    quoted text onto signs, which is why the negative prompt also forbids text and captions.
+    """
+    sung = " / ".join(" ".join(line.split()) for line in lines if line.strip())
+    if not sung:
+        return ""
+    if len(sung) > LYRIC_CUE_CHARS:
+        sung = sung[: LYRIC_CUE_CHARS - 1].rsplit(" ", 1)[0] + "…"
+    return f'The picture acts out the imagery of the words sung here, "{sung}", without showing any text. '
+
+
 class LocalPromptWriter:
     """Rule-based writer; same inputs → same prompts."""
 
@@ -108,6 +124,7 @@ class LocalPromptWriter:
             prompts.append(
                 f"{camera} of {subject}, {detail}. {lighting_for(brief.section).capitalize()}. "
                 f"{PACE[band].capitalize()}, in time with a {brief.tempo:.0f} BPM beat. "
+                f"{lyric_cue(brief.lyrics)}"
                 f"Style: {look}. Same subject, wardrobe and colour palette as the rest of the video."
             )
         return PromptPlan(
