@@ -15,13 +15,20 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from kapsule_pipeline import video_models
-from kapsule_pipeline.errors import BudgetExceeded, KapsuleError, ModelNotAllowed, UnknownModel
+from kapsule_pipeline.errors import (
+    BudgetExceeded,
+    DailyCapReached,
+    KapsuleError,
+    ModelNotAllowed,
+    UnknownModel,
+)
 from kapsule_pipeline.generation.references import ReferenceImage
 from kapsule_pipeline.intake import SongSource
-from kapsule_pipeline.jobs import JobRecord
+from kapsule_pipeline.jobs import JobRecord, utcnow
 from kapsule_pipeline.params import JobParams
 from kapsule_pipeline.pricing import price_per_second
 from kapsule_pipeline.settings import Settings
+from kapsule_pipeline.status import StatusStore
 
 
 def check_models(params: JobParams, settings: Settings, reference_images: int | None = None) -> None:
@@ -148,3 +155,29 @@ def reserved_today(records: Sequence[JobRecord]) -> float:
     return sum(
         r.cost.actual_usd if r.finished else max(r.cost.actual_usd, r.params.budget_usd) for r in records
     )
+
+
+def check_daily_cap(status: StatusStore, owner: str, params: JobParams, settings: Settings) -> None:
+    """Refuse a paid job that could take an API owner's day over ``owner_daily_cap_usd``.
+
+    The sum is read, not reserved in a transaction: two jobs submitted in the same instant can
+    both pass. The per-job budget still bounds what either may spend.
+    """
+    cap = settings.owner_daily_cap_usd
+    if not cap or owner == LOCAL_OWNER or not params.budget_usd:
+        return
+    today = utcnow().replace(hour=0, minute=0, second=0, microsecond=0)
+    records: list[JobRecord] = []
+    cursor: str | None = None
+    while True:
+        page, cursor = status.list(owner, limit=100, cursor=cursor)
+        fresh = [r for r in page if r.created_at >= today]
+        records += fresh
+        if cursor is None or len(fresh) < len(page):
+            break
+    reserved = reserved_today(records)
+    if reserved + params.budget_usd > cap + 1e-9:
+        raise DailyCapReached(
+            f"today's jobs may already spend ${reserved:.2f} of your ${cap:.2f} daily cap; this job's "
+            f"budget of ${params.budget_usd:.2f} does not fit: lower it, or wait until tomorrow (UTC)"
+        )

@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 from kapsule_pipeline import media
 from kapsule_pipeline.context import JobContext
+from kapsule_pipeline.job_files import FINISHED_SHOT_STATES
 from kapsule_pipeline.models import Analysis, ShotManifest, Storyboard
-from kapsule_pipeline.stages import FINISHED_SHOT_STATES
 
 if TYPE_CHECKING:
     from kapsule_pipeline.assemble import AssemblyResult

@@ -26,7 +26,6 @@ from typing import Any
 from kapsule_pipeline import review as reviews
 from kapsule_pipeline.context import JobContext, Stores
 from kapsule_pipeline.errors import (
-    DailyCapReached,
     IdempotencyConflict,
     InvalidTransition,
     JobExists,
@@ -35,13 +34,12 @@ from kapsule_pipeline.errors import (
 )
 from kapsule_pipeline.generation.references import check_reference_images, reference_keys
 from kapsule_pipeline.job_requests import (
-    LOCAL_OWNER,
     GridChange,
     Submission,
     check_allowed,
+    check_daily_cap,
     check_models,
     request_hash,
-    reserved_today,
     with_budget,
 )
 from kapsule_pipeline.jobs import JobRecord, JobState, is_valid_job_id, utcnow
@@ -142,7 +140,7 @@ class JobService:
 
             lyrics_ext = check_lyrics(submission.lyrics, song_seconds=info.duration)
         params = with_budget(params, self.settings, info.duration)
-        self._check_daily_cap(submission.owner, params)
+        check_daily_cap(self.stores.status, submission.owner, params, self.settings)
         record = JobRecord(
             owner=submission.owner,
             params=params,
@@ -178,31 +176,6 @@ class JobService:
             self.record_failure(record.id, exc, None)
             raise
         return self._launch(record), False
-
-    def _check_daily_cap(self, owner: str, params: JobParams) -> None:
-        """Refuse a paid job that could take an API owner's day over ``owner_daily_cap_usd``.
-
-        The sum is read, not reserved in a transaction: two jobs submitted in the same instant can
-        both pass. The per-job budget still bounds what either may spend.
-        """
-        cap = self.settings.owner_daily_cap_usd
-        if not cap or owner == LOCAL_OWNER or not params.budget_usd:
-            return
-        today = utcnow().replace(hour=0, minute=0, second=0, microsecond=0)
-        records: list[JobRecord] = []
-        cursor: str | None = None
-        while True:
-            page, cursor = self.stores.status.list(owner, limit=100, cursor=cursor)
-            fresh = [r for r in page if r.created_at >= today]
-            records += fresh
-            if cursor is None or len(fresh) < len(page):
-                break
-        reserved = reserved_today(records)
-        if reserved + params.budget_usd > cap + 1e-9:
-            raise DailyCapReached(
-                f"today's jobs may already spend ${reserved:.2f} of your ${cap:.2f} daily cap; this job's "
-                f"budget of ${params.budget_usd:.2f} does not fit: lower it, or wait until tomorrow (UTC)"
-            )
 
     def _replay(self, submission: Submission) -> JobRecord | None:
         """The job an earlier request with the same Idempotency-Key made, if it is the same request."""
@@ -268,7 +241,7 @@ class JobService:
         storyboard (and its prompts: shots change, so earlier prompt edits are dropped) and the cost
         estimate are all rewritten before the job waits for its approval again.
         """
-        from kapsule_pipeline import stages
+        from kapsule_pipeline import job_files, stages
         from kapsule_pipeline.analysis.readings import reinterpret
         from kapsule_pipeline.audio import analyze_song
 
@@ -292,7 +265,7 @@ class JobService:
                 "approval": lambda a: {**a, "prompt_edits": {}},
             },
         )
-        stages.write_click_file(ctx, song, analysis)
+        job_files.write_click_file(ctx, song, analysis)
         ctx.write_model(ctx.layout.analysis, analysis)
         stages.run_storyboard(ctx)
         reviews.pause_for_review(ctx)

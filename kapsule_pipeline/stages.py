@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import warnings
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +30,14 @@ from kapsule_pipeline.errors import (
     ShotsMissing,
     StageInputMissing,
 )
+from kapsule_pipeline.job_files import (
+    check_shots,
+    load_lyrics_lines,
+    local_clips,
+    make_contact_sheet_file,
+    time_lyrics,
+    write_click_file,
+)
 from kapsule_pipeline.jobs import STAGES, JobRecord, JobState
 from kapsule_pipeline.layout import NOTEBOOK_NAMES
 from kapsule_pipeline.models import Analysis, ShotManifest, ShotResult, Storyboard, frame_size
@@ -40,7 +47,6 @@ from kapsule_pipeline.settings import get_settings
 
 if TYPE_CHECKING:
     from kapsule_pipeline.assemble import AssemblyResult
-    from kapsule_pipeline.lyrics import TimedLine
 
 log = logging.getLogger(__name__)
 
@@ -55,8 +61,6 @@ STAGE_NOTEBOOKS: dict[str, str] = dict(zip(STAGES, NOTEBOOK_NAMES, strict=True))
 
 NOTEBOOK_ARGS: dict[str, Any] = {"job_id": "", "storage_url": "", "status_url": ""}
 """What every notebook's parameters cell holds besides the job's ``JobParams`` fields."""
-
-FINISHED_SHOT_STATES = frozenset({"done", "fallback"})
 
 
 # --------------------------------------------------------------------------------------- the job
@@ -142,40 +146,6 @@ def run_analyze(ctx: JobContext) -> Analysis:
         f"{analysis.tempo:.0f} BPM, {len(analysis.beats)} beats, {len(analysis.sections)} sections",
     )
     return analysis
-
-
-def write_click_file(ctx: JobContext, song: Path, analysis: Analysis) -> None:
-    """The song with a click on each beat (accented on each downbeat), in the job's work folder:
-    the musician hears the beat grid the storyboard will cut to before anything is paid for."""
-    from kapsule_pipeline.click import write_click_preview
-
-    local = write_click_preview(song, analysis, ctx.workdir / "work")
-    ctx.storage.upload_from(local, ctx.layout.click_preview, content_type="audio/mp4")
-
-
-def time_lyrics(ctx: JobContext, song: Path, song_seconds: float) -> list[TimedLine]:
-    """Time the job's lyrics to the song (timed files as given, plain text aligned by the job's
-    ``lyrics_aligner``) and write ``work/lyrics.json``; the storyboard and the captions read it."""
-    from kapsule_pipeline.lyrics import lines_to_json, load_lyrics, resolve_aligner
-
-    model = ctx.params.prompt_model
-    lines = load_lyrics(
-        ctx.storage.read_bytes(ctx.params.lyrics),
-        song_seconds=song_seconds,
-        song=song,
-        aligner=resolve_aligner(ctx.params.lyrics_aligner, model),
-        gemini_model=model if model.startswith("gemini-") else "gemini-2.5-flash",
-        settings=ctx.settings,
-    )
-    ctx.storage.write_bytes(ctx.layout.lyrics, lines_to_json(lines).encode(), content_type="application/json")
-    return lines
-
-
-def load_lyrics_lines(ctx: JobContext) -> list[TimedLine]:
-    """The job's timed lyric lines (none when the job has no lyrics)."""
-    from kapsule_pipeline.lyrics import lines_from_json
-
-    return lines_from_json(ctx.storage.read_bytes(ctx.layout.lyrics)) if ctx.params.lyrics else []
 
 
 def load_analysis(ctx: JobContext) -> Analysis:
@@ -302,51 +272,6 @@ def run_generate(ctx: JobContext) -> ShotManifest:
     return manifest
 
 
-def make_contact_sheet_file(ctx: JobContext, board: Storyboard, manifest: ShotManifest) -> Path:
-    """One frame of every shot in a grid (``output/contact-sheet.jpg``): the shots at a glance."""
-    from kapsule_pipeline.assemble import make_contact_sheet
-
-    ctx.output_dir.mkdir(parents=True, exist_ok=True)
-    with _local_clips(ctx, board, manifest) as clips:
-        sheet = Path(make_contact_sheet(clips, board, ctx.output_dir / "contact-sheet.jpg"))
-    ctx.storage.upload_from(sheet, ctx.layout.contact_sheet, content_type="image/jpeg")
-    return sheet
-
-
-def _check_shots(ctx: JobContext, board: Storyboard, manifest: ShotManifest) -> list[str]:
-    """Storage keys of every shot's clip, in storyboard order; a missing one is ``ShotsMissing``."""
-    keys = []
-    for shot in board.shots:
-        result = manifest.by_index(shot.index)
-        if result is None or result.state not in FINISHED_SHOT_STATES or not ctx.storage.exists(result.file):
-            raise ShotsMissing(f"shot {shot.index} has no finished clip; run the generate stage again")
-        keys.append(result.file)
-    return keys
-
-
-@contextlib.contextmanager
-def _local_clips(ctx: JobContext, board: Storyboard, manifest: ShotManifest) -> Iterator[list[Path]]:
-    """Local paths of every shot's clip, in storyboard order, for the ``with`` block only.
-
-    Clips in a remote store are downloaded into the work folder and deleted when the block ends
-    (even on failure): on Cloud Run the work folder is RAM, and a job used to keep every clip in it
-    until it exited. The clips stay in storage, so a re-run of the stage downloads them again.
-    """
-    downloaded: list[Path] = []
-    try:
-        clips = []
-        for key in _check_shots(ctx, board, manifest):
-            local = ctx.storage.local_path(key)
-            if local is None:
-                local = ctx.storage.download_to(key, ctx.workdir / "shots" / key.rsplit("/", 1)[-1])
-                downloaded.append(local)
-            clips.append(local)
-        yield clips
-    finally:
-        for path in downloaded:
-            path.unlink(missing_ok=True)
-
-
 def run_assemble(ctx: JobContext) -> AssemblyResult:
     """Cut the clips onto the song; deliver ``video.mp4``, store the poster and contact sheet."""
     from kapsule_pipeline.assemble import assemble_video, make_poster, poster_time
@@ -363,7 +288,7 @@ def run_assemble(ctx: JobContext) -> AssemblyResult:
         if lines
         else None
     )
-    with _local_clips(ctx, board, manifest) as clips:  # downloaded clips are deleted once cut
+    with local_clips(ctx, board, manifest) as clips:  # downloaded clips are deleted once cut
         ctx.report("assemble", 0.05, f"cutting {len(clips)} shots onto the song")
         result = assemble_video(
             board,
@@ -419,7 +344,7 @@ def stage_done(ctx: JobContext, stage: str) -> bool:
         if not (ctx.storage.exists(ctx.layout.manifest) and ctx.storage.exists(ctx.layout.storyboard)):
             return False
         try:  # existence only: nothing is downloaded to decide
-            _check_shots(ctx, load_storyboard(ctx), load_manifest(ctx))
+            check_shots(ctx, load_storyboard(ctx), load_manifest(ctx))
         except (ShotsMissing, ValueError):
             return False
         return True
