@@ -219,6 +219,8 @@ iam iam service-accounts add-iam-policy-binding "$API_SA" --member="serviceAccou
   --role=roles/iam.serviceAccountTokenCreator  # signBlob on itself: V4 signed URLs without a key file
 iam storage buckets add-iam-policy-binding "gs://$PRIVATE_BUCKET" --member="serviceAccount:$API_SA" \
   --role=roles/storage.objectUser
+iam storage buckets add-iam-policy-binding "gs://$PRIVATE_BUCKET" --member="serviceAccount:$API_SA" \
+  --role=roles/storage.legacyBucketReader  # storage.buckets.get: the start-up preflight reads its CORS
 iam storage buckets add-iam-policy-binding "gs://$DELIVERY_BUCKET" --member="serviceAccount:$API_SA" \
   --role=roles/storage.objectViewer
 
