@@ -7,6 +7,7 @@ pipeline run that shows no plot never pays for it). Nothing here writes to stora
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -131,10 +132,21 @@ def plot_energy(analysis: Analysis) -> Plot:
 
 
 def plot_shots(
-    board: Storyboard, analysis: Analysis, samples: np.ndarray, sample_rate: int = PLOT_RATE
+    board: Storyboard,
+    analysis: Analysis,
+    samples: np.ndarray,
+    sample_rate: int = PLOT_RATE,
+    lyrics: Sequence[tuple[float, float, str]] = (),
 ) -> Plot:
-    """The shot timeline over the waveform: each shot a coloured bar, each cut a line on the music."""
+    """The shot timeline over the waveform: each shot a coloured bar, each cut a line on the music,
+    and the sung lines (``lyrics``: start, end, text) as bars along the bottom, so a reviewer sees
+    which words each shot carries and whether cuts fall on line starts."""
     fig, (ax,) = _figure(height=3.2)
+    for index, (start, end, text) in enumerate(lyrics):
+        low = 0.03 + 0.07 * (index % 2)  # alternate rows: neighbouring lines stay readable
+        ax.axvspan(start, end, ymin=low, ymax=low + 0.06, color="#5b3cc4", alpha=0.35, lw=0)
+        label = text if len(text) <= 28 else text[:27] + "…"
+        ax.text(start, low + 0.03, label, transform=ax.get_xaxis_transform(), fontsize=6, va="center")
     _draw_sections(ax, analysis, label=False)
     _draw_waveform(ax, samples, sample_rate, color="#999")
     ax.vlines(analysis.downbeats, 0, 0.1, transform=ax.get_xaxis_transform(), color="#d62728", lw=0.8)

@@ -114,11 +114,13 @@ CELLS: dict[str, list[Cell]] = {
         md("""
             ## Shot timeline
 
-            Each coloured bar is a shot and each black line a cut, over the song's waveform.
+            Each coloured bar is a shot and each black line a cut, over the song's waveform; the purple
+            bars along the bottom are the sung lines, so you see which words each shot carries.
         """),
         code("""
             analysis = stages.load_analysis(ctx)
-            plots.plot_shots(board, analysis, plots.song_samples(ctx))
+            lines = [(line.start, line.end, line.text) for line in stages.load_lyrics_lines(ctx)]
+            plots.plot_shots(board, analysis, plots.song_samples(ctx), lyrics=lines)
         """),
         md("""
             ## Cost estimate
