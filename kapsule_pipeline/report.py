@@ -134,17 +134,25 @@ def lyrics_table(board: Storyboard, lines: Sequence[TimedLine]) -> Table:
     return Table(rows if lines else [], title)
 
 
-def caption_frame(ctx: JobContext, video: Path, lines: Sequence[TimedLine], width: int = 640) -> Any:
-    """A frame of the video in the middle of the first lyric line: what burned captions look like.
-
-    Grabbed with FFmpeg at the cue's time (no decoding of the whole video); nothing without lyrics.
-    """
+def caption_frame(ctx: JobContext, lines: Sequence[TimedLine], width: int = 640) -> Any:
+    """A frame of the delivered video in the middle of the first lyric line: what burned captions
+    look like. Grabbed with FFmpeg at the cue's time (no decoding of the whole video); the stage has
+    already removed its local copy, so a remote video is fetched for the grab and removed again."""
     if not lines:
         return Table([], "no lyrics: no captions")
     line = lines[0]
     at = (line.start + line.end) / 2
     out = ctx.output_dir / "caption-frame.jpg"
-    media.run(media.frame_at_cmd(Path(video), at, out, width=width), timeout=60, what="grabbing a frame")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    video = ctx.delivery.local_path(ctx.layout.video)
+    fetched = video is None
+    if video is None:
+        video = ctx.delivery.download_to(ctx.layout.video, ctx.workdir / "caption-frame-source.mp4")
+    try:
+        media.run(media.frame_at_cmd(video, at, out, width=width), timeout=60, what="grabbing a frame")
+    finally:
+        if fetched:
+            video.unlink(missing_ok=True)
     print(f"{at:.2f} s: {line.text}")
     return show_image(out)
 

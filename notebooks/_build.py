@@ -178,7 +178,7 @@ CELLS: dict[str, list[Cell]] = {
         md("## The video"),
         code("report.show_video(ctx)"),
         md("## Captions (a frame in the first lyric line)"),
-        code("report.caption_frame(ctx, result.video, stages.load_lyrics_lines(ctx))"),
+        code("report.caption_frame(ctx, stages.load_lyrics_lines(ctx))"),
         md("## ffprobe"),
         code("report.video_summary(result.probe or result.video)"),
         md("""
