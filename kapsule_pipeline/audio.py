@@ -104,10 +104,8 @@ def inspect_song(path: Path, settings: Settings | None = None) -> SongInfo:
         check_wav_complete(path, head, size, stream)
 
     promised = stream.duration if stream.duration is not None else probed.duration
-    if promised is not None and promised > settings.max_song_seconds:
-        raise SongTooLong(_too_long_message(promised, settings))
-    if promised is not None and promised < settings.min_song_seconds:
-        raise SongTooShort(_too_short_message(promised, settings))
+    if promised is not None:
+        check_length(promised, settings)
 
     try:
         samples = media.decode_audio(
@@ -142,10 +140,7 @@ def inspect_song(path: Path, settings: Settings | None = None) -> SongInfo:
             f"The song is silent: its {decoded:.1f} s contain {found}, and Kapsule needs a peak above "
             f"{settings.silence_dbfs:.0f} dBFS to hear any music. Check that the right file was exported.",
         )
-    if decoded > settings.max_song_seconds:
-        raise SongTooLong(_too_long_message(decoded, settings))
-    if decoded < settings.min_song_seconds:
-        raise SongTooShort(_too_short_message(decoded, settings))
+    check_length(decoded, settings)
 
     return SongInfo(
         format_name=probed.format_name,
@@ -187,6 +182,15 @@ def _reason(exc: MediaError) -> str:
 def _format_time(seconds: float) -> str:
     minutes, secs = divmod(round(seconds), 60)
     return f"{minutes}:{secs:02d}"
+
+
+def check_length(seconds: float, settings: Settings) -> None:
+    """Refuse a song longer or shorter than the deployment accepts (what its header promises, what
+    decodes, or what the head of an upload says: one rule and one wording for all three)."""
+    if seconds > settings.max_song_seconds:
+        raise SongTooLong(_too_long_message(seconds, settings))
+    if seconds < settings.min_song_seconds:
+        raise SongTooShort(_too_short_message(seconds, settings))
 
 
 def _too_long_message(seconds: float, settings: Settings) -> str:

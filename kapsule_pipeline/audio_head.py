@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kapsule_pipeline import media
-from kapsule_pipeline.audio import _reason, _too_long_message, _too_short_message
+from kapsule_pipeline.audio import _reason, check_length
 from kapsule_pipeline.audio_formats import (
     ACCEPTED,
     _mp3_has_length_header,
@@ -33,7 +33,7 @@ from kapsule_pipeline.audio_formats import (
     no_audio_message,
     sniff_non_media,
 )
-from kapsule_pipeline.errors import AudioError, MediaError, NotAudio, SongTooLong, SongTooShort, Undecodable
+from kapsule_pipeline.errors import AudioError, MediaError, NotAudio, SongTooLong, Undecodable
 from kapsule_pipeline.settings import Settings
 from kapsule_pipeline.storage import Storage
 
@@ -116,10 +116,7 @@ def _facts(
             f"The length of this {probed.format_name} file cannot be read from its header. Export it again "
             "as MP3, WAV or FLAC."
         )
-    if duration > settings.max_song_seconds:
-        raise SongTooLong(_too_long_message(duration, settings))
-    if duration < settings.min_song_seconds:
-        raise SongTooShort(_too_short_message(duration, settings))
+    check_length(duration, settings)
     return SongHead(
         format_name=probed.format_name,
         codec=stream.codec,
