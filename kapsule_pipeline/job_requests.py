@@ -138,7 +138,7 @@ def with_budget(params: JobParams, settings: Settings, song_seconds: float) -> J
     covers at least the song's length of video (no storyboard can cost less): refused now, not later."""
     if params.video_model == "local":
         return params
-    price = price_per_second(params.video_model, settings)
+    price = price_per_second(params.video_model, settings, resolution=params.resolution)
     budget = params.budget_usd or settings.default_job_budget_usd
     floor = round(song_seconds * price, 2)
     if budget and floor > budget + 1e-9:

@@ -14,8 +14,11 @@ from kapsule_pipeline import video_models
 from kapsule_pipeline.settings import Settings
 
 
-def price_per_second(model: str, settings: Settings) -> float:
+def price_per_second(model: str, settings: Settings, *, resolution: str | None = None) -> float:
     """USD per second of video for ``model`` as this deployment sends it (mode and audio from settings).
+
+    ``resolution`` matters for the models Google prices per resolution (the Fast ones: 1080p costs
+    more than 720p); without it the highest of the model's prices is returned.
 
     ``KAPSULE_VIDEO_PRICES_USD_PER_S`` overrides the list price when one of its keys (an id or a glob;
     the longest matching key wins) matches, e.g. for a negotiated price; it is empty by default.
@@ -28,4 +31,4 @@ def price_per_second(model: str, settings: Settings) -> float:
     matches = [pattern for pattern in table if fnmatch.fnmatchcase(model, pattern)]
     if matches:
         return float(table[max(matches, key=len)])
-    return video_models.price_per_second(model, video_models.mode_of(settings))
+    return video_models.price_per_second(model, video_models.mode_of(settings), resolution=resolution)

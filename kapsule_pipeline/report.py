@@ -177,7 +177,10 @@ def cost_table(ctx: JobContext, board: Storyboard) -> Table:
     if board.prompt_writer_note:
         pairs.append(("prompt writer note", board.prompt_writer_note))
     pairs += [
-        ("video model", f"{model} (${price_per_second(model, ctx.settings):.2f}/s)"),
+        (
+            "video model",
+            f"{model} (${price_per_second(model, ctx.settings, resolution=board.resolution):.2f}/s)",
+        ),
         ("shots", f"{total.shots}, {total.video_seconds:.0f} s of video requested"),
         ("estimated cost", f"${total.total_usd:.2f}"),
         ("still to generate", f"{new.to_generate} shots, ${new.new_usd:.2f}"),

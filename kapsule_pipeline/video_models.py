@@ -31,10 +31,12 @@ MAX_REFERENCE_IMAGES = 3
 
 @dataclass(frozen=True)
 class ResolutionLimit:
-    """Extra limits at one resolution: ``None`` means the model's own durations/aspects apply."""
+    """Extra limits (and price) at one resolution: ``None`` means the model's own value applies."""
 
     seconds: tuple[int, ...] | None = None
     aspects: tuple[str, ...] | None = None
+    usd_per_s: float | None = None  # Google prices some models per resolution (Fast: 720p < 1080p)
+    usd_per_s_audio: float | None = None
 
 
 @dataclass(frozen=True)
@@ -60,17 +62,28 @@ class ModeCaps:
 
 
 _VEO2_RES = {"720p": ResolutionLimit()}
-_VEO3_RES = {"720p": ResolutionLimit(), "1080p": ResolutionLimit()}
+
+
+def _res_1080p(usd_1080p: float | None, seconds: tuple[int, ...] | None = None) -> dict[str, ResolutionLimit]:
+    """720p at the model's price; 1080p limited to ``seconds`` if given and, where Google prices it
+    apart (the Fast models), at ``usd_1080p`` with or without audio."""
+    at_1080p = ResolutionLimit(seconds=seconds, usd_per_s=usd_1080p, usd_per_s_audio=usd_1080p)
+    return {"720p": ResolutionLimit(), "1080p": at_1080p}
 
 
 def _veo3(
-    usd_vertex_silent: float, usd_audio: float, *, refs: bool = False, last: bool = True
+    usd_vertex_silent: float,
+    usd_audio: float,
+    *,
+    usd_1080p: float | None = None,
+    refs: bool = False,
+    last: bool = True,
 ) -> dict[Mode, ModeCaps]:
     """Veo 3.1 rows: 4/6/8 s, 720p/1080p; Gemini API: 1080p only at 8 s, audio always on."""
     return {
         "vertex": ModeCaps(
             seconds=(4, 6, 8),
-            resolutions=_VEO3_RES,
+            resolutions=_res_1080p(usd_1080p),
             reference_images=refs,
             last_frame=last,
             audio=True,
@@ -81,7 +94,7 @@ def _veo3(
         ),
         "gemini_api": ModeCaps(
             seconds=(4, 6, 8),
-            resolutions={"720p": ResolutionLimit(), "1080p": ResolutionLimit(seconds=(8,))},
+            resolutions=_res_1080p(usd_1080p, seconds=(8,)),
             reference_images=refs,
             last_frame=last,
             audio=True,
@@ -92,12 +105,19 @@ def _veo3(
     }
 
 
-def _veo30(usd_vertex_silent: float, usd_audio: float) -> dict[Mode, ModeCaps]:
+def _veo30(
+    usd_vertex_silent: float,
+    usd_audio: float,
+    *,
+    usd_1080p: float | None = None,
+    usd_gemini_api: float | None = None,
+) -> dict[Mode, ModeCaps]:
     """Veo 3.0 rows: 4/6/8 s; Gemini API: 1080p is 16:9 only."""
+    api = usd_audio if usd_gemini_api is None else usd_gemini_api
     return {
         "vertex": ModeCaps(
             seconds=(4, 6, 8),
-            resolutions=_VEO3_RES,
+            resolutions=_res_1080p(usd_1080p),
             audio=True,
             audio_switch=True,
             seed=True,
@@ -108,15 +128,24 @@ def _veo30(usd_vertex_silent: float, usd_audio: float) -> dict[Mode, ModeCaps]:
             seconds=(4, 6, 8),
             resolutions={"720p": ResolutionLimit(), "1080p": ResolutionLimit(aspects=("16:9",))},
             audio=True,
-            usd_per_s=usd_audio,
-            usd_per_s_audio=usd_audio,
+            usd_per_s=api,
+            usd_per_s_audio=api,
             note="audio is always generated and billed (generate_audio is Vertex-only in google-genai)",
         ),
     }
 
 
+# Prices (USD per second of video), with their sources and dates in docs/cloud-settings.md ("Prices").
+# Abbreviations below: [L] litellm 1.110.2 (PyPI, 2026-11-20) model_prices_and_context_window.json,
+# which cites cloud.google.com/vertex-ai/generative-ai/pricing (its Agent Platform successor page) and
+# ai.google.dev/gemini-api/docs/pricing; [G] ai.google.dev/gemini-api/docs/pricing as transcribed on
+# 2026-09-20 and 2026-10-07 (api-evangelist/gemini, api-evangelist/deepmind); [T] third-party billing
+# code quoting the Vertex pricing page "captured 2026-06-13 / aligned 2026-07-30" (no repository name:
+# corroboration only); [P] the project's previous table, NOT confirmed by any current source.
 _VEO2: dict[Mode, ModeCaps] = {
     # Vertex model page: "Video length: 5 to 8 seconds", 720p only; Gemini API: 5, 6 or 8 s.
+    # Vertex 0.50 [L][T]. Gemini API 0.35 [P]: litellm's v1.76.3 notes (2025-09-06) list it; no current
+    # source has a Gemini API Veo 2 price (litellm 1.110.2 no longer lists the model there).
     "vertex": ModeCaps(
         seconds=(5, 6, 7, 8), resolutions=_VEO2_RES, seed=True, resolution_param=False, usd_per_s=0.50
     ),
@@ -126,13 +155,19 @@ _VEO2: dict[Mode, ModeCaps] = {
 # Model id -> mode -> capabilities. A model missing from a mode is not offered there.
 VIDEO_MODELS: dict[str, dict[Mode, ModeCaps]] = {
     "veo-2.0-generate-001": _VEO2,
+    # Vertex with audio 0.40 [L][T], video only 0.20 [T] only; Gemini API 0.40 [P] (not listed now).
     "veo-3.0-generate-001": _veo30(0.20, 0.40),
-    "veo-3.0-fast-generate-001": _veo30(0.10, 0.15),
+    # Vertex 0.10 at 720p, 0.12 at 1080p, with or without audio [L][T] (was 0.10 / 0.15 with audio);
+    # Gemini API 0.15 [P] (not listed now).
+    "veo-3.0-fast-generate-001": _veo30(0.10, 0.10, usd_1080p=0.12, usd_gemini_api=0.15),
     # Reference images: only the full Veo 3.1 ids (not -fast, not -lite).
+    # With audio 0.40 at 720p/1080p, both modes [L][G][T]; Vertex video only 0.20 [T] only.
     "veo-3.1-generate-preview": _veo3(0.20, 0.40, refs=True),
     "veo-3.1-generate-001": _veo3(0.20, 0.40, refs=True),
-    "veo-3.1-fast-generate-preview": _veo3(0.10, 0.15),
-    "veo-3.1-fast-generate-001": _veo3(0.10, 0.15),
+    # 0.10 at 720p, 0.12 at 1080p, both modes, with or without audio [L][T] (Gemini API: cut from 0.15
+    # on 2026-04-07 per third-party reports); Vertex video-only at the same price [T] only.
+    "veo-3.1-fast-generate-preview": _veo3(0.10, 0.10, usd_1080p=0.12),
+    "veo-3.1-fast-generate-001": _veo3(0.10, 0.10, usd_1080p=0.12),
 }
 LOCAL_MODELS = frozenset({"local"})
 # Vertex AI regions known (from Google's documentation, see docs/cloud-settings.md) to serve these Veo
@@ -157,14 +192,25 @@ def capabilities(model: str, mode: Mode) -> ModeCaps:
     return caps
 
 
-def price_per_second(model: str, mode: Mode, *, audio: bool | None = None) -> float:
-    """USD per second of video: ``audio=None`` prices the request as Kapsule sends it in that mode."""
+def price_per_second(
+    model: str, mode: Mode, *, audio: bool | None = None, resolution: str | None = None
+) -> float:
+    """USD per second of video: ``audio=None`` prices the request as Kapsule sends it in that mode.
+
+    Some models cost more at 1080p than at 720p: ``resolution=None`` gives the highest price of the
+    resolutions the model makes (an estimate that does not know the resolution never undercounts).
+    """
     if model in LOCAL_MODELS:
         return 0.0
     caps = capabilities(model, mode)
-    if audio and caps.usd_per_s_audio is not None:
-        return caps.usd_per_s_audio
-    return caps.usd_per_s
+    if resolution is None:
+        return max(price_per_second(model, mode, audio=audio, resolution=r) for r in caps.resolutions)
+    limit = caps.limit(resolution)
+    if audio:
+        for usd in (limit.usd_per_s_audio, caps.usd_per_s_audio):
+            if usd is not None:
+                return usd
+    return caps.usd_per_s if limit.usd_per_s is None else limit.usd_per_s
 
 
 @dataclass(frozen=True)

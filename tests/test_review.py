@@ -176,7 +176,8 @@ def test_review_edit_approve_then_reroll_bills_only_what_changed(
     assert len(shots) >= 2 and review["video_model"] == VIDEO_MODEL
     assert all(s["prompt"] and s["seconds"] > 0 and s["request_seconds"] in (4, 6, 8) for s in shots)
     price = review["total_usd"] / sum(s["request_seconds"] for s in shots)
-    assert price == pytest.approx(price_per_second(VIDEO_MODEL, veo_env), rel=0.01)  # the table's price
+    table_price = price_per_second(VIDEO_MODEL, veo_env, resolution=paused.params.resolution)
+    assert price == pytest.approx(table_price, rel=0.01)  # the table's price at the job's resolution
     assert review["total_usd"] == pytest.approx(sum(s["cost_usd"] for s in shots))
     assert paused.cost.estimated_usd == pytest.approx(review["total_usd"])
     assert sum(s["seconds"] for s in shots) == pytest.approx(song_seconds, abs=0.05)

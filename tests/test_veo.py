@@ -218,13 +218,17 @@ def test_prices_follow_the_mode_and_the_override_wins(
     kapsule_env: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Gemini API bills Veo 3.x with sound; Vertex is sent generate_audio=False and bills less; Veo 2
-    costs more on Vertex than the Gemini API sheet said (the budget let spending through)."""
+    costs more on Vertex than the Gemini API sheet said (the budget let spending through); the Fast
+    models cost more at 1080p, and without a resolution the higher price is the one given."""
     api = kapsule_env.model_copy(update={"genai_use_vertexai": False})
     vertex = kapsule_env.model_copy(update={"genai_use_vertexai": True})
     assert price_per_second("veo-3.0-generate-001", api) == 0.40
     assert price_per_second("veo-3.0-generate-001", vertex) == 0.20
-    assert price_per_second("veo-3.1-fast-generate-preview", api) == 0.15
-    assert price_per_second("veo-3.1-fast-generate-preview", vertex) == 0.10
+    fast = "veo-3.1-fast-generate-preview"
+    for settings in (api, vertex):
+        assert price_per_second(fast, settings, resolution="720p") == 0.10
+        assert price_per_second(fast, settings, resolution="1080p") == 0.12
+        assert price_per_second(fast, settings) == 0.12
     assert price_per_second("veo-2.0-generate-001", api) == 0.35
     assert price_per_second("veo-2.0-generate-001", vertex) == 0.50
     assert price_per_second("local", vertex) == 0.0

@@ -102,6 +102,13 @@ def test_prices_differ_per_mode_and_audio() -> None:
     assert vm.price_per_second(V30, "vertex", audio=True) == 0.40
     assert vm.price_per_second(V30, "gemini_api") == 0.40  # audio always on there
     assert vm.price_per_second(V2, "vertex", audio=True) == 0.50  # no audio to buy
+    # The Fast models are priced per resolution (the same with or without audio); unknown: the higher.
+    for mode in vm.MODES:
+        assert vm.price_per_second(V31_FAST, mode, resolution="720p") == 0.10
+        assert vm.price_per_second(V31_FAST, mode, resolution="1080p", audio=True) == 0.12
+        assert vm.price_per_second(V31_FAST, mode) == 0.12
+    assert vm.price_per_second("veo-3.0-fast-generate-001", "vertex", resolution="720p", audio=True) == 0.10
+    assert vm.price_per_second(V31, "vertex", resolution="1080p") == 0.20  # one price at 720p and 1080p
     for model, modes in vm.VIDEO_MODELS.items():
         for mode, caps in modes.items():
             assert caps.usd_per_s > 0, (model, mode)

@@ -91,7 +91,6 @@ class VeoGenerator:
         self.settings = ctx.settings
         self.mode = video_models.mode_of(self.settings)
         self.caps = video_models.capabilities(model, self.mode)  # UnknownModel at start-up, not after paying
-        self.price = price_per_second(model, self.settings)
         self.rephraser = rephraser or soften_prompt
         self.continuity = ctx.params.continuity
         self.uses_references = self.caps.reference_images
@@ -172,7 +171,8 @@ class VeoGenerator:
         return f"last_frame:{previous.index}-{self.request_for(previous, board).key()}@{at:.3f}"
 
     def estimate_cost_usd(self, request: ShotRequest) -> float:
-        return round(request.seconds * self.price, 4)
+        price = price_per_second(self.name, self.settings, resolution=request.resolution)
+        return round(request.seconds * price, 4)
 
     def generate(self, request: ShotRequest, shot: Shot, analysis: Analysis, dest: Path) -> ShotResult:
         dest = Path(dest)
