@@ -1,9 +1,10 @@
 """Peak memory and scratch disk of one job for a 10-minute song (local renderer), as on Cloud Run.
 
 On Cloud Run the job's ``/tmp`` (its work folder) is RAM, so the memory it needs is the peak RSS of
-the job's process tree *plus* the peak size of its work folder. Files live in Cloud Storage there,
-so this run keeps them in the GCS emulator (not counted: it stands for Google's servers), job
-records in SQLite. ``kapsule make`` runs the real path: CLI -> local launcher -> job process ->
+the job's process tree *plus* the peak size of its work folder (``rss_plus_tmp_mib``: the sum of the
+two peaks, an upper bound; ``peak_together_mib``: the worst single moment). Files live in Cloud
+Storage there, so this run keeps them in the GCS emulator (not counted: it stands for Google's
+servers), job records in SQLite. ``kapsule make`` runs the real path: CLI -> local launcher -> job process ->
 papermill notebooks (kernels are child processes, all summed). Sampled every 0.25 s.
 
     .venv/bin/python benchmarks/job_footprint.py [--minutes 10]
@@ -31,17 +32,20 @@ from kapsule_pipeline.demo_song import synthesize_song, write_song  # noqa: E402
 from tests.emulators import run_gcs_emulator  # noqa: E402
 
 
-def _tree_rss(proc: psutil.Process) -> tuple[int, int]:
-    """(sum of RSS over the process and its descendants, largest single RSS)."""
+def _tree_rss(proc: psutil.Process) -> tuple[int, int, str]:
+    """(sum of RSS over the process and its descendants, largest single RSS, what that one runs)."""
     total = largest = 0
+    name = ""
     for p in [proc, *proc.children(recursive=True)]:
         try:
             rss = p.memory_info().rss
+            if rss > largest:
+                name = " ".join(p.cmdline()[:4])[:100]
         except psutil.Error:
             continue
         total += rss
         largest = max(largest, rss)
-    return total, largest
+    return total, largest, name
 
 
 def _dir_bytes(path: Path) -> int:
@@ -83,15 +87,21 @@ def main() -> None:
             env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
             proc = subprocess.Popen([*cli, "make", str(song), "-o", str(out)], env=env, cwd=home)
             ps = psutil.Process(proc.pid)
-            peak = {"tree": 0, "single": 0, "work": 0}
+            peak = {"tree": 0, "single": 0, "work": 0, "both": 0}
+            at_peak = {"t": 0.0, "tree": 0, "work": 0, "largest": ""}
             done = threading.Event()
 
             def sample() -> None:
                 while not done.is_set():
-                    tree, single = _tree_rss(ps)
+                    tree, single, largest = _tree_rss(ps)
+                    work = _dir_bytes(home / "work")
                     peak["tree"] = max(peak["tree"], tree)
                     peak["single"] = max(peak["single"], single)
-                    peak["work"] = max(peak["work"], _dir_bytes(home / "work"))
+                    peak["work"] = max(peak["work"], work)
+                    if tree + work > peak["both"]:  # the worst single moment, and what ran then
+                        peak["both"] = tree + work
+                        t = time.perf_counter() - start
+                        at_peak.update(t=t, tree=tree, work=work, largest=largest)
                     done.wait(0.25)
 
             sampler = threading.Thread(target=sample, daemon=True)
@@ -116,9 +126,14 @@ def main() -> None:
         mib = 1024 * 1024
         need = (peak["tree"] + peak["work"]) / mib
         print(
+            f"worst moment: {at_peak['t']:.0f} s in, RSS {at_peak['tree'] / mib:.0f} MiB + work folder "
+            f"{at_peak['work'] / mib:.0f} MiB; largest process then: {at_peak['largest']}"
+        )
+        print(
             f"footprint song_s={seconds:.0f} wall_s={wall:.0f} peak_tree_rss_mib={peak['tree'] / mib:.0f} "
             f"peak_single_rss_mib={peak['single'] / mib:.0f} peak_workdir_mib={peak['work'] / mib:.0f} "
-            f"workdir_left_mib={left / mib:.0f} rss_plus_tmp_mib={need:.0f}"
+            f"workdir_left_mib={left / mib:.0f} rss_plus_tmp_mib={need:.0f} "
+            f"peak_together_mib={peak['both'] / mib:.0f}"
         )
 
 
