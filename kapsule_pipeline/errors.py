@@ -67,7 +67,7 @@ class InvalidParameter(KapsuleError):
 
 class UnknownModel(InvalidParameter):
     """A video or prompt model this deployment does not know, or may not use (for video: not in the
-    capability table, ``video_models``, for this mode)."""
+    capability table, ``video_models``, for this mode, or past a retirement date Google documents)."""
 
     code = "unknown_model"
 

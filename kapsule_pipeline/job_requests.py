@@ -10,6 +10,7 @@ import fnmatch
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import date
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -31,14 +32,18 @@ from kapsule_pipeline.settings import Settings
 from kapsule_pipeline.status import StatusStore
 
 
-def check_models(params: JobParams, settings: Settings, reference_images: int | None = None) -> None:
+def check_models(
+    params: JobParams, settings: Settings, reference_images: int | None = None, *, today: date | None = None
+) -> None:
     """Refuse a model this deployment does not know or cannot use, or a job it would refuse, before
     any job exists.
 
     Only names, the capability table (``video_models``), prices and credentials are looked at (no
-    client, no request), so a typo in ``--video-model``, or reference images on a model or aspect
-    ratio Veo refuses them for, is one line at submission instead of a failed job minutes later.
-    ``reference_images`` is how many the job brings (default: the keys already in ``params``).
+    client, no request), so a typo in ``--video-model``, a model Google has retired (its documented
+    retirement date in this mode is ``today`` or earlier; default: now, UTC), or reference images on
+    a model or aspect ratio Veo refuses them for, is one line at submission instead of a failed job
+    minutes later. ``reference_images`` is how many the job brings (default: the keys already in
+    ``params``).
     """
     from kapsule_pipeline.genai_client import genai_mode
 
@@ -54,6 +59,8 @@ def check_models(params: JobParams, settings: Settings, reference_images: int | 
             raise
         except KapsuleError as exc:
             raise UnknownModel(f"video model {video!r} cannot be used here: {exc.message}") from None
+        # Retired: named before any credential problem, since no account can use it.
+        video_models.check_lifecycle(video, video_models.mode_of(settings), today=today)
     if prompt != "local" and not prompt.startswith("gemini-"):
         raise UnknownModel(
             f"prompt model {prompt!r} is not one Kapsule knows: use 'local' or a Gemini model id"
@@ -75,6 +82,7 @@ def check_models(params: JobParams, settings: Settings, reference_images: int | 
             aspect_ratio=params.aspect_ratio,
             reference_images=len(params.reference_images) if reference_images is None else reference_images,
             continuity=params.continuity,
+            today=today,
         )
 
 

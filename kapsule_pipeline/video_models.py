@@ -5,15 +5,19 @@ Why one table: Veo answers 400 to a request outside its limits (a 6 s clip with 
 failed job. Every limit Kapsule knows is written here once; the Veo generator plans its requests
 from it (``plan_request``), checks each one before sending it (``check_request``), the cost
 estimate prices from it (``price_per_second``) and a job whose settings cannot work at all is
-refused before it is accepted (``check_job``). Sources and their dates are in
-``docs/cloud-settings.md`` (facts read only from documentation are marked there).
+refused before it is accepted (``check_job``). Each row also says when Google retires the model in
+that mode (``Lifecycle``): a model past a retirement date read on Google's own pages is refused
+(``check_lifecycle``: Veo answers 404 for it), a date only a third party gives is a ``doctor``
+warning (``lifecycle_warning``). Sources and their dates are in ``docs/cloud-settings.md`` (facts
+read only from documentation are marked there).
 
 Base layer: imports only ``errors``, ``models`` and ``settings``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime
 from typing import Literal
 
 from kapsule_pipeline.errors import UnknownModel, UnsupportedVideoRequest
@@ -40,6 +44,21 @@ class ResolutionLimit:
 
 
 @dataclass(frozen=True)
+class Lifecycle:
+    """When a model id stops being served in one mode, where that date was read, and what to use then.
+
+    ``confirmed``: the date is on one of Google's own pages, and from that day on a job asking for
+    the model is refused. Otherwise only a third party gives it: ``doctor`` warns, nothing is refused.
+    ``replacement`` is the id the source names (``None``: it names none Kapsule can use).
+    """
+
+    retires: date
+    source: str
+    replacement: str | None = None
+    confirmed: bool = True
+
+
+@dataclass(frozen=True)
 class ModeCaps:
     """One model in one mode: what a request may hold, and its list price per second of video."""
 
@@ -56,6 +75,7 @@ class ModeCaps:
     usd_per_s: float = 0.0  # as Kapsule sends it: Vertex with generate_audio=False, Gemini API as billed
     usd_per_s_audio: float | None = None  # with sound, where that differs
     note: str = ""
+    lifecycle: Lifecycle | None = None  # no date known: none is enforced or warned about
 
     def limit(self, resolution: str) -> ResolutionLimit:
         return self.resolutions.get(resolution, ResolutionLimit())
@@ -152,22 +172,87 @@ _VEO2: dict[Mode, ModeCaps] = {
     "gemini_api": ModeCaps(seconds=(5, 6, 8), resolutions=_VEO2_RES, resolution_param=False, usd_per_s=0.35),
 }
 
+
+def _dated(
+    modes: dict[Mode, ModeCaps], *, vertex: Lifecycle | None = None, gemini_api: Lifecycle | None = None
+) -> dict[Mode, ModeCaps]:
+    """``modes`` with the lifecycle column filled in where a date is known (per mode)."""
+    dates: dict[Mode, Lifecycle | None] = {"vertex": vertex, "gemini_api": gemini_api}
+    return {mode: replace(caps, lifecycle=dates[mode]) for mode, caps in modes.items()}
+
+
+# Lifecycle: retirement dates and their sources (docs/cloud-settings.md, "Model lifecycle"). Only the
+# Vertex ids below have a date on a Google page; every other date is a third party's (unconfirmed).
+# - Google's Vertex AI model page *Veo 2* (docs.cloud.google.com/vertex-ai/generative-ai/docs/models/
+#   veo/2-0-generate, stored Italian-localized snapshot: "Data di ritiro: 30 giugno 2026", i.e.
+#   retirement date June 30, 2026, for veo-2.0-generate-001; its English Agent Platform twin,
+#   .../gemini-enterprise-agent-platform/models/veo/2-0-generate, has the same table of discontinued
+#   endpoints): veo-2.0-generate-001 -> veo-3.1-generate-001, veo-3.0-generate-001 ->
+#   veo-3.1-generate-001, veo-3.0-fast-generate-001 -> veo-3.1-fast-generate-001.
+# - Google's Agent Platform model page *Veo 3* (docs.cloud.google.com/gemini-enterprise-agent-platform/
+#   models/veo/3-0-generate, stored snapshot): "Retirement date: June 30, 2026" for both Veo 3.0 ids,
+#   the same replacements.
+# - [L] litellm 1.110.2 (PyPI, 2026-11-20), model_prices_and_context_window_backup.json:
+#   vertex_ai/veo-3.1-generate-001 and -fast-generate-001 "deprecation_date": "2026-11-17" (its
+#   deprecation_source: cloud.google.com/vertex-ai/generative-ai/docs/learn/model-versions; no successor
+#   given; no Google page read here confirms it); gemini/veo-3.1-generate-preview and
+#   -fast-generate-preview "deprecation_date": "2026-10-22" (deprecation_source: ai.google.dev/
+#   gemini-api/docs/deprecations; successor gemini-omni-1.2-flash, not a Veo model Kapsule can drive),
+#   echoed by a provider's notice of 2026-10-25 (docs.apiyi.com). For those the id suggested below is
+#   the same model's GA id, which [L] lists for the Gemini API with no deprecation date.
+# Not dated (none found): the Vertex -preview ids (the Veo 2 page's list of preview endpoints retired
+# on 2026-04-02 is cut off in the stored snapshot) and Veo 2 / 3.0 in Gemini API mode ([L] no longer
+# lists them there; no Google date was read).
+_VEO2_PAGE = (
+    "Google's Vertex AI model page Veo 2, "
+    "docs.cloud.google.com/vertex-ai/generative-ai/docs/models/veo/2-0-generate"
+)
+_VEO3_PAGE = (
+    "Google's Agent Platform model page Veo 3, "
+    "docs.cloud.google.com/gemini-enterprise-agent-platform/models/veo/3-0-generate"
+)
+_L_VERTEX = (
+    "litellm 1.110.2's model table, citing cloud.google.com/vertex-ai/generative-ai/docs/learn/model-versions"
+)
+_L_GEMINI = (
+    "litellm 1.110.2's model table, citing ai.google.dev/gemini-api/docs/deprecations, and a provider's "
+    "notice of 2026-10-25 on docs.apiyi.com"
+)
+_JUNE_30_2026 = date(2026, 6, 30)
+
 # Model id -> mode -> capabilities. A model missing from a mode is not offered there.
 VIDEO_MODELS: dict[str, dict[Mode, ModeCaps]] = {
-    "veo-2.0-generate-001": _VEO2,
+    "veo-2.0-generate-001": _dated(
+        _VEO2, vertex=Lifecycle(_JUNE_30_2026, _VEO2_PAGE, "veo-3.1-generate-001")
+    ),
     # Vertex with audio 0.40 [L][T], video only 0.20 [T] only; Gemini API 0.40 [P] (not listed now).
-    "veo-3.0-generate-001": _veo30(0.20, 0.40),
+    "veo-3.0-generate-001": _dated(
+        _veo30(0.20, 0.40), vertex=Lifecycle(_JUNE_30_2026, _VEO3_PAGE, "veo-3.1-generate-001")
+    ),
     # Vertex 0.10 at 720p, 0.12 at 1080p, with or without audio [L][T] (was 0.10 / 0.15 with audio);
     # Gemini API 0.15 [P] (not listed now).
-    "veo-3.0-fast-generate-001": _veo30(0.10, 0.10, usd_1080p=0.12, usd_gemini_api=0.15),
+    "veo-3.0-fast-generate-001": _dated(
+        _veo30(0.10, 0.10, usd_1080p=0.12, usd_gemini_api=0.15),
+        vertex=Lifecycle(_JUNE_30_2026, _VEO3_PAGE, "veo-3.1-fast-generate-001"),
+    ),
     # Reference images: only the full Veo 3.1 ids (not -fast, not -lite).
     # With audio 0.40 at 720p/1080p, both modes [L][G][T]; Vertex video only 0.20 [T] only.
-    "veo-3.1-generate-preview": _veo3(0.20, 0.40, refs=True),
-    "veo-3.1-generate-001": _veo3(0.20, 0.40, refs=True),
+    "veo-3.1-generate-preview": _dated(
+        _veo3(0.20, 0.40, refs=True),
+        gemini_api=Lifecycle(date(2026, 10, 22), _L_GEMINI, "veo-3.1-generate-001", confirmed=False),
+    ),
+    "veo-3.1-generate-001": _dated(
+        _veo3(0.20, 0.40, refs=True), vertex=Lifecycle(date(2026, 11, 17), _L_VERTEX, confirmed=False)
+    ),
     # 0.10 at 720p, 0.12 at 1080p, both modes, with or without audio [L][T] (Gemini API: cut from 0.15
     # on 2026-04-07 per third-party reports); Vertex video-only at the same price [T] only.
-    "veo-3.1-fast-generate-preview": _veo3(0.10, 0.10, usd_1080p=0.12),
-    "veo-3.1-fast-generate-001": _veo3(0.10, 0.10, usd_1080p=0.12),
+    "veo-3.1-fast-generate-preview": _dated(
+        _veo3(0.10, 0.10, usd_1080p=0.12),
+        gemini_api=Lifecycle(date(2026, 10, 22), _L_GEMINI, "veo-3.1-fast-generate-001", confirmed=False),
+    ),
+    "veo-3.1-fast-generate-001": _dated(
+        _veo3(0.10, 0.10, usd_1080p=0.12), vertex=Lifecycle(date(2026, 11, 17), _L_VERTEX, confirmed=False)
+    ),
 }
 LOCAL_MODELS = frozenset({"local"})
 # Vertex AI regions known (from Google's documentation, see docs/cloud-settings.md) to serve these Veo
@@ -190,6 +275,79 @@ def capabilities(model: str, mode: Mode) -> ModeCaps:
     if caps is None:
         raise UnknownModel(f"video model {model!r} is not offered in {mode} mode (only {', '.join(modes)})")
     return caps
+
+
+def today_utc() -> date:
+    """The date a retirement is compared with (UTC, as Google's dates are given without a zone)."""
+    return datetime.now(UTC).date()
+
+
+def lifecycle(model: str, mode: Mode) -> Lifecycle | None:
+    """The row's retirement date, source and replacement (``None``: none known, or the local renderer)."""
+    if model in LOCAL_MODELS:
+        return None
+    return capabilities(model, mode).lifecycle
+
+
+def retired(model: str, mode: Mode, *, today: date | None = None) -> Lifecycle | None:
+    """The lifecycle of a model Google documents as retired in this mode by ``today`` (default: now)."""
+    life = lifecycle(model, mode)
+    if life is None or not life.confirmed or (today or today_utc()) < life.retires:
+        return None
+    return life
+
+
+def retired_message(model: str, mode: Mode, life: Lifecycle) -> str:
+    use = (
+        f"use {life.replacement}, the replacement Google names"
+        if life.replacement
+        else "choose another model"
+    )
+    return (
+        f"{model} was retired by Google on {life.retires.isoformat()} in {mode} mode (retirement date "
+        f"on {life.source}); Veo answers 404 for it: {use}"
+    )
+
+
+def usable_models(mode: Mode, *, today: date | None = None) -> list[str]:
+    """The table's models offered in ``mode`` and not retired by ``today``, sorted."""
+    return sorted(
+        m for m, modes in VIDEO_MODELS.items() if mode in modes and not retired(m, mode, today=today)
+    )
+
+
+def check_lifecycle(model: str, mode: Mode, *, today: date | None = None) -> None:
+    """Raise ``UnknownModel`` for a model whose Google-documented retirement date (in ``mode``) is
+    ``today`` or earlier. A date only a third party gives is never refused (``lifecycle_warning``)."""
+    life = retired(model, mode, today=today)
+    if life is not None:
+        raise UnknownModel(retired_message(model, mode, life))
+
+
+def lifecycle_warning(model: str, mode: Mode, *, today: date | None = None) -> tuple[str, str] | None:
+    """What to warn about (problem, fix) for a model that is still accepted: a retirement date only a
+    third party gives (past or not), or a Google-documented one still ahead. ``None``: nothing known."""
+    life = lifecycle(model, mode)
+    if life is None or retired(model, mode, today=today) is not None:
+        return None
+    day = life.retires.isoformat()
+    if life.confirmed:
+        switch = f"move to {life.replacement}" if life.replacement else "choose another model"
+        return (
+            f"Google retires {model} in {mode} mode on {day} ({life.source}); from then on jobs "
+            "asking for it are refused",
+            f"{switch} before {day} (KAPSULE_VIDEO_MODEL)",
+        )
+    when = "now past" if (today or today_utc()) >= life.retires else "still ahead"
+    instead = (
+        f"set KAPSULE_VIDEO_MODEL to {life.replacement}" if life.replacement else "choose a current model"
+    )
+    return (
+        f"{model} in {mode} mode has a deprecation date of {day} ({when}) only from a third party "
+        f"({life.source}); no Google page read for Kapsule confirms it, so the model is still accepted",
+        f"if Veo answers 404 for it (`kapsule doctor` run with the job's identity asks models.get), "
+        f"{instead} (see docs/cloud-settings.md, Model lifecycle)",
+    )
 
 
 def price_per_second(
@@ -279,15 +437,23 @@ class PlannedRequest:
 
 
 def check_job(
-    model: str, mode: Mode, *, aspect_ratio: str, reference_images: int = 0, continuity: str = "none"
+    model: str,
+    mode: Mode,
+    *,
+    aspect_ratio: str,
+    reference_images: int = 0,
+    continuity: str = "none",
+    today: date | None = None,
 ) -> None:
     """Refuse, at submission, a job whose every shot Veo would reject; the message names the limit.
 
-    Resolution and duration limits are planned around (``plan_request``); these are not.
+    A model Google documents as retired by ``today`` (default: now, UTC) is ``UnknownModel``.
+    Resolution and duration limits are planned around (``plan_request``); the others are not.
     """
     if model in LOCAL_MODELS:
         return
     caps = capabilities(model, mode)
+    check_lifecycle(model, mode, today=today)
     if not reference_images:
         return
     if not caps.reference_images:

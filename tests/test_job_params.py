@@ -8,6 +8,7 @@ anything exists; and the same good job, made through both, must hold the same ``
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -213,3 +214,58 @@ def test_a_job_veo_would_refuse_is_refused_by_the_cli_and_the_api_with_the_same_
 
     assert launcher.launched == []
     assert open_status_store(env.status_url).list("local") == ([], None)
+
+
+RETIRED = [  # Google's retirement date for these on Vertex AI is 2026-06-30 (video_models' lifecycle)
+    pytest.param("veo-3.0-generate-001", "veo-3.1-generate-001", id="veo-3.0"),
+    pytest.param("veo-3.0-fast-generate-001", "veo-3.1-fast-generate-001", id="veo-3.0-fast"),
+    pytest.param("veo-2.0-generate-001", "veo-3.1-generate-001", id="veo-2.0"),
+]
+
+
+@pytest.mark.parametrize(("model", "replacement"), RETIRED)
+def test_a_model_google_retired_is_refused_by_the_cli_and_the_api_naming_date_source_and_replacement(
+    api: Any, env: Settings, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, model: str, replacement: str
+) -> None:
+    """Vertex mode (no request to Google is made at submission, so no credentials are needed): 422
+    ``unknown_model`` and exit 2, before any job exists, with the same sentence to both callers."""
+    from kapsule_pipeline.settings import get_settings
+
+    monkeypatch.setenv("GOOGLE_GENAI_USE_VERTEXAI", "true")
+    monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", "fake-project")
+    get_settings.cache_clear()
+    client, launcher = api
+    song = _wav(tmp_path / "song.wav", 6.0)
+    body = {"upload_id": _upload(client, song), "video_model": model}
+    message = _error(client.post("/v1/jobs", json=body), 422, "unknown_model")
+    assert f"{model} was retired by Google on 2026-06-30 in vertex mode" in message
+    assert "docs.cloud.google.com" in message and f"use {replacement}" in message
+
+    result = CliRunner().invoke(cli_app, ["make", str(song), flag_for("video_model"), model])
+    assert result.exit_code == 2, result.output
+    assert result.output.startswith("error [unknown_model]: "), result.output
+    assert " ".join(message.split()) in " ".join(result.output.split())  # the same sentence (wrapped)
+
+    assert launcher.launched == []
+    assert open_status_store(env.status_url).list("local") == ([], None)
+
+
+def test_the_retirement_check_compares_with_an_injectable_today(
+    env: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from kapsule_pipeline.errors import UnknownModel
+    from kapsule_pipeline.job_requests import check_models
+    from kapsule_pipeline.settings import get_settings
+
+    monkeypatch.setenv("GOOGLE_GENAI_USE_VERTEXAI", "true")
+    monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", "fake-project")
+    get_settings.cache_clear()
+    vertex = get_settings()
+    veo3 = JobParams(video_model="veo-3.0-generate-001", prompt_model="local")
+    check_models(veo3, vertex, today=date(2026, 6, 29))  # the day before: still served
+    with pytest.raises(UnknownModel, match="retired by Google on 2026-06-30"):
+        check_models(veo3, vertex, today=date(2026, 6, 30))
+    # litellm's 2026-11-17 for veo-3.1-generate-001 is unconfirmed: accepted after it too.
+    check_models(
+        veo3.model_copy(update={"video_model": "veo-3.1-generate-001"}), vertex, today=date(2026, 12, 2)
+    )

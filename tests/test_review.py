@@ -40,7 +40,7 @@ from kapsule_pipeline.storage import open_storage
 from tests.fake_google import FakeGoogle
 from tests.test_api import RecordingLauncher
 
-VIDEO_MODEL = "veo-3.0-fast-generate-001"
+VIDEO_MODEL = "veo-3.1-fast-generate-001"  # veo-3.0-fast: retired by Google on Vertex AI, refused
 JOB_TIMEOUT_S = 300.0
 
 

@@ -31,7 +31,7 @@ from tests.fake_google import FakeGoogle
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
-VIDEO_MODEL = "veo-3.0-fast-generate-001"
+VIDEO_MODEL = "veo-3.1-fast-generate-001"  # veo-3.0-fast: retired by Google on Vertex AI, refused
 PROMPT_MODEL = "gemini-2.5-flash"
 # The fake Gemini writes "Gemini shot {i}: ..." per shot; its default answer (also what a re-phrasing
 # request gets back) holds the style bible's palette. Refusing both makes shot 1 refused twice.

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 import pytest
 
 from kapsule_pipeline import video_models as vm
@@ -10,7 +12,13 @@ from kapsule_pipeline.errors import UnknownModel, UnsupportedVideoRequest
 V31 = "veo-3.1-generate-preview"
 V31_FAST = "veo-3.1-fast-generate-preview"
 V30 = "veo-3.0-generate-001"
+V30_FAST = "veo-3.0-fast-generate-001"
 V2 = "veo-2.0-generate-001"
+# Google's retirement date for Veo 2 and Veo 3.0 on Vertex AI is 2026-06-30: the rows of those models
+# are still facts worth testing (request_problems and plan_request do not look at dates).
+RETIRED_ON = date(2026, 6, 30)
+DAY_BEFORE = date(2026, 6, 29)
+LATER = date(2026, 12, 2)
 
 
 def _problems(
@@ -114,3 +122,75 @@ def test_prices_differ_per_mode_and_audio() -> None:
             assert caps.usd_per_s > 0, (model, mode)
             assert caps.seed == (mode == "vertex")  # google-genai raises on seed in Gemini API mode
             assert caps.audio_switch == (mode == "vertex" and caps.audio)
+
+
+@pytest.mark.parametrize(
+    ("model", "replacement", "page"),
+    [
+        (V2, "veo-3.1-generate-001", "models/veo/2-0-generate"),
+        (V30, "veo-3.1-generate-001", "models/veo/3-0-generate"),
+        (V30_FAST, "veo-3.1-fast-generate-001", "models/veo/3-0-generate"),
+    ],
+)
+def test_a_model_google_retired_is_refused_naming_the_date_the_source_and_the_replacement(
+    model: str, replacement: str, page: str
+) -> None:
+    for today in (RETIRED_ON, LATER):
+        with pytest.raises(UnknownModel) as info:
+            vm.check_job(model, "vertex", aspect_ratio="16:9", today=today)
+        message = info.value.message
+        assert f"{model} was retired by Google on 2026-06-30 in vertex mode" in message
+        assert page in message and "Google's" in message  # the page the date was read on
+        assert f"use {replacement}, the replacement Google names" in message
+        assert (info.value.code, info.value.http_status) == ("unknown_model", 422)
+    vm.check_job(model, "vertex", aspect_ratio="16:9", today=DAY_BEFORE)  # still served the day before
+    problem, fix = vm.lifecycle_warning(model, "vertex", today=DAY_BEFORE) or ("", "")
+    assert "Google retires" in problem and "2026-06-30" in problem and replacement in fix
+    assert vm.lifecycle_warning(model, "vertex", today=LATER) is None  # refused, not warned
+    assert model not in vm.usable_models("vertex", today=LATER)
+    assert model in vm.usable_models("vertex", today=DAY_BEFORE)
+    # No Google date was found for the Gemini API: nothing is refused or warned there.
+    vm.check_job(model, "gemini_api", aspect_ratio="16:9", today=LATER)
+    assert vm.lifecycle_warning(model, "gemini_api", today=LATER) is None
+
+
+@pytest.mark.parametrize(
+    ("model", "mode", "day", "instead"),
+    [
+        ("veo-3.1-generate-001", "vertex", "2026-11-17", "choose a current model"),
+        ("veo-3.1-fast-generate-001", "vertex", "2026-11-17", "choose a current model"),
+        (V31, "gemini_api", "2026-10-22", "KAPSULE_VIDEO_MODEL to veo-3.1-generate-001"),
+        (V31_FAST, "gemini_api", "2026-10-22", "KAPSULE_VIDEO_MODEL to veo-3.1-fast-generate-001"),
+    ],
+)
+def test_a_date_only_a_third_party_gives_warns_and_never_refuses(
+    model: str, mode: vm.Mode, day: str, instead: str
+) -> None:
+    vm.check_job(model, mode, aspect_ratio="16:9", today=LATER)  # accepted although the date passed
+    warning = vm.lifecycle_warning(model, mode, today=LATER)
+    assert warning is not None
+    problem, fix = warning
+    assert f"{model} in {mode} mode has a deprecation date of {day} (now past)" in problem
+    assert "only from a third party (litellm 1.110.2's model table, citing" in problem
+    assert "no Google page" in problem and "still accepted" in problem
+    assert "404" in fix and instead in fix
+    assert "(still ahead)" in (vm.lifecycle_warning(model, mode, today=date(2026, 10, 1)) or ("",))[0]
+    assert model in vm.usable_models(mode, today=LATER)
+
+
+def test_the_lifecycle_column_holds_only_sourced_dates_and_live_replacements() -> None:
+    confirmed = set()
+    for model, modes in vm.VIDEO_MODELS.items():
+        for mode, caps in modes.items():
+            life = caps.lifecycle
+            if life is None:
+                continue
+            assert life.source.startswith("Google's" if life.confirmed else "litellm"), (model, mode)
+            if life.confirmed:
+                confirmed.add((model, mode, life.retires))
+            if life.replacement is not None:  # offered in the same mode, and not retired itself
+                assert mode in vm.VIDEO_MODELS[life.replacement], (model, life.replacement)
+                assert vm.retired(life.replacement, mode, today=LATER) is None
+    assert confirmed == {(m, "vertex", RETIRED_ON) for m in (V2, V30, V30_FAST)}
+    assert vm.lifecycle("local", "vertex") is None
+    vm.check_lifecycle("local", "vertex", today=LATER)
