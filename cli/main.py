@@ -276,18 +276,20 @@ def doctor(
 ) -> None:
     """Check this deployment's settings against the real services; say what is wrong and how to fix it.
 
-    Exit code 1 if any check fails. It writes and deletes one probe object in each bucket.
+    Exit code 1 if any check fails (a WARN line fails nothing). It writes and deletes one probe object
+    in each bucket.
     """
-    from kapsule_pipeline.doctor import problems, run_doctor
+    from kapsule_pipeline.doctor import problems, run_doctor, warnings
 
     findings = run_doctor(get_settings(), origins=origin or ())
     for finding in findings:
         out.print(str(finding), markup=False)
     failed = problems(findings)
+    warned = warnings(findings)
     if failed:
         err.print(f"{len(failed)} problem(s) found", markup=False)
         raise typer.Exit(EXIT_FAILED)
-    out.print("every check passed", markup=False)
+    out.print("every check passed" + (f" ({len(warned)} warning(s) above)" if warned else ""), markup=False)
 
 
 @app.command()

@@ -6,7 +6,9 @@ the same sentences. Nothing here changes the deployment except a probe object wr
 deleted from each bucket (``doctor/``), which proves write access end to end.
 
 Checks: the video and prompt models exist (google-genai ``models.get``; the video model also against
-the capability table, and the Vertex location against the regions documented for Veo: in Vertex mode
+the capability table, including its lifecycle column: a model past a retirement date Google documents
+is a blocking problem, a date only a third party gives, or a Google date still ahead, a warning that
+fails nothing; and the Vertex location against the regions documented for Veo: in Vertex mode
 google-genai asks ``models.get`` for a base model at the regional endpoint's host, not under a
 location path, so the location is checked from the table), both buckets and the job
 record store answer, the upload secret is set, the private bucket's CORS admits the studio's origin
@@ -18,6 +20,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
 from kapsule_pipeline import video_models
@@ -32,17 +35,22 @@ UPLOAD_HEADERS = ("content-type", "x-goog-content-length-range", "x-goog-if-gene
 
 @dataclass(frozen=True)
 class Finding:
-    """One check's verdict: ``ok``, or what is wrong (``problem``) and how to fix it (``fix``)."""
+    """One check's verdict: ``ok``, or what is wrong (``problem``) and how to fix it (``fix``).
+
+    A ``warning`` is ``ok`` (it fails nothing and blocks no job) but still says what may go wrong and
+    what to do (``problem``, ``fix``): e.g. a model retirement date only a third party gives.
+    """
 
     check: str
     ok: bool
     problem: str = ""
     fix: str = ""
+    warning: bool = False
 
     def __str__(self) -> str:
-        return (
-            f"ok    {self.check}" if self.ok else f"FAIL  {self.check}: {self.problem}\n      fix: {self.fix}"
-        )
+        if self.ok and not self.warning:
+            return f"ok    {self.check}"
+        return f"{'WARN' if self.ok else 'FAIL'}  {self.check}: {self.problem}\n      fix: {self.fix}"
 
 
 def _ok(check: str) -> Finding:
@@ -51,6 +59,10 @@ def _ok(check: str) -> Finding:
 
 def _fail(check: str, problem: str, fix: str) -> Finding:
     return Finding(check, False, problem, fix)
+
+
+def _warn(check: str, problem: str, fix: str) -> Finding:
+    return Finding(check, True, problem, fix, warning=True)
 
 
 def is_cloud(settings: Settings) -> bool:
@@ -66,9 +78,11 @@ def run_doctor(
     delivery: Storage | None = None,
     status: StatusStore | None = None,
     api: bool = False,
+    today: date | None = None,
 ) -> list[Finding]:
     """Every check, in order; ``origins`` are the browser origins that upload (default: the
-    ``cors_origins`` setting). The stores are opened from ``settings`` unless given.
+    ``cors_origins`` setting). The stores are opened from ``settings`` unless given; model retirement
+    dates are compared with ``today`` (default: now, UTC).
 
     ``api=True`` checks what the API's own identity needs (its start-up preflight): deploy.sh gives
     the API's service account no Vertex AI role (the job calls Google) and only read access to the
@@ -76,7 +90,7 @@ def run_doctor(
     ``models.get``) and the delivery bucket by a read, not a probe write.
     """
     wanted = list(origins) or [o.strip() for o in (settings.cors_origins or "").split(",") if o.strip()]
-    findings = check_models(settings, remote=not api)
+    findings = check_models(settings, remote=not api, today=today)
     private = _open("private storage", settings.storage_url, storage, findings)
     public = _open("delivery storage", settings.effective_delivery_url, delivery, findings)
     if private is not None:
@@ -95,6 +109,11 @@ def run_doctor(
 
 def problems(findings: Sequence[Finding]) -> list[Finding]:
     return [f for f in findings if not f.ok]
+
+
+def warnings(findings: Sequence[Finding]) -> list[Finding]:
+    """Findings that pass but say what may go wrong (never a problem, never blocking)."""
+    return [f for f in findings if f.ok and f.warning]
 
 
 # Problems that stop only the studio's browser uploads, not a job: the API still accepts jobs with them.
@@ -120,18 +139,43 @@ def _open(name: str, url: str, given: Storage | None, findings: list[Finding]) -
 
 
 def check_models(
-    settings: Settings, get_model: Callable[[str], Any] | None = None, *, remote: bool = True
+    settings: Settings,
+    get_model: Callable[[str], Any] | None = None,
+    *,
+    remote: bool = True,
+    today: date | None = None,
 ) -> list[Finding]:
     """The configured video and prompt models exist where they are asked for (``models.get``; with
-    ``remote=False`` only the capability table and the Veo regions, no request)."""
+    ``remote=False`` only the capability table and the Veo regions, no request).
+
+    The video model's lifecycle is read from the table: retired by ``today`` (a date Google documents)
+    is a problem whose fix names Google's replacement, and it is not asked for (it would answer 404);
+    a date only a third party gives, or Google's still ahead, is a warning.
+    """
     findings: list[Finding] = []
     mode = video_models.mode_of(settings)
     where = f"Vertex AI location {settings.vertex_location}" if mode == "vertex" else "the Gemini API"
     models: list[tuple[str, str]] = []
-    if settings.video_model not in video_models.LOCAL_MODELS:
+    video = settings.video_model
+    if video not in video_models.LOCAL_MODELS:
         try:
-            video_models.capabilities(settings.video_model, mode)
-            models.append(("video model", settings.video_model))
+            video_models.capabilities(video, mode)
+            gone = video_models.retired(video, mode, today=today)
+            if gone is not None:
+                instead = gone.replacement or " or ".join(video_models.usable_models(mode, today=today))
+                findings.append(
+                    _fail(
+                        f"video model {video}",
+                        video_models.retired_message(video, mode, gone),
+                        f"set KAPSULE_VIDEO_MODEL to {instead} (on Cloud Run: run deploy/deploy.sh again "
+                        "with it set)",
+                    )
+                )
+            else:
+                models.append(("video model", video))
+                warning = video_models.lifecycle_warning(video, mode, today=today)
+                if warning is not None:
+                    findings.append(_warn(f"video model {video} lifecycle", *warning))
             if mode == "vertex" and settings.vertex_location not in video_models.VEO_VERTEX_LOCATIONS:
                 findings.append(
                     _fail(
@@ -143,14 +187,16 @@ def check_models(
                     )
                 )
         except KapsuleError as exc:
-            known = ", ".join(sorted(video_models.VIDEO_MODELS))
+            known = ", ".join(video_models.usable_models(mode, today=today))
             findings.append(_fail("video model", exc.message, f"set KAPSULE_VIDEO_MODEL to one of: {known}"))
     if settings.prompt_model != "local":
         models.append(("prompt model", settings.prompt_model))
     if not models:
         return findings or [_ok("models (local renderer and writer)")]
-    if not remote:
-        return findings or [_ok("models (against the capability table; models.get not asked)")]
+    if not remote:  # a warning alone still passes
+        if problems(findings):
+            return findings
+        return [_ok("models (against the capability table; models.get not asked)"), *findings]
     if get_model is None:
         try:
             from kapsule_pipeline.genai_client import make_genai_client

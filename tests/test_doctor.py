@@ -4,11 +4,20 @@ deployment passes every check, and each misconfiguration is reported with its fi
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import date
 from typing import Any
 
 import pytest
 
-from kapsule_pipeline.doctor import UPLOAD_HEADERS, Finding, cors_problem, problems, run_doctor
+from kapsule_pipeline.doctor import (
+    UPLOAD_HEADERS,
+    Finding,
+    blocking,
+    cors_problem,
+    problems,
+    run_doctor,
+    warnings,
+)
 from kapsule_pipeline.settings import Settings, get_settings
 from kapsule_pipeline.storage.gcs import GcsStorage
 from kapsule_pipeline.storage.signing import UrlSigner
@@ -87,6 +96,45 @@ def test_models_missing_from_the_location_retired_or_forbidden(
 def test_a_video_model_outside_the_table(deployed: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
     found = _failed(run_doctor(_with(monkeypatch, KAPSULE_VIDEO_MODEL="veo-9-ultra")), "video model")
     assert "unknown video model 'veo-9-ultra'" in found.problem and "veo-3.1-generate-001" in found.fix
+
+
+def test_a_video_model_google_retired_blocks_and_names_the_replacement(
+    deployed: Settings, fake_google: FakeGoogle, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Google's retirement date for veo-3.0-generate-001 on Vertex AI is 2026-06-30: from then on it
+    is a blocking problem (not asked for: it would answer 404); the day before, a warning."""
+    settings = _with(monkeypatch, KAPSULE_VIDEO_MODEL="veo-3.0-generate-001")
+    for today in (None, date(2026, 6, 30)):  # None: the real date, later than 2026-06-30
+        findings = run_doctor(settings, today=today)
+        found = _failed(findings, "video model")
+        assert found.check == "video model veo-3.0-generate-001" and found in blocking(findings)
+        assert "retired by Google on 2026-06-30 in vertex mode" in found.problem
+        assert (
+            "docs.cloud.google.com/gemini-enterprise-agent-platform/models/veo/3-0-generate" in found.problem
+        )
+        assert "set KAPSULE_VIDEO_MODEL to veo-3.1-generate-001" in found.fix
+    assert "veo-3.0-generate-001" not in {r.model for r in fake_google.requests("get_model")}
+    assert blocking(run_doctor(settings, api=True))  # the API's preflight too (no models.get there)
+
+    before = run_doctor(settings, today=date(2026, 6, 29))
+    assert problems(before) == [], "\n".join(map(str, before))
+    (warned,) = warnings(before)
+    assert "Google retires veo-3.0-generate-001 in vertex mode on 2026-06-30" in warned.problem
+    assert "move to veo-3.1-generate-001 before 2026-06-30" in warned.fix
+
+
+def test_a_retirement_date_only_a_third_party_gives_is_a_warning_that_fails_nothing(
+    deployed: Settings, fake_google: FakeGoogle
+) -> None:
+    """litellm dates veo-3.1-fast-generate-001 (Vertex) 2026-11-17; no Google page confirms it."""
+    for api in (False, True):
+        findings = run_doctor(deployed, today=date(2026, 12, 2), api=api)
+        assert problems(findings) == [], "\n".join(map(str, findings))
+        (warned,) = warnings(findings)
+        assert warned.ok and warned.check == "video model veo-3.1-fast-generate-001 lifecycle"
+        assert "deprecation date of 2026-11-17 (now past) only from a third party (litellm" in warned.problem
+        assert "404" in warned.fix and str(warned).startswith("WARN  video model")
+    assert "veo-3.1-fast-generate-001" in {r.model for r in fake_google.requests("get_model")}  # still asked
 
 
 def test_missing_bucket_and_broken_record_store(deployed: Settings, monkeypatch: pytest.MonkeyPatch) -> None:

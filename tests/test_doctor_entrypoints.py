@@ -25,7 +25,24 @@ def test_kapsule_doctor_prints_each_check_and_exits_0_when_healthy(deployed: Set
     result = CliRunner().invoke(cli_app, ["doctor"])
     assert result.exit_code == 0, result.output
     assert "ok    upload secret" in result.output and "ok    URL signing" in result.output
-    assert "every check passed" in result.output
+    # litellm's unconfirmed 2026-11-17 for the deployment's veo-3.1-fast-generate-001 is past: a warning
+    assert "WARN  video model veo-3.1-fast-generate-001 lifecycle" in result.output
+    assert "every check passed (1 warning(s) above)" in result.output
+
+
+def test_kapsule_doctor_exits_1_for_a_retired_video_model(
+    deployed: Settings,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _with(monkeypatch, KAPSULE_VIDEO_MODEL="veo-2.0-generate-001")
+    result = CliRunner().invoke(cli_app, ["doctor"])
+    assert result.exit_code == 1, result.output
+    text = " ".join(result.output.split())  # the console wraps long lines
+    assert (
+        "FAIL video model veo-2.0-generate-001: veo-2.0-generate-001 was retired by Google on 2026-06-30"
+        in text
+    )
+    assert "set KAPSULE_VIDEO_MODEL to veo-3.1-generate-001" in text and "1 problem(s) found" in text
 
 
 def test_kapsule_doctor_exits_1_and_says_how_to_fix(
