@@ -11,6 +11,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 SCRIPT = REPO / "deploy" / "deploy.sh"
+DEFAULT_VIDEO_MODEL = "veo-3.1-generate-001"
 
 
 def _dry_run(tmp_path: Path, *args: str, **env: str) -> list[str]:
@@ -90,6 +91,22 @@ def test_dry_run_prints_the_whole_deployment(tmp_path: Path) -> None:
     service = _one(commands, "run deploy kapsule-api")
     assert "KAPSULE_LAUNCHER=cloudrun://projects/demo-proj/locations/europe-west4/jobs/kapsule-job" in service
     assert "--set-secrets=KAPSULE_API_KEYS=kapsule-api-keys:latest" in service
+    # The default Veo model is Google's replacement for the retired veo-3.0-generate-001, on both.
+    for deployed in (job, service):
+        assert f"KAPSULE_VIDEO_MODEL={DEFAULT_VIDEO_MODEL}," in deployed
+
+
+def test_the_default_video_model_is_one_google_has_not_retired() -> None:
+    """A first deployment must not get 404 from Veo: the default passes the submission check today
+    (Vertex mode, what deploy.sh configures without a Gemini key)."""
+    from kapsule_pipeline import video_models
+
+    assert f'VIDEO_MODEL="${{KAPSULE_VIDEO_MODEL:-{DEFAULT_VIDEO_MODEL}}}"' in SCRIPT.read_text()
+    video_models.check_job(DEFAULT_VIDEO_MODEL, "vertex", aspect_ratio="16:9")
+    assert video_models.retired(DEFAULT_VIDEO_MODEL, "vertex") is None
+    for old in ("veo-3.0-generate-001", "veo-2.0-generate-001"):  # the old default and Veo 2: replaced by it
+        life = video_models.retired(old, "vertex")
+        assert life is not None and life.replacement == DEFAULT_VIDEO_MODEL
 
 
 def test_secret_values_are_never_printed_and_are_mounted_with_set_secrets(tmp_path: Path) -> None:
