@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
 .DEFAULT_GOAL := help
-.PHONY: help demo test lint lab bench system-deps system-test-deps clean
+.PHONY: help demo test lint lab bench train-beats system-deps system-test-deps clean
 
 help:
 	@echo "make demo   install what is missing, then render the demo song into out/demo.mp4"
@@ -55,6 +55,13 @@ bench: system-test-deps $(STAMP)
 	$(BIN)/python benchmarks/end_to_end.py
 	$(BIN)/python benchmarks/analysis.py
 	$(BIN)/python benchmarks/assembly.py --repeat 2
+
+# Retrain the analysis's beat network (kapsule_pipeline/analysis/beat_net.npz): renders the training
+# pieces once (cached in benchmarks/.cache/beat-train), then trains on the CPU (~30 min on 2 cores).
+train-beats: system-test-deps $(STAMP)
+	@scripts/install-system-deps.sh --bench
+	$(BIN)/python -c 'import torch, mido' 2>/dev/null || $(BIN)/python -m pip install --quiet -e '.[train,bench]'
+	$(BIN)/python -m training.train_beat_net
 
 clean:
 	rm -rf .kapsule out test-artifacts .pytest_cache

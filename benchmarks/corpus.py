@@ -39,6 +39,8 @@ SOUNDFONTS = {
     "fluidr3": Path("/usr/share/sounds/sf2/FluidR3_GM.sf2"),
     "timgm6mb": Path("/usr/share/sounds/sf2/TimGM6mb.sf2"),
     "musescore": Path("/usr/share/sounds/sf3/MuseScore_General_Lite.sf3"),
+    # Only the beat model's training renders use this one (the 48 pieces never do).
+    "musescore-full": Path("/usr/share/sounds/sf3/MuseScore_General.sf3"),
 }
 # Light mastering: FFmpeg audio filters applied after the render (noise is mixed in separately).
 _REVERB = "aecho=0.8:0.6:43|71|113:0.35|0.25|0.15"
@@ -77,6 +79,9 @@ class Spec:
     bars: int = 16
     end_bpm: float = 0.0  # for a ramp
     seed: int = 0
+    # (channel, GM program) pairs replacing the instrumentation's defaults (channel 9: a drum kit);
+    # the beat model's training renders draw them, the 48 pieces keep the defaults.
+    programs: tuple[tuple[int, int], ...] = ()
 
     @property
     def category(self) -> dict[str, str]:
@@ -455,7 +460,7 @@ def write_midi(spec: Spec, notes: list[Note], knots: np.ndarray, path: Path) -> 
         events.append((off, 0, mido.Message("note_off", note=n.pitch, velocity=0, channel=n.channel)))
     track = mido.MidiTrack()
     track.append(mido.MetaMessage("set_tempo", tempo=500000, time=0))
-    for ch, program in PROGRAMS[spec.instr].items():
+    for ch, program in (dict(spec.programs) or PROGRAMS[spec.instr]).items():
         track.append(mido.Message("program_change", program=program, channel=ch, time=0))
         track.append(mido.Message("control_change", control=91, value=30, channel=ch, time=0))
     now = 0
@@ -484,16 +489,19 @@ def truth(spec: Spec) -> dict[str, Any]:
 
 
 def _key(spec: Spec) -> str:
-    return hashlib.sha256(json.dumps([CORPUS_VERSION, asdict(spec)]).encode()).hexdigest()[:16]
+    fields = asdict(spec)
+    if not spec.programs:  # the default leaves the 48 pieces' keys (and cached renders) as they were
+        del fields["programs"]
+    return hashlib.sha256(json.dumps([CORPUS_VERSION, fields]).encode()).hexdigest()[:16]
 
 
-def audio_path(spec: Spec) -> Path:
-    return CACHE / f"{spec.name.replace('/', '')}.flac"
+def audio_path(spec: Spec, cache: Path = CACHE) -> Path:
+    return cache / f"{spec.name.replace('/', '')}.flac"
 
 
-def render(spec: Spec) -> tuple[Path, dict[str, Any]]:
-    """The piece's audio file (rendered once, cached) and its ground truth."""
-    path = audio_path(spec)
+def render(spec: Spec, cache: Path = CACHE) -> tuple[Path, dict[str, Any]]:
+    """The piece's audio file (rendered once, cached in ``cache``) and its ground truth."""
+    path = audio_path(spec, cache)
     truth_path = path.with_suffix(".json")
     key = _key(spec)
     try:
@@ -512,7 +520,12 @@ def render(spec: Spec) -> tuple[Path, dict[str, Any]]:
         mid, wav = Path(tmp) / "piece.mid", Path(tmp) / "render.wav"
         write_midi(spec, compose(spec), knots, mid)
         subprocess.run(
-            ["fluidsynth", "-ni", "-q", "-g", "0.5", "-r", str(RENDER_SR), "-F", str(wav), str(sf), str(mid)],
+            # Dynamic sample loading reads only the samples the piece plays (same output, bit for
+            # bit; an .sf3 otherwise takes 3-5 s to decompress whole before the first note).
+            [
+                *("fluidsynth", "-ni", "-q", "-o", "synth.dynamic-sample-loading=1", "-g", "0.5"),
+                *("-r", str(RENDER_SR), "-F", str(wav), str(sf), str(mid)),
+            ],
             check=True,
             capture_output=True,
             timeout=180,

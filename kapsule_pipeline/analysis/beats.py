@@ -17,7 +17,7 @@ from kapsule_pipeline.analysis.tempo import (
     tempo_estimate,
 )
 
-PHASE_MARGIN = 1.15  # the half-shifted grid must explain 15 % more low-band/onset strength to win
+PHASE_MARGIN = 1.15  # the half-shifted grid must carry 15 % more beat activation to win
 TEMPO_AGREEMENT = 0.04  # tracked and estimated tempo this close: report the (more precise) estimate
 TIGHTNESS = 100.0  # the tracker's penalty for an interval off the beat period (librosa: 100)
 STRONG_ONSET = 2.0  # an onset twice the mean pulse strength is a played note, not a held chord's noise
@@ -25,32 +25,29 @@ MAX_TAIL_BEATS = 8  # at most this many beats continued through a final held cho
 STEADY_HALF_BEATS = 4  # beats each side in the local straight-line fit of the beat times
 # A song whose whole-song autocorrelation peaks sit on one exact period (a click, a sequencer, a MIDI
 # render) has no tempo to follow: the tracker then holds that period, much more tightly, and the beat
-# times are fitted on a longer line (two 4/4 bars each side), so syncopation cannot pull it off.
+# times are put on one line (``rigid``), so syncopation cannot pull them off.
 CLOCKED_TIGHTNESS = 400.0
-CLOCKED_HALF_BEATS = 8
-ATTACK_RISE = 0.5  # an attack starts where its onset flux first reaches this share of its peak
-ATTACK_LOOKBACK = 6  # frames (~140 ms) searched before a beat for the start of its attack
 
 
 def track_beats(
-    onset: np.ndarray,
-    low_onset: np.ndarray,
+    activation: np.ndarray,
     sounding: np.ndarray,
     sr: int,
     hint_bpm: float | None = None,
     beat_at: int | None = None,
 ) -> tuple[np.ndarray, float, bool]:
-    """Beat frames, tempo and whether the song is clocked: our tempo, our dynamic-programming
-    tracker (rigid on a clocked song), then the better of the two phases.
+    """Beat frames, tempo and whether the song is clocked, from the network's beat ``activation``:
+    our tempo, our dynamic-programming tracker (rigid on a clocked song), then the better of the two
+    phases.
 
     ``hint_bpm`` fixes the metrical level (the tracker still follows the local timing);
     ``beat_at`` (a frame the musician says is a bar line) chooses the phase: of the grid and its
     half-shifted twin, the one with a beat nearer to it.
     """
-    env = pulse_envelope(onset, low_onset, sounding)
+    env = pulse_envelope(activation, sounding)
     bpm, clocked = tempo_estimate(env, sr, hint_bpm)
     if bpm <= 0:
-        return (*steady_grid(onset, sounding, sr), False)
+        return (*steady_grid(activation, sounding, sr), False)
     # The tracker ends its chain on the last strong point of the envelope and backtracks from there;
     # a final chord's long release would pull that point, and with it the last bars, off the beat.
     # (The last frames' windows run past the end of the file: an abrupt end is not an onset.)
@@ -68,16 +65,16 @@ def track_beats(
         near_sound = scipy.ndimage.maximum_filter1d(sounding.astype(np.uint8), size=9) > 0
         frames = frames[near_sound[frames]]
     if frames.size < 4 and sounding.any():
-        return (*steady_grid(onset, sounding, sr), False)
+        return (*steady_grid(activation, sounding, sr), False)
     if frames.size < 2:
         return frames, 0.0, False
     if beat_at is None:
-        frames = _best_phase(frames, onset, low_onset, sounding)
+        frames = _best_phase(frames, env)
     else:
-        shifted = _half_shifted(frames, onset.size)
+        shifted = _half_shifted(frames, env.size)
         if shifted.size and np.min(np.abs(shifted - beat_at)) < np.min(np.abs(frames - beat_at)):
             frames = shifted
-    tracked = beat_tempo(refine(frames, onset, sr))
+    tracked = beat_tempo(refine(frames, activation, sr))
     # The autocorrelation measures the period over the whole song; the beat intervals carry the
     # tracker's jitter and the odd short interval. Report the former whenever the two agree.
     if hint_bpm and abs(tracked / hint_bpm - 1.0) >= TEMPO_AGREEMENT:
@@ -151,25 +148,17 @@ def _continue_pulse(frames: np.ndarray, sounding: np.ndarray, end: int) -> np.nd
     return np.concatenate([frames, np.round(extra).astype(int)]) if extra.size else frames
 
 
-def _best_phase(
-    frames: np.ndarray, onset: np.ndarray, low_onset: np.ndarray, sounding: np.ndarray
-) -> np.ndarray:
-    """The beats, or the beats moved half a beat, whichever the kick/bass and onsets support more.
+def _best_phase(frames: np.ndarray, env: np.ndarray) -> np.ndarray:
+    """The beats, or the beats moved half a beat, whichever the beat activation supports more.
 
-    WHY: a tracker locks onto the strongest periodic onsets, and in a rag (bass on the beat, chords
-    between) or over busy hi-hats those can be the off-beats. The beat is where the low band hits:
-    each grid is scored by the low-band onset at its points plus half the broadband onset, and the
-    shift must win by PHASE_MARGIN, so a song with as much between the beats as on them keeps its grid.
+    WHY: a tracker can lock onto the off-beats where they are as regular as the beats (a rag's
+    chords, busy hi-hats). The shift must win by PHASE_MARGIN, so a song with as much between the
+    beats as on them keeps its grid.
     """
-    shifted = _half_shifted(frames, onset.size)
+    shifted = _half_shifted(frames, env.size)
     if shifted.size < 2:
         return frames
-    low, broad = unit(low_onset, sounding), unit(onset, sounding)
-
-    def support(grid: np.ndarray) -> float:
-        return float(around(low, grid).mean() + 0.5 * around(broad, grid).mean())
-
-    return shifted if support(shifted) > PHASE_MARGIN * support(frames) else frames
+    return shifted if around(env, shifted).mean() > PHASE_MARGIN * around(env, frames).mean() else frames
 
 
 def _half_shifted(frames: np.ndarray, length: int) -> np.ndarray:
@@ -253,26 +242,33 @@ def _fallback_tempo(onset: np.ndarray, sr: int) -> float:
     return float(bpm[int(np.argmax(score))]) if score.max() > 0 else TEMPO_PRIOR_BPM
 
 
-def attack_lead(frames: np.ndarray, onset: np.ndarray) -> float:
-    """Frames by which the song's attacks start before their onset-flux peaks (median over beats).
+RIGID_OUTLIER_S = 0.04  # beats further than this from the first line are left out of the second fit
 
-    WHY: a bowed string section or a choir swells into each note: the flux peaks 30-140 ms after the
-    note starts, and a beat placed on the peak is heard late (and misses a ±70 ms window). A piano
-    or a drum peaks in one frame, so its lead is 0. Measured on the corpus tuning part: beat F
-    0.734 → 0.754 (strings and choir), no other piece moved.
+
+def rigid(times: np.ndarray) -> np.ndarray:
+    """The beat times of a clocked song on one straight line per run (a gap starts a new run).
+
+    WHY: a clocked song (a sequencer, a click, a MIDI render) has one exact period, so every beat
+    lies on one line; the tracker's beats can still be pulled towards accents that move off the beat
+    for a few bars (syncopation), and a local fit follows them. A line through the whole run, fitted
+    again without the beats more than RIGID_OUTLIER_S off the first fit, puts those bars back.
     """
-    leads = []
-    for frame in frames:
-        lo = max(0, int(frame) - ATTACK_LOOKBACK)
-        segment = onset[lo : int(frame) + 2]
-        if segment.size < 2:
+    if times.size < 3:
+        return times
+    gaps = np.diff(times)
+    breaks = np.flatnonzero(gaps > 1.5 * float(np.median(gaps))) + 1
+    out = times.astype(float).copy()
+    for run in np.split(np.arange(times.size), breaks):
+        if run.size < 3:
             continue
-        peak_at = lo + int(np.argmax(segment))
-        peak = float(onset[peak_at])
-        if peak <= 0:
-            continue
-        start = peak_at
-        while start > lo and onset[start - 1] >= ATTACK_RISE * peak:
-            start -= 1
-        leads.append(peak_at - start)
-    return float(np.median(leads)) if leads else 0.0
+        idx = np.arange(run.size, dtype=float)
+        keep = np.ones(run.size, dtype=bool)
+        for _ in range(2):
+            slope, intercept = np.polyfit(idx[keep], times[run][keep], 1)
+            fitted = intercept + slope * idx
+            inliers = np.abs(times[run] - fitted) <= RIGID_OUTLIER_S
+            if inliers.sum() < max(3, run.size // 2):
+                break
+            keep = inliers
+        out[run] = fitted
+    return out

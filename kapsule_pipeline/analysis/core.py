@@ -1,24 +1,27 @@
 """Song analysis: tempo, beats, meter, downbeats, sections and an energy curve from mono samples.
 
-The pulse is found in three steps, because each common tracker failure is a different question:
+The pulse is found in four steps:
 
-1. **Which tempo** (the metrical level). The onset autocorrelation is strong at the beat period and
-   at every multiple of it (half tempo, a third), the Fourier tempogram at the beat frequency and
+0. **What is a beat, what is a bar line.** A small network (``beat_net``, trained by
+   ``training/train_beat_net.py`` on renders of music with known beats) reads the log-mel
+   spectrogram and gives, per frame, how likely a beat and how likely a bar line starts there. It
+   replaces the onset strength every later step used to read: onsets light every note, the
+   activation only the beats, including the soft attacks of a choir or strings and the dotted
+   quarters of a 6/8 played in eighths.
+1. **Which tempo** (the metrical level). The activation's autocorrelation is strong at the beat period
+   and at every multiple of it (half tempo, a third), the Fourier tempogram at the beat frequency and
    every harmonic (double tempo); their product, times a prior centred on 120 BPM, is strong only
-   at the beat, so a 170 BPM rock song is not read as 85 nor a 70 BPM ballad as 140. The period
-   is then measured to a fraction of a frame on the autocorrelation peaks at its first multiples,
-   and followed through slow tempo changes with a local (~9 s) autocorrelation, unless those peaks
-   show a clocked song (a sequencer, a click, a MIDI render: one exact period for the whole song),
-   which is tracked on that one period, rigidly, so syncopated bars cannot pull the beat off.
+   at the beat. The period is then measured to a fraction of a frame on the autocorrelation peaks at
+   its first multiples, and followed through slow tempo changes with a local (~9 s) autocorrelation,
+   unless those peaks show a clocked song (a sequencer, a click, a MIDI render: one exact period for
+   the whole song), which is tracked on that one period, rigidly, so syncopated bars cannot pull the
+   beat off.
 2. **Which phase.** A dynamic-programming tracker (Ellis 2007, with that fractional, local period)
-   follows the chosen tempo; it can lock half a beat off (on hi-hats, on off-beat chords). The
-   grid and the half-shifted grid are scored on low-band (kick, bass) and broadband onsets, and
-   the one that explains them better is kept.
-   The beat times are then moved onto a local straight line through their neighbours, which keeps
-   slow tempo changes and drops the jitter of soft attacks (a choir, bowed strings).
-3. **Which bar.** Meter (3 or 4; 2/4 reads as pairs of bars) and the downbeat come from beat-level
-   accents: low-band onsets, broadband onsets and harmonic change, both from one beat to the next
-   and between the two beats before and the two after (chords that last start on the one).
+   follows the chosen tempo on the activation; of the grid and the half-shifted grid, the one the
+   activation supports more is kept. The beat times are then moved onto a local straight line
+   through their neighbours, which keeps slow tempo changes and drops the jitter.
+3. **Which bar.** 2, 3 or 4 beats per bar, and the first bar line: the grouping and phase whose
+   beats carry the most bar-line activation against the others (``meter``).
 
 Sections come from novelty on a bar-level self-similarity matrix, labelled from repetition and energy.
 """
@@ -29,24 +32,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from kapsule_pipeline.analysis import dsp, readings
-from kapsule_pipeline.analysis.beats import (
-    CLOCKED_HALF_BEATS,
-    STEADY_HALF_BEATS,
-    attack_lead,
-    refine,
-    steady,
-    track_beats,
-)
+from kapsule_pipeline.analysis import beat_net, dsp, readings
+from kapsule_pipeline.analysis.beats import refine, rigid, steady, track_beats
 from kapsule_pipeline.analysis.common import HOP, N_FFT
-from kapsule_pipeline.analysis.meter import bar_evidence, bar_phase, beat_accents, meter_plausibility
+from kapsule_pipeline.analysis.meter import RIVAL_METER, bar_phase, downbeat_contrasts, meter_plausibility
 from kapsule_pipeline.analysis.sections import energy_curve, find_sections
 from kapsule_pipeline.analysis.tempo import octave_plausibility, pulse_envelope
 from kapsule_pipeline.errors import SongTooShort
 from kapsule_pipeline.models import Analysis, AnalysisHints
 
 N_MELS = 96
-LOW_HZ = 150.0  # kick and bass live below this; downbeats tend to carry them
 SILENCE_BELOW_PEAK_DB = 50.0  # frames this far under the song's loudest are "silence" (no beats there)
 SILENCE_FLOOR_DB = -70.0  # and so is anything below this RMS level, however quiet the song
 
@@ -60,10 +55,9 @@ class Features:
     times: np.ndarray  # seconds of each frame
     rms_db: np.ndarray
     sounding: np.ndarray  # bool per frame
-    onset: np.ndarray  # broadband onset strength
-    low_onset: np.ndarray  # onset strength below LOW_HZ
     chroma: np.ndarray  # (12, frames)
     mfcc: np.ndarray  # (13, frames)
+    mel_db: np.ndarray  # (N_MELS, frames), dB under the song's loudest band-frame
 
 
 def features(y: np.ndarray, sr: int) -> Features:
@@ -79,17 +73,15 @@ def features(y: np.ndarray, sr: int) -> Features:
     sounding = rms_db > max(float(rms_db.max()) - SILENCE_BELOW_PEAK_DB, SILENCE_FLOOR_DB)
     mel = dsp.mel_filters(sr, N_FFT, N_MELS, sr / 2) @ power
     mel_db = dsp.power_to_db(mel, ref=float(mel.max()))
-    low_bands = dsp.mel_frequencies(N_MELS, sr / 2) < LOW_HZ
     return Features(
         sr=sr,
         duration=duration,
         times=times,
         rms_db=rms_db,
         sounding=sounding,
-        onset=dsp.onset_strength(mel_db),
-        low_onset=dsp.onset_strength(mel_db[low_bands]),
         chroma=dsp.chroma(power, sr),
         mfcc=dsp.mfcc(mel_db),
+        mel_db=mel_db,
     )
 
 
@@ -106,20 +98,20 @@ def analyze_samples(y: np.ndarray, sr: int, hints: AnalysisHints | None = None) 
     meter_hint = hints.beats_per_bar if hints else None
     downbeat_hint = hints.downbeat if hints else None
     beat_at = round(downbeat_hint * sr / HOP) if downbeat_hint is not None else None
-    beat_frames, tempo, clocked = track_beats(f.onset, f.low_onset, f.sounding, sr, bpm_hint, beat_at)
+    beat_act, down_act = beat_net.activations(f.mel_db)
+    beat_frames, tempo, clocked = track_beats(beat_act, f.sounding, sr, bpm_hint, beat_at)
     if bpm_hint is not None:
         tempo = bpm_hint if abs(tempo / bpm_hint - 1.0) > 0.04 else tempo
     downbeat_index = (
         int(np.argmin(np.abs(beat_frames - beat_at))) if beat_at is not None and beat_frames.size else None
     )
-    beats_per_bar, phase = bar_phase(beat_frames, f.onset, f.low_onset, f.chroma, meter_hint, downbeat_index)
+    beats_per_bar, phase = bar_phase(beat_frames, down_act, meter_hint, downbeat_index)
     downbeat_frames = beat_frames[phase::beats_per_bar] if beat_frames.size else beat_frames
     music_start = float(f.times[np.argmax(f.sounding)]) if f.sounding.any() else 0.0
     sections = find_sections(downbeat_frames, f.chroma, f.mfcc, f.rms_db, f.times, f.duration, music_start)
 
-    half = CLOCKED_HALF_BEATS if clocked else STEADY_HALF_BEATS
-    lead = attack_lead(beat_frames, f.onset) * HOP / sr if beat_frames.size >= 4 else 0.0
-    beat_times = np.clip(steady(refine(beat_frames, f.onset, sr) - lead, half), 0.0, f.duration)
+    placed = refine(beat_frames, beat_act, sr)
+    beat_times = np.clip(rigid(placed) if clocked else steady(placed), 0.0, f.duration)
     downbeat_times = beat_times[phase::beats_per_bar] if beat_times.size else beat_times
     analysis = Analysis(
         duration=round(f.duration, 4),
@@ -132,33 +124,35 @@ def analyze_samples(y: np.ndarray, sr: int, hints: AnalysisHints | None = None) 
         sample_rate=sr,
         hints=hints,
     )
-    return _with_alternatives(analysis, f, beat_frames, phase, hints)
+    return _with_alternatives(analysis, f, beat_act, down_act, beat_frames, phase, hints)
 
 
 def _with_alternatives(
-    analysis: Analysis, f: Features, beat_frames: np.ndarray, phase: int, hints: AnalysisHints | None
+    analysis: Analysis,
+    f: Features,
+    beat_act: np.ndarray,
+    down_act: np.ndarray,
+    beat_frames: np.ndarray,
+    phase: int,
+    hints: AnalysisHints | None,
 ) -> Analysis:
-    """The analysis with its runner-up readings and confidence; what a hint fixed has no runner-up."""
+    """The analysis with its runner-up readings and confidence, from the network's activations;
+    what a hint fixed has no runner-up."""
     if len(analysis.beats) < 8 or analysis.tempo <= 0:
         return analysis
-    env = pulse_envelope(f.onset, f.low_onset, f.sounding)
-    tempo_fixed = hints is not None and hints.bpm is not None
-    meter_fixed = hints is not None and hints.beats_per_bar is not None
-    bar_fixed = hints is not None and hints.downbeat is not None
-    other_meter, shifted = meter_plausibility(
-        beat_frames, f.onset, f.low_onset, f.chroma, analysis.beats_per_bar, phase
-    )
     alternatives = []
-    if not tempo_fixed:
+    if hints is None or hints.bpm is None:
+        env = pulse_envelope(beat_act, f.sounding)
         for kind, factor in (("half_tempo", 0.5), ("double_tempo", 2.0)):
             plausibility = octave_plausibility(env, f.sr, analysis.tempo, factor)
             alternatives.append(readings.reading(analysis, kind, plausibility))
-    if not meter_fixed and analysis.beats_per_bar in (3, 4):
-        meter = 7 - analysis.beats_per_bar
-        accent = beat_accents(beat_frames, f.onset, f.low_onset, f.chroma)
-        other_phase = bar_evidence(accent, meter).phase
-        alternatives.append(readings.reading(analysis, "other_meter", other_meter, meter, other_phase))
-    if not bar_fixed:
+    meter = analysis.beats_per_bar
+    rival = RIVAL_METER.get(meter, 4)
+    other_meter, shifted = meter_plausibility(beat_frames, down_act, meter, phase, rival)
+    if (hints is None or hints.beats_per_bar is None) and rival != meter:
+        rival_phase = int(np.argmax(downbeat_contrasts(beat_frames, down_act, rival)))
+        alternatives.append(readings.reading(analysis, "other_meter", other_meter, rival, rival_phase))
+    if hints is None or hints.downbeat is None:
         alternatives.append(readings.reading(analysis, "shifted_downbeat", shifted))
     confidence = 1.0 / (1.0 + sum(r.plausibility for r in alternatives))
     return analysis.model_copy(update={"alternatives": alternatives, "confidence": round(confidence, 3)})

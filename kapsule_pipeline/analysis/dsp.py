@@ -128,16 +128,6 @@ def rms(magnitude: np.ndarray, n_fft: int) -> np.ndarray:
     return np.asarray(np.sqrt(2 * np.sum(power, axis=0) / n_fft**2))
 
 
-def onset_strength(bands_db: np.ndarray) -> np.ndarray:
-    """Mean positive change of dB bands from one frame to the next (0 for the first frame).
-
-    The envelope's frame k compares frames k-1 and k: no centring shift, our STFT frames are
-    already centred on their times.
-    """
-    rise = np.maximum(0.0, bands_db[:, 1:] - bands_db[:, :-1]).mean(axis=0)
-    return np.concatenate([[0.0], rise]).astype(np.float64)
-
-
 def mfcc(bands_db: np.ndarray, count: int = 13) -> np.ndarray:
     """The first ``count`` MFCCs of dB mel bands (orthonormal DCT-II)."""
     return np.asarray(scipy.fft.dct(bands_db, type=2, norm="ortho", axis=0)[:count])
