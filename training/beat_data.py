@@ -8,7 +8,7 @@ soundfonts (the benchmark uses three of them) and the mastering chains, so the n
 on none of the 48 benchmark pieces. The benchmark's split is untouched: its tuning part picks
 between trained networks, its test part is only reported.
 
-    .venv/bin/python -m training.beat_data --count 400      # render (cached) and list
+    .venv/bin/python -m training.beat_data --count 900      # render (cached)
 """
 
 from __future__ import annotations
@@ -150,7 +150,7 @@ def build(count: int, workers: int) -> list[Path]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--count", type=int, default=400)
+    parser.add_argument("--count", type=int, default=900)
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
     build(args.count, args.workers)
