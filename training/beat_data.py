@@ -18,6 +18,7 @@ import subprocess
 import sys
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -115,16 +116,21 @@ def make_example(index: int) -> Path:
             if str(cached["key"]) == key:
                 return out
     path, truth = corpus.render(spec, CACHE)
-    y = load_audio(path, ANALYSIS_RATE)
-    x = beat_net.input_frames(features(y, ANALYSIS_RATE).mel_db)
-    fps = ANALYSIS_RATE / HOP
-    beats = np.zeros(x.shape[0], dtype=np.uint8)
-    downbeats = np.zeros(x.shape[0], dtype=np.uint8)
-    for times, labels in ((truth["beats"], beats), (truth["downbeats"], downbeats)):
-        frames = np.round(np.asarray(times) * fps).astype(int)
-        labels[frames[(frames >= 0) & (frames < x.shape[0])]] = 1
-    np.savez_compressed(out, x=x.astype(np.float16), beats=beats, downbeats=downbeats, key=key)
+    x, labels = network_example(path, truth)
+    np.savez_compressed(out, x=x.astype(np.float16), beats=labels[:, 0], downbeats=labels[:, 1], key=key)
     return out
+
+
+def network_example(audio: Path, truth: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+    """The network input of a rendered piece and its (frames, 2) beat / bar-line labels (0 or 1),
+    computed by the product's own feature code so training and analysis read the same numbers."""
+    x = beat_net.input_frames(features(load_audio(audio, ANALYSIS_RATE), ANALYSIS_RATE).mel_db)
+    fps = ANALYSIS_RATE / HOP
+    labels = np.zeros((x.shape[0], 2), dtype=np.uint8)
+    for column, key in enumerate(("beats", "downbeats")):
+        frames = np.round(np.asarray(truth[key]) * fps).astype(int)
+        labels[frames[(frames >= 0) & (frames < x.shape[0])], column] = 1
+    return x, labels
 
 
 def _try_example(index: int) -> Path | None:

@@ -32,8 +32,7 @@ sys.path.insert(0, str(ROOT))
 from benchmarks import corpus  # noqa: E402
 from kapsule_pipeline.analysis import beat_net  # noqa: E402
 from kapsule_pipeline.analysis.common import ANALYSIS_RATE, HOP  # noqa: E402
-from kapsule_pipeline.analysis.core import N_MELS, features  # noqa: E402
-from kapsule_pipeline.audio import load_audio  # noqa: E402
+from kapsule_pipeline.analysis.core import N_MELS  # noqa: E402
 from training import beat_data  # noqa: E402
 
 CHANNELS = 40
@@ -136,17 +135,11 @@ def batch(
 
 def validation_set() -> list[tuple[torch.Tensor, torch.Tensor]]:
     """The tuning part of the benchmark corpus (never its test part)."""
-    fps = ANALYSIS_RATE / HOP
     out = []
     for spec in corpus.SPECS:
         if corpus.part(spec.name) != "tuning":
             continue
-        path, truth = corpus.render(spec)
-        x = beat_net.input_frames(features(load_audio(path, ANALYSIS_RATE), ANALYSIS_RATE).mel_db)
-        labels = np.zeros((x.shape[0], 2), np.float32)
-        for j, key in enumerate(("beats", "downbeats")):
-            frames = np.round(np.asarray(truth[key]) * fps).astype(int)
-            labels[frames[frames < x.shape[0]], j] = 1
+        x, labels = beat_data.network_example(*corpus.render(spec))
         y = np.stack([widened(labels[:, 0]), widened(labels[:, 1])], axis=1)
         out.append((torch.from_numpy(x[None]), torch.from_numpy(y[None])))
     return out
