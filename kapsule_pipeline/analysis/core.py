@@ -35,7 +35,7 @@ import numpy as np
 from kapsule_pipeline.analysis import beat_net, dsp, readings
 from kapsule_pipeline.analysis.beats import refine, rigid, steady, track_beats
 from kapsule_pipeline.analysis.common import HOP, N_FFT
-from kapsule_pipeline.analysis.meter import RIVAL_METER, bar_phase, downbeat_contrasts, meter_plausibility
+from kapsule_pipeline.analysis.meter import RIVAL_METER, bar_phase, meter_plausibility
 from kapsule_pipeline.analysis.sections import energy_curve, find_sections
 from kapsule_pipeline.analysis.tempo import octave_plausibility, pulse_envelope
 from kapsule_pipeline.errors import SongTooShort
@@ -148,9 +148,8 @@ def _with_alternatives(
             alternatives.append(readings.reading(analysis, kind, plausibility))
     meter = analysis.beats_per_bar
     rival = RIVAL_METER.get(meter, 4)
-    other_meter, shifted = meter_plausibility(beat_frames, down_act, meter, phase, rival)
+    other_meter, shifted, rival_phase = meter_plausibility(beat_frames, down_act, meter, phase, rival)
     if (hints is None or hints.beats_per_bar is None) and rival != meter:
-        rival_phase = int(np.argmax(downbeat_contrasts(beat_frames, down_act, rival)))
         alternatives.append(readings.reading(analysis, "other_meter", other_meter, rival, rival_phase))
     if hints is None or hints.downbeat is None:
         alternatives.append(readings.reading(analysis, "shifted_downbeat", shifted))

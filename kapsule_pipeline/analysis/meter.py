@@ -57,11 +57,12 @@ def bar_phase(
 
 def meter_plausibility(
     beat_frames: np.ndarray, downbeat: np.ndarray, meter: int, phase: int, other: int
-) -> tuple[float, float]:
-    """(plausibility of ``other`` beats per bar, of the bar line one beat later), each 0 … 1 against
-    the chosen reading, from the gaps in downbeat-activation contrast."""
+) -> tuple[float, float, int]:
+    """(plausibility of ``other`` beats per bar, of the bar line one beat later, each 0 … 1 against
+    the chosen reading, from the gaps in downbeat-activation contrast; and the phase ``other`` beats
+    per bar would start on)."""
     if beat_frames.size < 8:
-        return 1.0, 1.0
+        return 1.0, 1.0, 0
     chosen = downbeat_contrasts(beat_frames, downbeat, meter)
     rival = downbeat_contrasts(beat_frames, downbeat, other)
     meter_gap = float(chosen[phase % meter] - rival.max())
@@ -69,4 +70,5 @@ def meter_plausibility(
     return (
         float(np.exp(-max(meter_gap, 0.0) / PLAUSIBILITY_SCALE)),
         float(np.exp(-max(shift_gap, 0.0) / PLAUSIBILITY_SCALE)),
+        int(np.argmax(rival)),
     )
