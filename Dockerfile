@@ -22,13 +22,11 @@ RUN groupadd --gid 10001 kapsule \
 
 WORKDIR /app
 COPY pyproject.toml README.md ./
-COPY kapsule_pipeline/ kapsule_pipeline/
-COPY jobs/ jobs/
-COPY api/ api/
+COPY kapsule/ kapsule/
 RUN pip install .
 
 USER 10001:10001
 EXPOSE 8080
-# exec form through sh so $PORT is expanded and the server still gets the signals. api.serve runs the
-# open-mode check first: without API keys it refuses to listen on 0.0.0.0 (exit 2) instead of serving.
-CMD ["sh", "-c", "exec python -m api.serve --host 0.0.0.0 --port \"${PORT}\" --proxy-headers"]
+# exec form through sh so $PORT is expanded and the server still gets the signals. kapsule.api.serve runs
+# the open-mode check first: without API keys it refuses to listen on 0.0.0.0 (exit 2) instead of serving.
+CMD ["sh", "-c", "exec python -m kapsule.api.serve --host 0.0.0.0 --port \"${PORT}\" --proxy-headers"]

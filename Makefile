@@ -56,7 +56,7 @@ bench: system-test-deps $(STAMP)
 	$(BIN)/python benchmarks/analysis.py
 	$(BIN)/python benchmarks/assembly.py --repeat 2
 
-# Retrain the analysis's beat network (kapsule_pipeline/analysis/beat_net.npz): renders the training
+# Retrain the analysis's beat network (kapsule/analysis/beat_net.npz): renders the training
 # pieces once (cached in benchmarks/.cache/beat-train), then trains on the CPU (~30 min on 2 cores).
 train-beats: system-test-deps $(STAMP)
 	@scripts/install-system-deps.sh --bench

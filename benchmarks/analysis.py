@@ -3,7 +3,7 @@
 WHY: "cuts on the beat" is only a claim until it is measured on music whose beats are *known*. The
 benchmark builds that music itself, from sources that exist on this machine:
 
-* **synth** — the project's synthesized songs (``kapsule_pipeline.demo_song``) across styles, tempos
+* **synth** — the project's synthesized songs (``kapsule.demo.song``) across styles, tempos
   70-180 BPM, swing, syncopation, 3/4 and a silent intro. Their plan is exact ground truth,
   sections included.
 * **real** — public-domain scores from the music21 corpus (chorales, a rag, string quartets,
@@ -50,8 +50,8 @@ import librosa
 import soundfile as sf
 
 from benchmarks import corpus
-from kapsule_pipeline.audio import analyze_samples, load_audio
-from kapsule_pipeline.demo_song import synthesize_song, write_song
+from kapsule.demo.song import synthesize_song, write_song
+from kapsule.song.probe import analyze_samples, load_audio
 
 CACHE = Path(__file__).resolve().parent / ".cache" / "analysis"
 SOUNDFONT = Path("/usr/share/sounds/sf2/FluidR3_GM.sf2")
@@ -506,7 +506,7 @@ def corpus_row(spec: corpus.Spec) -> dict[str, Any]:
     """Every score of one piece: ours, librosa, madmom."""
     import mir_eval
 
-    from kapsule_pipeline.storyboard import plan_cuts
+    from kapsule.storyboard.plan import plan_cuts
 
     path, truth = corpus.render(spec)
     ref_beats, ref_down = np.asarray(truth["beats"]), np.asarray(truth["downbeats"])
@@ -612,7 +612,7 @@ COLD_CODE = """
 import sys, time
 start = time.perf_counter()
 from pathlib import Path
-from kapsule_pipeline.audio import analyze_song
+from kapsule.song.probe import analyze_song
 imported = time.perf_counter()
 analyze_song(Path(sys.argv[1]))
 first = time.perf_counter()

@@ -37,9 +37,9 @@ import soundfile as sf
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from kapsule_pipeline.jobs import JobRecord  # noqa: E402
-from kapsule_pipeline.params import JobParams  # noqa: E402
-from kapsule_pipeline.status import open_status_store  # noqa: E402
+from kapsule.infra.status import open_status_store  # noqa: E402
+from kapsule.job.params import JobParams  # noqa: E402
+from kapsule.job.record import JobRecord  # noqa: E402
 
 
 def _free_port() -> int:
@@ -68,7 +68,7 @@ def _start_server(home: Path) -> tuple[subprocess.Popen[bytes], str, str]:
     job = open_status_store(env["KAPSULE_STATUS_URL"]).create(JobRecord(params=JobParams(song="load.wav")))
     port = _free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "cli.main", "serve", "--host", "127.0.0.1", "--port", str(port)],
+        [sys.executable, "-m", "kapsule.cli.main", "serve", "--host", "127.0.0.1", "--port", str(port)],
         cwd=REPO,
         env=env,
         stdout=subprocess.DEVNULL,

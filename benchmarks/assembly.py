@@ -31,9 +31,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from kapsule_pipeline import media  # noqa: E402
-from kapsule_pipeline.assemble import assemble_video  # noqa: E402
-from kapsule_pipeline.models import Shot, Storyboard  # noqa: E402
+from kapsule import media  # noqa: E402
+from kapsule.assembly.video import assemble_video  # noqa: E402
+from kapsule.job.artifacts import Shot, Storyboard  # noqa: E402
 
 FPS, WIDTH, HEIGHT = 24, 1280, 720
 CRF, PRESET = 20, "veryfast"

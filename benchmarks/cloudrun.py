@@ -4,7 +4,7 @@ Start-up: from the moment the job's process is asked for to the first stage reco
 record (``stage == "analyze"``): Python start, imports, taking the job (a transaction), then the
 pipeline's first progress write. Measured through the local subprocess launcher, and through the
 real ``cloudrun://`` launcher talking to the local Cloud Run Admin API server (tests/fake_cloudrun.py),
-which starts each execution as a real ``python -m jobs.run_job`` process. Each run is cancelled as
+which starts each execution as a real ``python -m kapsule.worker`` process. Each run is cancelled as
 soon as its first stage is recorded.
 
 Crash recovery: a job whose attempt 0 is killed -9 mid-generation (process group and notebook
@@ -28,14 +28,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from jobs.run_job import local_command
-from kapsule_pipeline.demo_song import synthesize_song, write_song
-from kapsule_pipeline.jobs import JobRecord, JobState
-from kapsule_pipeline.launch import make_launcher, settings_env
-from kapsule_pipeline.layout import JobLayout
-from kapsule_pipeline.settings import Settings
-from kapsule_pipeline.status import open_status_store
-from kapsule_pipeline.storage import open_storage
+from kapsule.core.settings import Settings
+from kapsule.demo.song import synthesize_song, write_song
+from kapsule.infra.launch import make_launcher, settings_env
+from kapsule.infra.status import open_status_store
+from kapsule.infra.storage import open_storage
+from kapsule.job.layout import JobLayout
+from kapsule.job.record import JobRecord, JobState
+from kapsule.worker.run_job import local_command
 from tests.fake_cloudrun import FakeCloudRun, _make_handler
 from tests.job_process import kill_tree, start_attempt, wait_for
 
@@ -88,7 +88,7 @@ def startup_rows(home: Path, song: Path) -> list[tuple[str, list[float]]]:
     try:
         settings = _settings(home / "cloudrun").model_copy(update={"cloudrun_endpoint": fake.url})
         fake.extra_env = settings_env(settings)[0]
-        fake.command = [sys.executable, "-m", "jobs.run_job"]
+        fake.command = [sys.executable, "-m", "kapsule.worker"]
         fake.max_retries = 0
         launcher = make_launcher(f"cloudrun://{JOB}", settings)
 

@@ -18,9 +18,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from kapsule_pipeline import media
-from kapsule_pipeline.demo_song import write_demo_song
-from kapsule_pipeline.settings import get_settings
+from kapsule import media
+from kapsule.core.settings import get_settings
+from kapsule.demo.song import write_demo_song
 
 ROOT = Path(__file__).resolve().parent.parent
 KAPSULE = Path(sys.executable).parent / "kapsule"

@@ -1,4 +1,4 @@
-"""What ``api.middleware.Guard`` adds per request, in-process (machine load distorts it little).
+"""What ``kapsule.api.middleware.Guard`` adds per request, in-process (machine load distorts it little).
 
 A trivial ASGI app is called directly, with and without the guard in front (open mode, so the Host
 check runs too), 20,000 times per round for 7 rounds; prints the median µs per request of each.
@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.middleware import Guard
+from kapsule.api.middleware import Guard
 
 ROUNDS, CALLS = 7, 20_000
 SCOPE: Scope = {

@@ -27,8 +27,8 @@ import psutil
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from kapsule_pipeline import media  # noqa: E402
-from kapsule_pipeline.demo_song import synthesize_song, write_song  # noqa: E402
+from kapsule import media  # noqa: E402
+from kapsule.demo.song import synthesize_song, write_song  # noqa: E402
 from tests.emulators import run_gcs_emulator  # noqa: E402
 
 
@@ -83,7 +83,7 @@ def main() -> None:
             out = home / "long.mp4"
             start = time.perf_counter()
             # The CLI of this checkout (not whatever `kapsule` the venv's script points at).
-            cli = [sys.executable, "-c", "import sys; from cli.main import app; app()"]
+            cli = [sys.executable, "-c", "import sys; from kapsule.cli.main import app; app()"]
             env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
             proc = subprocess.Popen([*cli, "make", str(song), "-o", str(out)], env=env, cwd=home)
             ps = psutil.Process(proc.pid)

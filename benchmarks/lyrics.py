@@ -36,15 +36,15 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.assembly import build_media, make_board  # noqa: E402
-from kapsule_pipeline import media  # noqa: E402
-from kapsule_pipeline.assemble import assemble_video  # noqa: E402
-from kapsule_pipeline.errors import LyricsAlignmentFailed  # noqa: E402
-from kapsule_pipeline.lyrics import align_lyrics  # noqa: E402
-from kapsule_pipeline.lyrics.align import align_offline, vocal_activity_of  # noqa: E402
-from kapsule_pipeline.lyrics.captions import write_captions  # noqa: E402
-from kapsule_pipeline.lyrics.models import TimedLine, TimedWord  # noqa: E402
-from kapsule_pipeline.lyrics.sphinx import align_sphinx  # noqa: E402
-from kapsule_pipeline.settings import get_settings  # noqa: E402
+from kapsule import media  # noqa: E402
+from kapsule.assembly.video import assemble_video  # noqa: E402
+from kapsule.core.errors import LyricsAlignmentFailed  # noqa: E402
+from kapsule.core.settings import get_settings  # noqa: E402
+from kapsule.lyrics import align_lyrics  # noqa: E402
+from kapsule.lyrics.align import align_offline, vocal_activity_of  # noqa: E402
+from kapsule.lyrics.captions import write_captions  # noqa: E402
+from kapsule.lyrics.models import TimedLine, TimedWord  # noqa: E402
+from kapsule.lyrics.sphinx import align_sphinx  # noqa: E402
 from tests.fake_google import running_fake_google  # noqa: E402
 from tests.sung import SungSong, sing_song  # noqa: E402
 

@@ -23,9 +23,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from kapsule_pipeline.jobs import JobRecord, JobState
-from kapsule_pipeline.status import StatusStore, open_status_store
-from kapsule_pipeline.storage import Storage, open_storage
+from kapsule.infra.status import StatusStore, open_status_store
+from kapsule.infra.storage import Storage, open_storage
+from kapsule.job.record import JobRecord, JobState
 from tests.emulators import EmulatorMissingError, run_firestore_emulator, run_gcs_emulator
 
 SIZE = 50_000_000  # bytes (50 MB)

@@ -15,13 +15,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from kapsule_pipeline.context import JobContext, Stores
-from kapsule_pipeline.generation import make_video_generator
-from kapsule_pipeline.generation.runner import generate_shots
-from kapsule_pipeline.jobs import new_job_id
-from kapsule_pipeline.models import Analysis, EnergyCurve, Section, Shot, Storyboard
-from kapsule_pipeline.params import JobParams
-from kapsule_pipeline.settings import get_settings
+from kapsule.core.settings import get_settings
+from kapsule.generation import make_video_generator
+from kapsule.generation.runner import generate_shots
+from kapsule.infra.context import JobContext, Stores
+from kapsule.job.artifacts import Analysis, EnergyCurve, Section, Shot, Storyboard
+from kapsule.job.params import JobParams
+from kapsule.job.record import new_job_id
 from tests.fake_google import make_clip, running_fake_google, write_service_account
 
 SHOTS, CONCURRENCY, HOLD_S, MODEL = 24, 8, 3.0, "veo-3.0-fast-generate-001"

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import nbformat
 
-from kapsule_pipeline.params import JobParams
-from kapsule_pipeline.stages import NOTEBOOK_ARGS, STAGE_NOTEBOOKS
+from kapsule.job.params import JobParams
+from kapsule.stages import NOTEBOOK_ARGS, STAGE_NOTEBOOKS
 
 HERE = Path(__file__).resolve().parent
 
@@ -31,8 +31,9 @@ ARG_COMMENTS = {
 }
 
 SETUP = """\
-from kapsule_pipeline import {modules}
-from kapsule_pipeline.params import JobParams
+from kapsule import stages
+from kapsule.job.params import JobParams
+from kapsule.stages import {modules}
 
 params = JobParams(
 {fields}
@@ -209,7 +210,7 @@ def setup_source(stage: str) -> str:
 
 def setup_modules(stage: str) -> str:
     """The library modules the setup cell imports: ``plots`` only where a cell draws one."""
-    modules = ["report", "stages"]
+    modules = ["report"]
     if any(kind == "code" and "plots." in src for kind, _, src in CELLS[stage]):
         modules.insert(0, "plots")
     return ", ".join(modules)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from kapsule_pipeline.settings import Settings, get_settings
+from kapsule.core.settings import Settings, get_settings
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 
@@ -31,7 +31,7 @@ def kapsule_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Set
 @pytest.fixture(scope="session")
 def demo_song_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The bundled demo song rendered to a WAV once per test session."""
-    from kapsule_pipeline.demo_song import write_demo_song
+    from kapsule.demo.song import write_demo_song
 
     return write_demo_song(tmp_path_factory.mktemp("demo") / "demo-song.wav")
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from kapsule_pipeline.context import JobContext, Stores
-from kapsule_pipeline.jobs import new_job_id
-from kapsule_pipeline.params import JobParams
-from kapsule_pipeline.settings import Settings
+from kapsule.core.settings import Settings
+from kapsule.infra.context import JobContext, Stores
+from kapsule.job.params import JobParams
+from kapsule.job.record import new_job_id
 
 
 def job_context(settings: Settings, job_id: str | None = None, **params: Any) -> JobContext:

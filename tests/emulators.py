@@ -28,7 +28,7 @@ from typing import TypeVar
 import httpx
 import pytest
 
-from kapsule_pipeline.settings import Settings, get_settings
+from kapsule.core.settings import Settings, get_settings
 
 FIRESTORE_PROJECT = "kapsule-test"
 START_TIMEOUT_S = 90.0  # the JVM starts slowly on a busy 2-core machine

@@ -39,7 +39,7 @@ from typing import Any
 
 import pytest
 
-from kapsule_pipeline import media
+from kapsule import media
 from tests.fake_veo_rules import (
     GEMINI_MODELS,
     PROMPT_BLOCK_MESSAGE,
@@ -469,7 +469,7 @@ def fake_google(_fake_google_server: FakeGoogle) -> Iterator[FakeGoogle]:
 @pytest.fixture
 def vertex_env(fake_google: FakeGoogle, kapsule_env, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     """Vertex AI mode against the fake server, with real offline ADC (a service-account file)."""
-    from kapsule_pipeline.settings import get_settings
+    from kapsule.core.settings import get_settings
 
     creds = write_service_account(tmp_path / "sa.json", f"{fake_google.url}/token")
     monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(creds))
@@ -487,7 +487,7 @@ def vertex_env(fake_google: FakeGoogle, kapsule_env, tmp_path: Path, monkeypatch
 @pytest.fixture
 def api_key_env(fake_google: FakeGoogle, kapsule_env, monkeypatch: pytest.MonkeyPatch):
     """Gemini API-key mode against the fake server."""
-    from kapsule_pipeline.settings import get_settings
+    from kapsule.core.settings import get_settings
 
     monkeypatch.delenv("GOOGLE_GENAI_USE_VERTEXAI", raising=False)
     monkeypatch.delenv("GOOGLE_APPLICATION_CREDENTIALS", raising=False)

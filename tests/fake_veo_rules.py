@@ -1,6 +1,6 @@
 """What the fake Google server refuses, written out from Google's documentation on its own.
 
-Deliberately *not* derived from ``kapsule_pipeline.video_models``: this is the oracle the product's
+Deliberately *not* derived from ``kapsule.catalog.video_models``: this is the oracle the product's
 table is tested against, so a wrong entry there shows up as a 400 here. Sources (and their dates)
 are listed in ``docs/cloud-settings.md``. Error bodies copy Google's shape:
 ``{"error": {"code": 400, "message": …, "status": "INVALID_ARGUMENT"}}``; an unknown model is a 404

@@ -1,6 +1,6 @@
 """Run the job entrypoint as the platform does, and kill it as a crash does (helpers for the tests).
 
-``start_attempt`` starts ``python -m jobs.run_job`` in its own session with the Cloud Run task
+``start_attempt`` starts ``python -m kapsule.worker`` in its own session with the Cloud Run task
 variables of one attempt; ``kill_tree`` sends SIGKILL to its process group and to the notebook
 kernel (which jupyter_client starts in a session of its own), as a dying container would.
 ``wait_for`` polls the job record in the status store, which is how a test knows which stage runs.
@@ -17,10 +17,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from kapsule_pipeline.jobs import JobRecord
-from kapsule_pipeline.launch import settings_env
-from kapsule_pipeline.settings import Settings
-from kapsule_pipeline.status import StatusStore
+from kapsule.core.settings import Settings
+from kapsule.infra.launch import settings_env
+from kapsule.infra.status import StatusStore
+from kapsule.job.record import JobRecord
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -38,7 +38,7 @@ def start_attempt(
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("ab") as out:
         return subprocess.Popen(
-            [sys.executable, "-m", "jobs.run_job"],
+            [sys.executable, "-m", "kapsule.worker"],
             cwd=REPO,
             env=env,
             stdin=subprocess.DEVNULL,

@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from kapsule_pipeline.demo_song import synthesize_song
-from kapsule_pipeline.lyrics.models import TimedLine, TimedWord
+from kapsule.demo.song import synthesize_song
+from kapsule.lyrics.models import TimedLine, TimedWord
 
 SR = 22050
 LYRICS = (

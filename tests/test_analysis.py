@@ -12,10 +12,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from kapsule_pipeline.audio import analyze_samples, analyze_song
-from kapsule_pipeline.demo_song import DemoSong, demo_song, synthesize_song, write_song
-from kapsule_pipeline.errors import AudioError
-from kapsule_pipeline.models import Analysis, Section
+from kapsule.core.errors import AudioError
+from kapsule.demo.song import DemoSong, demo_song, synthesize_song, write_song
+from kapsule.job.artifacts import Analysis, Section
+from kapsule.song.probe import analyze_samples, analyze_song
 
 TOLERANCE = 0.07  # s; the customary beat-tracking window
 LABELS = {"intro", "verse", "chorus", "bridge", "outro", "silence"}
@@ -290,7 +290,7 @@ def test_the_analysis_compiles_nothing(tmp_path: Path) -> None:
 
     song = write_song(synthesize_song(seed=5, structure=[("verse", 2), ("chorus", 2)]), tmp_path / "s.wav")
     code = (
-        "import sys; from pathlib import Path; from kapsule_pipeline.audio import analyze_song; "
+        "import sys; from pathlib import Path; from kapsule.song.probe import analyze_song; "
         f"a = analyze_song(Path({str(song)!r})); "
         "print(len(a.beats), 'numba' in sys.modules, 'librosa' in sys.modules)"
     )

@@ -12,11 +12,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from kapsule_pipeline.analysis.readings import agreed_beats, reinterpret
-from kapsule_pipeline.audio import analyze_song
-from kapsule_pipeline.demo_song import demo_song
-from kapsule_pipeline.models import Analysis, AnalysisHints
-from kapsule_pipeline.storyboard import plan_cuts
+from kapsule.analysis.readings import agreed_beats, reinterpret
+from kapsule.demo.song import demo_song
+from kapsule.job.artifacts import Analysis, AnalysisHints
+from kapsule.song.probe import analyze_song
+from kapsule.storyboard.plan import plan_cuts
 from tests.test_analysis import TOLERANCE, f_measure
 
 

@@ -23,15 +23,15 @@ import soundfile as sf
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from api.deps import get_launcher
-from api.main import create_app
-from kapsule_pipeline import uploads
-from kapsule_pipeline.jobs import JobRecord, JobState
-from kapsule_pipeline.layout import JobLayout
-from kapsule_pipeline.params import JobParams
-from kapsule_pipeline.settings import Settings, get_settings
-from kapsule_pipeline.status import open_status_store
-from kapsule_pipeline.storage import open_storage
+from kapsule.api.deps import get_launcher
+from kapsule.api.main import create_app
+from kapsule.control import uploads
+from kapsule.core.settings import Settings, get_settings
+from kapsule.infra.status import open_status_store
+from kapsule.infra.storage import open_storage
+from kapsule.job.layout import JobLayout
+from kapsule.job.params import JobParams
+from kapsule.job.record import JobRecord, JobState
 
 SECRET = "test-upload-secret"
 RATE = 22050
@@ -553,7 +553,7 @@ def test_a_quiet_job_is_read_less_and_less_often_by_its_event_stream(
     env: Settings, launcher: RecordingLauncher, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Issue 13: one viewer of a job waiting minutes on Veo must not read the store twice a second."""
-    from api.deps import get_status
+    from kapsule.api.deps import get_status
 
     monkeypatch.setenv("KAPSULE_EVENT_STREAM_MAX_S", "8")
     get_settings.cache_clear()
@@ -592,7 +592,7 @@ def test_keyed_or_cloud_servers_refuse_to_start_without_an_upload_secret(
 ) -> None:
     """Issue 13/14: without one shared secret each replica signs with its own key, so a retried
     Idempotency-Key on another instance made a second job (and a second Veo bill)."""
-    from kapsule_pipeline.errors import ConfigError
+    from kapsule.core.errors import ConfigError
 
     monkeypatch.delenv("KAPSULE_UPLOAD_SECRET", raising=False)
     monkeypatch.setenv("KAPSULE_API_KEYS", "ana=key-of-ana")

@@ -13,12 +13,12 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from kapsule_pipeline.jobs import JobRecord, JobState
-from kapsule_pipeline.layout import JobLayout
-from kapsule_pipeline.params import JobParams
-from kapsule_pipeline.settings import Settings, get_settings
-from kapsule_pipeline.status import open_status_store
-from kapsule_pipeline.storage import open_storage
+from kapsule.core.settings import Settings, get_settings
+from kapsule.infra.status import open_status_store
+from kapsule.infra.storage import open_storage
+from kapsule.job.layout import JobLayout
+from kapsule.job.params import JobParams
+from kapsule.job.record import JobRecord, JobState
 from tests.emulators import GcsEmulator
 from tests.test_api import RecordingLauncher, _client, _wav
 from tests.test_gcs_signing import ServiceAccountKey, sa_key  # noqa: F401 (a fixture)

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from kapsule_pipeline import media
-from kapsule_pipeline.assemble import assemble_video, make_contact_sheet, make_poster, poster_time
-from kapsule_pipeline.errors import AudioError, InvalidParameter, MediaError
-from kapsule_pipeline.models import Shot, Storyboard
+from kapsule import media
+from kapsule.assembly.video import assemble_video, make_contact_sheet, make_poster, poster_time
+from kapsule.core.errors import AudioError, InvalidParameter, MediaError
+from kapsule.job.artifacts import Shot, Storyboard
 
 FPS = 24
 CRF, PRESET = 28, "ultrafast"

@@ -6,12 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from kapsule_pipeline import audio_head, media
-from kapsule_pipeline.audio import inspect_song
-from kapsule_pipeline.audio_head import HEAD_BYTES, inspect_song_head
-from kapsule_pipeline.errors import AudioError
-from kapsule_pipeline.settings import Settings
-from kapsule_pipeline.storage.local import LocalStorage
+from kapsule import media
+from kapsule.core.errors import AudioError
+from kapsule.core.settings import Settings
+from kapsule.infra.storage.local import LocalStorage
+from kapsule.song import head as audio_head
+from kapsule.song.head import HEAD_BYTES, inspect_song_head
+from kapsule.song.probe import inspect_song
 
 
 class RecordingStorage(LocalStorage):
@@ -125,7 +126,7 @@ def test_an_upload_is_judged_from_its_head_and_a_small_one_is_also_decoded(
 ) -> None:
     """``StoredSong`` (the API's intake): a long upload from one ranged read of its head (a silent
     one passes here; the job's full decode refuses it), one that fits in the head decoded whole."""
-    from kapsule_pipeline.intake import StoredSong
+    from kapsule.song.intake import StoredSong
 
     silence = "anullsrc=r=44100:cl=stereo"
     long_key = _put(store, _make(tmp_path / "long.wav", 70.0, "-c:a", "pcm_s16le", source=silence))

@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from kapsule_pipeline import media
-from kapsule_pipeline.audio import inspect_song, load_audio
-from kapsule_pipeline.errors import AudioError
-from kapsule_pipeline.settings import Settings, get_settings
+from kapsule import media
+from kapsule.core.errors import AudioError
+from kapsule.core.settings import Settings, get_settings
+from kapsule.song.probe import inspect_song, load_audio
 
 SECONDS = 7.0
 RATE = 44100

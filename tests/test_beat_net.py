@@ -1,4 +1,4 @@
-"""The beat network the analysis reads (kapsule_pipeline/analysis/beat_net.py): shipped weights,
+"""The beat network the analysis reads (kapsule/analysis/beat_net.py): shipped weights,
 run with numpy alone, lighting the beats and the bar lines of a song it was never trained on.
 
 The demo-song synthesizer is not the generator the network was trained on (training/beat_data.py
@@ -12,10 +12,10 @@ import sys
 import numpy as np
 import pytest
 
-from kapsule_pipeline.analysis import beat_net
-from kapsule_pipeline.analysis.common import ANALYSIS_RATE, HOP
-from kapsule_pipeline.analysis.core import features
-from kapsule_pipeline.demo_song import synthesize_song
+from kapsule.analysis import beat_net
+from kapsule.analysis.common import ANALYSIS_RATE, HOP
+from kapsule.analysis.core import features
+from kapsule.demo.song import synthesize_song
 
 
 def _peak(values: np.ndarray, frames: np.ndarray) -> np.ndarray:
@@ -48,7 +48,7 @@ def test_the_forward_pass_needs_neither_torch_nor_a_compiler() -> None:
     """The product runs the exported weights with numpy: a fresh process computes activations
     without importing torch (a training-only dependency) or numba."""
     code = (
-        "import sys, numpy as np; from kapsule_pipeline.analysis import beat_net; "
+        "import sys, numpy as np; from kapsule.analysis import beat_net; "
         "b, d = beat_net.activations(np.full((96, 500), -40.0)); "
         "print(b.shape[0], 'torch' in sys.modules, 'numba' in sys.modules)"
     )

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from kapsule_pipeline import media
-from kapsule_pipeline.assemble import assemble_video
-from kapsule_pipeline.lyrics import load_lyrics
-from kapsule_pipeline.lyrics.captions import (
+from kapsule import media
+from kapsule.assembly.video import assemble_video
+from kapsule.lyrics import load_lyrics
+from kapsule.lyrics.captions import (
     CaptionFiles,
     ass_text,
     caption_layout,
@@ -21,7 +21,7 @@ from kapsule_pipeline.lyrics.captions import (
     vtt_text,
     write_captions,
 )
-from kapsule_pipeline.lyrics.models import TimedLine, TimedWord
+from kapsule.lyrics.models import TimedLine, TimedWord
 from tests.test_assemble import FPS, SHOT_FRAMES, colour_clip, make_board, tone
 
 SRT = """1
@@ -260,8 +260,8 @@ def test_karaoke_turns_words_yellow_as_they_are_sung(tmp_path: Path, artifacts_d
 
 
 def test_caption_mode_and_aligner_defaults() -> None:
-    from kapsule_pipeline.lyrics import resolve_aligner
-    from kapsule_pipeline.lyrics.captions import resolve_caption_mode
+    from kapsule.lyrics import resolve_aligner
+    from kapsule.lyrics.captions import resolve_caption_mode
 
     assert resolve_caption_mode("auto", True) == "both" and resolve_caption_mode("auto", False) == "none"
     assert resolve_caption_mode("burned", True) == "burned"

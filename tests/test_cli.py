@@ -10,12 +10,12 @@ import pytest
 import soundfile as sf
 from typer.testing import CliRunner
 
-from cli.main import app
-from kapsule_pipeline.demo_song import synthesize_song, write_song
-from kapsule_pipeline.jobs import JobRecord, JobState
-from kapsule_pipeline.params import JobParams
-from kapsule_pipeline.settings import Settings
-from kapsule_pipeline.status import open_status_store
+from kapsule.cli.main import app
+from kapsule.core.settings import Settings
+from kapsule.demo.song import synthesize_song, write_song
+from kapsule.infra.status import open_status_store
+from kapsule.job.params import JobParams
+from kapsule.job.record import JobRecord, JobState
 
 runner = CliRunner()
 
@@ -143,8 +143,8 @@ def test_jobs_show_unknown_job_is_one_line(kapsule_env: Settings) -> None:
 def test_serve_app_answers_health_checks() -> None:
     from fastapi.testclient import TestClient
 
-    from api.main import app as api_app
-    from kapsule_pipeline import __version__
+    from kapsule import __version__
+    from kapsule.api.main import app as api_app
 
     response = TestClient(api_app, base_url="http://127.0.0.1").get("/healthz")
 

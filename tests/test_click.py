@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from kapsule_pipeline import media
-from kapsule_pipeline.click import CLICK_RATE, click_samples, write_click_preview
-from kapsule_pipeline.models import Analysis, EnergyCurve, Section
+from kapsule import media
+from kapsule.job.artifacts import Analysis, EnergyCurve, Section
+from kapsule.song.click_track import CLICK_RATE, click_samples, write_click_preview
 
 
 def test_click_preview_cmd_mixes_stdin_clicks_over_the_song() -> None:

@@ -81,7 +81,7 @@ def test_slim_python_ffmpeg_and_a_non_root_user(name: str) -> None:
 
 def test_the_job_image_runs_the_entrypoint() -> None:
     steps = _instructions("Dockerfile.job")
-    assert steps[-1] == ("CMD", '["python", "-m", "jobs.run_job"]')
+    assert steps[-1] == ("CMD", '["python", "-m", "kapsule.worker"]')
     env = " ".join(args for keyword, args in steps if keyword == "ENV")
     assert "KAPSULE_NOTEBOOKS_DIR=/app/notebooks" in env
     assert (REPO / "notebooks" / "01_analyze.ipynb").is_file()
@@ -90,9 +90,10 @@ def test_the_job_image_runs_the_entrypoint() -> None:
 def test_the_api_image_serves_api_main_app_on_port() -> None:
     steps = _instructions("Dockerfile")
     (cmd,) = [args for keyword, args in steps if keyword == "CMD"]
-    # api.serve runs the open-mode check (access.check_bind) before uvicorn serves api.main:app
-    assert "python -m api.serve" in cmd and "${PORT}" in cmd
-    assert (REPO / "api" / "main.py").is_file() and "api.main:app" in (REPO / "api" / "serve.py").read_text()
+    # kapsule.api.serve runs the open-mode check (access.check_bind), then uvicorn serves kapsule.api.main:app
+    assert "python -m kapsule.api.serve" in cmd and "${PORT}" in cmd
+    api = REPO / "kapsule" / "api"
+    assert (api / "main.py").is_file() and "kapsule.api.main:app" in (api / "serve.py").read_text()
 
 
 @pytest.mark.skipif(

@@ -1,7 +1,7 @@
 """Crash recovery as Cloud Run runs it: the task is killed -9 mid-generation, and the retry finishes.
 
 The launcher is the real cloudrun:// launcher; the local Admin API server starts each attempt as a
-real ``python -m jobs.run_job`` process and retries a non-zero exit, as Cloud Run does. Storage and
+real ``python -m kapsule.worker`` process and retries a non-zero exit, as Cloud Run does. Storage and
 status are the local backends (files, SQLite).
 """
 
@@ -14,15 +14,15 @@ from pathlib import Path
 
 import pytest
 
-from kapsule_pipeline import media
-from kapsule_pipeline.demo_song import synthesize_song, write_song
-from kapsule_pipeline.jobs import JobRecord, JobState
-from kapsule_pipeline.launch import make_launcher, settings_env
-from kapsule_pipeline.launch.cloudrun import reconcile
-from kapsule_pipeline.layout import JobLayout
-from kapsule_pipeline.settings import Settings
-from kapsule_pipeline.status import open_status_store
-from kapsule_pipeline.storage import open_storage
+from kapsule import media
+from kapsule.core.settings import Settings
+from kapsule.demo.song import synthesize_song, write_song
+from kapsule.infra.launch import make_launcher, settings_env
+from kapsule.infra.launch.cloudrun import reconcile
+from kapsule.infra.status import open_status_store
+from kapsule.infra.storage import open_storage
+from kapsule.job.layout import JobLayout
+from kapsule.job.record import JobRecord, JobState
 from tests.fake_cloudrun import FakeCloudRun
 from tests.fake_google import FakeGoogle
 
@@ -50,7 +50,7 @@ def test_a_task_killed_mid_generation_is_retried_and_no_finished_shot_is_made_ag
     layout = JobLayout(job.id)
     storage.write_bytes(layout.input_song("wav"), song.read_bytes())
     fake_cloudrun.extra_env = settings_env(settings)[0]
-    fake_cloudrun.command = [sys.executable, "-m", "jobs.run_job"]
+    fake_cloudrun.command = [sys.executable, "-m", "kapsule.worker"]
     launcher = make_launcher(f"cloudrun://{JOB}", settings)
 
     execution = launcher.launch(job.id)
@@ -88,7 +88,7 @@ def test_a_task_killed_mid_veo_generation_never_pays_twice_for_a_finished_shot(
     vertex_env: Settings, fake_google: FakeGoogle, fake_cloudrun: FakeCloudRun, song: Path
 ) -> None:
     """The same crash with Veo behind a local server that counts requests: finished shots are not re-asked."""
-    from kapsule_pipeline.models import ShotManifest, Storyboard
+    from kapsule.job.artifacts import ShotManifest, Storyboard
 
     settings = vertex_env.model_copy(
         update={
@@ -112,7 +112,7 @@ def test_a_task_killed_mid_veo_generation_never_pays_twice_for_a_finished_shot(
     layout = JobLayout(job.id)
     storage.write_bytes(layout.input_song("wav"), song.read_bytes())
     fake_cloudrun.extra_env = settings_env(settings)[0]
-    fake_cloudrun.command = [sys.executable, "-m", "jobs.run_job"]
+    fake_cloudrun.command = [sys.executable, "-m", "kapsule.worker"]
     launcher = make_launcher(f"cloudrun://{JOB}", settings)
 
     execution = launcher.launch(job.id)

@@ -1,6 +1,6 @@
 """kill -9 during each stage, then the same job again as Cloud Run's next task attempt.
 
-Each test starts ``python -m jobs.run_job`` as attempt 0 of an execution, waits until the job record
+Each test starts ``python -m kapsule.worker`` as attempt 0 of an execution, waits until the job record
 says the stage runs, SIGKILLs the process group and the notebook kernel (a dying container leaves no
 chance to clean up), and starts attempt 1 with ``CLOUD_RUN_TASK_ATTEMPT=1``. What a user checks: the
 job succeeded, the video is as long as the song and H.264 + AAC, no shot finished before the crash
@@ -14,13 +14,13 @@ from pathlib import Path
 
 import pytest
 
-from kapsule_pipeline import media
-from kapsule_pipeline.demo_song import synthesize_song, write_song
-from kapsule_pipeline.jobs import STAGES, JobRecord, JobState
-from kapsule_pipeline.layout import JobLayout
-from kapsule_pipeline.settings import Settings
-from kapsule_pipeline.status import open_status_store
-from kapsule_pipeline.storage import Storage, open_storage
+from kapsule import media
+from kapsule.core.settings import Settings
+from kapsule.demo.song import synthesize_song, write_song
+from kapsule.infra.status import open_status_store
+from kapsule.infra.storage import Storage, open_storage
+from kapsule.job.layout import JobLayout
+from kapsule.job.record import STAGES, JobRecord, JobState
 from tests.job_process import kill_tree, start_attempt, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]

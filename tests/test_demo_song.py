@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 import soundfile
 
-from kapsule_pipeline.demo_song import (
+from kapsule.core.errors import InvalidParameter
+from kapsule.demo.song import (
     DEMO_ARGS,
     DemoSong,
     demo_song,
@@ -21,8 +22,7 @@ from kapsule_pipeline.demo_song import (
     write_demo_song,
     write_song,
 )
-from kapsule_pipeline.errors import InvalidParameter
-from kapsule_pipeline.media import probe
+from kapsule.media import probe
 
 SHORT = [("intro", 2), ("verse", 4), ("chorus", 4), ("outro", 2)]
 
@@ -246,7 +246,7 @@ def test_write_song_round_trips_through_the_wav(tmp_path: Path) -> None:
 def test_command_line_writes_the_same_bytes(demo_song_file: Path, tmp_path: Path) -> None:
     out = tmp_path / "listen.wav"
     done = subprocess.run(
-        [sys.executable, "-m", "kapsule_pipeline.demo_song", str(out)],
+        [sys.executable, "-m", "kapsule.demo.song", str(out)],
         capture_output=True,
         text=True,
         timeout=120,
@@ -254,7 +254,5 @@ def test_command_line_writes_the_same_bytes(demo_song_file: Path, tmp_path: Path
     assert done.returncode == 0, done.stderr
     assert "listen.wav" in done.stdout
     assert out.read_bytes() == demo_song_file.read_bytes()  # same bytes in another process
-    usage = subprocess.run(
-        [sys.executable, "-m", "kapsule_pipeline.demo_song"], capture_output=True, text=True
-    )
+    usage = subprocess.run([sys.executable, "-m", "kapsule.demo.song"], capture_output=True, text=True)
     assert usage.returncode == 2 and "usage" in usage.stderr

@@ -99,7 +99,7 @@ def test_dry_run_prints_the_whole_deployment(tmp_path: Path) -> None:
 def test_the_default_video_model_is_one_google_has_not_retired() -> None:
     """A first deployment must not get 404 from Veo: the default passes the submission check today
     (Vertex mode, what deploy.sh configures without a Gemini key)."""
-    from kapsule_pipeline import video_models
+    from kapsule.catalog import video_models
 
     assert f'VIDEO_MODEL="${{KAPSULE_VIDEO_MODEL:-{DEFAULT_VIDEO_MODEL}}}"' in SCRIPT.read_text()
     video_models.check_job(DEFAULT_VIDEO_MODEL, "vertex", aspect_ratio="16:9")

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from kapsule_pipeline.doctor import (
+from kapsule.control.doctor import (
     UPLOAD_HEADERS,
     Finding,
     blocking,
@@ -18,9 +18,9 @@ from kapsule_pipeline.doctor import (
     run_doctor,
     warnings,
 )
-from kapsule_pipeline.settings import Settings, get_settings
-from kapsule_pipeline.storage.gcs import GcsStorage
-from kapsule_pipeline.storage.signing import UrlSigner
+from kapsule.core.settings import Settings, get_settings
+from kapsule.infra.storage.gcs import GcsStorage
+from kapsule.infra.storage.signing import UrlSigner
 from tests.fake_google import FakeGoogle
 
 pytestmark = pytest.mark.integration

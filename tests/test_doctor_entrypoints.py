@@ -8,13 +8,13 @@ import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
-from api.main import create_app
-from api.preflight import RECHECK_S, Preflight, api_doctor
-from cli.main import app as cli_app
-from kapsule_pipeline.doctor import blocking, problems
-from kapsule_pipeline.errors import DeploymentNotReady
-from kapsule_pipeline.settings import Settings, get_settings
-from kapsule_pipeline.storage.gcs import GcsStorage
+from kapsule.api.main import create_app
+from kapsule.api.preflight import RECHECK_S, Preflight, api_doctor
+from kapsule.cli.main import app as cli_app
+from kapsule.control.doctor import blocking, problems
+from kapsule.core.errors import DeploymentNotReady
+from kapsule.core.settings import Settings, get_settings
+from kapsule.infra.storage.gcs import GcsStorage
 from tests.fake_google import FakeGoogle
 from tests.test_doctor import _set_cors, _with, deployed  # noqa: F401  # deployed: the fixture
 

@@ -14,13 +14,13 @@ import nbformat
 import pytest
 from typer.testing import CliRunner
 
-from cli.main import app
-from kapsule_pipeline import media
-from kapsule_pipeline.jobs import JobState
-from kapsule_pipeline.layout import NOTEBOOK_NAMES, JobLayout
-from kapsule_pipeline.settings import Settings
-from kapsule_pipeline.status import open_status_store
-from kapsule_pipeline.storage import open_storage
+from kapsule import media
+from kapsule.cli.main import app
+from kapsule.core.settings import Settings
+from kapsule.infra.status import open_status_store
+from kapsule.infra.storage import open_storage
+from kapsule.job.layout import NOTEBOOK_NAMES, JobLayout
+from kapsule.job.record import JobState
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 

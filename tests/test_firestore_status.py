@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from kapsule_pipeline.errors import ConfigError
-from kapsule_pipeline.jobs import JobRecord, JobState
-from kapsule_pipeline.status import open_status_store
-from kapsule_pipeline.status.firestore import LIST_ORDER, FirestoreStatusStore, parse_firestore_url
+from kapsule.core.errors import ConfigError
+from kapsule.infra.status import open_status_store
+from kapsule.infra.status.firestore import LIST_ORDER, FirestoreStatusStore, parse_firestore_url
+from kapsule.job.record import JobRecord, JobState
 from tests.emulators import FirestoreEmulator
 
 INDEXES = Path(__file__).resolve().parent.parent / "firestore.indexes.json"

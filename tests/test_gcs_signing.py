@@ -29,10 +29,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509.oid import NameOID
 
-from kapsule_pipeline.errors import ConfigError, InvalidParameter
-from kapsule_pipeline.storage import open_storage
-from kapsule_pipeline.storage.gcs import GcsStorage
-from kapsule_pipeline.storage.signing import UrlSigner
+from kapsule.core.errors import ConfigError, InvalidParameter
+from kapsule.infra.storage import open_storage
+from kapsule.infra.storage.gcs import GcsStorage
+from kapsule.infra.storage.signing import UrlSigner
 from tests.emulators import GcsEmulator
 
 pytestmark = pytest.mark.integration

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from kapsule_pipeline.errors import ObjectNotFound, StorageError
-from kapsule_pipeline.storage import open_storage
-from kapsule_pipeline.storage.gcs import GcsStorage
+from kapsule.core.errors import ObjectNotFound, StorageError
+from kapsule.infra.storage import open_storage
+from kapsule.infra.storage.gcs import GcsStorage
 from tests.emulators import GcsEmulator
 
 pytestmark = pytest.mark.integration

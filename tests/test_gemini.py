@@ -8,14 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from kapsule_pipeline import genai_client
-from kapsule_pipeline.errors import ConfigError, GoogleRequestRefused
-from kapsule_pipeline.models import Analysis, EnergyCurve, Section
-from kapsule_pipeline.prompting import make_prompt_writer
-from kapsule_pipeline.prompting.base import ShotBrief
-from kapsule_pipeline.prompting.gemini import GeminiPromptWriter
-from kapsule_pipeline.settings import Settings, get_settings
-from kapsule_pipeline.storyboard import plan_storyboard
+from kapsule.core.errors import ConfigError, GoogleRequestRefused
+from kapsule.core.settings import Settings, get_settings
+from kapsule.infra import genai_client
+from kapsule.job.artifacts import Analysis, EnergyCurve, Section
+from kapsule.prompting import make_prompt_writer
+from kapsule.prompting.base import ShotBrief
+from kapsule.prompting.gemini import GeminiPromptWriter
+from kapsule.storyboard.plan import plan_storyboard
 from tests.contexts import job_context
 from tests.fake_google import FakeGoogle
 
@@ -168,7 +168,7 @@ def test_gemini_hears_the_song_only_when_asked(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from kapsule_pipeline import media
+    from kapsule import media
     from tests.fake_google import sent_audio
 
     writer = make_prompt_writer(job_context(api_key_env, prompt_model=MODEL))
@@ -220,7 +220,7 @@ def test_a_retired_model_is_a_404_that_names_the_fix(vertex_env: Settings, fake_
 def test_a_rephrasing_refused_by_google_is_not_softened_silently(
     api_key_env: Settings, fake_google: FakeGoogle
 ) -> None:
-    from kapsule_pipeline.generation.veo import VeoGenerator
+    from kapsule.generation.veo import VeoGenerator
 
     writer = GeminiPromptWriter(MODEL, api_key_env)
     veo = VeoGenerator("veo-3.0-generate-001", job_context(api_key_env), rephraser=writer.rephrase)

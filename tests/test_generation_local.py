@@ -13,11 +13,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from kapsule_pipeline import media
-from kapsule_pipeline.errors import GenerationError, InvalidParameter, JobCancelled, UnknownModel
-from kapsule_pipeline.generation import make_video_generator
-from kapsule_pipeline.generation.base import VideoGenerator
-from kapsule_pipeline.generation.local import (
+from kapsule import media
+from kapsule.core.errors import GenerationError, InvalidParameter, JobCancelled, UnknownModel
+from kapsule.core.settings import Settings
+from kapsule.generation import make_video_generator
+from kapsule.generation.base import VideoGenerator
+from kapsule.generation.local import (
     MOTIF_WORDS,
     MOTIFS,
     PALETTE_WORDS,
@@ -27,10 +28,10 @@ from kapsule_pipeline.generation.local import (
     music_track,
     render_frames,
 )
-from kapsule_pipeline.generation.runner import generate_shots
-from kapsule_pipeline.jobs import new_job_id
-from kapsule_pipeline.layout import JobLayout
-from kapsule_pipeline.models import (
+from kapsule.generation.runner import generate_shots
+from kapsule.infra.storage import open_storage
+from kapsule.infra.storage.local import LocalStorage
+from kapsule.job.artifacts import (
     Analysis,
     EnergyCurve,
     Section,
@@ -40,9 +41,8 @@ from kapsule_pipeline.models import (
     ShotResult,
     Storyboard,
 )
-from kapsule_pipeline.settings import Settings
-from kapsule_pipeline.storage import open_storage
-from kapsule_pipeline.storage.local import LocalStorage
+from kapsule.job.layout import JobLayout
+from kapsule.job.record import new_job_id
 from tests.contexts import job_context
 
 FPS = 24

@@ -19,15 +19,15 @@ from typing import Any
 import nbformat
 import pytest
 
-from kapsule_pipeline.context import Stores
-from kapsule_pipeline.demo_song import synthesize_song, write_song
-from kapsule_pipeline.jobs import JobRecord, JobState, utcnow
-from kapsule_pipeline.layout import JobLayout
-from kapsule_pipeline.models import Storyboard
-from kapsule_pipeline.service import Heartbeat, JobService
-from kapsule_pipeline.settings import Settings, TaskEnv
-from kapsule_pipeline.status import StatusStore, open_status_store
-from kapsule_pipeline.storage import open_storage
+from kapsule.control.service import Heartbeat, JobService
+from kapsule.core.settings import Settings, TaskEnv
+from kapsule.demo.song import synthesize_song, write_song
+from kapsule.infra.context import Stores
+from kapsule.infra.status import StatusStore, open_status_store
+from kapsule.infra.storage import open_storage
+from kapsule.job.artifacts import Storyboard
+from kapsule.job.layout import JobLayout
+from kapsule.job.record import JobRecord, JobState, utcnow
 from tests.job_process import start_attempt, wait_for
 
 # ------------------------------------------------------------------------------ taking the job

@@ -16,13 +16,13 @@ import pytest
 import typer.main
 from typer.testing import CliRunner
 
-from api.routes.jobs import JobCreate
-from cli.main import app as cli_app
-from cli.options import FILE_OPTIONS, flag_for
-from kapsule_pipeline.jobs import JobState
-from kapsule_pipeline.params import FILE_FIELDS, JobParams
-from kapsule_pipeline.settings import Settings
-from kapsule_pipeline.status import open_status_store
+from kapsule.api.routes.jobs import JobCreate
+from kapsule.cli.main import app as cli_app
+from kapsule.cli.options import FILE_OPTIONS, flag_for
+from kapsule.core.settings import Settings
+from kapsule.infra.status import open_status_store
+from kapsule.job.params import FILE_FIELDS, JobParams
+from kapsule.job.record import JobState
 from tests.test_api import (
     RecordingLauncher,
     _client,
@@ -185,7 +185,7 @@ def test_a_job_veo_would_refuse_is_refused_by_the_cli_and_the_api_with_the_same_
     both entry points, before any job exists and without a request to Google (a fake key is enough)."""
     from PIL import Image
 
-    from kapsule_pipeline.settings import get_settings
+    from kapsule.core.settings import get_settings
 
     monkeypatch.setenv("GEMINI_API_KEY", "fake-key-never-sent")
     get_settings.cache_clear()
@@ -229,7 +229,7 @@ def test_a_model_google_retired_is_refused_by_the_cli_and_the_api_naming_date_so
 ) -> None:
     """Vertex mode (no request to Google is made at submission, so no credentials are needed): 422
     ``unknown_model`` and exit 2, before any job exists, with the same sentence to both callers."""
-    from kapsule_pipeline.settings import get_settings
+    from kapsule.core.settings import get_settings
 
     monkeypatch.setenv("GOOGLE_GENAI_USE_VERTEXAI", "true")
     monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", "fake-project")
@@ -253,9 +253,9 @@ def test_a_model_google_retired_is_refused_by_the_cli_and_the_api_naming_date_so
 def test_the_retirement_check_compares_with_an_injectable_today(
     env: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from kapsule_pipeline.errors import UnknownModel
-    from kapsule_pipeline.job_requests import check_models
-    from kapsule_pipeline.settings import get_settings
+    from kapsule.control.submission import check_models
+    from kapsule.core.errors import UnknownModel
+    from kapsule.core.settings import get_settings
 
     monkeypatch.setenv("GOOGLE_GENAI_USE_VERTEXAI", "true")
     monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", "fake-project")

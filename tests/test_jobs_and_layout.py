@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from kapsule_pipeline.errors import InvalidParameter, InvalidTransition
-from kapsule_pipeline.jobs import (
+from kapsule.core.errors import InvalidParameter, InvalidTransition
+from kapsule.job.layout import JobLayout
+from kapsule.job.params import JobParams
+from kapsule.job.record import (
     JobRecord,
     JobState,
     apply_update,
@@ -13,8 +15,6 @@ from kapsule_pipeline.jobs import (
     is_valid_job_id,
     new_job_id,
 )
-from kapsule_pipeline.layout import JobLayout
-from kapsule_pipeline.params import JobParams
 
 
 def test_new_ids_are_unique_and_valid() -> None:

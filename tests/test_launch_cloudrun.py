@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from kapsule_pipeline.errors import ConfigError, InvalidParameter, LaunchError
-from kapsule_pipeline.jobs import JobRecord, JobState
-from kapsule_pipeline.launch import make_launcher
-from kapsule_pipeline.launch.cloudrun import VANISHED, CloudRunLauncher, reconcile
-from kapsule_pipeline.settings import Settings
-from kapsule_pipeline.status import StatusStore, open_status_store
+from kapsule.core.errors import ConfigError, InvalidParameter, LaunchError
+from kapsule.core.settings import Settings
+from kapsule.infra.launch import make_launcher
+from kapsule.infra.launch.cloudrun import VANISHED, CloudRunLauncher, reconcile
+from kapsule.infra.status import StatusStore, open_status_store
+from kapsule.job.record import JobRecord, JobState
 from tests.fake_cloudrun import FakeCloudRun
 
 pytestmark = pytest.mark.integration
@@ -190,15 +190,15 @@ def test_the_real_entrypoint_under_cloud_run_records_its_execution_and_a_final_f
     launcher: CloudRunLauncher, fake_cloudrun: FakeCloudRun, settings: Settings, store: StatusStore
 ) -> None:
     """A job whose song is not audio: recorded as failed, exit 0, so Cloud Run does not retry it."""
-    from kapsule_pipeline.launch import settings_env
-    from kapsule_pipeline.layout import JobLayout
-    from kapsule_pipeline.storage import open_storage
+    from kapsule.infra.launch import settings_env
+    from kapsule.infra.storage import open_storage
+    from kapsule.job.layout import JobLayout
 
     job = store.create(JobRecord(params={"max_shots": 2}))
     open_storage(settings.storage_url).write_bytes(JobLayout(job.id).input_song("wav"), b"not audio\n" * 50)
     set_vars, _ = settings_env(settings)
     fake_cloudrun.extra_env = set_vars
-    fake_cloudrun.command = [sys.executable, "-m", "jobs.run_job"]
+    fake_cloudrun.command = [sys.executable, "-m", "kapsule.worker"]
 
     execution = launcher.launch(job.id)
     store.update(job.id, {"execution": execution})

@@ -12,8 +12,8 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
-from kapsule_pipeline.logs import TRACE_KEY, EventLog, JsonLogHandler, Redactor, event_log, trace_name
-from kapsule_pipeline.settings import Settings
+from kapsule.core.logs import TRACE_KEY, EventLog, JsonLogHandler, Redactor, event_log, trace_name
+from kapsule.core.settings import Settings
 
 GEMINI_KEY = "AIzaSyD-not-a-real-key-0123456789abcdef"
 API_KEYS = "alice=ka_live_4f9c2e71b0,bob=kb_live_88d1e0aa27"
@@ -113,7 +113,12 @@ def test_the_job_entrypoint_never_logs_a_secret(kapsule_env: Settings) -> None:
     env["KAPSULE_STATUS_URL"] = f"bogus://{GEMINI_KEY}"
 
     proc = subprocess.run(
-        [sys.executable, "-m", "jobs.run_job"], cwd=REPO, env=env, capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "kapsule.worker"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
     assert proc.returncode == 2

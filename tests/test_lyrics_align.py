@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from kapsule_pipeline import genai_client
-from kapsule_pipeline.errors import LyricsAlignmentFailed
-from kapsule_pipeline.lyrics import load_lyrics
-from kapsule_pipeline.lyrics.align import align_offline, vocal_activity_of
-from kapsule_pipeline.lyrics.gemini import align_with_gemini
-from kapsule_pipeline.settings import Settings
+from kapsule.core.errors import LyricsAlignmentFailed
+from kapsule.core.settings import Settings
+from kapsule.infra import genai_client
+from kapsule.lyrics import load_lyrics
+from kapsule.lyrics.align import align_offline, vocal_activity_of
+from kapsule.lyrics.gemini import align_with_gemini
 from tests.fake_google import FakeGoogle, sent_audio
 from tests.sung import SungSong, espeak_available, sing_song
 
@@ -127,7 +127,7 @@ def test_gemini_lines_off_the_singing_fall_back_to_the_offline_aligner(
 
 
 def test_pocketsphinx_forced_alignment_of_english_lyrics(sung: SungSong) -> None:
-    from kapsule_pipeline.lyrics.sphinx import align_sphinx
+    from kapsule.lyrics.sphinx import align_sphinx
 
     lines = align_sphinx(sung.verses, sung.path)
     errors = [abs(got.start - want.start) for got, want in zip(lines, sung.lines, strict=True)]
@@ -136,7 +136,7 @@ def test_pocketsphinx_forced_alignment_of_english_lyrics(sung: SungSong) -> None
 
 
 def test_pocketsphinx_refuses_lyrics_outside_its_english_dictionary(sung: SungSong) -> None:
-    from kapsule_pipeline.lyrics.sphinx import align_sphinx
+    from kapsule.lyrics.sphinx import align_sphinx
 
     with pytest.raises(LyricsAlignmentFailed, match="dictionary"):
         align_sphinx([["夜空の星を見上げて", "שלום עולם יפה"]], sung.path)

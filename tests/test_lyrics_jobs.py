@@ -9,11 +9,11 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from cli.main import app as cli_app
-from kapsule_pipeline.layout import JobLayout
-from kapsule_pipeline.settings import Settings
-from kapsule_pipeline.status import open_status_store
-from kapsule_pipeline.storage import open_storage
+from kapsule.cli.main import app as cli_app
+from kapsule.core.settings import Settings
+from kapsule.infra.status import open_status_store
+from kapsule.infra.storage import open_storage
+from kapsule.job.layout import JobLayout
 from tests.test_api import RecordingLauncher, _client, _error, _upload, _wav
 
 LRC = (

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from kapsule_pipeline.errors import (
+from kapsule.core.errors import (
     LyricsEmpty,
     LyricsEncoding,
     LyricsError,
@@ -15,8 +15,8 @@ from kapsule_pipeline.errors import (
     LyricsPastEnd,
     LyricsTooLong,
 )
-from kapsule_pipeline.lyrics import lines_from_json, lines_to_json, load_lyrics, parse
-from kapsule_pipeline.lyrics.timing import syllables
+from kapsule.lyrics import lines_from_json, lines_to_json, load_lyrics, parse
+from kapsule.lyrics.timing import syllables
 
 LRC = """[ti:Test Song]
 [ar:Kapsule]

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 
-from kapsule_pipeline.lyrics import TimedLine
-from kapsule_pipeline.models import Storyboard
-from kapsule_pipeline.prompting.gemini import GeminiPromptWriter
-from kapsule_pipeline.settings import Settings
-from kapsule_pipeline.storyboard import plan_cuts, plan_storyboard, sung_during
+from kapsule.core.settings import Settings
+from kapsule.job.artifacts import Storyboard
+from kapsule.lyrics import TimedLine
+from kapsule.prompting.gemini import GeminiPromptWriter
+from kapsule.storyboard.plan import plan_cuts, plan_storyboard, sung_during
 from tests.fake_google import FakeGoogle
 from tests.test_storyboard import FPS, LOCAL, song
 

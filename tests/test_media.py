@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from kapsule_pipeline import media
-from kapsule_pipeline.errors import MediaError
+from kapsule import media
+from kapsule.core.errors import MediaError
 
 
 def test_parse_probe_of_mp3_with_cover_art() -> None:
@@ -75,7 +75,7 @@ def test_the_package_reexports_every_public_name_of_its_modules() -> None:
     """Callers use ``media.x``; a builder added to a submodule but not to ``__init__`` would be missed."""
     import inspect
 
-    from kapsule_pipeline.media import commands, graphs, probing, process
+    from kapsule.media import commands, graphs, probing, process
 
     for module in (process, probing, commands, graphs):
         public = {

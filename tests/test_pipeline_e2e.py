@@ -25,17 +25,17 @@ import papermill
 import pytest
 from typer.testing import CliRunner
 
-from cli.main import app
-from kapsule_pipeline import media
-from kapsule_pipeline.jobs import JobRecord, JobState, utcnow
-from kapsule_pipeline.layout import NOTEBOOK_NAMES, JobLayout
-from kapsule_pipeline.models import Analysis, ShotManifest, Storyboard
-from kapsule_pipeline.params import JobParams
-from kapsule_pipeline.pipeline import run_job
-from kapsule_pipeline.settings import Settings, get_settings
-from kapsule_pipeline.stages import NOTEBOOK_ARGS, STAGE_NOTEBOOKS
-from kapsule_pipeline.status import open_status_store
-from kapsule_pipeline.storage import open_storage
+from kapsule import media
+from kapsule.cli.main import app
+from kapsule.control.pipeline import run_job
+from kapsule.core.settings import Settings, get_settings
+from kapsule.infra.status import open_status_store
+from kapsule.infra.storage import open_storage
+from kapsule.job.artifacts import Analysis, ShotManifest, Storyboard
+from kapsule.job.layout import NOTEBOOK_NAMES, JobLayout
+from kapsule.job.params import JobParams
+from kapsule.job.record import JobRecord, JobState, utcnow
+from kapsule.stages import NOTEBOOK_ARGS, STAGE_NOTEBOOKS
 
 REPO = Path(__file__).resolve().parent.parent
 NOTEBOOKS = REPO / "notebooks"
@@ -188,7 +188,7 @@ def test_lyrics_are_timed_steer_the_shots_and_become_captions(made: Made) -> Non
     """From a timed LRC: lyrics.json, shots that know their lines, a mov_text track whose cues are the
     file's within a frame, burned captions visible at the cue (the shot's own clip has none), and the
     .srt/.vtt beside the MP4; notebooks 02 and 04 show the lines and a captioned frame."""
-    from kapsule_pipeline.lyrics import lines_from_json
+    from kapsule.lyrics import lines_from_json
     from tests.test_captions import _subtitle_packets
 
     assert made.job.params.lyrics == made.layout.input_lyrics("lrc")
@@ -264,7 +264,7 @@ def test_rerun_of_a_crashed_job_skips_the_finished_stages(made: Made) -> None:
     _reopen_as_crashed(made.settings, made.job.id)
 
     proc = subprocess.run(
-        [sys.executable, "-m", "jobs.run_job"],
+        [sys.executable, "-m", "kapsule.worker"],
         cwd=REPO,
         env={**os.environ, "KAPSULE_JOB_ID": made.job.id},
         capture_output=True,

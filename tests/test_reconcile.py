@@ -18,15 +18,15 @@ import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
-from api.deps import get_launcher
-from api.main import create_app
-from cli.main import app as cli_app
-from jobs.run_job import local_command
-from kapsule_pipeline.jobs import JobRecord, JobState, utcnow
-from kapsule_pipeline.launch import make_launcher
-from kapsule_pipeline.launch.reconcile import heartbeat_stale
-from kapsule_pipeline.settings import Settings, get_settings
-from kapsule_pipeline.status import StatusStore, open_status_store
+from kapsule.api.deps import get_launcher
+from kapsule.api.main import create_app
+from kapsule.cli.main import app as cli_app
+from kapsule.core.settings import Settings, get_settings
+from kapsule.infra.launch import make_launcher
+from kapsule.infra.launch.reconcile import heartbeat_stale
+from kapsule.infra.status import StatusStore, open_status_store
+from kapsule.job.record import JobRecord, JobState, utcnow
+from kapsule.worker.run_job import local_command
 from tests.test_api import SECRET, RecordingLauncher, _upload, _wav
 
 

@@ -12,16 +12,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from kapsule_pipeline import stages
-from kapsule_pipeline.context import JobContext, Stores
-from kapsule_pipeline.errors import InvalidTransition
-from kapsule_pipeline.intake import LocalSong
-from kapsule_pipeline.jobs import JobState
-from kapsule_pipeline.models import Analysis, Storyboard
-from kapsule_pipeline.params import JobParams
-from kapsule_pipeline.review import pause_for_review
-from kapsule_pipeline.service import GridChange, JobService, Submission
-from kapsule_pipeline.settings import Settings
+from kapsule import stages
+from kapsule.control.service import GridChange, JobService, Submission
+from kapsule.core.errors import InvalidTransition
+from kapsule.core.settings import Settings
+from kapsule.infra.context import JobContext, Stores
+from kapsule.job.artifacts import Analysis, Storyboard
+from kapsule.job.params import JobParams
+from kapsule.job.record import JobState
+from kapsule.song.intake import LocalSong
+from kapsule.storyboard.review import pause_for_review
 from tests.test_api import RecordingLauncher, _client
 
 

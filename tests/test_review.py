@@ -19,24 +19,24 @@ import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
-from api.deps import get_launcher
-from api.main import create_app
-from cli.main import app as cli_app
-from jobs.run_job import local_command
-from kapsule_pipeline import media, stages
-from kapsule_pipeline.context import JobContext, Stores
-from kapsule_pipeline.demo_song import synthesize_song, write_song
-from kapsule_pipeline.errors import InvalidTransition, KapsuleError
-from kapsule_pipeline.jobs import JobRecord, JobState
-from kapsule_pipeline.launch.local import LocalLauncher, job_log_path
-from kapsule_pipeline.layout import NOTEBOOK_NAMES, JobLayout
-from kapsule_pipeline.models import Shot, ShotManifest, Storyboard
-from kapsule_pipeline.pricing import price_per_second
-from kapsule_pipeline.review import edit_shots, load_board, needs_review, new_seed
-from kapsule_pipeline.service import JobService
-from kapsule_pipeline.settings import Settings, get_settings
-from kapsule_pipeline.status import open_status_store
-from kapsule_pipeline.storage import open_storage
+from kapsule import media, stages
+from kapsule.api.deps import get_launcher
+from kapsule.api.main import create_app
+from kapsule.catalog.pricing import price_per_second
+from kapsule.cli.main import app as cli_app
+from kapsule.control.service import JobService
+from kapsule.core.errors import InvalidTransition, KapsuleError
+from kapsule.core.settings import Settings, get_settings
+from kapsule.demo.song import synthesize_song, write_song
+from kapsule.infra.context import JobContext, Stores
+from kapsule.infra.launch.local import LocalLauncher, job_log_path
+from kapsule.infra.status import open_status_store
+from kapsule.infra.storage import open_storage
+from kapsule.job.artifacts import Shot, ShotManifest, Storyboard
+from kapsule.job.layout import NOTEBOOK_NAMES, JobLayout
+from kapsule.job.record import JobRecord, JobState
+from kapsule.storyboard.review import edit_shots, load_board, needs_review, new_seed
+from kapsule.worker.run_job import local_command
 from tests.fake_google import FakeGoogle
 from tests.test_api import RecordingLauncher
 

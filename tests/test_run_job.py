@@ -11,14 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from jobs.run_job import local_command
-from kapsule_pipeline.demo_song import synthesize_song, write_song
-from kapsule_pipeline.jobs import JobRecord, JobState
-from kapsule_pipeline.launch import make_launcher, settings_env
-from kapsule_pipeline.layout import JobLayout
-from kapsule_pipeline.settings import Settings
-from kapsule_pipeline.status import open_status_store
-from kapsule_pipeline.storage import open_storage
+from kapsule.core.settings import Settings
+from kapsule.demo.song import synthesize_song, write_song
+from kapsule.infra.launch import make_launcher, settings_env
+from kapsule.infra.status import open_status_store
+from kapsule.infra.storage import open_storage
+from kapsule.job.layout import JobLayout
+from kapsule.job.record import JobRecord, JobState
+from kapsule.worker.run_job import local_command
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -45,7 +45,7 @@ def _run_entrypoint(job_id: str | None, **env: str) -> tuple[int, list[dict]]:  
         full_env["KAPSULE_JOB_ID"] = job_id
     full_env.update(env)
     proc = subprocess.run(
-        [sys.executable, "-m", "jobs.run_job"],
+        [sys.executable, "-m", "kapsule.worker"],
         cwd=REPO,
         env=full_env,
         capture_output=True,
@@ -147,7 +147,7 @@ def test_settings_survive_the_trip_to_a_child_process(tmp_path: Path) -> None:
     )
     set_vars, unset = settings_env(settings)
     env = {k: v for k, v in os.environ.items() if k not in unset} | set_vars
-    code = "from kapsule_pipeline.settings import Settings; print(Settings().model_dump_json())"
+    code = "from kapsule.core.settings import Settings; print(Settings().model_dump_json())"
 
     proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
 

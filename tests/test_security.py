@@ -23,19 +23,19 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from api.deps import get_launcher
-from api.main import create_app
-from kapsule_pipeline import uploads
-from kapsule_pipeline.access import check_bind, is_loopback_host, parse_api_keys
-from kapsule_pipeline.errors import ConfigError, OpenServerRefused
-from kapsule_pipeline.jobs import JobRecord, JobState
-from kapsule_pipeline.launch.local import LocalLauncher, job_log_path
-from kapsule_pipeline.layout import JobLayout
-from kapsule_pipeline.params import JobParams
-from kapsule_pipeline.pipeline import notebook_html
-from kapsule_pipeline.settings import Settings, get_settings
-from kapsule_pipeline.status import open_status_store
-from kapsule_pipeline.storage import open_storage
+from kapsule.api.deps import get_launcher
+from kapsule.api.main import create_app
+from kapsule.control import uploads
+from kapsule.control.pipeline import notebook_html
+from kapsule.core.access import check_bind, is_loopback_host, parse_api_keys
+from kapsule.core.errors import ConfigError, OpenServerRefused
+from kapsule.core.settings import Settings, get_settings
+from kapsule.infra.launch.local import LocalLauncher, job_log_path
+from kapsule.infra.status import open_status_store
+from kapsule.infra.storage import open_storage
+from kapsule.job.layout import JobLayout
+from kapsule.job.params import JobParams
+from kapsule.job.record import JobRecord, JobState
 from tests.test_api import LOOPBACK, SECRET, RecordingLauncher, _error, _upload, _wav
 from tests.test_api_gcs import gcs_client  # noqa: F401 (a fixture)
 from tests.test_gcs_signing import sa_key  # noqa: F401 (a fixture)
@@ -118,7 +118,7 @@ def test_the_container_entrypoint_refuses_open_mode_off_loopback(env: Settings) 
     for keys in (None, ","):
         run_env = {**environment, "KAPSULE_API_KEYS": keys} if keys else environment
         done = subprocess.run(
-            [sys.executable, "-m", "api.serve", "--host", "0.0.0.0", "--port", "1"],
+            [sys.executable, "-m", "kapsule.api.serve", "--host", "0.0.0.0", "--port", "1"],
             cwd=REPO,
             env={**run_env, "PYTHONPATH": str(REPO)},
             capture_output=True,
@@ -127,7 +127,7 @@ def test_the_container_entrypoint_refuses_open_mode_off_loopback(env: Settings) 
         )
         assert done.returncode == 2, done.stderr
         assert "bad_config" in done.stderr or "open_server" in done.stderr
-    assert "api.serve" in (REPO / "Dockerfile").read_text().split("CMD", 1)[1]
+    assert "kapsule.api.serve" in (REPO / "Dockerfile").read_text().split("CMD", 1)[1]
 
 
 def test_open_mode_answers_only_loopback_hosts_and_links_use_a_trusted_base(
@@ -243,7 +243,7 @@ def test_notebooks_open_through_short_lived_signed_links_in_a_sandbox(
     _error(other, 403, "bad_link_signature")
     _error(keyed.get(parts.path, params={**query, "signature": "%C3%A9"}), 403, "bad_link_signature")
     past = int(time.time()) - 5
-    from kapsule_pipeline import links
+    from kapsule.core import links
 
     signed = {
         "expires": past,
@@ -388,7 +388,7 @@ def server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
             [
                 sys.executable,
                 "-m",
-                "cli.main",
+                "kapsule.cli.main",
                 "serve",
                 "--host",
                 "127.0.0.1",
@@ -536,7 +536,7 @@ def test_jobs_and_kernels_get_only_the_secrets_they_use(
     child = _child_environment(local, "env-veo-job", genai=True)
     assert "gemini-secret" in child.values() and not set(child) & set(SERVER_SECRETS)
 
-    from kapsule_pipeline.pipeline import _kernel_environment
+    from kapsule.control.pipeline import _kernel_environment
 
     with _kernel_environment(local):  # what a notebook kernel inherits
         assert not set(os.environ) & {*SERVER_SECRETS, *GENAI_KEYS}

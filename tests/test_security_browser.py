@@ -23,11 +23,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from kapsule_pipeline.jobs import JobRecord, JobState
-from kapsule_pipeline.layout import JobLayout
-from kapsule_pipeline.params import JobParams
-from kapsule_pipeline.status import open_status_store
-from kapsule_pipeline.storage import open_storage
+from kapsule.infra.status import open_status_store
+from kapsule.infra.storage import open_storage
+from kapsule.job.layout import JobLayout
+from kapsule.job.params import JobParams
+from kapsule.job.record import JobRecord, JobState
 from tests.test_studio_e2e import CHROMIUM_ARGS, REPO, _free_port, _need_chromium
 
 pytestmark = [pytest.mark.e2e]
@@ -73,7 +73,7 @@ def keyed_server(tmp_path: Path, small_video: Path) -> Iterator[tuple[str, str, 
     command = [
         sys.executable,
         "-m",
-        "cli.main",
+        "kapsule.cli.main",
         "serve",
         "--host",
         "127.0.0.1",

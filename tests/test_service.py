@@ -14,14 +14,14 @@ from pathlib import Path
 
 import pytest
 
-from kapsule_pipeline.context import Stores
-from kapsule_pipeline.errors import IdempotencyConflict, KapsuleError, UnknownModel
-from kapsule_pipeline.intake import LocalSong
-from kapsule_pipeline.jobs import JobState, new_job_id
-from kapsule_pipeline.layout import JobLayout
-from kapsule_pipeline.params import JobParams
-from kapsule_pipeline.service import JobService, Submission, request_hash
-from kapsule_pipeline.settings import Settings
+from kapsule.control.service import JobService, Submission, request_hash
+from kapsule.core.errors import IdempotencyConflict, KapsuleError, UnknownModel
+from kapsule.core.settings import Settings
+from kapsule.infra.context import Stores
+from kapsule.job.layout import JobLayout
+from kapsule.job.params import JobParams
+from kapsule.job.record import JobState, new_job_id
+from kapsule.song.intake import LocalSong
 from tests.test_api import RecordingLauncher, _wav
 
 
@@ -130,8 +130,8 @@ def test_api_owners_get_the_allow_list_a_default_budget_and_a_daily_cap(
     """Issue 14: any key could spend without limit. Now a keyed owner may use only the models the
     operator allows (default: local), a paid job without a budget gets the default one, and an owner's
     jobs of one day may not reserve more than the daily cap. The machine's own user is exempt."""
-    from kapsule_pipeline.errors import DailyCapReached, ModelNotAllowed
-    from kapsule_pipeline.settings import get_settings
+    from kapsule.core.errors import DailyCapReached, ModelNotAllowed
+    from kapsule.core.settings import get_settings
 
     monkeypatch.setenv("GEMINI_API_KEY", "not-a-real-key")  # a deployment that could call Veo
     monkeypatch.setenv("KAPSULE_ALLOWED_MODELS", '{"ana": ["local", "veo-3.0-fast-*"], "*": ["local"]}')

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from kapsule_pipeline.errors import InvalidParameter, InvalidTransition, JobNotFound
-from kapsule_pipeline.jobs import JobRecord, JobState, utcnow
-from kapsule_pipeline.params import JobParams
-from kapsule_pipeline.status import StatusStore, open_status_store
+from kapsule.core.errors import InvalidParameter, InvalidTransition, JobNotFound
+from kapsule.infra.status import StatusStore, open_status_store
+from kapsule.job.params import JobParams
+from kapsule.job.record import JobRecord, JobState, utcnow
 
 
 @pytest.fixture(params=["sqlite", pytest.param("firestore", marks=pytest.mark.integration)])

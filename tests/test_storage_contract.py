@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from kapsule_pipeline.errors import InvalidParameter, ObjectNotFound
-from kapsule_pipeline.storage import Storage, open_storage
+from kapsule.core.errors import InvalidParameter, ObjectNotFound
+from kapsule.infra.storage import Storage, open_storage
 
 
 @pytest.fixture(params=["file", pytest.param("gcs", marks=pytest.mark.integration)])

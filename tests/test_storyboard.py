@@ -7,11 +7,11 @@ from collections.abc import Callable
 
 import pytest
 
-from kapsule_pipeline.errors import GenerationError, InvalidParameter, UnknownModel
-from kapsule_pipeline.models import Analysis, EnergyCurve, Section
-from kapsule_pipeline.prompting import LocalPromptWriter, PromptPlan, ShotBrief, make_prompt_writer
-from kapsule_pipeline.settings import Settings
-from kapsule_pipeline.storyboard import clip_frames_wanted, plan_cuts, plan_storyboard, request_seconds_for
+from kapsule.core.errors import GenerationError, InvalidParameter, UnknownModel
+from kapsule.core.settings import Settings
+from kapsule.job.artifacts import Analysis, EnergyCurve, Section
+from kapsule.prompting import LocalPromptWriter, PromptPlan, ShotBrief, make_prompt_writer
+from kapsule.storyboard.plan import clip_frames_wanted, plan_cuts, plan_storyboard, request_seconds_for
 from tests.contexts import job_context
 
 FPS = 24

@@ -70,7 +70,7 @@ def server(tmp_path: Path) -> Iterator[str]:
     port = _free_port()
     log = (tmp_path / "server.log").open("wb")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "cli.main", "serve", "--host", "127.0.0.1", "--port", str(port)],
+        [sys.executable, "-m", "kapsule.cli.main", "serve", "--host", "127.0.0.1", "--port", str(port)],
         cwd=REPO,
         env=env,
         stdout=log,
@@ -182,7 +182,7 @@ def test_review_the_storyboard_approve_then_reroll_a_shot(
     """Review before paying in the page: see prompts and cost, edit one, approve, then re-roll a shot."""
     from playwright.sync_api import sync_playwright
 
-    from kapsule_pipeline.demo_song import synthesize_song, write_song
+    from kapsule.demo.song import synthesize_song, write_song
 
     song = write_song(
         synthesize_song(seed=5, structure=[("intro", 2), ("verse", 2), ("chorus", 2)]), tmp_path / "short.wav"

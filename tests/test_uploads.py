@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from kapsule_pipeline import uploads
-from kapsule_pipeline.errors import BadIdempotencyKey
-from kapsule_pipeline.storage import open_storage
+from kapsule.control import uploads
+from kapsule.core.errors import BadIdempotencyKey
+from kapsule.infra.storage import open_storage
 
 SECRET = b"k" * 32
 
@@ -78,7 +78,7 @@ def test_sink_refuses_a_byte_past_the_announced_size_and_stores_only_complete_bo
 
 
 def test_idempotent_job_ids_are_stable_per_owner_and_look_like_job_ids() -> None:
-    from kapsule_pipeline.jobs import is_valid_job_id
+    from kapsule.job.record import is_valid_job_id
 
     a = uploads.idempotent_job_id(SECRET, "alice", "key-1")
     assert a == uploads.idempotent_job_id(SECRET, "alice", "key-1")

@@ -6,18 +6,19 @@ from pathlib import Path
 
 import pytest
 
-from kapsule_pipeline import genai_client, media
-from kapsule_pipeline.cost import check_budget, estimate_storyboard
-from kapsule_pipeline.errors import BudgetExceeded, ConfigError, UnknownModel
-from kapsule_pipeline.generation import make_video_generator
-from kapsule_pipeline.generation.runner import generate_shots
-from kapsule_pipeline.generation.veo import VeoGenerator, soften_prompt
-from kapsule_pipeline.jobs import new_job_id
-from kapsule_pipeline.layout import JobLayout
-from kapsule_pipeline.models import Analysis, EnergyCurve, Section, Shot, Storyboard
-from kapsule_pipeline.pricing import price_per_second
-from kapsule_pipeline.settings import Settings, get_settings
-from kapsule_pipeline.storage import open_storage
+from kapsule import media
+from kapsule.catalog.pricing import price_per_second
+from kapsule.core.errors import BudgetExceeded, ConfigError, UnknownModel
+from kapsule.core.settings import Settings, get_settings
+from kapsule.generation import make_video_generator
+from kapsule.generation.runner import generate_shots
+from kapsule.generation.veo import VeoGenerator, soften_prompt
+from kapsule.infra import genai_client
+from kapsule.infra.storage import open_storage
+from kapsule.job.artifacts import Analysis, EnergyCurve, Section, Shot, Storyboard
+from kapsule.job.layout import JobLayout
+from kapsule.job.record import new_job_id
+from kapsule.storyboard.cost import check_budget, estimate_storyboard
 from tests.contexts import job_context
 from tests.fake_google import FakeGoogle
 

@@ -13,23 +13,23 @@ import pytest
 from PIL import Image
 from pydantic import ValidationError
 
-from kapsule_pipeline.context import JobContext, Stores
-from kapsule_pipeline.errors import InvalidParameter, JobCancelled
-from kapsule_pipeline.generation import make_video_generator
-from kapsule_pipeline.generation.references import (
+from kapsule.core.errors import InvalidParameter, JobCancelled
+from kapsule.core.settings import Settings, get_settings
+from kapsule.generation import make_video_generator
+from kapsule.generation.references import (
     ReferenceImage,
     note_ignored_images,
     read_reference_image,
     store_reference_images,
 )
-from kapsule_pipeline.generation.runner import generate_shots
-from kapsule_pipeline.generation.veo import PollSchedule, RateLimiter
-from kapsule_pipeline.jobs import new_job_id
-from kapsule_pipeline.layout import JobLayout
-from kapsule_pipeline.models import ShotManifest, ShotResult, Storyboard
-from kapsule_pipeline.params import JobParams
-from kapsule_pipeline.settings import Settings, get_settings
-from kapsule_pipeline.storage import open_storage
+from kapsule.generation.runner import generate_shots
+from kapsule.generation.veo import PollSchedule, RateLimiter
+from kapsule.infra.context import JobContext, Stores
+from kapsule.infra.storage import open_storage
+from kapsule.job.artifacts import ShotManifest, ShotResult, Storyboard
+from kapsule.job.layout import JobLayout
+from kapsule.job.params import JobParams
+from kapsule.job.record import new_job_id
 from tests.fake_google import FakeGoogle, sent_images
 from tests.test_api import RecordingLauncher
 from tests.test_veo import _analysis, _board, _fast  # noqa: F401  # _fast: the same short waits (autouse)
@@ -160,7 +160,7 @@ def test_the_fake_server_refuses_reference_images_on_other_models_like_veo(
 ) -> None:
     from google.genai import errors, types
 
-    from kapsule_pipeline.genai_client import make_genai_client
+    from kapsule.infra.genai_client import make_genai_client
 
     ref = types.VideoGenerationReferenceImage(
         image=types.Image(image_bytes=b"\x89PNG\r\n\x1a\nxx", mime_type="image/png"), reference_type="asset"
@@ -263,8 +263,8 @@ def test_poll_schedule_sleeps_until_the_typical_duration_then_polls_tightly() ->
 def test_make_stores_reference_images_in_the_job_and_records_their_keys(
     kapsule_env: Settings, demo_song_file: Path, tmp_path: Path
 ) -> None:
-    from kapsule_pipeline.intake import LocalSong
-    from kapsule_pipeline.service import JobService, Submission
+    from kapsule.control.service import JobService, Submission
+    from kapsule.song.intake import LocalSong
 
     face = _png((1, 2, 3), tmp_path / "face.png")
     launcher = RecordingLauncher()

@@ -17,16 +17,16 @@ import nbformat
 import pytest
 from typer.testing import CliRunner
 
-from cli.main import app
-from kapsule_pipeline import media
-from kapsule_pipeline.demo_song import synthesize_song, write_song
-from kapsule_pipeline.jobs import JobRecord, JobState
-from kapsule_pipeline.layout import JobLayout
-from kapsule_pipeline.models import ShotManifest, Storyboard
-from kapsule_pipeline.pipeline import run_job
-from kapsule_pipeline.settings import Settings, get_settings
-from kapsule_pipeline.status import open_status_store
-from kapsule_pipeline.storage import open_storage
+from kapsule import media
+from kapsule.cli.main import app
+from kapsule.control.pipeline import run_job
+from kapsule.core.settings import Settings, get_settings
+from kapsule.demo.song import synthesize_song, write_song
+from kapsule.infra.status import open_status_store
+from kapsule.infra.storage import open_storage
+from kapsule.job.artifacts import ShotManifest, Storyboard
+from kapsule.job.layout import JobLayout
+from kapsule.job.record import JobRecord, JobState
 from tests.fake_google import FakeGoogle
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]

@@ -12,16 +12,16 @@ from typing import Any
 
 import pytest
 
-from kapsule_pipeline.errors import UnknownModel
-from kapsule_pipeline.genai_client import make_genai_client
-from kapsule_pipeline.generation import make_video_generator
-from kapsule_pipeline.generation.references import read_reference_image, store_reference_images
-from kapsule_pipeline.generation.runner import generate_shots
-from kapsule_pipeline.jobs import new_job_id
-from kapsule_pipeline.layout import JobLayout
-from kapsule_pipeline.models import ShotManifest, Storyboard
-from kapsule_pipeline.settings import Settings
-from kapsule_pipeline.storage import open_storage
+from kapsule.core.errors import UnknownModel
+from kapsule.core.settings import Settings
+from kapsule.generation import make_video_generator
+from kapsule.generation.references import read_reference_image, store_reference_images
+from kapsule.generation.runner import generate_shots
+from kapsule.infra.genai_client import make_genai_client
+from kapsule.infra.storage import open_storage
+from kapsule.job.artifacts import ShotManifest, Storyboard
+from kapsule.job.layout import JobLayout
+from kapsule.job.record import new_job_id
 from tests.contexts import job_context
 from tests.fake_google import FakeGoogle
 from tests.test_veo import _analysis, _board, _fast  # noqa: F401  # _fast: the same short waits (autouse)
@@ -215,7 +215,7 @@ def test_a_job_never_sends_a_request_the_table_forbids(
 def test_a_refused_start_fails_the_job_at_once_with_the_cause(
     status: int, vertex_env: Settings, fake_google: FakeGoogle, tmp_path: Path
 ) -> None:
-    from kapsule_pipeline.errors import GoogleRequestRefused
+    from kapsule.core.errors import GoogleRequestRefused
 
     fake_google.fail_next = {"predict": [status]}
     with pytest.raises(

@@ -6,8 +6,8 @@ from datetime import date
 
 import pytest
 
-from kapsule_pipeline import video_models as vm
-from kapsule_pipeline.errors import UnknownModel, UnsupportedVideoRequest
+from kapsule.catalog import video_models as vm
+from kapsule.core.errors import UnknownModel, UnsupportedVideoRequest
 
 V31 = "veo-3.1-generate-preview"
 V31_FAST = "veo-3.1-fast-generate-preview"

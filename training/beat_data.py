@@ -26,10 +26,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks import corpus  # noqa: E402
-from kapsule_pipeline.analysis import beat_net  # noqa: E402
-from kapsule_pipeline.analysis.common import ANALYSIS_RATE, HOP  # noqa: E402
-from kapsule_pipeline.analysis.core import features  # noqa: E402
-from kapsule_pipeline.audio import load_audio  # noqa: E402
+from kapsule.analysis import beat_net  # noqa: E402
+from kapsule.analysis.common import ANALYSIS_RATE, HOP  # noqa: E402
+from kapsule.analysis.core import features  # noqa: E402
+from kapsule.song.probe import load_audio  # noqa: E402
 
 CACHE = ROOT / "benchmarks" / ".cache" / "beat-train"
 SEED = 20261202

@@ -1,4 +1,4 @@
-"""Train the analysis's beat network and write ``kapsule_pipeline/analysis/beat_net.npz``.
+"""Train the analysis's beat network and write ``kapsule/analysis/beat_net.npz``.
 
     make train-beats          # = render the training pieces (cached), train, export (~30 min, 2 cores)
 
@@ -30,9 +30,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks import corpus  # noqa: E402
-from kapsule_pipeline.analysis import beat_net  # noqa: E402
-from kapsule_pipeline.analysis.common import ANALYSIS_RATE, HOP  # noqa: E402
-from kapsule_pipeline.analysis.core import N_MELS  # noqa: E402
+from kapsule.analysis import beat_net  # noqa: E402
+from kapsule.analysis.common import ANALYSIS_RATE, HOP  # noqa: E402
+from kapsule.analysis.core import N_MELS  # noqa: E402
 from training import beat_data  # noqa: E402
 
 CHANNELS = 40

@@ -1,0 +1,272 @@
+"""Jobs: create from an upload, list, read, follow (server-sent events), cancel, and fetch results.
+
+Every route only translates HTTP into a call of the job service (``kapsule.control.service``), which
+checks the job's parameters and its song by content before anything exists, owns every state change,
+and answers another owner's job with the same 404 as a missing one. The request body of
+``POST /v1/jobs`` is ``JobOptions`` (the values of ``JobParams``) plus the uploads that carry its
+files, so the API accepts exactly what the CLI does.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Query, Response
+from fastapi.responses import FileResponse, RedirectResponse, StreamingResponse
+from pydantic import BaseModel, Field, model_validator
+
+from kapsule.api.deps import DeliveryDep, OwnerDep, SecretDep, ServiceDep, StorageDep, require_ready
+from kapsule.api.schemas import ApiModel
+from kapsule.control import uploads
+from kapsule.control.service import GridChange, Submission, request_hash
+from kapsule.core.errors import (
+    BadCursor,
+    InvalidParameter,
+    ObjectNotFound,
+    UploadIncomplete,
+    VideoNotReady,
+)
+from kapsule.core.text import has_lone_surrogate
+from kapsule.generation.references import ReferenceImage
+from kapsule.job.artifacts import Analysis
+from kapsule.job.layout import JobLayout
+from kapsule.job.params import MAX_LYRICS_BYTES, MAX_REFERENCE_IMAGES, JobOptions, JobParams
+from kapsule.job.record import JobRecord, JobState
+from kapsule.song.intake import StoredSong
+from kapsule.storyboard.review import Review
+
+router = APIRouter(prefix="/jobs", tags=["jobs"])
+
+
+class JobCreate(JobOptions):
+    """A new job: the values of ``JobParams``, and the uploads holding its song and reference images."""
+
+    upload_id: str = Field(..., max_length=100, description="The song's upload (POST /v1/uploads).")
+    reference_upload_ids: list[str] = Field(
+        default_factory=list,
+        max_length=MAX_REFERENCE_IMAGES,
+        description="Uploads of reference images (purpose 'reference_image'): a character, product or "
+        "cover kept the same across shots (Veo 3.1).",
+    )
+    lyrics_text: str | None = Field(
+        None,
+        max_length=MAX_LYRICS_BYTES // 4,
+        description="The song's lyrics, pasted: plain text (one line per sung line, blank lines between "
+        "verses; timed to the song) or the text of an LRC, SRT or VTT file.",
+    )
+    lyrics_upload_id: str | None = Field(
+        None, max_length=100, description="Or an upload of a lyrics file (purpose 'lyrics')."
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _storable_body(cls, data: Any) -> Any:
+        """No lone surrogate anywhere in the body (``JobOptions`` checks its own texts too)."""
+        if has_lone_surrogate(data):
+            raise ValueError("text must be valid Unicode (it contains a lone surrogate such as \\ud800)")
+        return data
+
+
+class ShotEdit(ApiModel):
+    prompt: str = Field(..., description="The shot's new prompt.")
+
+
+class Approval(ApiModel):
+    prompts: dict[int, str] = Field(
+        default_factory=dict, description="Optional last edits: shot number → new prompt."
+    )
+
+
+class Reroll(ApiModel):
+    prompt: str | None = Field(None, description="A new prompt for the shot (default: keep it).")
+    seed: int | None = Field(None, ge=0, le=2**32 - 1, description="Default: a new random seed.")
+
+
+class JobPage(BaseModel):
+    jobs: list[JobRecord]
+    next_cursor: str | None
+
+
+def _uploaded(
+    storage: StorageDep, upload_id: str, owner: str, purpose: str
+) -> tuple[uploads.UploadTicket, str]:
+    """The caller's finished upload: its ticket and storage key (409 if nothing was PUT yet)."""
+    ticket = uploads.load_ticket(storage, upload_id, owner)
+    if ticket.purpose != purpose:
+        raise InvalidParameter(f"upload {upload_id} was made for a {ticket.purpose}, not a {purpose}")
+    key = uploads.upload_key(ticket.upload_id)
+    if not storage.exists(key):
+        raise UploadIncomplete(f"upload {ticket.upload_id} has no file yet: PUT the file to its URL first")
+    return ticket, key
+
+
+@router.post("", response_model=JobRecord, status_code=202, dependencies=[Depends(require_ready)])
+def create_job(
+    body: JobCreate,
+    response: Response,
+    owner: OwnerDep,
+    storage: StorageDep,
+    service: ServiceDep,
+    secret: SecretDep,
+    idempotency_key: Annotated[str | None, Header()] = None,
+    x_cloud_trace_context: Annotated[str | None, Header(max_length=200)] = None,
+) -> JobRecord:
+    """Check the uploaded song by its content, create the job and launch it (202: it runs on).
+
+    The same Idempotency-Key with the same body replays the first job (``Idempotent-Replayed``); with
+    another body it is a 409, never a silent replay of a different job.
+    """
+    ticket, key = _uploaded(storage, body.upload_id, owner, "song")
+    references = []
+    for upload_id in body.reference_upload_ids:
+        ref_ticket, ref_key = _uploaded(storage, upload_id, owner, "reference_image")
+        references.append(ReferenceImage(ref_ticket.filename, storage.read_bytes(ref_key)))
+    if body.lyrics_text is not None and body.lyrics_upload_id is not None:
+        raise InvalidParameter("give the lyrics as lyrics_text or lyrics_upload_id, not both")
+    lyrics = body.lyrics_text.encode() if body.lyrics_text is not None else None
+    if body.lyrics_upload_id is not None:
+        _, lyrics_key = _uploaded(storage, body.lyrics_upload_id, owner, "lyrics")
+        lyrics = storage.read_bytes(lyrics_key)
+    values = body.model_dump(exclude={"upload_id", "reference_upload_ids", "lyrics_text", "lyrics_upload_id"})
+    params = JobParams(**values, song=ticket.filename)
+    submission = Submission(
+        params=params,
+        song=StoredSong(storage, key, ticket.filename),
+        owner=owner,
+        references=references,
+        job_id=uploads.idempotent_job_id(secret, owner, idempotency_key) if idempotency_key else None,
+        request_hash=request_hash(owner.encode(), body.model_dump_json().encode()),
+        upload_id=ticket.upload_id,
+        trace_header=x_cloud_trace_context,  # the job's log lines then join this request's trace
+        lyrics=lyrics,
+    )
+    record, replayed = service.submit(submission)
+    if replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    return record
+
+
+@router.get("", response_model=JobPage)
+def list_jobs(
+    owner: OwnerDep,
+    service: ServiceDep,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    cursor: Annotated[str | None, Query(max_length=500)] = None,
+) -> JobPage:
+    """The caller's jobs, newest first; pass ``next_cursor`` back as ``cursor`` for the next page."""
+    try:
+        records, next_cursor = service.list_jobs(owner, limit=limit, cursor=cursor)
+    except BadCursor:
+        raise BadCursor(
+            "that page cursor is not one this server handed out; list again without a cursor"
+        ) from None
+    return JobPage(jobs=records, next_cursor=next_cursor)
+
+
+@router.get("/{job_id}", response_model=JobRecord)
+def get_job(job_id: str, owner: OwnerDep, service: ServiceDep) -> JobRecord:
+    """The job's record; a running job silent for a minute is first checked with its launcher."""
+    return service.observe(owner, job_id)
+
+
+@router.post("/{job_id}:cancel", response_model=JobRecord, status_code=202)
+def cancel_job(job_id: str, owner: OwnerDep, service: ServiceDep) -> JobRecord:
+    """Mark the job cancelled (a finished job is a 409), then stop its process in the background."""
+    return service.cancel(owner, job_id)
+
+
+@router.get("/{job_id}/video", response_model=None)
+def job_video(
+    job_id: str, owner: OwnerDep, service: ServiceDep, delivery: DeliveryDep
+) -> FileResponse | RedirectResponse | StreamingResponse:
+    """The finished MP4: the file itself (with Range) locally, else a redirect to a signed URL."""
+    record = service.get(owner, job_id)
+    if record.state != JobState.succeeded:
+        raise VideoNotReady(f"job {job_id} is {record.state.value}; the video exists once it has succeeded")
+    key = JobLayout(job_id).video
+    filename = f"{Path(record.params.song or 'kapsule').stem[:80] or 'kapsule'}.mp4"
+    path = delivery.local_path(key)
+    if path is not None:
+        if not path.is_file():
+            raise ObjectNotFound(f"the video of job {job_id} is missing from storage")
+        return FileResponse(
+            path, media_type="video/mp4", filename=filename, content_disposition_type="inline"
+        )
+    sign = getattr(delivery, "signed_download_url", None)
+    if sign is not None:
+        return RedirectResponse(sign(key, filename=filename).url, status_code=307)
+    return StreamingResponse(delivery.open_read(key), media_type="video/mp4")
+
+
+@router.get("/{job_id}/captions.vtt", response_class=Response)
+def job_captions(job_id: str, owner: OwnerDep, service: ServiceDep, delivery: DeliveryDep) -> Response:
+    """The finished video's lyric captions as WebVTT (the studio player's ``<track>``); 404 when the
+    job has none (no lyrics, or captions 'burned' or 'none')."""
+    service.get(owner, job_id)  # another owner's job is the same 404 as a missing one
+    try:
+        data = delivery.read_bytes(JobLayout(job_id).captions("vtt"))
+    except ObjectNotFound:
+        raise ObjectNotFound(f"job {job_id} has no caption file") from None
+    return Response(data, media_type="text/vtt; charset=utf-8")
+
+
+# ------------------------------------------------------------------------ review before paying, re-roll
+
+
+@router.get("/{job_id}/storyboard", response_model=Review)
+def job_storyboard(job_id: str, owner: OwnerDep, service: ServiceDep) -> Review:
+    """Each shot's prompt, length and estimated cost (what a reviewer approves), once planned."""
+    return service.review(owner, job_id)
+
+
+@router.patch("/{job_id}/shots/{n}", response_model=Review)
+def edit_shot(job_id: str, n: int, body: ShotEdit, owner: OwnerDep, service: ServiceDep) -> Review:
+    """Change one shot's prompt while the job awaits approval (a 409 otherwise)."""
+    return service.edit_prompt(owner, job_id, n, body.prompt)
+
+
+@router.post("/{job_id}:regrid", response_model=Review)
+def regrid_job(job_id: str, body: GridChange, owner: OwnerDep, service: ServiceDep) -> Review:
+    """Fix the beat grid of a job awaiting approval (double, half, shift the bar line, another meter,
+    or an exact BPM) and re-plan its storyboard: nothing is generated or paid for."""
+    return service.regrid(owner, job_id, body)
+
+
+@router.get("/{job_id}/analysis", response_model=Analysis)
+def job_analysis(job_id: str, owner: OwnerDep, service: ServiceDep) -> Analysis:
+    """The job's analysis (beats, downbeats, readings): what the studio draws its beat grid from."""
+    ctx = service.context(owner, job_id)
+    try:
+        return ctx.read_model(ctx.layout.analysis, Analysis)
+    except ObjectNotFound:
+        raise ObjectNotFound(f"job {job_id} has not been analysed yet") from None
+
+
+@router.get("/{job_id}/click", response_class=Response)
+def job_click(job_id: str, owner: OwnerDep, service: ServiceDep) -> Response:
+    """The click-track preview: the song with a click on each beat, accented on each bar line."""
+    ctx = service.context(owner, job_id)
+    try:
+        data = ctx.storage.read_bytes(ctx.layout.click_preview)
+    except ObjectNotFound:
+        raise ObjectNotFound(f"job {job_id} has no click-track preview yet") from None
+    return Response(data, media_type="audio/mp4")
+
+
+@router.post("/{job_id}:approve", response_model=JobRecord, status_code=202)
+def approve_job(job_id: str, owner: OwnerDep, service: ServiceDep, body: Approval | None = None) -> JobRecord:
+    """Approve the storyboard (with optional last prompt edits): the job generates and assembles."""
+    return service.approve(owner, job_id, body.prompts if body is not None else {})
+
+
+@router.post("/{job_id}/shots/{n}:reroll", response_model=JobRecord, status_code=202)
+def reroll_shot(
+    job_id: str, n: int, owner: OwnerDep, service: ServiceDep, body: Reroll | None = None
+) -> JobRecord:
+    """Regenerate one shot of a finished job as a NEW job (its record is returned; the parent stays).
+
+    The new job reuses the parent's other shots, so only this shot is generated and billed.
+    """
+    body = body or Reroll()
+    return service.reroll(owner, job_id, n, prompt=body.prompt, seed=body.seed)

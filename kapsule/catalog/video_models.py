@@ -1,0 +1,521 @@
+"""What each Veo model accepts, per mode (Vertex AI / Gemini API), and what a second of it costs.
+
+Why one table: Veo answers 400 to a request outside its limits (a 6 s clip with reference images, a
+9:16 shot from Veo 3 at 1080p in Gemini API mode, 7 s from Veo 2 there...), and a refused shot is a
+failed job. Every limit Kapsule knows is written here once; the Veo generator plans its requests
+from it (``plan_request``), checks each one before sending it (``check_request``), the cost
+estimate prices from it (``price_per_second``) and a job whose settings cannot work at all is
+refused before it is accepted (``check_job``). Each row also says when Google retires the model in
+that mode (``Lifecycle``): a model past a retirement date read on Google's own pages is refused
+(``check_lifecycle``: Veo answers 404 for it), a date only a third party gives is a ``doctor``
+warning (``lifecycle_warning``). Sources and their dates are in ``docs/cloud-settings.md`` (facts
+read only from documentation are marked there).
+
+Base layer: imports only ``errors``, ``models`` and ``settings``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime
+from typing import Literal
+
+from kapsule.core.errors import UnknownModel, UnsupportedVideoRequest
+from kapsule.core.settings import Settings
+
+Mode = Literal["vertex", "gemini_api"]
+MODES: tuple[Mode, ...] = ("vertex", "gemini_api")
+
+# Reference-to-video ("ingredients"): Vertex model page for Veo 3.1 ("reference image to video only
+# supports 8 seconds"; 9:16 "except for reference image to video") and the Gemini API video guide.
+REFERENCE_SECONDS = 8
+REFERENCE_ASPECT = "16:9"
+MAX_REFERENCE_IMAGES = 3
+
+
+@dataclass(frozen=True)
+class ResolutionLimit:
+    """Extra limits (and price) at one resolution: ``None`` means the model's own value applies."""
+
+    seconds: tuple[int, ...] | None = None
+    aspects: tuple[str, ...] | None = None
+    usd_per_s: float | None = None  # Google prices some models per resolution (Fast: 720p < 1080p)
+    usd_per_s_audio: float | None = None
+
+
+@dataclass(frozen=True)
+class Lifecycle:
+    """When a model id stops being served in one mode, where that date was read, and what to use then.
+
+    ``confirmed``: the date is on one of Google's own pages, and from that day on a job asking for
+    the model is refused. Otherwise only a third party gives it: ``doctor`` warns, nothing is refused.
+    ``replacement`` is the id the source names (``None``: it names none Kapsule can use).
+    """
+
+    retires: date
+    source: str
+    replacement: str | None = None
+    confirmed: bool = True
+
+
+@dataclass(frozen=True)
+class ModeCaps:
+    """One model in one mode: what a request may hold, and its list price per second of video."""
+
+    seconds: tuple[int, ...]
+    resolutions: dict[str, ResolutionLimit]
+    aspects: tuple[str, ...] = ("16:9", "9:16")
+    reference_images: bool = False  # asset references (up to MAX_REFERENCE_IMAGES), 8 s 16:9 only
+    first_frame: bool = True  # image-to-video (continuity seeds a shot with a frame)
+    last_frame: bool = False
+    audio: bool = False  # the model makes sound
+    audio_switch: bool = False  # generate_audio may be sent (google-genai: Vertex only)
+    seed: bool = False  # seed may be sent (google-genai: Vertex only)
+    resolution_param: bool = True  # send ``resolution`` (Veo 2 has one and is sent none)
+    usd_per_s: float = 0.0  # as Kapsule sends it: Vertex with generate_audio=False, Gemini API as billed
+    usd_per_s_audio: float | None = None  # with sound, where that differs
+    note: str = ""
+    lifecycle: Lifecycle | None = None  # no date known: none is enforced or warned about
+
+    def limit(self, resolution: str) -> ResolutionLimit:
+        return self.resolutions.get(resolution, ResolutionLimit())
+
+
+_VEO2_RES = {"720p": ResolutionLimit()}
+
+
+def _res_1080p(usd_1080p: float | None, seconds: tuple[int, ...] | None = None) -> dict[str, ResolutionLimit]:
+    """720p at the model's price; 1080p limited to ``seconds`` if given and, where Google prices it
+    apart (the Fast models), at ``usd_1080p`` with or without audio."""
+    at_1080p = ResolutionLimit(seconds=seconds, usd_per_s=usd_1080p, usd_per_s_audio=usd_1080p)
+    return {"720p": ResolutionLimit(), "1080p": at_1080p}
+
+
+def _veo3(
+    usd_vertex_silent: float,
+    usd_audio: float,
+    *,
+    usd_1080p: float | None = None,
+    refs: bool = False,
+    last: bool = True,
+) -> dict[Mode, ModeCaps]:
+    """Veo 3.1 rows: 4/6/8 s, 720p/1080p; Gemini API: 1080p only at 8 s, audio always on."""
+    return {
+        "vertex": ModeCaps(
+            seconds=(4, 6, 8),
+            resolutions=_res_1080p(usd_1080p),
+            reference_images=refs,
+            last_frame=last,
+            audio=True,
+            audio_switch=True,
+            seed=True,
+            usd_per_s=usd_vertex_silent,
+            usd_per_s_audio=usd_audio,
+        ),
+        "gemini_api": ModeCaps(
+            seconds=(4, 6, 8),
+            resolutions=_res_1080p(usd_1080p, seconds=(8,)),
+            reference_images=refs,
+            last_frame=last,
+            audio=True,
+            usd_per_s=usd_audio,
+            usd_per_s_audio=usd_audio,
+            note="audio is always generated and billed (generate_audio is Vertex-only in google-genai)",
+        ),
+    }
+
+
+def _veo30(
+    usd_vertex_silent: float,
+    usd_audio: float,
+    *,
+    usd_1080p: float | None = None,
+    usd_gemini_api: float | None = None,
+) -> dict[Mode, ModeCaps]:
+    """Veo 3.0 rows: 4/6/8 s; Gemini API: 1080p is 16:9 only."""
+    api = usd_audio if usd_gemini_api is None else usd_gemini_api
+    return {
+        "vertex": ModeCaps(
+            seconds=(4, 6, 8),
+            resolutions=_res_1080p(usd_1080p),
+            audio=True,
+            audio_switch=True,
+            seed=True,
+            usd_per_s=usd_vertex_silent,
+            usd_per_s_audio=usd_audio,
+        ),
+        "gemini_api": ModeCaps(
+            seconds=(4, 6, 8),
+            resolutions={"720p": ResolutionLimit(), "1080p": ResolutionLimit(aspects=("16:9",))},
+            audio=True,
+            usd_per_s=api,
+            usd_per_s_audio=api,
+            note="audio is always generated and billed (generate_audio is Vertex-only in google-genai)",
+        ),
+    }
+
+
+# Prices (USD per second of video), with their sources and dates in docs/cloud-settings.md ("Prices").
+# Abbreviations below: [L] litellm 1.110.2 (PyPI, 2026-11-20) model_prices_and_context_window.json,
+# which cites cloud.google.com/vertex-ai/generative-ai/pricing (its Agent Platform successor page) and
+# ai.google.dev/gemini-api/docs/pricing; [G] ai.google.dev/gemini-api/docs/pricing as transcribed on
+# 2026-09-20 and 2026-10-07 (api-evangelist/gemini, api-evangelist/deepmind); [T] third-party billing
+# code quoting the Vertex pricing page "captured 2026-06-13 / aligned 2026-07-30" (no repository name:
+# corroboration only); [P] the project's previous table, NOT confirmed by any current source.
+_VEO2: dict[Mode, ModeCaps] = {
+    # Vertex model page: "Video length: 5 to 8 seconds", 720p only; Gemini API: 5, 6 or 8 s.
+    # Vertex 0.50 [L][T]. Gemini API 0.35 [P]: litellm's v1.76.3 notes (2025-09-06) list it; no current
+    # source has a Gemini API Veo 2 price (litellm 1.110.2 no longer lists the model there).
+    "vertex": ModeCaps(
+        seconds=(5, 6, 7, 8), resolutions=_VEO2_RES, seed=True, resolution_param=False, usd_per_s=0.50
+    ),
+    "gemini_api": ModeCaps(seconds=(5, 6, 8), resolutions=_VEO2_RES, resolution_param=False, usd_per_s=0.35),
+}
+
+
+def _dated(
+    modes: dict[Mode, ModeCaps], *, vertex: Lifecycle | None = None, gemini_api: Lifecycle | None = None
+) -> dict[Mode, ModeCaps]:
+    """``modes`` with the lifecycle column filled in where a date is known (per mode)."""
+    dates: dict[Mode, Lifecycle | None] = {"vertex": vertex, "gemini_api": gemini_api}
+    return {mode: replace(caps, lifecycle=dates[mode]) for mode, caps in modes.items()}
+
+
+# Lifecycle: retirement dates and their sources (docs/cloud-settings.md, "Model lifecycle"). Only the
+# Vertex ids below have a date on a Google page; every other date is a third party's (unconfirmed).
+# - Google's Vertex AI model page *Veo 2* (docs.cloud.google.com/vertex-ai/generative-ai/docs/models/
+#   veo/2-0-generate, stored Italian-localized snapshot: "Data di ritiro: 30 giugno 2026", i.e.
+#   retirement date June 30, 2026, for veo-2.0-generate-001; its English Agent Platform twin,
+#   .../gemini-enterprise-agent-platform/models/veo/2-0-generate, has the same table of discontinued
+#   endpoints): veo-2.0-generate-001 -> veo-3.1-generate-001, veo-3.0-generate-001 ->
+#   veo-3.1-generate-001, veo-3.0-fast-generate-001 -> veo-3.1-fast-generate-001.
+# - Google's Agent Platform model page *Veo 3* (docs.cloud.google.com/gemini-enterprise-agent-platform/
+#   models/veo/3-0-generate, stored snapshot): "Retirement date: June 30, 2026" for both Veo 3.0 ids,
+#   the same replacements.
+# - [L] litellm 1.110.2 (PyPI, 2026-11-20), model_prices_and_context_window_backup.json:
+#   vertex_ai/veo-3.1-generate-001 and -fast-generate-001 "deprecation_date": "2026-11-17" (its
+#   deprecation_source: cloud.google.com/vertex-ai/generative-ai/docs/learn/model-versions; no successor
+#   given; no Google page read here confirms it); gemini/veo-3.1-generate-preview and
+#   -fast-generate-preview "deprecation_date": "2026-10-22" (deprecation_source: ai.google.dev/
+#   gemini-api/docs/deprecations; successor gemini-omni-1.2-flash, not a Veo model Kapsule can drive),
+#   echoed by a provider's notice of 2026-10-25 (docs.apiyi.com). For those the id suggested below is
+#   the same model's GA id, which [L] lists for the Gemini API with no deprecation date.
+# Not dated (none found): the Vertex -preview ids (the Veo 2 page's list of preview endpoints retired
+# on 2026-04-02 is cut off in the stored snapshot) and Veo 2 / 3.0 in Gemini API mode ([L] no longer
+# lists them there; no Google date was read).
+_VEO2_PAGE = (
+    "Google's Vertex AI model page Veo 2, "
+    "docs.cloud.google.com/vertex-ai/generative-ai/docs/models/veo/2-0-generate"
+)
+_VEO3_PAGE = (
+    "Google's Agent Platform model page Veo 3, "
+    "docs.cloud.google.com/gemini-enterprise-agent-platform/models/veo/3-0-generate"
+)
+_L_VERTEX = (
+    "litellm 1.110.2's model table, citing cloud.google.com/vertex-ai/generative-ai/docs/learn/model-versions"
+)
+_L_GEMINI = (
+    "litellm 1.110.2's model table, citing ai.google.dev/gemini-api/docs/deprecations, and a provider's "
+    "notice of 2026-10-25 on docs.apiyi.com"
+)
+_JUNE_30_2026 = date(2026, 6, 30)
+
+# Model id -> mode -> capabilities. A model missing from a mode is not offered there.
+VIDEO_MODELS: dict[str, dict[Mode, ModeCaps]] = {
+    "veo-2.0-generate-001": _dated(
+        _VEO2, vertex=Lifecycle(_JUNE_30_2026, _VEO2_PAGE, "veo-3.1-generate-001")
+    ),
+    # Vertex with audio 0.40 [L][T], video only 0.20 [T] only; Gemini API 0.40 [P] (not listed now).
+    "veo-3.0-generate-001": _dated(
+        _veo30(0.20, 0.40), vertex=Lifecycle(_JUNE_30_2026, _VEO3_PAGE, "veo-3.1-generate-001")
+    ),
+    # Vertex 0.10 at 720p, 0.12 at 1080p, with or without audio [L][T] (was 0.10 / 0.15 with audio);
+    # Gemini API 0.15 [P] (not listed now).
+    "veo-3.0-fast-generate-001": _dated(
+        _veo30(0.10, 0.10, usd_1080p=0.12, usd_gemini_api=0.15),
+        vertex=Lifecycle(_JUNE_30_2026, _VEO3_PAGE, "veo-3.1-fast-generate-001"),
+    ),
+    # Reference images: only the full Veo 3.1 ids (not -fast, not -lite).
+    # With audio 0.40 at 720p/1080p, both modes [L][G][T]; Vertex video only 0.20 [T] only.
+    "veo-3.1-generate-preview": _dated(
+        _veo3(0.20, 0.40, refs=True),
+        gemini_api=Lifecycle(date(2026, 10, 22), _L_GEMINI, "veo-3.1-generate-001", confirmed=False),
+    ),
+    "veo-3.1-generate-001": _dated(
+        _veo3(0.20, 0.40, refs=True), vertex=Lifecycle(date(2026, 11, 17), _L_VERTEX, confirmed=False)
+    ),
+    # 0.10 at 720p, 0.12 at 1080p, both modes, with or without audio [L][T] (Gemini API: cut from 0.15
+    # on 2026-04-07 per third-party reports); Vertex video-only at the same price [T] only.
+    "veo-3.1-fast-generate-preview": _dated(
+        _veo3(0.10, 0.10, usd_1080p=0.12),
+        gemini_api=Lifecycle(date(2026, 10, 22), _L_GEMINI, "veo-3.1-fast-generate-001", confirmed=False),
+    ),
+    "veo-3.1-fast-generate-001": _dated(
+        _veo3(0.10, 0.10, usd_1080p=0.12), vertex=Lifecycle(date(2026, 11, 17), _L_VERTEX, confirmed=False)
+    ),
+}
+LOCAL_MODELS = frozenset({"local"})
+# Vertex AI regions known (from Google's documentation, see docs/cloud-settings.md) to serve these Veo
+# models. KAPSULE_VERTEX_LOCATION defaults to the first; ``doctor`` flags any other.
+VEO_VERTEX_LOCATIONS: tuple[str, ...] = ("us-central1",)
+
+
+def mode_of(settings: Settings) -> Mode:
+    """The mode google-genai will use with these settings."""
+    return "vertex" if settings.genai_use_vertexai else "gemini_api"
+
+
+def capabilities(model: str, mode: Mode) -> ModeCaps:
+    """The table's row for ``model`` in ``mode``; ``UnknownModel`` names the models that exist."""
+    modes = VIDEO_MODELS.get(model)
+    if modes is None:
+        known = ", ".join(sorted(VIDEO_MODELS))
+        raise UnknownModel(f"unknown video model {model!r}: Kapsule knows local, {known}")
+    caps = modes.get(mode)
+    if caps is None:
+        raise UnknownModel(f"video model {model!r} is not offered in {mode} mode (only {', '.join(modes)})")
+    return caps
+
+
+def today_utc() -> date:
+    """The date a retirement is compared with (UTC, as Google's dates are given without a zone)."""
+    return datetime.now(UTC).date()
+
+
+def lifecycle(model: str, mode: Mode) -> Lifecycle | None:
+    """The row's retirement date, source and replacement (``None``: none known, or the local renderer)."""
+    if model in LOCAL_MODELS:
+        return None
+    return capabilities(model, mode).lifecycle
+
+
+def retired(model: str, mode: Mode, *, today: date | None = None) -> Lifecycle | None:
+    """The lifecycle of a model Google documents as retired in this mode by ``today`` (default: now)."""
+    life = lifecycle(model, mode)
+    if life is None or not life.confirmed or (today or today_utc()) < life.retires:
+        return None
+    return life
+
+
+def retired_message(model: str, mode: Mode, life: Lifecycle) -> str:
+    use = (
+        f"use {life.replacement}, the replacement Google names"
+        if life.replacement
+        else "choose another model"
+    )
+    return (
+        f"{model} was retired by Google on {life.retires.isoformat()} in {mode} mode (retirement date "
+        f"on {life.source}); Veo answers 404 for it: {use}"
+    )
+
+
+def usable_models(mode: Mode, *, today: date | None = None) -> list[str]:
+    """The table's models offered in ``mode`` and not retired by ``today``, sorted."""
+    return sorted(
+        m for m, modes in VIDEO_MODELS.items() if mode in modes and not retired(m, mode, today=today)
+    )
+
+
+def check_lifecycle(model: str, mode: Mode, *, today: date | None = None) -> None:
+    """Raise ``UnknownModel`` for a model whose Google-documented retirement date (in ``mode``) is
+    ``today`` or earlier. A date only a third party gives is never refused (``lifecycle_warning``)."""
+    life = retired(model, mode, today=today)
+    if life is not None:
+        raise UnknownModel(retired_message(model, mode, life))
+
+
+def lifecycle_warning(model: str, mode: Mode, *, today: date | None = None) -> tuple[str, str] | None:
+    """What to warn about (problem, fix) for a model that is still accepted: a retirement date only a
+    third party gives (past or not), or a Google-documented one still ahead. ``None``: nothing known."""
+    life = lifecycle(model, mode)
+    if life is None or retired(model, mode, today=today) is not None:
+        return None
+    day = life.retires.isoformat()
+    if life.confirmed:
+        switch = f"move to {life.replacement}" if life.replacement else "choose another model"
+        return (
+            f"Google retires {model} in {mode} mode on {day} ({life.source}); from then on jobs "
+            "asking for it are refused",
+            f"{switch} before {day} (KAPSULE_VIDEO_MODEL)",
+        )
+    when = "now past" if (today or today_utc()) >= life.retires else "still ahead"
+    instead = (
+        f"set KAPSULE_VIDEO_MODEL to {life.replacement}" if life.replacement else "choose a current model"
+    )
+    return (
+        f"{model} in {mode} mode has a deprecation date of {day} ({when}) only from a third party "
+        f"({life.source}); no Google page read for Kapsule confirms it, so the model is still accepted",
+        f"if Veo answers 404 for it (`kapsule doctor` run with the job's identity asks models.get), "
+        f"{instead} (see docs/cloud-settings.md, Model lifecycle)",
+    )
+
+
+def price_per_second(
+    model: str, mode: Mode, *, audio: bool | None = None, resolution: str | None = None
+) -> float:
+    """USD per second of video: ``audio=None`` prices the request as Kapsule sends it in that mode.
+
+    Some models cost more at 1080p than at 720p: ``resolution=None`` gives the highest price of the
+    resolutions the model makes (an estimate that does not know the resolution never undercounts).
+    """
+    if model in LOCAL_MODELS:
+        return 0.0
+    caps = capabilities(model, mode)
+    if resolution is None:
+        return max(price_per_second(model, mode, audio=audio, resolution=r) for r in caps.resolutions)
+    limit = caps.limit(resolution)
+    if audio:
+        for usd in (limit.usd_per_s_audio, caps.usd_per_s_audio):
+            if usd is not None:
+                return usd
+    return caps.usd_per_s if limit.usd_per_s is None else limit.usd_per_s
+
+
+@dataclass(frozen=True)
+class RequestShape:
+    """The parts of a Veo request the table constrains."""
+
+    seconds: int
+    resolution: str
+    aspect_ratio: str
+    reference_images: int = 0
+    first_frame: bool = False
+    last_frame: bool = False
+
+
+def request_problems(model: str, mode: Mode, shape: RequestShape) -> list[str]:
+    """Every limit ``shape`` breaks (empty: Google should accept it)."""
+    caps = capabilities(model, mode)
+    problems: list[str] = []
+    if shape.resolution not in caps.resolutions:
+        problems.append(f"{model} makes {'/'.join(caps.resolutions)} video, not {shape.resolution}")
+    limit = caps.limit(shape.resolution)
+    seconds = limit.seconds or caps.seconds
+    aspects = limit.aspects or caps.aspects
+    where = f" at {shape.resolution}" if limit.seconds or limit.aspects else ""
+    if shape.seconds not in seconds:
+        allowed = ", ".join(map(str, seconds))
+        problems.append(f"{model} ({mode}){where} makes clips of {allowed} s, not {shape.seconds} s")
+    if shape.aspect_ratio not in aspects:
+        problems.append(f"{model} ({mode}){where} films {' or '.join(aspects)}, not {shape.aspect_ratio}")
+    if shape.reference_images:
+        if not caps.reference_images:
+            problems.append(f"{model} does not take reference images")
+        if shape.reference_images > MAX_REFERENCE_IMAGES:
+            problems.append(f"at most {MAX_REFERENCE_IMAGES} reference images, not {shape.reference_images}")
+        if shape.seconds != REFERENCE_SECONDS:
+            problems.append(
+                f"with reference images a clip must be {REFERENCE_SECONDS} s, not {shape.seconds} s"
+            )
+        if shape.aspect_ratio != REFERENCE_ASPECT:
+            problems.append(f"with reference images the aspect ratio must be {REFERENCE_ASPECT}")
+        if shape.first_frame:
+            problems.append("a first-frame image cannot be combined with reference images")
+    if shape.first_frame and not caps.first_frame:
+        problems.append(f"{model} does not take a first-frame image")
+    if shape.last_frame and not caps.last_frame:
+        problems.append(f"{model} ({mode}) does not take a last-frame image")
+    return problems
+
+
+def check_request(model: str, mode: Mode, shape: RequestShape) -> None:
+    """Raise ``UnsupportedVideoRequest`` for a request Google would answer with 400."""
+    problems = request_problems(model, mode, shape)
+    if problems:
+        raise UnsupportedVideoRequest(f"refusing to send a request Veo would reject: {'; '.join(problems)}")
+
+
+@dataclass(frozen=True)
+class PlannedRequest:
+    """How one shot is asked of the model, and why it differs from the storyboard if it does."""
+
+    seconds: int
+    resolution: str
+    aspect_ratio: str
+    reference_images: bool
+    notes: list[str] = field(default_factory=list)
+
+
+def check_job(
+    model: str,
+    mode: Mode,
+    *,
+    aspect_ratio: str,
+    reference_images: int = 0,
+    continuity: str = "none",
+    today: date | None = None,
+) -> None:
+    """Refuse, at submission, a job whose every shot Veo would reject; the message names the limit.
+
+    A model Google documents as retired by ``today`` (default: now, UTC) is ``UnknownModel``.
+    Resolution and duration limits are planned around (``plan_request``); the others are not.
+    """
+    if model in LOCAL_MODELS:
+        return
+    caps = capabilities(model, mode)
+    check_lifecycle(model, mode, today=today)
+    if not reference_images:
+        return
+    if not caps.reference_images:
+        with_refs = ", ".join(
+            m for m, modes in VIDEO_MODELS.items() if mode in modes and modes[mode].reference_images
+        )
+        raise UnsupportedVideoRequest(f"{model} does not take reference images; models that do: {with_refs}")
+    if reference_images > MAX_REFERENCE_IMAGES:
+        raise UnsupportedVideoRequest(
+            f"Veo takes at most {MAX_REFERENCE_IMAGES} reference images, not {reference_images}"
+        )
+    if aspect_ratio == "9:16":
+        raise UnsupportedVideoRequest(
+            f"Veo takes reference images only for {REFERENCE_ASPECT} video: use aspect_ratio 16:9 (or 1:1, "
+            "cropped from 16:9), or no reference images"
+        )
+    if continuity == "last_frame":
+        raise UnsupportedVideoRequest(
+            "Veo cannot combine a first-frame image (last-frame continuity) with reference images: "
+            "choose one of continuity=last_frame or reference images"
+        )
+
+
+def plan_request(
+    model: str,
+    mode: Mode,
+    *,
+    wanted_seconds: float,
+    resolution: str,
+    aspect_ratio: str,
+    reference_images: int = 0,
+    first_frame: bool = False,
+) -> PlannedRequest:
+    """Fit one shot to the table: the shortest allowed clip covering it, at a shape Veo accepts.
+
+    Veo films 16:9 and 9:16 only: a square video is asked as 16:9 and centre-cropped by assembly.
+    A resolution the model does not make falls back to 720p (assembly scales); with reference images
+    the clip is 8 s 16:9; limits that only hold at one resolution (Veo 3.1 at 1080p in Gemini API mode
+    is 8 s only) are met by the clip length. What cannot be planned raises (see ``check_job``).
+    """
+    caps = capabilities(model, mode)
+    notes: list[str] = []
+    aspect = "16:9" if aspect_ratio == "1:1" else aspect_ratio
+    res = resolution
+    if res not in caps.resolutions:
+        notes.append(f"{model} makes no {res}: asked for 720p")
+        res = "720p"
+    limit = caps.limit(res)
+    if limit.aspects and aspect not in limit.aspects:
+        notes.append(f"{model} ({mode}) films {aspect} only below {res}: asked for 720p")
+        res = "720p"
+        limit = caps.limit(res)
+    use_refs = bool(reference_images) and caps.reference_images
+    if use_refs:
+        check_job(model, mode, aspect_ratio=aspect, reference_images=reference_images)
+        if first_frame:
+            raise UnsupportedVideoRequest("a first-frame image cannot be combined with reference images")
+        lengths: tuple[int, ...] = (REFERENCE_SECONDS,)
+    else:
+        lengths = limit.seconds or caps.seconds
+    seconds = next((s for s in sorted(lengths) if s + 1e-6 >= wanted_seconds), max(lengths))
+    planned = PlannedRequest(seconds, res, aspect, use_refs, notes)
+    shape = RequestShape(seconds, res, aspect, reference_images if use_refs else 0, first_frame)
+    check_request(model, mode, shape)
+    return planned

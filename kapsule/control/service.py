@@ -1,0 +1,390 @@
+"""The job service: the one way a job is submitted, controlled, claimed and kept honest.
+
+The CLI, the API and the job entrypoint (``kapsule/worker/run_job.py``) used to each write their own job
+creation, checks and state changes, and they drifted (the API skipped the model checks). Now they
+only translate (options, HTTP, exit codes) into calls of this class:
+
+- ``submit`` validates the whole ``JobParams`` (field limits, then the models against this
+  deployment) and the song by its content, creates the record *before* any file is written under
+  the job's id, stores the song and the reference images, and launches the job. A bad job is
+  refused at once with the same error code from every entry point.
+- ``cancel``, ``approve``, ``edit_prompt``, ``review`` and ``reroll`` act on one owner's job; a job
+  of another owner is the same ``JobNotFound`` as a missing one.
+- ``claim`` (a compare-and-set take of the record), ``heartbeat`` and ``reconcile`` are what one
+  execution and the watchers of dead executions need.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from collections.abc import Iterable, Iterator
+from datetime import timedelta
+from typing import Any
+
+from kapsule.control.submission import (
+    GridChange,
+    Submission,
+    check_allowed,
+    check_daily_cap,
+    check_models,
+    request_hash,
+    with_budget,
+)
+from kapsule.core.errors import (
+    IdempotencyConflict,
+    InvalidTransition,
+    JobExists,
+    JobNotFound,
+    KapsuleError,
+)
+from kapsule.core.settings import Settings, TaskEnv
+from kapsule.generation.references import check_reference_images, reference_keys
+from kapsule.infra.context import JobContext, Stores
+from kapsule.infra.launch import Launcher
+from kapsule.infra.launch.base import uses_genai_models
+from kapsule.infra.launch.cloudrun import StatusLauncher
+from kapsule.infra.launch.reconcile import STALE_HEARTBEAT_S, reconcile_if_stale, reconcile_stale
+from kapsule.job.artifacts import AnalysisHints
+from kapsule.job.params import JobParams
+from kapsule.job.record import JobRecord, JobState, is_valid_job_id, utcnow
+from kapsule.storyboard import review as reviews
+
+log = logging.getLogger(__name__)
+
+HEARTBEAT_S = 10.0
+
+
+class JobService:
+    """Submit, control, claim and reconcile jobs on one deployment's stores and launcher."""
+
+    def __init__(self, stores: Stores, launcher: Launcher | None = None) -> None:
+        self.stores = stores
+        self._launcher = launcher
+
+    @property
+    def settings(self) -> Settings:
+        return self.stores.settings
+
+    @property
+    def launcher(self) -> Launcher:
+        if self._launcher is None:
+            raise InvalidTransition("this job service was opened without a launcher")
+        return self._launcher
+
+    # ------------------------------------------------------------------------------ reading
+
+    def get(self, owner: str, job_id: str) -> JobRecord:
+        """The caller's job, or a ``JobNotFound`` that does not reveal whether someone else's exists."""
+        if not is_valid_job_id(job_id):
+            raise JobNotFound(f"there is no job {job_id[:40]!r}")
+        try:
+            record = self.stores.status.get(job_id)
+        except JobNotFound:
+            raise JobNotFound(f"there is no job {job_id!r}") from None
+        if record.owner != owner:
+            raise JobNotFound(f"there is no job {job_id!r}")
+        return record
+
+    def context(self, owner: str, job_id: str) -> JobContext:
+        return JobContext.for_record(self.stores, self.get(owner, job_id))
+
+    def list_jobs(
+        self, owner: str, limit: int = 20, cursor: str | None = None
+    ) -> tuple[list[JobRecord], str | None]:
+        return self.stores.status.list(owner, limit=limit, cursor=cursor)
+
+    def observe(self, owner: str, job_id: str) -> JobRecord:
+        """The caller's job, after asking the launcher how a silent running job ended, if it can."""
+        record = self.get(owner, job_id)
+        with contextlib.suppress(KapsuleError):  # the launcher's API down: show the record as it is
+            record = reconcile_if_stale(self.stores.status, self._launcher, record)
+        return record
+
+    # ----------------------------------------------------------------------------- submitting
+
+    def resolve(self, params: JobParams, reference_images: int | None = None) -> JobParams:
+        """``params`` with the deployment's defaults filled in and every model checked (no job yet).
+
+        ``reference_images``: how many images the job brings, when they are not in ``params`` yet.
+        """
+        resolved = params.model_copy(
+            update={
+                "video_model": params.video_model or self.settings.video_model,
+                "prompt_model": params.prompt_model or self.settings.prompt_model,
+            }
+        )
+        check_models(resolved, self.settings, reference_images)
+        return resolved
+
+    def submit(self, submission: Submission) -> tuple[JobRecord, bool]:
+        """Create and launch a job; returns its record and whether it was an idempotent replay.
+
+        Everything is checked before anything exists (params, models, reference images, the song's
+        content); then the record is created, and only then are files written under its id, so two
+        racing requests with one Idempotency-Key never mix their files. A launch failure is recorded
+        in the job, then raised.
+        """
+        if submission.job_id is not None:
+            replay = self._replay(submission)
+            if replay is not None:
+                return replay, True
+        params = self.resolve(submission.params, len(submission.references))
+        check_allowed(submission.owner, params, self.settings)
+        mimes = check_reference_images(submission.references)
+        info = submission.song.inspect(self.settings)
+        lyrics_ext = None
+        if submission.lyrics is not None:  # malformed, empty, too long: refused before the job exists
+            from kapsule.lyrics import check_lyrics
+
+            lyrics_ext = check_lyrics(submission.lyrics, song_seconds=info.duration)
+        params = with_budget(params, self.settings, info.duration)
+        check_daily_cap(self.stores.status, submission.owner, params, self.settings)
+        record = JobRecord(
+            owner=submission.owner,
+            params=params,
+            song_seconds=info.duration,
+            upload_id=submission.upload_id,
+            request_hash=submission.request_hash,
+            trace_header=submission.trace_header,
+        )
+        if submission.job_id is not None:
+            record = record.model_copy(update={"id": submission.job_id})
+        layout = JobContext.for_record(self.stores, record).layout
+        keys = reference_keys(mimes, layout)
+        lyrics_key = layout.input_lyrics(lyrics_ext) if lyrics_ext else ""
+        update: dict[str, Any] = {"reference_images": keys, "lyrics": lyrics_key}
+        record = record.model_copy(update={"params": params.model_copy(update=update)})
+        try:
+            record = self.stores.status.create(record)
+        except JobExists:  # the same Idempotency-Key raced us; theirs wins (or is a different job)
+            replay = self._replay(submission)
+            if replay is None:
+                raise
+            return replay, True
+        ctx = JobContext.for_record(self.stores, record)
+        try:
+            submission.song.store(ctx.storage, ctx.layout.input_song(info.ext), info.content_type)
+            for key, image, mime in zip(keys, submission.references, mimes, strict=True):
+                ctx.storage.write_bytes(key, image.data, content_type=mime)
+            if submission.lyrics is not None and lyrics_key:
+                ctx.storage.write_bytes(
+                    lyrics_key, submission.lyrics, content_type="text/plain; charset=utf-8"
+                )
+        except KapsuleError as exc:
+            self.record_failure(record.id, exc, None)
+            raise
+        return self._launch(record), False
+
+    def _replay(self, submission: Submission) -> JobRecord | None:
+        """The job an earlier request with the same Idempotency-Key made, if it is the same request."""
+        assert submission.job_id is not None
+        try:
+            existing = self.get(submission.owner, submission.job_id)
+        except JobNotFound:
+            return None
+        if existing.request_hash != submission.request_hash:
+            raise IdempotencyConflict(
+                "this Idempotency-Key was used for a different request; use a new key for a new job"
+            )
+        return existing
+
+    def _launch(self, record: JobRecord) -> JobRecord:
+        """Start an execution of ``record``; a launcher failure is recorded in the job, then raised."""
+        try:
+            models = (record.params.video_model, record.params.prompt_model)
+            aligner = "gemini" if record.params.lyrics and record.params.lyrics_aligner == "gemini" else ""
+            execution = self.launcher.launch(record.id, genai=uses_genai_models(*models, aligner))
+        except KapsuleError as exc:
+            self.record_failure(record.id, exc, None)
+            raise
+        try:
+            return self.stores.status.update(record.id, {"execution": execution})
+        except InvalidTransition:  # it finished meanwhile; if a cancel won, nothing may run for it
+            current = self.stores.status.get(record.id)
+            if current.state == JobState.cancelled:
+                self.launcher.cancel(execution)
+            return current
+
+    # ------------------------------------------------------------------------------ control
+
+    def cancel(self, owner: str, job_id: str, message: str = "cancelled by the user") -> JobRecord:
+        """Mark the job cancelled (a finished job is a 409), then stop its process in the background.
+
+        A job awaiting approval has no process (it exited after the storyboard): nothing to stop, and
+        its old execution name must not be signalled (a local pid may have been reused since).
+        """
+        before = self.get(owner, job_id)
+        record = self.stores.status.update(job_id, {"state": JobState.cancelled.value, "message": message})
+        # The execution a paused job had has ended; one an approval started meanwhile has not.
+        stale = before.state == JobState.awaiting_approval and record.execution == before.execution
+        if record.execution and not stale and self._launcher is not None:
+            threading.Thread(target=self._launcher.cancel, args=(record.execution,), daemon=True).start()
+        return record
+
+    def review(self, owner: str, job_id: str) -> reviews.Review:
+        ctx = self.context(owner, job_id)
+        return reviews.review_summary(ctx)
+
+    def edit_prompt(self, owner: str, job_id: str, shot: int, prompt: str) -> reviews.Review:
+        """Change one shot's prompt while the job awaits approval (an ``InvalidTransition`` otherwise)."""
+        ctx = self.context(owner, job_id)
+        reviews.edit_shots(ctx, {shot: prompt})
+        return reviews.review_summary(ctx)
+
+    def regrid(self, owner: str, job_id: str, change: GridChange) -> reviews.Review:
+        """Fix the beat grid of a job awaiting approval and re-plan its storyboard, paying nothing.
+
+        Double, half, another meter or the bar line moved by some beats reread the analysis without
+        touching the audio; a BPM analyses the song again with it as a hint. The click preview, the
+        storyboard (and its prompts: shots change, so earlier prompt edits are dropped) and the cost
+        estimate are all rewritten before the job waits for its approval again.
+        """
+        from kapsule import stages
+        from kapsule.analysis.readings import reinterpret
+        from kapsule.song.probe import analyze_song
+        from kapsule.stages import files as job_files
+
+        ctx = self.context(owner, job_id)
+        reviews.require_state(ctx.record(), JobState.awaiting_approval, "re-planned")
+        song = ctx.input_song()
+        if change.bpm is not None:
+            hints = AnalysisHints(bpm=change.bpm, beats_per_bar=change.beats_per_bar)
+            analysis = analyze_song(song, hints)
+        else:
+            analysis = reinterpret(
+                stages.load_analysis(ctx),
+                tempo_factor=change.tempo_factor,
+                shift_beats=change.shift_beats,
+                beats_per_bar=change.beats_per_bar,
+            )
+        self.stores.status.update(
+            job_id,
+            {
+                "state": reviews.while_awaiting(job_id, "re-planned"),
+                "approval": lambda a: {**a, "prompt_edits": {}},
+            },
+        )
+        job_files.write_click_file(ctx, song, analysis)
+        ctx.write_model(ctx.layout.analysis, analysis)
+        stages.run_storyboard(ctx)
+        reviews.pause_for_review(ctx)
+        return reviews.review_summary(ctx)
+
+    def approve(self, owner: str, job_id: str, prompts: dict[int, str] | None = None) -> JobRecord:
+        """Approve the storyboard (with optional last edits) and launch the execution that resumes it.
+
+        If a cancel lands between the approval and the launch, the new execution is cancelled too
+        (``_launch`` cannot record it on a cancelled job and stops it; a cancel that sees it recorded
+        stops it itself): the job record is the truth, and a cancelled job has nothing running.
+        """
+        record = reviews.approve(self.context(owner, job_id), prompts)
+        return self._launch(record)
+
+    def reroll(
+        self, owner: str, job_id: str, shot: int, *, prompt: str | None = None, seed: int | None = None
+    ) -> JobRecord:
+        """Make one shot of a finished job again, as a new launched job that pays only for that shot."""
+        child = reviews.reroll(self.context(owner, job_id), shot, prompt=prompt, seed=seed)
+        return self._launch(child)
+
+    def record_failure(self, job_id: str, error: KapsuleError, stage: str | None) -> JobRecord:
+        """Mark the job failed with ``error`` (unless it already finished, e.g. was cancelled)."""
+        return JobContext.for_job(self.stores, job_id).fail(error, stage)
+
+    # ---------------------------------------------------------------------- one execution
+
+    def claim(self, job_id: str, task: TaskEnv) -> JobRecord | None:
+        """Move the job to running for this attempt, or return None if it is not ours to run.
+
+        A queued job is taken. A running one is taken only by a retry (Cloud Run task attempt > 0),
+        when its heartbeat is stale (the runner died), or when it was just approved after review (no
+        heartbeat yet); a finished one, or one awaiting approval, never. The write is a
+        compare-and-set on ``state``, ``attempt`` and ``heartbeat_at`` inside the store's
+        transaction: of two runners racing for the same job exactly one takes it.
+        """
+        status = self.stores.status
+        record = status.get(job_id)
+        if record.finished:
+            return None
+        if record.state == JobState.running:
+            beat = record.heartbeat_at or record.updated_at
+            stale = utcnow() - beat > timedelta(seconds=STALE_HEARTBEAT_S)
+            approved = record.approval.approved and record.heartbeat_at is None
+            if task.cloud_run_task_attempt == 0 and not stale and not approved:
+                return None
+        elif record.state != JobState.queued:
+            return None
+        seen = record.model_dump(mode="json")
+        changes: dict[str, Any] = {
+            "state": _unchanged("state", seen["state"], JobState.running.value),
+            "attempt": _unchanged("attempt", seen["attempt"], lambda n: n + 1),
+            "heartbeat_at": _unchanged("heartbeat_at", seen["heartbeat_at"], utcnow()),
+            "message": "starting",
+        }
+        short = task.cloud_run_execution
+        if short and not (record.execution or "").endswith(f"/executions/{short}"):
+            changes["execution"] = short  # keep the launcher's full name when it is this execution
+        try:
+            return status.update(job_id, changes)
+        except InvalidTransition:
+            return None  # another runner took it (or it was cancelled) between our read and our write
+
+    def last_attempt(self, task: TaskEnv) -> bool:
+        """Only Cloud Run retries a task; a local run, or Cloud Run's last attempt, gets no other chance."""
+        return not task.cloud_run_execution or task.attempts >= self.settings.job_max_retries + 1
+
+    @contextlib.contextmanager
+    def heartbeat(self, job_id: str, interval: float = HEARTBEAT_S) -> Iterator[None]:
+        """Write ``heartbeat_at`` every ``interval`` s while the block runs, so a crashed runner can be
+        told from a slow one; no late beat once the block has left (an approval clears it)."""
+        beat = Heartbeat(self.stores, job_id, interval)
+        beat.start()
+        try:
+            yield
+        finally:
+            beat.stopped.set()
+            beat.join(timeout=5)
+
+    def reconcile(
+        self, owners: Iterable[str], stale_after: float, job_ids: Iterable[str] = ()
+    ) -> list[JobRecord]:
+        """Mark failed the running jobs whose heartbeat is stale and whose execution ended or vanished."""
+        if not isinstance(self._launcher, StatusLauncher):
+            raise InvalidTransition("this launcher cannot report on its executions")
+        return reconcile_stale(self.stores.status, self._launcher, owners, stale_after, job_ids)
+
+
+def _unchanged(field: str, seen: Any, then: Any) -> Any:
+    """A change for ``field`` that applies only if the field still holds ``seen`` (compare-and-set)."""
+
+    def check(current: Any) -> Any:
+        if current != seen:
+            raise InvalidTransition(
+                f"{field} changed from {seen!r} to {current!r}: another runner took the job"
+            )
+        return then(current) if callable(then) else then
+
+    return check
+
+
+class Heartbeat(threading.Thread):
+    """Writes ``heartbeat_at`` every ``interval`` s; ends by itself once the job has finished."""
+
+    def __init__(self, stores: Stores, job_id: str, interval: float) -> None:
+        super().__init__(name="heartbeat", daemon=True)
+        self.stores, self.job_id, self.interval = stores, job_id, interval
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        while not self.stopped.wait(self.interval):
+            try:
+                self.stores.status.update(self.job_id, {"heartbeat_at": utcnow()})
+            except InvalidTransition:
+                return  # the job finished (or was cancelled): nothing left to keep alive
+            except KapsuleError as exc:
+                log.warning("heartbeat of %s not written: %s", self.job_id, exc.message)
+
+
+__all__ = ["GridChange", "Heartbeat", "JobService", "Submission", "check_models", "request_hash"]

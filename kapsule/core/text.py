@@ -1,0 +1,27 @@
+"""Text a job may store: every string must encode as UTF-8.
+
+JSON may spell a lone UTF-16 surrogate (``"\\ud800"``) and Python decodes it into a ``str`` that no
+UTF-8 encoder accepts; such a string passes a length check and then fails in the middle of writing a
+record or a notebook (a 500 and half a job). ``has_lone_surrogate`` finds one anywhere in a parsed
+body so it can be refused up front: the API's request models do (``kapsule.api.schemas``), and ``JobParams``
+should too (a ``model_validator(mode="before")``), for the CLI and notebooks.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def has_lone_surrogate(value: Any) -> bool:
+    """True if any string in ``value`` (nested dicts, lists, tuples, keys too) cannot be UTF-8."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return True
+        return False
+    if isinstance(value, dict):
+        return any(has_lone_surrogate(k) or has_lone_surrogate(v) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return any(has_lone_surrogate(v) for v in value)
+    return False

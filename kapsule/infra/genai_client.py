@@ -1,0 +1,149 @@
+"""The one place that builds a google-genai ``Client`` from settings.
+
+Two modes, picked by settings (never by a test-only branch):
+- Vertex AI (``GOOGLE_GENAI_USE_VERTEXAI=true``): credentials come from Application Default
+  Credentials (``google.auth.default()``), i.e. the Cloud Run job's service account; no API key at
+  all. Tests make ADC real and offline with a service-account file whose ``token_uri`` is a local
+  server.
+- Gemini API key (``GEMINI_API_KEY``): for a creative technologist's laptop.
+
+``KAPSULE_GENAI_BASE_URL`` overrides the endpoint in both modes (the local test server, a proxy).
+The client is built on first use by each generator, never at import.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, TypeVar
+
+from kapsule.core.errors import ConfigError, GenerationError, GoogleRequestRefused
+from kapsule.core.settings import Settings
+
+if TYPE_CHECKING:
+    from google import genai
+
+log = logging.getLogger(__name__)
+
+CLOUD_PLATFORM_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
+
+# Retries of one HTTP call for named transient failures (429, 5xx, network timeouts). Module
+# constants so tests can shrink them; the library's own retries are switched off below.
+RETRY_ATTEMPTS = 6
+RETRY_BASE_S = 2.0  # first backoff; doubles each attempt
+RETRY_MAX_S = 60.0
+RETRY_JITTER = 0.5  # +- this fraction of the backoff, so throttled workers do not retry in lockstep
+TRANSIENT_STATUS = frozenset({408, 429, 500, 502, 503, 504})
+
+T = TypeVar("T")
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True for failures a later attempt can fix: throttling, server errors, network timeouts."""
+    import httpx
+    from google.genai import errors as genai_errors
+
+    if isinstance(exc, genai_errors.APIError):
+        return exc.code in TRANSIENT_STATUS
+    return isinstance(exc, httpx.TimeoutException | httpx.NetworkError)
+
+
+# What to change when Google refuses a call in a way no retry can fix (status -> the usual causes).
+REFUSAL_HINTS = {
+    400: "the request is invalid (a parameter outside the model's limits, see video_models)",
+    401: "the credentials were rejected: check GEMINI_API_KEY, or the service account's Application "
+    "Default Credentials",
+    403: "permission denied: the service account needs roles/aiplatform.user and the project needs the "
+    "Vertex AI API (aiplatform.googleapis.com) enabled; an API key must be allowed to call this API",
+    404: "not found: the model id does not exist, is retired, or is not served in this location; pick a "
+    "current model or set KAPSULE_VERTEX_LOCATION to a region that serves it",
+}
+
+
+def refusal(exc: BaseException, what: str) -> GoogleRequestRefused | None:
+    """``exc`` as a ``GoogleRequestRefused`` naming ``what`` and what to fix, if Google refused the call."""
+    from google.genai import errors as genai_errors
+
+    if not isinstance(exc, genai_errors.APIError) or exc.code not in REFUSAL_HINTS:
+        return None
+    return GoogleRequestRefused(
+        f"{what}: Google answered {exc.code} {exc.status or ''}: {exc.message or exc}; "
+        f"{REFUSAL_HINTS[exc.code]}"
+    )
+
+
+def with_retries(call: Callable[[], T], what: str) -> T:
+    """Run ``call``, retrying transient failures with exponential backoff and jitter.
+
+    A refusal no retry can fix (400/401/403/404) becomes ``GoogleRequestRefused`` at once, with the
+    likely cause; other non-transient errors propagate unchanged; a transient one that outlives
+    ``RETRY_ATTEMPTS`` becomes a ``GenerationError`` naming ``what``.
+    """
+    for attempt in range(1, RETRY_ATTEMPTS + 1):
+        try:
+            return call()
+        except Exception as exc:
+            refused = refusal(exc, what)
+            if refused is not None:
+                raise refused from exc
+            if not is_transient(exc):
+                raise
+            if attempt == RETRY_ATTEMPTS:
+                raise GenerationError(f"{what} still failing after {attempt} attempts: {exc}") from exc
+            delay = min(RETRY_MAX_S, RETRY_BASE_S * 2 ** (attempt - 1))
+            delay *= 1 + random.uniform(-RETRY_JITTER, RETRY_JITTER)  # noqa: S311 - jitter, not crypto
+            log.info("%s: transient %s, retry %d in %.2f s", what, exc, attempt, delay)
+            time.sleep(delay)
+    raise AssertionError("unreachable")
+
+
+def genai_mode(settings: Settings) -> str:
+    """``"vertex"`` or ``"api_key"``; raises ``ConfigError`` when neither is configured."""
+    if settings.genai_use_vertexai:
+        return "vertex"
+    if settings.gemini_api_key is not None and settings.gemini_api_key.get_secret_value():
+        return "api_key"
+    raise ConfigError(
+        "Gemini/Veo need credentials: set GOOGLE_GENAI_USE_VERTEXAI=true with GOOGLE_CLOUD_PROJECT "
+        "(Application Default Credentials), or GEMINI_API_KEY; or use KAPSULE_VIDEO_MODEL=local and "
+        "KAPSULE_PROMPT_MODEL=local"
+    )
+
+
+def make_genai_client(settings: Settings) -> genai.Client:
+    """A client for the configured mode; ``ConfigError`` with a precise message when it can't be built."""
+    from google import genai
+    from google.genai import types
+
+    mode = genai_mode(settings)
+    # Retries are ours (named transient errors, limits as module constants): the library's own are off
+    # so one 429 is never retried by two layers at once.
+    http_options = types.HttpOptions(
+        base_url=settings.genai_base_url or None, retry_options=types.HttpRetryOptions(attempts=1)
+    )
+    if mode == "api_key":
+        assert settings.gemini_api_key is not None
+        return genai.Client(api_key=settings.gemini_api_key.get_secret_value(), http_options=http_options)
+
+    import google.auth
+    from google.auth.exceptions import DefaultCredentialsError
+
+    try:
+        credentials, adc_project = google.auth.default(scopes=[CLOUD_PLATFORM_SCOPE])
+    except DefaultCredentialsError as exc:
+        raise ConfigError(
+            "Vertex AI mode needs Application Default Credentials: run `gcloud auth application-default "
+            f"login`, or set GOOGLE_APPLICATION_CREDENTIALS to a service-account file ({exc})"
+        ) from exc
+    project = settings.google_cloud_project or adc_project
+    if not project:
+        raise ConfigError("Vertex AI mode needs GOOGLE_CLOUD_PROJECT (the project that pays for Veo/Gemini)")
+    return genai.Client(
+        vertexai=True,
+        project=project,
+        location=settings.vertex_location,
+        credentials=credentials,
+        http_options=http_options,
+    )
