@@ -193,9 +193,9 @@ def job_video(
         return FileResponse(
             path, media_type="video/mp4", filename=filename, content_disposition_type="inline"
         )
-    sign = getattr(delivery, "signed_download_url", None)
-    if sign is not None:
-        return RedirectResponse(sign(key, filename=filename).url, status_code=307)
+    direct = delivery.direct_access
+    if direct is not None:
+        return RedirectResponse(direct.signed_download_url(key, filename=filename).url, status_code=307)
     return StreamingResponse(delivery.open_read(key), media_type="video/mp4")
 
 

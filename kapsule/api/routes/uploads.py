@@ -104,9 +104,9 @@ def create_upload(
         purpose=body.purpose,
     )
     expires_at = datetime.fromtimestamp(ticket.expires_at, UTC)
-    sign_url = getattr(storage, "signed_upload_url", None)
-    if sign_url is not None:  # gs://: straight to Cloud Storage
-        signed = sign_url(
+    direct = storage.direct_access
+    if direct is not None:  # gs://: straight to Cloud Storage
+        signed = direct.signed_upload_url(
             uploads.upload_key(ticket.upload_id),
             content_type=ticket.content_type,
             max_bytes=ticket.max_bytes,
