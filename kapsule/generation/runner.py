@@ -25,12 +25,6 @@ from kapsule.job.layout import JobLayout
 
 log = logging.getLogger(__name__)
 
-# Measured with the local renderer on 2 cores (6 shots x 4 s at 720p): a shot costs the same CPU
-# either way (~0.64 CPU-s per second of video, ~90 % of it x264), but one worker keeps only ~1.55
-# cores busy (the encoder waits on the Python drawing and vice versa) while two keep ~1.95 busy:
-# 0.40x vs 0.33x of the video's duration on a quiet machine, and two won 8 of 11 paired runs.
-DEFAULT_WORKERS = 2
-
 ProgressCallback = Callable[[int, int, ShotResult], None]
 
 
@@ -61,11 +55,11 @@ def generate_shots(
     running have been saved. A failing shot is recorded as ``failed`` in the manifest, the other
     running shots are saved, then its error is raised.
     """
-    if workers is None:  # a remote generator (Veo) says how many shots it can have in flight
-        workers = getattr(generator, "max_workers", None) or DEFAULT_WORKERS
+    if workers is None:  # the generator knows how many of its shots can be in flight
+        workers = generator.max_workers
     if workers < 1:
         raise InvalidParameter(f"workers must be at least 1, got {workers}")
-    if should_stop is not None and hasattr(generator, "should_stop"):
+    if should_stop is not None:
         generator.should_stop = should_stop  # a shot waiting for a Veo slot checks again before paying
     plan = [_plan(shot, board, generator, layout) for shot in board.shots]
     total = len(plan)
