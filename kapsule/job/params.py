@@ -16,10 +16,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from kapsule.core.errors import InvalidParameter
-from kapsule.core.text import has_lone_surrogate
+from kapsule.core.text import StorableText
 from kapsule.job.artifacts import AnalysisHints, AspectRatio, Resolution, Transition
 
 Continuity = Literal["none", "last_frame"]
@@ -46,10 +46,10 @@ class JobOptions(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    prompt: str = Field(
+    prompt: StorableText = Field(
         "", max_length=MAX_PROMPT_CHARS, description="What the video shows; empty lets the writer choose."
     )
-    style: str = Field(
+    style: StorableText = Field(
         "", max_length=MAX_PROMPT_CHARS, description="Look and feel, e.g. 'grainy 16 mm, neon'."
     )
     aspect_ratio: AspectRatio = Field("16:9", description="16:9, 9:16 (phones) or 1:1.")
@@ -109,15 +109,6 @@ class JobOptions(BaseModel):
         """The beat-grid hints as the analysis takes them, or None when the musician gave none."""
         hints = AnalysisHints(bpm=self.bpm, beats_per_bar=self.beats_per_bar, downbeat=self.downbeat)
         return hints if hints.given() else None
-
-    @field_validator("prompt", "style", mode="before")
-    @classmethod
-    def _storable_text(cls, value: Any) -> Any:
-        """Refuse a lone surrogate (``"\\ud800"``): it passes the length check, then fails mid-write
-        (a 500 and half a job); refused here, the CLI and the API answer it alike (invalid_parameter)."""
-        if has_lone_surrogate(value):
-            raise ValueError("text must be valid Unicode (it contains a lone surrogate such as \\ud800)")
-        return value
 
 
 class JobParams(JobOptions):

@@ -10,11 +10,11 @@ files, so the API accepts exactly what the CLI does.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Query, Response
 from fastapi.responses import FileResponse, RedirectResponse, StreamingResponse
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field
 
 from kapsule.api.deps import DeliveryDep, OwnerDep, SecretDep, ServiceDep, StorageDep, require_ready
 from kapsule.api.schemas import ApiModel
@@ -27,7 +27,6 @@ from kapsule.core.errors import (
     UploadIncomplete,
     VideoNotReady,
 )
-from kapsule.core.text import has_lone_surrogate
 from kapsule.generation.references import ReferenceImage
 from kapsule.job.artifacts import Analysis
 from kapsule.job.layout import JobLayout
@@ -39,7 +38,7 @@ from kapsule.storyboard.review import Review
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 
 
-class JobCreate(JobOptions):
+class JobCreate(JobOptions, ApiModel):
     """A new job: the values of ``JobParams``, and the uploads holding its song and reference images."""
 
     upload_id: str = Field(..., max_length=100, description="The song's upload (POST /v1/uploads).")
@@ -58,14 +57,6 @@ class JobCreate(JobOptions):
     lyrics_upload_id: str | None = Field(
         None, max_length=100, description="Or an upload of a lyrics file (purpose 'lyrics')."
     )
-
-    @model_validator(mode="before")
-    @classmethod
-    def _storable_body(cls, data: Any) -> Any:
-        """No lone surrogate anywhere in the body (``JobOptions`` checks its own texts too)."""
-        if has_lone_surrogate(data):
-            raise ValueError("text must be valid Unicode (it contains a lone surrogate such as \\ud800)")
-        return data
 
 
 class ShotEdit(ApiModel):
