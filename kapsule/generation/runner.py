@@ -20,7 +20,15 @@ from pydantic import ValidationError
 from kapsule.core.errors import InvalidParameter, JobCancelled, ObjectNotFound
 from kapsule.generation.base import VideoGenerator
 from kapsule.infra.storage.base import Storage
-from kapsule.job.artifacts import Analysis, Shot, ShotManifest, ShotRequest, ShotResult, Storyboard
+from kapsule.job.artifacts import (
+    FINISHED_SHOT_STATES,
+    Analysis,
+    Shot,
+    ShotManifest,
+    ShotRequest,
+    ShotResult,
+    Storyboard,
+)
 from kapsule.job.layout import JobLayout
 
 log = logging.getLogger(__name__)
@@ -71,7 +79,7 @@ def generate_shots(
         nonlocal done
         results[result.index] = result
         _write_manifest(storage, layout, results)
-        if result.state in ("done", "fallback"):
+        if result.state in FINISHED_SHOT_STATES:
             done += 1
             if on_shot is not None:
                 on_shot(done, total, result)
@@ -155,7 +163,7 @@ def _pending(p: _Planned, generator: VideoGenerator) -> ShotResult:
 
 def _reused(p: _Planned, old: ShotResult | None, generator: VideoGenerator) -> ShotResult:
     """The manifest entry of a clip that already exists: the old one if it matches, else rebuilt."""
-    if old is not None and old.key == p.key and old.state in ("done", "fallback"):
+    if old is not None and old.key == p.key and old.state in FINISHED_SHOT_STATES:
         return old.model_copy(update={"file": p.storage_key})
     fps = p.request.fps
     frames = (p.request.frames or p.shot.frames) if generator.exact_length else p.request.seconds * fps

@@ -176,6 +176,9 @@ class ShotRequest(BaseModel):
 
 
 ShotState = Literal["pending", "done", "fallback", "failed"]
+# A shot in one of these has its clip in storage: made by the video model, or by the local renderer
+# standing in for a shot the model refused.
+FINISHED_SHOT_STATES: frozenset[ShotState] = frozenset({"done", "fallback"})
 
 
 class ShotResult(BaseModel):

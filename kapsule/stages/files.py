@@ -14,12 +14,10 @@ from typing import TYPE_CHECKING
 
 from kapsule.core.errors import ShotsMissing
 from kapsule.infra.context import JobContext
-from kapsule.job.artifacts import Analysis, ShotManifest, Storyboard
+from kapsule.job.artifacts import FINISHED_SHOT_STATES, Analysis, ShotManifest, Storyboard
 
 if TYPE_CHECKING:
     from kapsule.lyrics import TimedLine
-
-FINISHED_SHOT_STATES = frozenset({"done", "fallback"})
 
 
 def write_click_file(ctx: JobContext, song: Path, analysis: Analysis) -> None:

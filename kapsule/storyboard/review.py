@@ -32,7 +32,7 @@ from kapsule.core.errors import (
     StoryboardNotReady,
 )
 from kapsule.infra.context import JobContext
-from kapsule.job.artifacts import ShotManifest, Storyboard
+from kapsule.job.artifacts import FINISHED_SHOT_STATES, ShotManifest, Storyboard
 from kapsule.job.layout import JobLayout
 from kapsule.job.params import MAX_PROMPT_CHARS
 from kapsule.job.record import JobRecord, JobState, RerollOf, new_job_id, utcnow
@@ -344,7 +344,7 @@ def _seed_folder(ctx: JobContext, child_id: str, board: Storyboard, index: int) 
     for result in manifest.shots:
         if (
             result.index == index
-            or result.state not in ("done", "fallback")
+            or result.state not in FINISHED_SHOT_STATES
             or not storage.exists(result.file)
         ):
             continue
