@@ -101,6 +101,11 @@ class Analysis(BaseModel):
         return self.sections[-1]
 
 
+# A shot's seed is a uint32 (what Veo takes): derived from the job's seed (storyboard.plan.shot_seed)
+# or drawn anew when the shot is re-rolled.
+MAX_SHOT_SEED = 2**32 - 1
+
+
 class Shot(BaseModel):
     """One shot of the storyboard: where it sits on the music and what it shows."""
 

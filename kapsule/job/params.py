@@ -28,7 +28,7 @@ LyricsAligner = Literal["auto", "offline", "gemini"]
 
 MAX_PROMPT_CHARS = 2000
 MAX_SHOTS = 150  # a 10-minute song (the longest accepted by default) in 4 s shots
-MAX_SEED = 2**31 - 1
+MAX_JOB_SEED = 2**31 - 1  # a shot's own seed is derived from it (MAX_SHOT_SEED, job.artifacts)
 MAX_BUDGET_USD = 10_000.0
 MAX_REFERENCE_IMAGES = 3  # Veo 3.1 takes up to three "asset" reference images
 MAX_LYRICS_BYTES = 256 * 1024  # a 10-minute song's word-timed LRC is ~30 KB; more is not lyrics
@@ -57,7 +57,7 @@ class JobOptions(BaseModel):
     max_shots: int = Field(
         0, ge=0, le=MAX_SHOTS, description="Most shots the video may have (0: as many as the music asks)."
     )
-    seed: int = Field(0, ge=0, le=MAX_SEED, description="Same seed, same storyboard and shots.")
+    seed: int = Field(0, ge=0, le=MAX_JOB_SEED, description="Same seed, same storyboard and shots.")
     transition: Transition = Field(
         "cut", description="'cut' (hard cuts on the beat) or 'crossfade' (0.5 s dissolves on the cuts)."
     )

@@ -28,7 +28,7 @@ from kapsule.core.errors import (
     VideoNotReady,
 )
 from kapsule.generation.references import ReferenceImage
-from kapsule.job.artifacts import Analysis
+from kapsule.job.artifacts import MAX_SHOT_SEED, Analysis
 from kapsule.job.layout import JobLayout
 from kapsule.job.params import MAX_LYRICS_BYTES, MAX_REFERENCE_IMAGES, JobOptions, JobParams
 from kapsule.job.record import JobRecord, JobState
@@ -71,7 +71,7 @@ class Approval(ApiModel):
 
 class Reroll(ApiModel):
     prompt: str | None = Field(None, description="A new prompt for the shot (default: keep it).")
-    seed: int | None = Field(None, ge=0, le=2**32 - 1, description="Default: a new random seed.")
+    seed: int | None = Field(None, ge=0, le=MAX_SHOT_SEED, description="Default: a new random seed.")
 
 
 class JobPage(BaseModel):
