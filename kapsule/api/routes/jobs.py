@@ -80,7 +80,7 @@ class JobPage(BaseModel):
 
 
 def _uploaded(
-    storage: StorageDep, upload_id: str, owner: str, purpose: str
+    storage: StorageDep, upload_id: str, owner: str, purpose: uploads.UploadPurpose
 ) -> tuple[uploads.UploadTicket, str]:
     """The caller's finished upload: its ticket and storage key (409 if nothing was PUT yet)."""
     ticket = uploads.load_ticket(storage, upload_id, owner)

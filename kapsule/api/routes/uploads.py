@@ -12,7 +12,7 @@ import logging
 import threading
 import time
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Literal
+from typing import Annotated
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Query, Request
@@ -62,7 +62,7 @@ class UploadCreate(ApiModel):
     filename: str = Field(..., min_length=1, max_length=500)
     content_type: str = Field(..., max_length=200)
     size: int = Field(..., description="Bytes the client will PUT.")
-    purpose: Literal["song", "reference_image", "lyrics"] = Field(
+    purpose: uploads.UploadPurpose = Field(
         "song",
         description="A song for a job, a reference image (PNG, JPEG, WebP) for its shots, or a lyrics "
         "file (LRC, SRT, VTT, plain text).",
