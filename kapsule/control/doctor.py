@@ -28,9 +28,7 @@ from kapsule.core.errors import ConfigError, GoogleRequestRefused, JobNotFound, 
 from kapsule.core.settings import Settings
 from kapsule.infra.status import StatusStore, open_status_store
 from kapsule.infra.storage import CorsRule, Storage, open_storage
-
-# Headers the studio's upload PUT carries (signed into the V4 URL): the bucket's CORS must expose them.
-UPLOAD_HEADERS = ("content-type", "x-goog-content-length-range", "x-goog-if-generation-match")
+from kapsule.infra.storage.signing import UPLOAD_HEADERS
 
 
 @dataclass(frozen=True)
