@@ -19,6 +19,7 @@ from kapsule.control.doctor import (
     warnings,
 )
 from kapsule.core.settings import Settings, get_settings
+from kapsule.infra.storage import CorsRule
 from kapsule.infra.storage.gcs import GcsStorage
 from kapsule.infra.storage.signing import UrlSigner
 from tests.fake_google import FakeGoogle
@@ -171,7 +172,7 @@ def test_the_private_buckets_cors_must_admit_the_studio(
     found = _failed(run_doctor(deployed), "CORS")
     assert reason in found.problem and "--cors-file" in found.fix
     assert (
-        cors_problem([{"origin": ["*"], "method": ["PUT"], "responseHeader": list(UPLOAD_HEADERS)}], ORIGIN)
+        cors_problem([CorsRule(origins=("*",), methods=("PUT",), response_headers=UPLOAD_HEADERS)], ORIGIN)
         == ""
     )
 

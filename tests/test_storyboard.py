@@ -218,6 +218,7 @@ def test_prompt_writer_factory_and_a_writer_that_miscounts(kapsule_env: Settings
 
     class OnePromptWriter:
         name = "one"
+        prompt_tokens = 0
 
         def write(
             self, briefs: list[ShotBrief], *, prompt: str, style: str, analysis: Analysis

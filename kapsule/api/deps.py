@@ -24,7 +24,7 @@ from fastapi import Depends, Header, Request
 from kapsule.api import sessions
 from kapsule.api.preflight import Preflight
 from kapsule.control.service import JobService
-from kapsule.core.access import parse_api_keys
+from kapsule.core.access import LOCAL_OWNER, parse_api_keys
 from kapsule.core.errors import CsrfRefused, SessionInvalid, Unauthorized
 from kapsule.core.settings import Settings, get_settings
 from kapsule.infra.context import Stores
@@ -35,7 +35,6 @@ from kapsule.worker.run_job import local_command
 
 log = logging.getLogger("kapsule.api")
 
-LOCAL_OWNER = "local"
 _T = TypeVar("_T")
 
 _lock = threading.Lock()

@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, model_validator
 
-from kapsule.core.text import has_lone_surrogate
+from kapsule.core.text import require_storable
 
 
 class ApiModel(BaseModel):
@@ -19,6 +19,4 @@ class ApiModel(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _storable_text(cls, data: Any) -> Any:
-        if has_lone_surrogate(data):
-            raise ValueError("text must be valid Unicode (it contains a lone surrogate such as \\ud800)")
-        return data
+        return require_storable(data)

@@ -2,7 +2,9 @@
 
 Why one table: Veo answers 400 to a request outside its limits (a 6 s clip with reference images, a
 9:16 shot from Veo 3 at 1080p in Gemini API mode, 7 s from Veo 2 there...), and a refused shot is a
-failed job. Every limit Kapsule knows is written here once; the Veo generator plans its requests
+failed job. Every limit and price Kapsule knows is written once, in the table ``video_models.toml``
+beside this module (data, each row with its sources), which is read and checked into the typed
+rows below (``ModeCaps``) when this module is imported; the Veo generator plans its requests
 from it (``plan_request``), checks each one before sending it (``check_request``), the cost
 estimate prices from it (``price_per_second``) and a job whose settings cannot work at all is
 refused before it is accepted (``check_job``). Each row also says when Google retires the model in
@@ -10,15 +12,17 @@ that mode (``Lifecycle``): a model past a retirement date read on Google's own p
 (``check_lifecycle``: Veo answers 404 for it), a date only a third party gives is a ``doctor``
 warning (``lifecycle_warning``). Sources and their dates are in ``docs/cloud-settings.md`` (facts
 read only from documentation are marked there).
-
-Base layer: imports only ``errors``, ``models`` and ``settings``.
 """
 
 from __future__ import annotations
 
+import tomllib
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
+from importlib import resources
 from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, model_validator
 
 from kapsule.core.errors import UnknownModel, UnsupportedVideoRequest
 from kapsule.core.settings import Settings
@@ -31,6 +35,8 @@ MODES: tuple[Mode, ...] = ("vertex", "gemini_api")
 REFERENCE_SECONDS = 8
 REFERENCE_ASPECT = "16:9"
 MAX_REFERENCE_IMAGES = 3
+# The table itself: package data beside this module, every row with its sources (see its header).
+TABLE_FILE = "video_models.toml"
 
 
 @dataclass(frozen=True)
@@ -81,179 +87,52 @@ class ModeCaps:
         return self.resolutions.get(resolution, ResolutionLimit())
 
 
-_VEO2_RES = {"720p": ResolutionLimit()}
+class _TableFile(BaseModel):
+    """``video_models.toml`` as written: each row names its lifecycle source and its note by key."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    sources: dict[str, str]
+    notes: dict[str, str]
+    models: dict[str, dict[Mode, ModeCaps]]
+
+    @model_validator(mode="after")
+    def _keys_exist(self) -> _TableFile:
+        for model, modes in self.models.items():
+            for mode, caps in modes.items():
+                if caps.note and caps.note not in self.notes:
+                    raise ValueError(f"{model} ({mode}): no note {caps.note!r} in [notes]")
+                if caps.lifecycle is not None and caps.lifecycle.source not in self.sources:
+                    raise ValueError(f"{model} ({mode}): no source {caps.lifecycle.source!r} in [sources]")
+        return self
+
+    def rows(self) -> dict[str, dict[Mode, ModeCaps]]:
+        """The rows with their notes' and sources' texts in place of the keys."""
+        return {
+            model: {mode: self._resolved(caps) for mode, caps in modes.items()}
+            for model, modes in self.models.items()
+        }
+
+    def _resolved(self, caps: ModeCaps) -> ModeCaps:
+        life = caps.lifecycle
+        return replace(
+            caps,
+            note=self.notes[caps.note] if caps.note else "",
+            lifecycle=None if life is None else replace(life, source=self.sources[life.source]),
+        )
 
 
-def _res_1080p(usd_1080p: float | None, seconds: tuple[int, ...] | None = None) -> dict[str, ResolutionLimit]:
-    """720p at the model's price; 1080p limited to ``seconds`` if given and, where Google prices it
-    apart (the Fast models), at ``usd_1080p`` with or without audio."""
-    at_1080p = ResolutionLimit(seconds=seconds, usd_per_s=usd_1080p, usd_per_s_audio=usd_1080p)
-    return {"720p": ResolutionLimit(), "1080p": at_1080p}
+def parse_table(text: str) -> dict[str, dict[Mode, ModeCaps]]:
+    """The rows of a table written as ``video_models.toml`` is; ``ValueError`` (a TOML or validation
+    error naming the row and key) for a malformed one."""
+    return _TableFile.model_validate(tomllib.loads(text)).rows()
 
 
-def _veo3(
-    usd_vertex_silent: float,
-    usd_audio: float,
-    *,
-    usd_1080p: float | None = None,
-    refs: bool = False,
-    last: bool = True,
-) -> dict[Mode, ModeCaps]:
-    """Veo 3.1 rows: 4/6/8 s, 720p/1080p; Gemini API: 1080p only at 8 s, audio always on."""
-    return {
-        "vertex": ModeCaps(
-            seconds=(4, 6, 8),
-            resolutions=_res_1080p(usd_1080p),
-            reference_images=refs,
-            last_frame=last,
-            audio=True,
-            audio_switch=True,
-            seed=True,
-            usd_per_s=usd_vertex_silent,
-            usd_per_s_audio=usd_audio,
-        ),
-        "gemini_api": ModeCaps(
-            seconds=(4, 6, 8),
-            resolutions=_res_1080p(usd_1080p, seconds=(8,)),
-            reference_images=refs,
-            last_frame=last,
-            audio=True,
-            usd_per_s=usd_audio,
-            usd_per_s_audio=usd_audio,
-            note="audio is always generated and billed (generate_audio is Vertex-only in google-genai)",
-        ),
-    }
-
-
-def _veo30(
-    usd_vertex_silent: float,
-    usd_audio: float,
-    *,
-    usd_1080p: float | None = None,
-    usd_gemini_api: float | None = None,
-) -> dict[Mode, ModeCaps]:
-    """Veo 3.0 rows: 4/6/8 s; Gemini API: 1080p is 16:9 only."""
-    api = usd_audio if usd_gemini_api is None else usd_gemini_api
-    return {
-        "vertex": ModeCaps(
-            seconds=(4, 6, 8),
-            resolutions=_res_1080p(usd_1080p),
-            audio=True,
-            audio_switch=True,
-            seed=True,
-            usd_per_s=usd_vertex_silent,
-            usd_per_s_audio=usd_audio,
-        ),
-        "gemini_api": ModeCaps(
-            seconds=(4, 6, 8),
-            resolutions={"720p": ResolutionLimit(), "1080p": ResolutionLimit(aspects=("16:9",))},
-            audio=True,
-            usd_per_s=api,
-            usd_per_s_audio=api,
-            note="audio is always generated and billed (generate_audio is Vertex-only in google-genai)",
-        ),
-    }
-
-
-# Prices (USD per second of video), with their sources and dates in docs/cloud-settings.md ("Prices").
-# Abbreviations below: [L] litellm 1.110.2 (PyPI, 2026-11-20) model_prices_and_context_window.json,
-# which cites cloud.google.com/vertex-ai/generative-ai/pricing (its Agent Platform successor page) and
-# ai.google.dev/gemini-api/docs/pricing; [G] ai.google.dev/gemini-api/docs/pricing as transcribed on
-# 2026-09-20 and 2026-10-07 (api-evangelist/gemini, api-evangelist/deepmind); [T] third-party billing
-# code quoting the Vertex pricing page "captured 2026-06-13 / aligned 2026-07-30" (no repository name:
-# corroboration only); [P] the project's previous table, NOT confirmed by any current source.
-_VEO2: dict[Mode, ModeCaps] = {
-    # Vertex model page: "Video length: 5 to 8 seconds", 720p only; Gemini API: 5, 6 or 8 s.
-    # Vertex 0.50 [L][T]. Gemini API 0.35 [P]: litellm's v1.76.3 notes (2025-09-06) list it; no current
-    # source has a Gemini API Veo 2 price (litellm 1.110.2 no longer lists the model there).
-    "vertex": ModeCaps(
-        seconds=(5, 6, 7, 8), resolutions=_VEO2_RES, seed=True, resolution_param=False, usd_per_s=0.50
-    ),
-    "gemini_api": ModeCaps(seconds=(5, 6, 8), resolutions=_VEO2_RES, resolution_param=False, usd_per_s=0.35),
-}
-
-
-def _dated(
-    modes: dict[Mode, ModeCaps], *, vertex: Lifecycle | None = None, gemini_api: Lifecycle | None = None
-) -> dict[Mode, ModeCaps]:
-    """``modes`` with the lifecycle column filled in where a date is known (per mode)."""
-    dates: dict[Mode, Lifecycle | None] = {"vertex": vertex, "gemini_api": gemini_api}
-    return {mode: replace(caps, lifecycle=dates[mode]) for mode, caps in modes.items()}
-
-
-# Lifecycle: retirement dates and their sources (docs/cloud-settings.md, "Model lifecycle"). Only the
-# Vertex ids below have a date on a Google page; every other date is a third party's (unconfirmed).
-# - Google's Vertex AI model page *Veo 2* (docs.cloud.google.com/vertex-ai/generative-ai/docs/models/
-#   veo/2-0-generate, stored Italian-localized snapshot: "Data di ritiro: 30 giugno 2026", i.e.
-#   retirement date June 30, 2026, for veo-2.0-generate-001; its English Agent Platform twin,
-#   .../gemini-enterprise-agent-platform/models/veo/2-0-generate, has the same table of discontinued
-#   endpoints): veo-2.0-generate-001 -> veo-3.1-generate-001, veo-3.0-generate-001 ->
-#   veo-3.1-generate-001, veo-3.0-fast-generate-001 -> veo-3.1-fast-generate-001.
-# - Google's Agent Platform model page *Veo 3* (docs.cloud.google.com/gemini-enterprise-agent-platform/
-#   models/veo/3-0-generate, stored snapshot): "Retirement date: June 30, 2026" for both Veo 3.0 ids,
-#   the same replacements.
-# - [L] litellm 1.110.2 (PyPI, 2026-11-20), model_prices_and_context_window_backup.json:
-#   vertex_ai/veo-3.1-generate-001 and -fast-generate-001 "deprecation_date": "2026-11-17" (its
-#   deprecation_source: cloud.google.com/vertex-ai/generative-ai/docs/learn/model-versions; no successor
-#   given; no Google page read here confirms it); gemini/veo-3.1-generate-preview and
-#   -fast-generate-preview "deprecation_date": "2026-10-22" (deprecation_source: ai.google.dev/
-#   gemini-api/docs/deprecations; successor gemini-omni-1.2-flash, not a Veo model Kapsule can drive),
-#   echoed by a provider's notice of 2026-10-25 (docs.apiyi.com). For those the id suggested below is
-#   the same model's GA id, which [L] lists for the Gemini API with no deprecation date.
-# Not dated (none found): the Vertex -preview ids (the Veo 2 page's list of preview endpoints retired
-# on 2026-04-02 is cut off in the stored snapshot) and Veo 2 / 3.0 in Gemini API mode ([L] no longer
-# lists them there; no Google date was read).
-_VEO2_PAGE = (
-    "Google's Vertex AI model page Veo 2, "
-    "docs.cloud.google.com/vertex-ai/generative-ai/docs/models/veo/2-0-generate"
+# Model id -> mode -> capabilities, in the file's order. A model missing from a mode is not offered there.
+# Read once, at import: a malformed table fails every process that prices or plans, never a job midway.
+VIDEO_MODELS: dict[str, dict[Mode, ModeCaps]] = parse_table(
+    resources.files("kapsule.catalog").joinpath(TABLE_FILE).read_text(encoding="utf-8")
 )
-_VEO3_PAGE = (
-    "Google's Agent Platform model page Veo 3, "
-    "docs.cloud.google.com/gemini-enterprise-agent-platform/models/veo/3-0-generate"
-)
-_L_VERTEX = (
-    "litellm 1.110.2's model table, citing cloud.google.com/vertex-ai/generative-ai/docs/learn/model-versions"
-)
-_L_GEMINI = (
-    "litellm 1.110.2's model table, citing ai.google.dev/gemini-api/docs/deprecations, and a provider's "
-    "notice of 2026-10-25 on docs.apiyi.com"
-)
-_JUNE_30_2026 = date(2026, 6, 30)
-
-# Model id -> mode -> capabilities. A model missing from a mode is not offered there.
-VIDEO_MODELS: dict[str, dict[Mode, ModeCaps]] = {
-    "veo-2.0-generate-001": _dated(
-        _VEO2, vertex=Lifecycle(_JUNE_30_2026, _VEO2_PAGE, "veo-3.1-generate-001")
-    ),
-    # Vertex with audio 0.40 [L][T], video only 0.20 [T] only; Gemini API 0.40 [P] (not listed now).
-    "veo-3.0-generate-001": _dated(
-        _veo30(0.20, 0.40), vertex=Lifecycle(_JUNE_30_2026, _VEO3_PAGE, "veo-3.1-generate-001")
-    ),
-    # Vertex 0.10 at 720p, 0.12 at 1080p, with or without audio [L][T] (was 0.10 / 0.15 with audio);
-    # Gemini API 0.15 [P] (not listed now).
-    "veo-3.0-fast-generate-001": _dated(
-        _veo30(0.10, 0.10, usd_1080p=0.12, usd_gemini_api=0.15),
-        vertex=Lifecycle(_JUNE_30_2026, _VEO3_PAGE, "veo-3.1-fast-generate-001"),
-    ),
-    # Reference images: only the full Veo 3.1 ids (not -fast, not -lite).
-    # With audio 0.40 at 720p/1080p, both modes [L][G][T]; Vertex video only 0.20 [T] only.
-    "veo-3.1-generate-preview": _dated(
-        _veo3(0.20, 0.40, refs=True),
-        gemini_api=Lifecycle(date(2026, 10, 22), _L_GEMINI, "veo-3.1-generate-001", confirmed=False),
-    ),
-    "veo-3.1-generate-001": _dated(
-        _veo3(0.20, 0.40, refs=True), vertex=Lifecycle(date(2026, 11, 17), _L_VERTEX, confirmed=False)
-    ),
-    # 0.10 at 720p, 0.12 at 1080p, both modes, with or without audio [L][T] (Gemini API: cut from 0.15
-    # on 2026-04-07 per third-party reports); Vertex video-only at the same price [T] only.
-    "veo-3.1-fast-generate-preview": _dated(
-        _veo3(0.10, 0.10, usd_1080p=0.12),
-        gemini_api=Lifecycle(date(2026, 10, 22), _L_GEMINI, "veo-3.1-fast-generate-001", confirmed=False),
-    ),
-    "veo-3.1-fast-generate-001": _dated(
-        _veo3(0.10, 0.10, usd_1080p=0.12), vertex=Lifecycle(date(2026, 11, 17), _L_VERTEX, confirmed=False)
-    ),
-}
 LOCAL_MODELS = frozenset({"local"})
 # Vertex AI regions known (from Google's documentation, see docs/cloud-settings.md) to serve these Veo
 # models. KAPSULE_VERTEX_LOCATION defaults to the first; ``doctor`` flags any other.

@@ -14,6 +14,7 @@ from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, T
 from rich.table import Table
 
 from kapsule.control.service import JobService
+from kapsule.core.access import LOCAL_OWNER
 from kapsule.core.errors import InvalidTransition, JobCrashed, KapsuleError
 from kapsule.core.settings import get_settings
 from kapsule.infra.context import Stores
@@ -32,7 +33,6 @@ EXIT_INTERRUPTED = 130
 err = Console(stderr=True, highlight=False)
 out = Console(highlight=False)
 
-LOCAL_OWNER = "local"
 OutOpt = Annotated[Path | None, typer.Option("-o", "--out", help="Where to write the MP4.")]
 
 

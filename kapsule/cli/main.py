@@ -24,7 +24,6 @@ from kapsule.cli import review
 from kapsule.cli.common import (
     EXIT_BAD_INPUT,
     EXIT_FAILED,
-    LOCAL_OWNER,
     OutOpt,
     deliver,
     err,
@@ -36,6 +35,7 @@ from kapsule.cli.common import (
 from kapsule.cli.lyrics import LyricsOpt, lyrics_command, read_lyrics_file
 from kapsule.cli.options import job_values, with_job_options
 from kapsule.control.service import JobService, Submission
+from kapsule.core.access import LOCAL_OWNER
 from kapsule.core.errors import (
     KapsuleError,
 )

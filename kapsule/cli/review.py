@@ -11,7 +11,6 @@ from pydantic import ValidationError
 
 from kapsule.cli.common import (
     EXIT_BAD_INPUT,
-    LOCAL_OWNER,
     OutOpt,
     deliver,
     err,
@@ -21,6 +20,7 @@ from kapsule.cli.common import (
     service_for_settings,
 )
 from kapsule.control.service import GridChange, JobService
+from kapsule.core.access import LOCAL_OWNER
 from kapsule.core.errors import InvalidParameter, KapsuleError
 from kapsule.job.params import validation_message
 from kapsule.job.record import JobRecord

@@ -27,10 +27,8 @@ from kapsule.catalog import video_models
 from kapsule.core.errors import ConfigError, GoogleRequestRefused, JobNotFound, KapsuleError
 from kapsule.core.settings import Settings
 from kapsule.infra.status import StatusStore, open_status_store
-from kapsule.infra.storage import Storage, open_storage
-
-# Headers the studio's upload PUT carries (signed into the V4 URL): the bucket's CORS must expose them.
-UPLOAD_HEADERS = ("content-type", "x-goog-content-length-range", "x-goog-if-generation-match")
+from kapsule.infra.storage import CorsRule, Storage, open_storage
+from kapsule.infra.storage.signing import UPLOAD_HEADERS
 
 
 @dataclass(frozen=True)
@@ -311,13 +309,13 @@ def check_upload_secret(settings: Settings) -> Finding:
 # -- the private bucket: CORS and signing --------------------------------------------------------------
 
 
-def cors_problem(rules: Sequence[dict[str, Any]], origin: str) -> str:
+def cors_problem(rules: Sequence[CorsRule], origin: str) -> str:
     """Why a browser at ``origin`` cannot PUT a signed upload under these CORS rules ("" if it can)."""
     for rule in rules:
-        if origin not in rule.get("origin", []) and "*" not in rule.get("origin", []):
+        if origin not in rule.origins and "*" not in rule.origins:
             continue
-        methods = {m.upper() for m in rule.get("method", [])}
-        headers = {h.lower() for h in rule.get("responseHeader", [])}
+        methods = {m.upper() for m in rule.methods}
+        headers = {h.lower() for h in rule.response_headers}
         missing = [h for h in UPLOAD_HEADERS if h not in headers]
         if "PUT" not in methods:
             return f"the CORS rule for {origin} does not allow PUT"
@@ -335,20 +333,22 @@ def check_cors(storage: Storage, origins: Sequence[str]) -> Finding:
             "no browser origin is known to check the bucket's CORS against",
             "set KAPSULE_CORS_ORIGINS to the studio's origin (the API service's URL)",
         )
-    bucket: Any = getattr(storage, "bucket", None)
-    if bucket is None:
+    direct = storage.direct_access
+    if direct is None:  # browsers upload through the API: no bucket of theirs to reach
         return _ok(name)
     try:
-        bucket.reload()
-    except Exception as exc:  # google.api_core errors: the bucket is checked by check_storage
-        return _fail(name, f"cannot read the bucket's CORS: {exc}", "grant roles/storage.admin to run doctor")
-    reasons = [p for p in (cors_problem(bucket.cors or [], o) for o in origins) if p]
+        rules = direct.cors_rules()
+    except KapsuleError as exc:  # a missing bucket is check_storage's finding
+        return _fail(
+            name, f"cannot read the bucket's CORS: {exc.message}", "grant roles/storage.admin to run doctor"
+        )
+    reasons = [p for p in (cors_problem(rules, o) for o in origins) if p]
     if not reasons:
         return _ok(name)
     return _fail(
         name,
         "; ".join(reasons) + ": browsers cannot upload (the PUT is a preflighted cross-origin request)",
-        f"gcloud storage buckets update gs://{bucket.name} --cors-file=cors.json with origin "
+        f"gcloud storage buckets update {direct.bucket_url} --cors-file=cors.json with origin "
         f"{list(origins)}, method PUT, responseHeader {list(UPLOAD_HEADERS)} (deploy/deploy.sh does)",
     )
 
@@ -356,11 +356,11 @@ def check_cors(storage: Storage, origins: Sequence[str]) -> Finding:
 def check_signing(storage: Storage) -> Finding:
     """The identity can sign V4 URLs (a key, or signBlob through IAM Credentials on itself)."""
     name = "URL signing"
-    sign: Any = getattr(storage, "signed_download_url", None)
-    if sign is None:
+    direct = storage.direct_access
+    if direct is None:  # nothing is signed: the API serves the files itself
         return _ok(name)
     try:
-        sign("doctor/probe")
+        direct.signed_download_url("doctor/probe")
     except KapsuleError as exc:
         return _fail(
             name,

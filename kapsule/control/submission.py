@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from kapsule.catalog import video_models
 from kapsule.catalog.pricing import price_per_second
+from kapsule.core.access import LOCAL_OWNER
 from kapsule.core.errors import (
     BudgetExceeded,
     DailyCapReached,
@@ -129,16 +130,13 @@ class Submission:
 
     options: JobOptions
     song: SongSource
-    owner: str = "local"
+    owner: str = LOCAL_OWNER
     references: Sequence[ReferenceImage] = ()
     job_id: str | None = None  # from an Idempotency-Key: a retried request maps to the same job
     request_hash: str | None = None  # of the whole request, to tell a replay from a different job
     upload_id: str | None = None
     trace_header: str | None = None
     lyrics: LyricsFile | None = None  # checked (format, length, the song's length) before the job exists
-
-
-LOCAL_OWNER = "local"  # the machine's own user (CLI, open loopback API): the operator
 
 
 def check_allowed(owner: str, params: JobParams, settings: Settings) -> None:

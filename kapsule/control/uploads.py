@@ -26,7 +26,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Literal
 
 from kapsule.core.errors import (
     BadIdempotencyKey,
@@ -77,6 +77,10 @@ def _check_id(upload_id: str) -> None:
         raise UploadNotFound(f"there is no upload {upload_id[:40]!r}")
 
 
+# What an upload is for: checked when its URL is asked for, and again when a job uses the upload.
+UploadPurpose = Literal["song", "reference_image", "lyrics"]
+
+
 @dataclass(frozen=True)
 class UploadTicket:
     """What was promised when the upload URL was handed out; the signature covers all of it."""
@@ -87,7 +91,7 @@ class UploadTicket:
     content_type: str
     max_bytes: int
     expires_at: int  # Unix seconds
-    purpose: str = "song"  # or "reference_image"; checked again when a job uses the upload
+    purpose: UploadPurpose = "song"
 
     def payload(self, expires: int) -> bytes:
         fields = (self.upload_id, self.owner, self.content_type, str(self.max_bytes), str(expires))
@@ -104,11 +108,10 @@ def human_bytes(n: int) -> str:
 
 
 IMAGE_TYPES = frozenset({"image/png", "image/jpeg", "image/webp"})
-PURPOSES = ("song", "reference_image", "lyrics")
 
 
 def check_upload_request(
-    filename: str, content_type: str, size: int, max_bytes: int, purpose: str = "song"
+    filename: str, content_type: str, size: int, max_bytes: int, purpose: UploadPurpose = "song"
 ) -> None:
     """Refuse, before any URL is issued, an upload that is too big, empty, or plainly not a song
     (or, for a reference image, not a PNG, JPEG or WebP image; its bytes are checked at job creation)."""
@@ -166,7 +169,7 @@ def create_ticket(
     max_bytes: int,
     expiry_s: int,
     now: float | None = None,
-    purpose: str = "song",
+    purpose: UploadPurpose = "song",
 ) -> UploadTicket:
     """Check the request, then record the ticket of a new upload (the URL is signed from it)."""
     check_upload_request(filename, content_type, size, max_bytes, purpose)

@@ -18,6 +18,9 @@ from kapsule.core.errors import ConfigError, OpenServerRefused
 from kapsule.core.settings import Settings
 
 LOOPBACK_NAMES = frozenset({"localhost", "localhost."})
+# The machine's own user: the CLI, and the API in open mode. It is the operator, so the model
+# allow-list and the daily spending cap do not apply to it.
+LOCAL_OWNER = "local"
 
 
 def parse_api_keys(raw: str | None) -> dict[str, str]:

@@ -8,6 +8,7 @@ it must be known *before* generating, so a clip that already exists is never pai
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -23,6 +24,13 @@ class VideoGenerator(Protocol):
 
     exact_length: bool
     """True when clips come out with exactly ``shot.frames`` frames, so assembly can concat-copy."""
+
+    max_workers: int
+    """How many shots the runner keeps in flight at once (unless its caller says otherwise)."""
+
+    should_stop: Callable[[], bool] | None
+    """Set by the runner to the job's cancellation check; a generator that waits before paying (a Veo
+    shot waiting for a slot) asks it again, one that never waits may ignore it."""
 
     def request_for(self, shot: Shot, board: Storyboard) -> ShotRequest:
         """Everything that decides the shot's pixels; ``request.key()`` names the clip in storage."""

@@ -20,6 +20,7 @@ the clip (with ``media``'s dissolve rule, the one the storyboard and assembly us
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from kapsule import media
@@ -41,9 +42,15 @@ class LocalRenderer:
 
     name = "local"
     exact_length = True
+    # Measured on 2 cores (6 shots x 4 s at 720p): a shot costs the same CPU either way (~0.64 CPU-s
+    # per second of video, ~90 % of it x264), but one worker keeps only ~1.55 cores busy (the encoder
+    # waits on the Python drawing and vice versa) while two keep ~1.95 busy: 0.40x vs 0.33x of the
+    # video's duration on a quiet machine, and two won 8 of 11 paired runs.
+    max_workers = 2
 
     def __init__(self, settings: Settings | None = None) -> None:
         self.settings = settings or get_settings()
+        self.should_stop: Callable[[], bool] | None = None  # a shot is drawn without waiting: unused
 
     def request_for(self, shot: Shot, board: Storyboard) -> ShotRequest:
         wanted = dict(zip((s.index for s in board.shots), media.clip_frames_wanted(board), strict=True))

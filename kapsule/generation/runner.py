@@ -20,16 +20,18 @@ from pydantic import ValidationError
 from kapsule.core.errors import InvalidParameter, JobCancelled, ObjectNotFound
 from kapsule.generation.base import VideoGenerator
 from kapsule.infra.storage.base import Storage
-from kapsule.job.artifacts import Analysis, Shot, ShotManifest, ShotRequest, ShotResult, Storyboard
+from kapsule.job.artifacts import (
+    FINISHED_SHOT_STATES,
+    Analysis,
+    Shot,
+    ShotManifest,
+    ShotRequest,
+    ShotResult,
+    Storyboard,
+)
 from kapsule.job.layout import JobLayout
 
 log = logging.getLogger(__name__)
-
-# Measured with the local renderer on 2 cores (6 shots x 4 s at 720p): a shot costs the same CPU
-# either way (~0.64 CPU-s per second of video, ~90 % of it x264), but one worker keeps only ~1.55
-# cores busy (the encoder waits on the Python drawing and vice versa) while two keep ~1.95 busy:
-# 0.40x vs 0.33x of the video's duration on a quiet machine, and two won 8 of 11 paired runs.
-DEFAULT_WORKERS = 2
 
 ProgressCallback = Callable[[int, int, ShotResult], None]
 
@@ -61,11 +63,11 @@ def generate_shots(
     running have been saved. A failing shot is recorded as ``failed`` in the manifest, the other
     running shots are saved, then its error is raised.
     """
-    if workers is None:  # a remote generator (Veo) says how many shots it can have in flight
-        workers = getattr(generator, "max_workers", None) or DEFAULT_WORKERS
+    if workers is None:  # the generator knows how many of its shots can be in flight
+        workers = generator.max_workers
     if workers < 1:
         raise InvalidParameter(f"workers must be at least 1, got {workers}")
-    if should_stop is not None and hasattr(generator, "should_stop"):
+    if should_stop is not None:
         generator.should_stop = should_stop  # a shot waiting for a Veo slot checks again before paying
     plan = [_plan(shot, board, generator, layout) for shot in board.shots]
     total = len(plan)
@@ -77,7 +79,7 @@ def generate_shots(
         nonlocal done
         results[result.index] = result
         _write_manifest(storage, layout, results)
-        if result.state in ("done", "fallback"):
+        if result.state in FINISHED_SHOT_STATES:
             done += 1
             if on_shot is not None:
                 on_shot(done, total, result)
@@ -161,7 +163,7 @@ def _pending(p: _Planned, generator: VideoGenerator) -> ShotResult:
 
 def _reused(p: _Planned, old: ShotResult | None, generator: VideoGenerator) -> ShotResult:
     """The manifest entry of a clip that already exists: the old one if it matches, else rebuilt."""
-    if old is not None and old.key == p.key and old.state in ("done", "fallback"):
+    if old is not None and old.key == p.key and old.state in FINISHED_SHOT_STATES:
         return old.model_copy(update={"file": p.storage_key})
     fps = p.request.fps
     frames = (p.request.frames or p.shot.frames) if generator.exact_length else p.request.seconds * fps

@@ -101,6 +101,11 @@ class Analysis(BaseModel):
         return self.sections[-1]
 
 
+# A shot's seed is a uint32 (what Veo takes): derived from the job's seed (storyboard.plan.shot_seed)
+# or drawn anew when the shot is re-rolled.
+MAX_SHOT_SEED = 2**32 - 1
+
+
 class Shot(BaseModel):
     """One shot of the storyboard: where it sits on the music and what it shows."""
 
@@ -176,6 +181,9 @@ class ShotRequest(BaseModel):
 
 
 ShotState = Literal["pending", "done", "fallback", "failed"]
+# A shot in one of these has its clip in storage: made by the video model, or by the local renderer
+# standing in for a shot the model refused.
+FINISHED_SHOT_STATES: frozenset[ShotState] = frozenset({"done", "fallback"})
 
 
 class ShotResult(BaseModel):

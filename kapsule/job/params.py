@@ -17,10 +17,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from kapsule.core.errors import InvalidParameter
-from kapsule.core.text import has_lone_surrogate
+from kapsule.core.text import StorableText
 from kapsule.job.artifacts import AnalysisHints, AspectRatio, Resolution, Transition
 
 Continuity = Literal["none", "last_frame"]
@@ -29,7 +29,7 @@ LyricsAligner = Literal["auto", "offline", "gemini"]
 
 MAX_PROMPT_CHARS = 2000
 MAX_SHOTS = 150  # a 10-minute song (the longest accepted by default) in 4 s shots
-MAX_SEED = 2**31 - 1
+MAX_JOB_SEED = 2**31 - 1  # a shot's own seed is derived from it (MAX_SHOT_SEED, job.artifacts)
 MAX_BUDGET_USD = 10_000.0
 MAX_REFERENCE_IMAGES = 3  # Veo 3.1 takes up to three "asset" reference images
 MAX_LYRICS_BYTES = 256 * 1024  # a 10-minute song's word-timed LRC is ~30 KB; more is not lyrics
@@ -47,10 +47,10 @@ class JobOptions(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    prompt: str = Field(
+    prompt: StorableText = Field(
         "", max_length=MAX_PROMPT_CHARS, description="What the video shows; empty lets the writer choose."
     )
-    style: str = Field(
+    style: StorableText = Field(
         "", max_length=MAX_PROMPT_CHARS, description="Look and feel, e.g. 'grainy 16 mm, neon'."
     )
     aspect_ratio: AspectRatio = Field("16:9", description="16:9, 9:16 (phones) or 1:1.")
@@ -58,7 +58,7 @@ class JobOptions(BaseModel):
     max_shots: int = Field(
         0, ge=0, le=MAX_SHOTS, description="Most shots the video may have (0: as many as the music asks)."
     )
-    seed: int = Field(0, ge=0, le=MAX_SEED, description="Same seed, same storyboard and shots.")
+    seed: int = Field(0, ge=0, le=MAX_JOB_SEED, description="Same seed, same storyboard and shots.")
     transition: Transition = Field(
         "cut", description="'cut' (hard cuts on the beat) or 'crossfade' (0.5 s dissolves on the cuts)."
     )
@@ -110,15 +110,6 @@ class JobOptions(BaseModel):
         """The beat-grid hints as the analysis takes them, or None when the musician gave none."""
         hints = AnalysisHints(bpm=self.bpm, beats_per_bar=self.beats_per_bar, downbeat=self.downbeat)
         return hints if hints.given() else None
-
-    @field_validator("prompt", "style", mode="before")
-    @classmethod
-    def _storable_text(cls, value: Any) -> Any:
-        """Refuse a lone surrogate (``"\\ud800"``): it passes the length check, then fails mid-write
-        (a 500 and half a job); refused here, the CLI and the API answer it alike (invalid_parameter)."""
-        if has_lone_surrogate(value):
-            raise ValueError("text must be valid Unicode (it contains a lone surrogate such as \\ud800)")
-        return value
 
 
 class JobParams(JobOptions):

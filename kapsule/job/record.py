@@ -15,6 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from kapsule.core.access import LOCAL_OWNER
 from kapsule.core.errors import InvalidTransition
 from kapsule.job.params import JobParams
 
@@ -127,7 +128,7 @@ class JobRecord(BaseModel):
     """The job record of DESIGN.md: the inputs (``params``), then what the job learned and did."""
 
     id: str = Field(default_factory=new_job_id)
-    owner: str = "local"
+    owner: str = LOCAL_OWNER
     state: JobState = JobState.queued
     stage: str | None = None
     progress: float = Field(0.0, ge=0.0, le=1.0)

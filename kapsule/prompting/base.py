@@ -40,6 +40,10 @@ class PromptWriter(Protocol):
 
     name: str
 
+    prompt_tokens: int
+    """Input tokens this writer has sent so far, summed over its calls: what a remote model bills
+    (the job record's ``cost.prompt_tokens``); 0 for a writer that calls no model."""
+
     def write(
         self, briefs: list[ShotBrief], *, prompt: str, style: str, analysis: Analysis
     ) -> PromptPlan: ...

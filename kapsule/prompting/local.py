@@ -110,6 +110,7 @@ class LocalPromptWriter:
     """Rule-based writer; same inputs → same prompts."""
 
     name = "local"
+    prompt_tokens = 0  # calls no model
 
     def write(self, briefs: list[ShotBrief], *, prompt: str, style: str, analysis: Analysis) -> PromptPlan:
         subject = prompt.strip().rstrip(".") or DEFAULT_SUBJECT

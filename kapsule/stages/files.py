@@ -14,14 +14,12 @@ from typing import TYPE_CHECKING
 
 from kapsule.core.errors import ShotsMissing
 from kapsule.infra.context import JobContext
-from kapsule.job.artifacts import Analysis, ShotManifest, Storyboard
+from kapsule.job.artifacts import FINISHED_SHOT_STATES, Analysis, ShotManifest, Storyboard
 from kapsule.job.record import JobState
 from kapsule.storyboard.review import with_prompt_edits
 
 if TYPE_CHECKING:
     from kapsule.lyrics import TimedLine
-
-FINISHED_SHOT_STATES = frozenset({"done", "fallback"})
 
 
 def load_analysis(ctx: JobContext) -> Analysis:

@@ -15,8 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from kapsule import media
 from kapsule.infra.context import JobContext
-from kapsule.job.artifacts import Analysis, ShotManifest, Storyboard
-from kapsule.stages.files import FINISHED_SHOT_STATES
+from kapsule.job.artifacts import FINISHED_SHOT_STATES, Analysis, ShotManifest, Storyboard
 
 if TYPE_CHECKING:
     from kapsule.assembly.video import AssemblyResult

@@ -36,7 +36,7 @@ def run_storyboard(ctx: JobContext) -> Storyboard:
     )
     ctx.write_model(ctx.layout.storyboard, board)
     # Gemini bills per token; the writer counts what it sent (0 for the local writer).
-    tokens = int(getattr(writer, "prompt_tokens", 0) or 0)
+    tokens = writer.prompt_tokens
     if tokens:
         ctx.update({"cost": lambda c: {**c, "prompt_tokens": int(c["prompt_tokens"]) + tokens}})
     if board.prompt_writer_note:

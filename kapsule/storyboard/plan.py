@@ -121,7 +121,8 @@ def _request_seconds(wanted_frames: int, shot_frames: int, fps: int) -> int:
 
 
 def shot_seed(seed: int, index: int) -> int:
-    """A shot's seed: a stable 32-bit function of the job seed and the shot index (Veo takes uint32)."""
+    """A shot's seed: a stable function of the job seed and the shot index, 0..``MAX_SHOT_SEED``
+    (the first 32 bits of a SHA-256)."""
     digest = hashlib.sha256(f"kapsule-shot:{seed}:{index}".encode()).hexdigest()
     return int(digest[:8], 16)
 

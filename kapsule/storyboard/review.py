@@ -32,12 +32,10 @@ from kapsule.core.errors import (
     StoryboardNotReady,
 )
 from kapsule.infra.context import JobContext
-from kapsule.job.artifacts import ShotManifest, Storyboard
+from kapsule.job.artifacts import FINISHED_SHOT_STATES, MAX_SHOT_SEED, ShotManifest, Storyboard
 from kapsule.job.layout import JobLayout
 from kapsule.job.params import MAX_PROMPT_CHARS
 from kapsule.job.record import JobRecord, JobState, RerollOf, new_job_id, utcnow
-
-MAX_SEED = 2**32 - 1  # shot seeds are uint32 (what Veo takes; see storyboard.shot_seed)
 
 
 class ReviewShot(BaseModel):
@@ -274,7 +272,7 @@ def approve(ctx: JobContext, prompts: dict[int, str] | None = None) -> JobRecord
 def new_seed(old: int) -> int:
     """A fresh random seed, never the shot's current one (a re-roll must change the request)."""
     while True:
-        seed = secrets.randbelow(MAX_SEED) + 1
+        seed = secrets.randbelow(MAX_SHOT_SEED) + 1
         if seed != old:
             return seed
 
@@ -289,8 +287,8 @@ def reroll(ctx: JobContext, index: int, *, prompt: str | None = None, seed: int 
     """
     parent = ctx.record()
     require_state(parent, JobState.succeeded, "re-rolled")
-    if seed is not None and not 0 <= seed <= MAX_SEED:
-        raise InvalidParameter(f"the seed must be between 0 and {MAX_SEED}, got {seed}")
+    if seed is not None and not 0 <= seed <= MAX_SHOT_SEED:
+        raise InvalidParameter(f"the seed must be between 0 and {MAX_SHOT_SEED}, got {seed}")
     text = check_prompt(prompt) if prompt is not None else None
     board = load_board(ctx, parent)
     position = _shot_position(board, index)
@@ -335,7 +333,7 @@ def _seed_folder(ctx: JobContext, child_id: str, board: Storyboard, index: int) 
     for result in manifest.shots:
         if (
             result.index == index
-            or result.state not in ("done", "fallback")
+            or result.state not in FINISHED_SHOT_STATES
             or not storage.exists(result.file)
         ):
             continue

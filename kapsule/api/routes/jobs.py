@@ -10,11 +10,11 @@ files, so the API accepts exactly what the CLI does.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Query, Response
 from fastapi.responses import FileResponse, RedirectResponse, StreamingResponse
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field
 
 from kapsule.api.deps import DeliveryDep, OwnerDep, SecretDep, ServiceDep, StorageDep, require_ready
 from kapsule.api.schemas import ApiModel
@@ -28,9 +28,8 @@ from kapsule.core.errors import (
     UploadIncomplete,
     VideoNotReady,
 )
-from kapsule.core.text import has_lone_surrogate
 from kapsule.generation.references import ReferenceImage
-from kapsule.job.artifacts import Analysis
+from kapsule.job.artifacts import MAX_SHOT_SEED, Analysis
 from kapsule.job.layout import JobLayout
 from kapsule.job.params import MAX_LYRICS_BYTES, MAX_REFERENCE_IMAGES, JobOptions
 from kapsule.job.record import JobRecord, JobState
@@ -40,7 +39,7 @@ from kapsule.storyboard.review import Review
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 
 
-class JobCreate(JobOptions):
+class JobCreate(JobOptions, ApiModel):
     """A new job: the values of ``JobParams``, and the uploads holding its song and reference images."""
 
     upload_id: str = Field(..., max_length=100, description="The song's upload (POST /v1/uploads).")
@@ -60,14 +59,6 @@ class JobCreate(JobOptions):
         None, max_length=100, description="Or an upload of a lyrics file (purpose 'lyrics')."
     )
 
-    @model_validator(mode="before")
-    @classmethod
-    def _storable_body(cls, data: Any) -> Any:
-        """No lone surrogate anywhere in the body (``JobOptions`` checks its own texts too)."""
-        if has_lone_surrogate(data):
-            raise ValueError("text must be valid Unicode (it contains a lone surrogate such as \\ud800)")
-        return data
-
 
 class ShotEdit(ApiModel):
     prompt: str = Field(..., description="The shot's new prompt.")
@@ -81,7 +72,7 @@ class Approval(ApiModel):
 
 class Reroll(ApiModel):
     prompt: str | None = Field(None, description="A new prompt for the shot (default: keep it).")
-    seed: int | None = Field(None, ge=0, le=2**32 - 1, description="Default: a new random seed.")
+    seed: int | None = Field(None, ge=0, le=MAX_SHOT_SEED, description="Default: a new random seed.")
 
 
 class JobPage(BaseModel):
@@ -90,7 +81,7 @@ class JobPage(BaseModel):
 
 
 def _uploaded(
-    storage: StorageDep, upload_id: str, owner: str, purpose: str
+    storage: StorageDep, upload_id: str, owner: str, purpose: uploads.UploadPurpose
 ) -> tuple[uploads.UploadTicket, str]:
     """The caller's finished upload: its ticket and storage key (409 if nothing was PUT yet)."""
     ticket = uploads.load_ticket(storage, upload_id, owner)
@@ -192,9 +183,9 @@ def job_video(
         return FileResponse(
             path, media_type="video/mp4", filename=filename, content_disposition_type="inline"
         )
-    sign = getattr(delivery, "signed_download_url", None)
-    if sign is not None:
-        return RedirectResponse(sign(key, filename=filename).url, status_code=307)
+    direct = delivery.direct_access
+    if direct is not None:
+        return RedirectResponse(direct.signed_download_url(key, filename=filename).url, status_code=307)
     return StreamingResponse(delivery.open_read(key), media_type="video/mp4")
 
 

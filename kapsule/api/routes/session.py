@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field
 from kapsule.api import sessions
 from kapsule.api.deps import SecretDep, SettingsDep, check_same_origin, current_owner, owner_of_key
 from kapsule.api.schemas import ApiModel
-from kapsule.core.access import parse_api_keys
+from kapsule.core.access import LOCAL_OWNER, parse_api_keys
 from kapsule.core.errors import Unauthorized
 
 router = APIRouter(prefix="/session", tags=["session"])
@@ -34,7 +34,7 @@ def start_session(
     """Check the key and set an HttpOnly, SameSite=Strict session cookie (the page keeps no key)."""
     keys = parse_api_keys(settings.api_keys)
     if not keys:
-        return SessionOut(owner="local")
+        return SessionOut(owner=LOCAL_OWNER)
     check_same_origin(request, settings)
     owner = owner_of_key(keys, body.key.strip())
     if owner is None:

@@ -12,7 +12,7 @@ import logging
 import threading
 import time
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Literal
+from typing import Annotated
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Query, Request
@@ -62,7 +62,7 @@ class UploadCreate(ApiModel):
     filename: str = Field(..., min_length=1, max_length=500)
     content_type: str = Field(..., max_length=200)
     size: int = Field(..., description="Bytes the client will PUT.")
-    purpose: Literal["song", "reference_image", "lyrics"] = Field(
+    purpose: uploads.UploadPurpose = Field(
         "song",
         description="A song for a job, a reference image (PNG, JPEG, WebP) for its shots, or a lyrics "
         "file (LRC, SRT, VTT, plain text).",
@@ -104,9 +104,9 @@ def create_upload(
         purpose=body.purpose,
     )
     expires_at = datetime.fromtimestamp(ticket.expires_at, UTC)
-    sign_url = getattr(storage, "signed_upload_url", None)
-    if sign_url is not None:  # gs://: straight to Cloud Storage
-        signed = sign_url(
+    direct = storage.direct_access
+    if direct is not None:  # gs://: straight to Cloud Storage
+        signed = direct.signed_upload_url(
             uploads.upload_key(ticket.upload_id),
             content_type=ticket.content_type,
             max_bytes=ticket.max_bytes,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from kapsule.core.errors import ConfigError
-from kapsule.infra.storage.base import Storage
+from kapsule.infra.storage.base import CorsRule, DirectAccess, Storage
 
 
 def open_storage(url: str) -> Storage:
@@ -19,4 +19,4 @@ def open_storage(url: str) -> Storage:
     raise ConfigError(f"unsupported storage URL {url!r}: use file://PATH or gs://BUCKET")
 
 
-__all__ = ["Storage", "open_storage"]
+__all__ = ["CorsRule", "DirectAccess", "Storage", "open_storage"]

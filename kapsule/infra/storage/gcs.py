@@ -33,6 +33,7 @@ from kapsule.core.errors import (
     ObjectNotFound,
     StorageError,
 )
+from kapsule.infra.storage.base import CorsRule
 from kapsule.infra.storage.keys import validate_key
 from kapsule.infra.storage.signing import (
     DEFAULT_DOWNLOAD_EXPIRY,
@@ -298,7 +299,16 @@ class GcsStorage:
     def local_path(self, key: str) -> Path | None:
         return None
 
-    # -- beyond the protocol: URLs a browser can use directly -------------------------------------
+    @property
+    def direct_access(self) -> GcsStorage:
+        """Browsers reach the bucket itself through V4 signed URLs (this object is the ``DirectAccess``)."""
+        return self
+
+    # -- DirectAccess: URLs a browser can use directly --------------------------------------------
+
+    @property
+    def bucket_url(self) -> str:
+        return f"gs://{self.bucket_name}"
 
     @property
     def signer(self) -> UrlSigner:
@@ -327,6 +337,24 @@ class GcsStorage:
         blob = self._blob(key)
         return self._call(
             "sign", key, lambda: signed_get_url(blob, expires=expires, filename=filename, signer=self.signer)
+        )
+
+    def cors_rules(self) -> tuple[CorsRule, ...]:
+        """Read fresh from the bucket (reading them needs ``storage.buckets.get``)."""
+        bucket = self.bucket
+        self._call(
+            "read the CORS rules of",
+            "",
+            lambda: bucket.reload(timeout=REQUEST_TIMEOUT_S, retry=self._retry),
+            not_found="bucket",
+        )
+        return tuple(
+            CorsRule(
+                origins=tuple(rule.get("origin", ())),
+                methods=tuple(rule.get("method", ())),
+                response_headers=tuple(rule.get("responseHeader", ())),
+            )
+            for rule in bucket.cors or []
         )
 
     def public_url(self, key: str) -> str:

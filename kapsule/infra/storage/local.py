@@ -139,3 +139,8 @@ class LocalStorage:
 
     def local_path(self, key: str) -> Path | None:
         return self._path(key)
+
+    @property
+    def direct_access(self) -> None:
+        """A browser cannot reach a folder on this machine: the API takes uploads and serves files."""
+        return None

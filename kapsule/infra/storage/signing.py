@@ -34,6 +34,10 @@ DEFAULT_DOWNLOAD_EXPIRY = timedelta(hours=1)
 MAX_EXPIRY = timedelta(days=7)  # the V4 limit
 
 _SCOPES = ("https://www.googleapis.com/auth/cloud-platform",)
+_LENGTH_RANGE = "x-goog-content-length-range"  # "0,max_bytes": GCS refuses a bigger body
+_ONCE = "x-goog-if-generation-match"  # "0": only while no object exists, so the URL works once
+# Every header a signed upload's PUT carries: a bucket's CORS rules must let the page send them all.
+UPLOAD_HEADERS = ("content-type", _LENGTH_RANGE, _ONCE)
 _CONTENT_TYPE = re.compile(r"^[\w.+-]+/[\w.+-]+$")
 
 
@@ -126,7 +130,7 @@ def signed_put_url(
     if max_bytes < 1:
         raise BadSigningRequest(f"max_bytes must be positive, not {max_bytes}")
     # The precondition "no object yet" makes the URL work once: a second PUT gets 412, the song stays.
-    signed_headers = {"x-goog-content-length-range": f"0,{max_bytes}", "x-goog-if-generation-match": "0"}
+    signed_headers = {_LENGTH_RANGE: f"0,{max_bytes}", _ONCE: "0"}
     issued = utcnow()
     url = blob.generate_signed_url(
         version="v4",
