@@ -34,7 +34,8 @@ from kapsule.infra.context import JobContext, Stores
 from kapsule.job.artifacts import Analysis, ShotManifest, ShotResult, Storyboard, frame_size
 from kapsule.job.layout import NOTEBOOK_NAMES
 from kapsule.job.params import JobParams
-from kapsule.job.record import STAGES, JobRecord, JobState
+from kapsule.job.record import STAGES, JobOutputs, JobRecord, JobState
+from kapsule.job.update import CostDelta, CostEstimate, JobUpdate
 from kapsule.stages.files import (
     check_shots,
     load_lyrics_lines,
@@ -198,7 +199,7 @@ def run_storyboard(ctx: JobContext) -> Storyboard:
     # Gemini bills per token; the writer counts what it sent (0 for the local writer).
     tokens = int(getattr(writer, "prompt_tokens", 0) or 0)
     if tokens:
-        ctx.update({"cost": lambda c: {**c, "prompt_tokens": int(c["prompt_tokens"]) + tokens}})
+        ctx.update(JobUpdate(add_cost=CostDelta(prompt_tokens=tokens)))
     if board.prompt_writer_note:
         log.warning("storyboard: %s", board.prompt_writer_note)
     ctx.report("storyboard", 1.0, f"{len(board.shots)} shots")
@@ -231,13 +232,11 @@ def run_generate(ctx: JobContext) -> ShotManifest:
     estimate = estimate_storyboard(board, generator)
     new = estimate_storyboard(board, generator, exists=ctx.storage.exists, layout=ctx.layout)
     ctx.update(
-        {
-            "cost": lambda c: {
-                **c,
-                "estimated_usd": estimate.total_usd,
-                "video_seconds": round(estimate.video_seconds, 3),
-            }
-        }
+        JobUpdate(
+            set_estimate=CostEstimate(
+                estimated_usd=estimate.total_usd, video_seconds=round(estimate.video_seconds, 3)
+            )
+        )
     )
     check_budget(new, float(budget_usd) if budget_usd else None, spent_usd=ctx.record().cost.actual_usd)
     ctx.report(
@@ -250,7 +249,7 @@ def run_generate(ctx: JobContext) -> ShotManifest:
     def on_shot(done: int, total: int, result: ShotResult) -> None:
         spent = result.cost_usd if result.index not in stored else 0.0
         if spent:
-            ctx.update({"cost": lambda c: {**c, "actual_usd": round(float(c["actual_usd"]) + spent, 4)}})
+            ctx.update(JobUpdate(add_cost=CostDelta(actual_usd=spent)))
         ctx.report("generate", 0.95 * done / max(1, total), f"shot {done}/{total} {result.state}")
 
     manifest = generate_shots(
@@ -306,11 +305,11 @@ def run_assemble(ctx: JobContext) -> AssemblyResult:
     ctx.storage.upload_from(Path(poster), ctx.layout.poster, content_type="image/jpeg")
     if not ctx.storage.exists(ctx.layout.contact_sheet):
         make_contact_sheet_file(ctx, board, manifest)
-    captions: dict[str, str] = {}
+    captions: dict[str, str] = {}  # file extension -> key in the delivery store
     if files is not None and mode in ("soft", "both"):  # the platforms' caption files, beside the MP4
         for ext, path, mime in (("srt", files.srt, "application/x-subrip"), ("vtt", files.vtt, "text/vtt")):
             ctx.delivery.upload_from(path, ctx.layout.captions(ext), content_type=f"{mime}; charset=utf-8")
-            captions[f"captions_{ext}"] = ctx.layout.captions(ext)
+            captions[ext] = ctx.layout.captions(ext)
     # The video goes last: its presence in the delivery store is what marks this stage done.
     ctx.delivery.upload_from(Path(result.video), ctx.layout.video, content_type="video/mp4")
     # Delivered: the local copy goes (RAM on Cloud Run); the report keeps its ffprobe view. A re-run
@@ -319,16 +318,17 @@ def run_assemble(ctx: JobContext) -> AssemblyResult:
     if ctx.delivery.local_path(ctx.layout.video) != Path(result.video):
         Path(result.video).unlink(missing_ok=True)
     ctx.update(
-        {
-            "outputs": {
-                **captions,
-                "video": ctx.layout.video,
-                "delivery_url": ctx.delivery.url,
-                "poster": ctx.layout.poster,
-                "contact_sheet": ctx.layout.contact_sheet,
-                "duration": f"{result.duration:.3f}",
-            }
-        }
+        JobUpdate(
+            outputs=JobOutputs(
+                video=ctx.layout.video,
+                delivery_url=ctx.delivery.url,
+                poster=ctx.layout.poster,
+                contact_sheet=ctx.layout.contact_sheet,
+                duration=f"{result.duration:.3f}",
+                captions_srt=captions.get("srt"),
+                captions_vtt=captions.get("vtt"),
+            )
+        )
     )
     ctx.report("assemble", 1.0, f"video ready ({result.duration:.2f} s)")
     return result
