@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from pydantic import ValidationError
 
 from kapsule.core.errors import InvalidParameter, InvalidTransition
 from kapsule.job.layout import JobLayout
@@ -101,6 +102,21 @@ def test_a_stored_record_reads_back_to_the_same_json() -> None:
     assert record.outputs.captions_vtt == "jobs/j/output/captions.vtt" and record.outputs.captions_srt is None
     assert record.model_dump(mode="json") == stored
     assert JobRecord().model_dump(mode="json")["outputs"] == {}
+
+
+def test_none_is_refused_for_a_field_the_record_cannot_leave_empty() -> None:
+    with pytest.raises(ValidationError, match="the job's state cannot be set to None"):
+        JobUpdate(state=None)
+    with pytest.raises(ValidationError, match="the job's progress cannot be set to None"):
+        JobUpdate(progress=None, message="kept")
+    with pytest.raises(ValidationError, match="the job's outputs cannot be set to None"):
+        JobUpdate(outputs=None)
+    assert JobUpdate(stage=None, error=None, execution=None, heartbeat_at=None).model_fields_set == {
+        "stage",
+        "error",
+        "execution",
+        "heartbeat_at",
+    }
 
 
 def test_a_finished_job_accepts_no_update_even_a_guarded_one() -> None:

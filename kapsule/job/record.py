@@ -114,7 +114,7 @@ class Approval(BaseModel):
     prompt_edits: dict[int, str] = Field(default_factory=dict)  # shot index -> prompt (JSON: "3": ...)
 
 
-def _unset(value: str | None) -> bool:
+def _is_none(value: str | None) -> bool:
     return value is None
 
 
@@ -126,13 +126,13 @@ class JobOutputs(BaseModel):
     ``{}`` before assembly, ``captions_srt``/``captions_vtt`` only for a job with soft captions.
     """
 
-    video: str | None = Field(None, exclude_if=_unset)
-    delivery_url: str | None = Field(None, exclude_if=_unset)
-    poster: str | None = Field(None, exclude_if=_unset)
-    contact_sheet: str | None = Field(None, exclude_if=_unset)
-    duration: str | None = Field(None, exclude_if=_unset)  # the video's seconds, as text ("12.345")
-    captions_srt: str | None = Field(None, exclude_if=_unset)
-    captions_vtt: str | None = Field(None, exclude_if=_unset)
+    video: str | None = Field(None, exclude_if=_is_none)
+    delivery_url: str | None = Field(None, exclude_if=_is_none)
+    poster: str | None = Field(None, exclude_if=_is_none)
+    contact_sheet: str | None = Field(None, exclude_if=_is_none)
+    duration: str | None = Field(None, exclude_if=_is_none)  # the video's seconds, as text ("12.345")
+    captions_srt: str | None = Field(None, exclude_if=_is_none)
+    captions_vtt: str | None = Field(None, exclude_if=_is_none)
 
 
 class RerollOf(BaseModel):

@@ -191,7 +191,7 @@ def apply_update(record: JobRecord, change: JobUpdate) -> JobRecord:
         raise InvalidTransition(f"job {record.id} is already {record.state.value}")
     for guard in change.guards:
         guard.check(record)
-    check_transition(record.state, change.state or record.state)
+    check_transition(record.state, record.state if change.state is None else change.state)
     data = record.model_dump()
     data.update({name: getattr(change, name) for name in change.model_fields_set & _SETS})
     cost = record.cost
