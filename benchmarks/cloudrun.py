@@ -35,6 +35,7 @@ from kapsule.infra.status import open_status_store
 from kapsule.infra.storage import open_storage
 from kapsule.job.layout import JobLayout
 from kapsule.job.record import JobRecord, JobState
+from kapsule.job.update import JobUpdate
 from kapsule.worker.run_job import local_command
 from tests.fake_cloudrun import FakeCloudRun, _make_handler
 from tests.job_process import kill_tree, start_attempt, wait_for
@@ -69,7 +70,7 @@ def _startup(
     execution = launch(job.id)
     wait_for(status, job.id, lambda r: r.stage is not None, poll_s=0.005, timeout=120)
     took = time.perf_counter() - started
-    status.update(job.id, {"state": JobState.cancelled.value})
+    status.update(job.id, JobUpdate(state=JobState.cancelled))
     stop(execution)
     return took
 

@@ -26,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from kapsule.infra.status import StatusStore, open_status_store
 from kapsule.infra.storage import Storage, open_storage
 from kapsule.job.record import JobRecord, JobState
+from kapsule.job.update import JobUpdate
 from tests.emulators import EmulatorMissingError, run_firestore_emulator, run_gcs_emulator
 
 SIZE = 50_000_000  # bytes (50 MB)
@@ -58,11 +59,11 @@ def storage_row(name: str, storage: Storage, src: Path, work: Path) -> str:
 
 def status_row(name: str, store: StatusStore) -> str:
     record = store.create(JobRecord(owner="bench"))
-    store.update(record.id, {"state": JobState.running})
+    store.update(record.id, JobUpdate(state=JobState.running))
     latencies = []
     for i in range(UPDATES):
         start = time.perf_counter()
-        store.update(record.id, {"progress": i / UPDATES, "message": f"beat {i}"})
+        store.update(record.id, JobUpdate(progress=i / UPDATES, message=f"beat {i}"))
         latencies.append((time.perf_counter() - start) * 1000)
     cuts = statistics.quantiles(latencies, n=100)
     return f"| {name} | {cuts[49]:.2f} | {cuts[98]:.2f} |"

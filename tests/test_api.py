@@ -32,6 +32,7 @@ from kapsule.infra.storage import open_storage
 from kapsule.job.layout import JobLayout
 from kapsule.job.params import JobParams
 from kapsule.job.record import JobRecord, JobState
+from kapsule.job.update import JobUpdate
 
 SECRET = "test-upload-secret"
 RATE = 22050
@@ -226,8 +227,8 @@ def _finished_job(env: Settings, video: Path, owner: str = "local") -> JobRecord
     layout = JobLayout(record.id)
     storage.upload_from(video, layout.video)
     storage.write_bytes(layout.notebook("01_analyze", "html"), b"<html><body>tempo 120</body></html>")
-    status.update(record.id, {"state": JobState.running.value, "stage": "analyze"})
-    return status.update(record.id, {"state": JobState.succeeded.value, "progress": 1.0})
+    status.update(record.id, JobUpdate(state=JobState.running, stage="analyze"))
+    return status.update(record.id, JobUpdate(state=JobState.succeeded, progress=1.0))
 
 
 def test_video_is_served_with_range_support(client: TestClient, env: Settings, small_mp4: Path) -> None:
@@ -276,9 +277,9 @@ def test_events_follow_a_running_job_in_order(client: TestClient, env: Settings)
     def advance() -> None:
         for stage, progress in (("analyze", 0.05), ("storyboard", 0.12), ("generate", 0.5)):
             time.sleep(0.3)
-            status.update(job.id, {"state": "running", "stage": stage, "progress": progress})
+            status.update(job.id, JobUpdate(state=JobState.running, stage=stage, progress=progress))
         time.sleep(0.3)
-        status.update(job.id, {"state": "succeeded", "progress": 1.0})
+        status.update(job.id, JobUpdate(state=JobState.succeeded, progress=1.0))
 
     writer = threading.Thread(target=advance)
     writer.start()
@@ -559,7 +560,7 @@ def test_a_quiet_job_is_read_less_and_less_often_by_its_event_stream(
     get_settings.cache_clear()
     store = open_status_store(env.status_url)
     job = store.create(JobRecord())
-    store.update(job.id, {"state": "running", "stage": "generate", "progress": 0.3})
+    store.update(job.id, JobUpdate(state=JobState.running, stage="generate", progress=0.3))
     reads: list[float] = []
 
     class CountingStore:  # the real store; only counts the reads the stream makes

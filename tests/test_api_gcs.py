@@ -19,6 +19,7 @@ from kapsule.infra.storage import open_storage
 from kapsule.job.layout import JobLayout
 from kapsule.job.params import JobParams
 from kapsule.job.record import JobRecord, JobState
+from kapsule.job.update import JobUpdate
 from tests.emulators import GcsEmulator
 from tests.test_api import RecordingLauncher, _client, _wav
 from tests.test_gcs_signing import ServiceAccountKey, sa_key  # noqa: F401 (a fixture)
@@ -73,8 +74,8 @@ def test_video_on_gcs_is_a_redirect_to_a_signed_url(
     status = open_status_store(settings.status_url)
     record = status.create(JobRecord(params=JobParams(song="Song.wav")))
     open_storage(settings.storage_url).write_bytes(JobLayout(record.id).video, b"mp4 bytes", "video/mp4")
-    status.update(record.id, {"state": JobState.running.value})
-    status.update(record.id, {"state": JobState.succeeded.value})
+    status.update(record.id, JobUpdate(state=JobState.running))
+    status.update(record.id, JobUpdate(state=JobState.succeeded))
 
     response = client.get(f"/v1/jobs/{record.id}/video", follow_redirects=False)
     assert response.status_code == 307

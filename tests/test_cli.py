@@ -16,6 +16,7 @@ from kapsule.demo.song import synthesize_song, write_song
 from kapsule.infra.status import open_status_store
 from kapsule.job.params import JobParams
 from kapsule.job.record import JobRecord, JobState
+from kapsule.job.update import JobUpdate
 
 runner = CliRunner()
 
@@ -112,7 +113,7 @@ def test_jobs_list_and_show_print_job_records(kapsule_env: Settings) -> None:
     status = open_status_store(kapsule_env.status_url)
     first = status.create(JobRecord(params={"prompt": "first"}))
     second = status.create(JobRecord(params={"prompt": "second"}))
-    status.update(second.id, {"state": JobState.running.value, "stage": "generate", "progress": 0.4})
+    status.update(second.id, JobUpdate(state=JobState.running, stage="generate", progress=0.4))
 
     listed = runner.invoke(app, ["jobs", "list", "--json"])
     assert listed.exit_code == 0, listed.output

@@ -23,6 +23,7 @@ from kapsule.infra.status import open_status_store
 from kapsule.infra.storage import open_storage
 from kapsule.job.layout import JobLayout
 from kapsule.job.record import JobRecord, JobState
+from kapsule.job.update import JobUpdate
 from tests.fake_cloudrun import FakeCloudRun
 from tests.fake_google import FakeGoogle
 
@@ -54,7 +55,7 @@ def test_a_task_killed_mid_generation_is_retried_and_no_finished_shot_is_made_ag
     launcher = make_launcher(f"cloudrun://{JOB}", settings)
 
     execution = launcher.launch(job.id)
-    status.update(job.id, {"execution": execution})
+    status.update(job.id, JobUpdate(execution=execution))
     ex = fake_cloudrun.executions[execution]
 
     # Kill attempt 0 with SIGKILL as soon as the first shot is on disk (no cleanup can run).

@@ -11,6 +11,7 @@ from kapsule.core.errors import ConfigError
 from kapsule.infra.status import open_status_store
 from kapsule.infra.status.firestore import LIST_ORDER, FirestoreStatusStore, parse_firestore_url
 from kapsule.job.record import JobRecord, JobState
+from kapsule.job.update import JobUpdate
 from tests.emulators import FirestoreEmulator
 
 INDEXES = Path(__file__).resolve().parent.parent / "firestore.indexes.json"
@@ -45,7 +46,7 @@ def test_documents_hold_native_timestamps_and_updated_at_is_the_servers(
     firestore_emulator.reset()
     store = open_status_store(f"firestore://{firestore_emulator.project}/jobs")
     record = store.create(JobRecord(owner="ana"))
-    updated = store.update(record.id, {"state": JobState.running, "progress": 0.25})
+    updated = store.update(record.id, JobUpdate(state=JobState.running, progress=0.25))
     snapshot = (
         firestore.Client(project=firestore_emulator.project).collection("jobs").document(record.id).get()
     )

@@ -28,6 +28,7 @@ from kapsule.infra.storage import open_storage
 from kapsule.job.artifacts import Storyboard
 from kapsule.job.layout import JobLayout
 from kapsule.job.record import JobRecord, JobState, utcnow
+from kapsule.job.update import JobUpdate
 from tests.job_process import start_attempt, wait_for
 
 # ------------------------------------------------------------------------------ taking the job
@@ -69,16 +70,16 @@ class ReadTogether:
         self.barrier.wait(timeout=30)
         return record
 
-    def update(self, job_id: str, changes: dict[str, Any]) -> JobRecord:
-        return self.store.update(job_id, changes)
+    def update(self, job_id: str, change: JobUpdate) -> JobRecord:
+        return self.store.update(job_id, change)
 
 
 # (state of the job before the race, the Cloud Run task attempt of both racers)
 SCENARIOS = {
-    "queued": ({}, 0),
-    "retry of a running job": ({"state": "running", "attempt": 1, "heartbeat_at": utcnow()}, 1),
+    "queued": (None, 0),
+    "retry of a running job": (JobUpdate(state=JobState.running, attempt=1, heartbeat_at=utcnow()), 1),
     "running with a stale heartbeat": (
-        {"state": "running", "attempt": 1, "heartbeat_at": utcnow() - timedelta(minutes=10)},
+        JobUpdate(state=JobState.running, attempt=1, heartbeat_at=utcnow() - timedelta(minutes=10)),
         0,
     ),
 }
@@ -91,7 +92,7 @@ def test_two_runners_racing_for_a_job_take_it_exactly_once(
     before, attempt = SCENARIOS[scenario]
     store = open_status_store(status_url)
     job = store.create(JobRecord())
-    if before:
+    if before is not None:
         job = store.update(job.id, before)
     task = TaskEnv(cloud_run_task_attempt=attempt, cloud_run_execution="exec-1")
     barrier = threading.Barrier(2)
@@ -124,7 +125,7 @@ def test_a_running_job_with_a_live_heartbeat_is_not_taken_by_a_first_attempt(
 ) -> None:
     store = open_status_store(status_url)
     job = store.create(JobRecord())
-    store.update(job.id, {"state": "running", "attempt": 1, "heartbeat_at": utcnow()})
+    store.update(job.id, JobUpdate(state=JobState.running, attempt=1, heartbeat_at=utcnow()))
 
     assert take_job(store, job.id, kapsule_env) is None
     assert store.get(job.id).attempt == 1
@@ -145,7 +146,7 @@ def test_the_heartbeat_beats_while_the_job_runs_and_stops_when_it_finishes(kapsu
             time.sleep(0.02)
         assert len(set(beats)) >= 3 and beats == sorted(beats)  # type: ignore[type-var]
 
-        store.update(job.id, {"state": "cancelled"})
+        store.update(job.id, JobUpdate(state=JobState.cancelled))
         heartbeat.join(timeout=10)  # a finished job refuses the beat: the thread ends by itself
         assert not heartbeat.is_alive()
     finally:
@@ -196,7 +197,8 @@ def test_a_cancel_during_generation_stops_between_shots_and_the_job_ends_cancell
         return r.stage == "generate" and any(k.endswith(".mp4") for k in storage.list(layout.shots_prefix))
 
     wait_for(status, job.id, a_shot_is_stored, proc)
-    status.update(job.id, {"state": "cancelled", "message": "cancelled by the test"})  # no signal sent
+    # The record alone says cancelled: no signal is sent to the job's process.
+    status.update(job.id, JobUpdate(state=JobState.cancelled, message="cancelled by the test"))
 
     assert proc.wait(timeout=120) == 0, log.read_text()[-3000:]
     record = status.get(job.id)
@@ -223,7 +225,7 @@ def test_a_cancel_during_a_stage_is_seen_before_the_next_stage(
     proc = start_attempt(kapsule_env, job.id, log)
 
     wait_for(status, job.id, lambda r: r.stage == "storyboard", proc)
-    status.update(job.id, {"state": "cancelled"})
+    status.update(job.id, JobUpdate(state=JobState.cancelled))
 
     assert proc.wait(timeout=120) == 0, log.read_text()[-3000:]
     record = status.get(job.id)

@@ -14,6 +14,7 @@ from kapsule.infra.launch import make_launcher
 from kapsule.infra.launch.cloudrun import VANISHED, CloudRunLauncher, reconcile
 from kapsule.infra.status import StatusStore, open_status_store
 from kapsule.job.record import JobRecord, JobState
+from kapsule.job.update import JobUpdate
 from tests.fake_cloudrun import FakeCloudRun
 
 pytestmark = pytest.mark.integration
@@ -44,7 +45,9 @@ def store(settings: Settings) -> StatusStore:
 
 def _running_job(store: StatusStore, execution: str, stage: str = "generate") -> JobRecord:
     record = store.create(JobRecord())
-    return store.update(record.id, {"state": "running", "stage": stage, "execution": execution, "attempt": 1})
+    return store.update(
+        record.id, JobUpdate(state=JobState.running, stage=stage, execution=execution, attempt=1)
+    )
 
 
 @pytest.mark.parametrize(
@@ -151,7 +154,7 @@ def test_reconcile_never_overrides_what_the_job_said(
 ) -> None:
     execution = launcher.launch("jz")
     job = _running_job(store, execution)
-    store.update(job.id, {"state": "succeeded", "progress": 1.0})
+    store.update(job.id, JobUpdate(state=JobState.succeeded, progress=1.0))
     fake_cloudrun.forget(execution)
     queued = store.create(JobRecord())  # not launched yet: nothing to reconcile
 
@@ -201,7 +204,7 @@ def test_the_real_entrypoint_under_cloud_run_records_its_execution_and_a_final_f
     fake_cloudrun.command = [sys.executable, "-m", "kapsule.worker"]
 
     execution = launcher.launch(job.id)
-    store.update(job.id, {"execution": execution})
+    store.update(job.id, JobUpdate(execution=execution))
     ended = fake_cloudrun.wait(execution, timeout=120)
 
     assert ended.exit_codes == [0]

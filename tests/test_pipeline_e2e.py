@@ -138,7 +138,7 @@ def test_video_is_h264_and_aac_as_long_as_the_song(made: Made) -> None:
     assert [a.codec for a in info.audio] == ["aac"]
     assert info.duration is not None and abs(info.duration - made.song_seconds) <= 0.05
     assert (info.real_video[0].width, info.real_video[0].height) == (1280, 720)
-    assert made.job.outputs["video"] == made.layout.video
+    assert made.job.outputs.video == made.layout.video
     assert made.storage_file(made.layout.poster).stat().st_size > 0
     assert made.storage_file(made.layout.contact_sheet).stat().st_size > 0
 
@@ -209,7 +209,7 @@ def test_lyrics_are_timed_steer_the_shots_and_become_captions(made: Made) -> Non
     vtt = made.video.with_suffix(".vtt").read_text(encoding="utf-8")
     assert vtt.startswith("WEBVTT") and "00:00:09.000 --> " in vtt and "夜空の星" in vtt
     assert "paper boats" in made.video.with_suffix(".srt").read_text(encoding="utf-8")
-    assert made.job.outputs["captions_vtt"] == made.layout.captions("vtt")
+    assert made.job.outputs.captions_vtt == made.layout.captions("vtt")
 
     at = 14.0  # inside "we sail until the morning": the final frame against its shot's own clip
     shot = next(s for s in board.shots if s.start <= at < s.end)

@@ -26,6 +26,7 @@ from kapsule.infra.launch import make_launcher
 from kapsule.infra.launch.reconcile import heartbeat_stale
 from kapsule.infra.status import StatusStore, open_status_store
 from kapsule.job.record import JobRecord, JobState, utcnow
+from kapsule.job.update import JobUpdate
 from kapsule.worker.run_job import local_command
 from tests.test_api import SECRET, RecordingLauncher, _upload, _wav
 
@@ -57,13 +58,13 @@ def _running(store: StatusStore, pid: int, silent_s: float, owner: str = "local"
     beat = utcnow() - timedelta(seconds=silent_s)
     return store.update(
         job.id,
-        {
-            "state": "running",
-            "stage": "generate",
-            "execution": f"local-{pid}",
-            "heartbeat_at": beat,
-            "attempt": 1,
-        },
+        JobUpdate(
+            state=JobState.running,
+            stage="generate",
+            execution=f"local-{pid}",
+            heartbeat_at=beat,
+            attempt=1,
+        ),
     )
 
 
@@ -93,8 +94,8 @@ def test_kapsule_reconcile_fails_only_the_stale_jobs_whose_process_is_gone(
     dead = _running(store, _dead_pid(), silent_s=300)
     alive = _running(store, _live_pid(processes), silent_s=300)  # slow, not dead
     fresh = _running(store, _dead_pid(), silent_s=0)  # died a moment ago: not stale yet
-    done = store.update(store.create(JobRecord()).id, {"state": "cancelled"})
-    foreign = store.update(_running(store, 1, silent_s=300).id, {"execution": "exec-1"})  # Cloud Run's
+    done = store.update(store.create(JobRecord()).id, JobUpdate(state=JobState.cancelled))
+    foreign = store.update(_running(store, 1, silent_s=300).id, JobUpdate(execution="exec-1"))  # Cloud Run's
 
     result = CliRunner().invoke(cli_app, ["reconcile"])
 

@@ -20,6 +20,7 @@ from kapsule.infra.context import JobContext, Stores
 from kapsule.job.artifacts import Analysis, Storyboard
 from kapsule.job.params import JobParams
 from kapsule.job.record import JobState
+from kapsule.job.update import JobUpdate
 from kapsule.song.intake import LocalSong
 from kapsule.storyboard.review import pause_for_review
 from tests.test_api import RecordingLauncher, _client
@@ -31,7 +32,7 @@ def _paused_job(settings: Settings, song: Path) -> tuple[JobService, JobContext]
     record, _ = service.submit(Submission(params, LocalSong(song)))
     ctx = JobContext.for_record(service.stores, record)
     ctx.workdir.mkdir(parents=True, exist_ok=True)
-    service.stores.status.update(record.id, {"state": JobState.running.value})
+    service.stores.status.update(record.id, JobUpdate(state=JobState.running))
     stages.run_analyze(ctx)
     stages.run_storyboard(ctx)
     pause_for_review(ctx)

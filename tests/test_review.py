@@ -35,6 +35,7 @@ from kapsule.infra.storage import open_storage
 from kapsule.job.artifacts import Shot, ShotManifest, Storyboard
 from kapsule.job.layout import NOTEBOOK_NAMES, JobLayout
 from kapsule.job.record import JobRecord, JobState
+from kapsule.job.update import JobUpdate
 from kapsule.storyboard.review import edit_shots, load_board, needs_review, new_seed
 from kapsule.worker.run_job import local_command
 from tests.fake_google import FakeGoogle
@@ -243,8 +244,8 @@ def test_review_edit_approve_then_reroll_bills_only_what_changed(
 def test_cancel_while_awaiting_approval_stops_nothing_and_ends_the_review(kapsule_env: Settings) -> None:
     status = open_status_store(kapsule_env.status_url)
     record = status.create(JobRecord(params={"review": True}, execution="local-999999"))
-    status.update(record.id, {"state": JobState.running.value})
-    status.update(record.id, {"state": JobState.awaiting_approval.value})
+    status.update(record.id, JobUpdate(state=JobState.running))
+    status.update(record.id, JobUpdate(state=JobState.awaiting_approval))
     launcher = RecordingLauncher()
     app = create_app(kapsule_env)
     app.dependency_overrides[get_launcher] = lambda: launcher
@@ -331,8 +332,8 @@ def test_reroll_refuses_an_unfinished_job_without_creating_one(kapsule_env: Sett
 
 def _paused_job_with_board(stores: Stores, shots: int) -> str:
     record = stores.status.create(JobRecord(params={"review": True}))
-    stores.status.update(record.id, {"state": JobState.running.value})
-    stores.status.update(record.id, {"state": JobState.awaiting_approval.value})
+    stores.status.update(record.id, JobUpdate(state=JobState.running))
+    stores.status.update(record.id, JobUpdate(state=JobState.awaiting_approval))
     board = Storyboard(
         duration=shots * 2.0,
         total_frames=shots * 48,
@@ -390,7 +391,7 @@ def test_the_generate_stage_reads_every_recorded_edit_even_if_the_file_lags(kaps
     stale = load_board(_ctx(stores, job_id)).model_copy(deep=True)
     stale.shots[1].prompt = "original 1"
     stores.storage.write_bytes(JobLayout(job_id).storyboard, stale.model_dump_json().encode())
-    stores.status.update(job_id, {"state": JobState.running.value})
+    stores.status.update(job_id, JobUpdate(state=JobState.running))
     board = stages.load_storyboard(stages.open_job(kapsule_env, job_id))
     assert board.shots[1].prompt == "kept in the record"
     stored = Storyboard.model_validate_json(stores.storage.read_bytes(JobLayout(job_id).storyboard))

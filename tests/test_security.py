@@ -36,6 +36,7 @@ from kapsule.infra.storage import open_storage
 from kapsule.job.layout import JobLayout
 from kapsule.job.params import JobParams
 from kapsule.job.record import JobRecord, JobState
+from kapsule.job.update import JobUpdate
 from tests.test_api import LOOPBACK, SECRET, RecordingLauncher, _error, _upload, _wav
 from tests.test_api_gcs import gcs_client  # noqa: F401 (a fixture)
 from tests.test_gcs_signing import sa_key  # noqa: F401 (a fixture)
@@ -82,7 +83,7 @@ def _record(env: Settings, owner: str = "local", state: JobState = JobState.runn
     status = open_status_store(env.status_url)
     record = status.create(JobRecord(owner=owner, params=JobParams(song="s.wav")))
     if state != JobState.queued:
-        record = status.update(record.id, {"state": state.value})
+        record = status.update(record.id, JobUpdate(state=state))
     return record
 
 
@@ -348,7 +349,7 @@ def test_event_streams_end_at_a_pause_and_after_their_lifetime(
     get_settings.cache_clear()
     with _app_client() as client:
         paused = _record(env, state=JobState.running)
-        open_status_store(env.status_url).update(paused.id, {"state": JobState.awaiting_approval.value})
+        open_status_store(env.status_url).update(paused.id, JobUpdate(state=JobState.awaiting_approval))
         text = _sse(client, paused.id)  # used to stream keep-alives forever
         assert '"state":"awaiting_approval"' in text and text.rstrip().endswith("event: end\ndata: {}")
         running = _record(env)

@@ -28,6 +28,7 @@ from kapsule.infra.storage import open_storage
 from kapsule.job.layout import JobLayout
 from kapsule.job.params import JobParams
 from kapsule.job.record import JobRecord, JobState
+from kapsule.job.update import JobUpdate
 from tests.test_studio_e2e import CHROMIUM_ARGS, REPO, _free_port, _need_chromium
 
 pytestmark = [pytest.mark.e2e]
@@ -56,8 +57,8 @@ def keyed_server(tmp_path: Path, small_video: Path) -> Iterator[tuple[str, str, 
     storage = open_storage(storage_url)
     storage.upload_from(small_video, JobLayout(job.id).video)
     storage.write_bytes(JobLayout(job.id).notebook("01_analyze", "html"), HOSTILE)
-    status.update(job.id, {"state": JobState.running.value, "stage": "analyze"})
-    status.update(job.id, {"state": JobState.succeeded.value, "progress": 1.0})
+    status.update(job.id, JobUpdate(state=JobState.running, stage="analyze"))
+    status.update(job.id, JobUpdate(state=JobState.succeeded, progress=1.0))
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("KAPSULE_")}
     env.update(
@@ -164,7 +165,7 @@ def test_the_page_follows_a_job_across_event_stream_lifetimes(keyed_server: tupl
     base, _, status_url = keyed_server
     status = open_status_store(status_url)
     job = status.create(JobRecord(owner="alice", params=JobParams(song="running.wav")))
-    status.update(job.id, {"state": JobState.running.value, "stage": "generate", "progress": 0.3})
+    status.update(job.id, JobUpdate(state=JobState.running, stage="generate", progress=0.3))
     streams: list[Request] = []
     reads: list[str] = []
     with sync_playwright() as pw:
@@ -184,7 +185,7 @@ def test_the_page_follows_a_job_across_event_stream_lifetimes(keyed_server: tupl
                 if len(streams) >= 3:
                     break
                 page.wait_for_timeout(100)
-            status.update(job.id, {"state": JobState.succeeded.value, "progress": 1.0})
+            status.update(job.id, JobUpdate(state=JobState.succeeded, progress=1.0))
             page.wait_for_function(
                 "() => document.getElementById('job-state').textContent === 'succeeded'", timeout=30_000
             )

@@ -116,7 +116,7 @@ def deliver(service: JobService, final: JobRecord, target: Path) -> None:
         f"{stage} {'skipped' if t.skipped else format(t.wall_s, '.1f') + ' s'}"
         for stage, t in final.timings.items()
     )
-    err.print(f"done: {final.outputs.get('duration', '?')} s of video ({spent})")
+    err.print(f"done: {final.outputs.duration or '?'} s of video ({spent})")
     typer.echo(str(target))
 
 

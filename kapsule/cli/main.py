@@ -208,7 +208,7 @@ def jobs_show(
         table.add_row(key, str(getattr(record, key)))
     if record.error:
         table.add_row("error", f"[{record.error.code}] {record.error.message}")
-    for key, value in record.outputs.items():
+    for key, value in record.outputs.model_dump().items():  # only the outputs the job has
         table.add_row(f"output {key}", value)
     for stage, t in record.timings.items():
         took = "skipped" if t.skipped else f"{t.wall_s:.1f} s (stage {t.stage_s:.1f} s)"

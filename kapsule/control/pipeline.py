@@ -37,6 +37,7 @@ from kapsule.core.settings import Settings, get_settings
 from kapsule.infra.context import JobContext, Stores
 from kapsule.infra.launch.base import settings_env, uses_genai_models
 from kapsule.job.record import STAGES, JobRecord, JobState, StageTiming
+from kapsule.job.update import JobUpdate
 from kapsule.stages import STAGE_NOTEBOOKS, stage_done
 from kapsule.storyboard.review import needs_review, pause_for_review
 
@@ -228,7 +229,7 @@ def run_stage_notebook(ctx: JobContext, stage: str, timings: dict[str, StageTimi
 
 
 def _save_timings(ctx: JobContext, timings: dict[str, StageTiming]) -> None:
-    ctx.update({"timings": {stage: t.model_dump() for stage, t in timings.items()}})
+    ctx.update(JobUpdate(timings=timings))
 
 
 def run_job(job_id: str, settings: Settings | None = None) -> JobRecord:
@@ -246,7 +247,7 @@ def run_job(job_id: str, settings: Settings | None = None) -> JobRecord:
     if record.finished:
         return record
     if record.state == JobState.queued:
-        record = ctx.status.update(job_id, {"state": JobState.running.value})
+        record = ctx.status.update(job_id, JobUpdate(state=JobState.running))
 
     timings: dict[str, StageTiming] = {}
     stage: str | None = None
@@ -275,11 +276,9 @@ def run_job(job_id: str, settings: Settings | None = None) -> JobRecord:
         if ctx.cancelled():
             return ctx.record()
         if exc.retryable:
-            ctx.update({"message": f"attempt failed, a retry may fix it: {exc.message}"})
+            ctx.update(JobUpdate(message=f"attempt failed, a retry may fix it: {exc.message}"))
             raise
         return ctx.fail(exc, stage)
 
-    done = ctx.update(
-        {"state": JobState.succeeded.value, "stage": "assemble", "progress": 1.0, "message": "done"}
-    )
+    done = ctx.update(JobUpdate(state=JobState.succeeded, stage="assemble", progress=1.0, message="done"))
     return done or ctx.record()

@@ -21,7 +21,6 @@ import logging
 import threading
 from collections.abc import Iterable, Iterator
 from datetime import timedelta
-from typing import Any
 
 from kapsule.control.submission import (
     GridChange,
@@ -50,6 +49,7 @@ from kapsule.job.artifacts import AnalysisHints
 from kapsule.job.layout import JobLayout
 from kapsule.job.params import JobOptions, JobParams, parse_params
 from kapsule.job.record import JobRecord, JobState, is_valid_job_id, utcnow
+from kapsule.job.update import ApprovalChange, JobUpdate, Unchanged
 from kapsule.storyboard import review as reviews
 
 log = logging.getLogger(__name__)
@@ -202,7 +202,7 @@ class JobService:
             self.record_failure(record.id, exc, None)
             raise
         try:
-            return self.stores.status.update(record.id, {"execution": execution})
+            return self.stores.status.update(record.id, JobUpdate(execution=execution))
         except InvalidTransition:  # it finished meanwhile; if a cancel won, nothing may run for it
             current = self.stores.status.get(record.id)
             if current.state == JobState.cancelled:
@@ -218,7 +218,7 @@ class JobService:
         its old execution name must not be signalled (a local pid may have been reused since).
         """
         before = self.get(owner, job_id)
-        record = self.stores.status.update(job_id, {"state": JobState.cancelled.value, "message": message})
+        record = self.stores.status.update(job_id, JobUpdate(state=JobState.cancelled, message=message))
         # The execution a paused job had has ended; one an approval started meanwhile has not.
         stale = before.state == JobState.awaiting_approval and record.execution == before.execution
         if record.execution and not stale and self._launcher is not None:
@@ -263,10 +263,10 @@ class JobService:
             )
         self.stores.status.update(
             job_id,
-            {
-                "state": reviews.while_awaiting(job_id, "re-planned"),
-                "approval": lambda a: {**a, "prompt_edits": {}},
-            },
+            JobUpdate(
+                guards=(reviews.awaiting_approval("re-planned"),),
+                change_approval=ApprovalChange(clear_prompt_edits=True),
+            ),
         )
         job_files.write_click_file(ctx, song, analysis)
         ctx.write_model(ctx.layout.analysis, analysis)
@@ -318,18 +318,24 @@ class JobService:
                 return None
         elif record.state != JobState.queued:
             return None
-        seen = record.model_dump(mode="json")
-        changes: dict[str, Any] = {
-            "state": _unchanged("state", seen["state"], JobState.running.value),
-            "attempt": _unchanged("attempt", seen["attempt"], lambda n: n + 1),
-            "heartbeat_at": _unchanged("heartbeat_at", seen["heartbeat_at"], utcnow()),
-            "message": "starting",
-        }
+        seen = Unchanged(state=record.state, attempt=record.attempt, heartbeat_at=record.heartbeat_at)
+        attempt, now = record.attempt + 1, utcnow()
         short = task.cloud_run_execution
         if short and not (record.execution or "").endswith(f"/executions/{short}"):
-            changes["execution"] = short  # keep the launcher's full name when it is this execution
+            take = JobUpdate(
+                guards=(seen,),
+                state=JobState.running,
+                attempt=attempt,
+                heartbeat_at=now,
+                message="starting",
+                execution=short,
+            )
+        else:  # no execution name, or the launcher's full name of this one: keep what is recorded
+            take = JobUpdate(
+                guards=(seen,), state=JobState.running, attempt=attempt, heartbeat_at=now, message="starting"
+            )
         try:
-            return status.update(job_id, changes)
+            return status.update(job_id, take)
         except InvalidTransition:
             return None  # another runner took it (or it was cancelled) between our read and our write
 
@@ -358,19 +364,6 @@ class JobService:
         return reconcile_stale(self.stores.status, self._launcher, owners, stale_after, job_ids)
 
 
-def _unchanged(field: str, seen: Any, then: Any) -> Any:
-    """A change for ``field`` that applies only if the field still holds ``seen`` (compare-and-set)."""
-
-    def check(current: Any) -> Any:
-        if current != seen:
-            raise InvalidTransition(
-                f"{field} changed from {seen!r} to {current!r}: another runner took the job"
-            )
-        return then(current) if callable(then) else then
-
-    return check
-
-
 class Heartbeat(threading.Thread):
     """Writes ``heartbeat_at`` every ``interval`` s; ends by itself once the job has finished."""
 
@@ -382,7 +375,7 @@ class Heartbeat(threading.Thread):
     def run(self) -> None:
         while not self.stopped.wait(self.interval):
             try:
-                self.stores.status.update(self.job_id, {"heartbeat_at": utcnow()})
+                self.stores.status.update(self.job_id, JobUpdate(heartbeat_at=utcnow()))
             except InvalidTransition:
                 return  # the job finished (or was cancelled): nothing left to keep alive
             except KapsuleError as exc:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from pydantic import BaseModel
 
@@ -29,6 +29,7 @@ from kapsule.infra.storage import Storage, open_storage
 from kapsule.job.layout import JobLayout
 from kapsule.job.params import JobParams
 from kapsule.job.record import JobError, JobRecord, JobState, overall_progress
+from kapsule.job.update import JobUpdate
 
 log = logging.getLogger(__name__)
 
@@ -99,10 +100,10 @@ class JobContext:
     def record(self) -> JobRecord:
         return self.status.get(self.job_id)
 
-    def update(self, changes: dict[str, Any]) -> JobRecord | None:
+    def update(self, change: JobUpdate) -> JobRecord | None:
         """Write to the job record; a finished job refuses writes, which is fine when run by hand."""
         try:
-            return self.status.update(self.job_id, changes)
+            return self.status.update(self.job_id, change)
         except InvalidTransition as exc:
             log.info("job record not updated: %s", exc)
             return None
@@ -110,19 +111,15 @@ class JobContext:
     def report(self, stage: str, fraction: float, message: str = "") -> None:
         """Record ``fraction`` (0..1 of ``stage``) as the job's overall progress across the stages."""
         self.update(
-            {"stage": stage, "progress": overall_progress(stage, fraction), "message": message or stage}
+            JobUpdate(stage=stage, progress=overall_progress(stage, fraction), message=message or stage)
         )
 
     def fail(self, error: KapsuleError, stage: str | None = None) -> JobRecord:
         """Mark the job failed with ``error`` (unless it already finished, e.g. was cancelled)."""
         failure = JobError(code=error.code, message=error.message, stage=stage or error.stage)
-        changes = {
-            "state": JobState.failed.value,
-            "error": failure.model_dump(),
-            "message": f"failed: {error.message}",
-        }
+        change = JobUpdate(state=JobState.failed, error=failure, message=f"failed: {error.message}")
         try:
-            return self.status.update(self.job_id, changes)
+            return self.status.update(self.job_id, change)
         except InvalidTransition:
             return self.record()
 

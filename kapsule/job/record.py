@@ -1,9 +1,10 @@
 """The job record, its states and the transitions a writer may make.
 
 A job is one upload turned into one video. Its record is the single source of truth the CLI, the
-API and the studio page read. Every store applies writes through ``apply_update``, inside its own
-transaction, so the rules below hold for SQLite and Firestore alike: a finished job is never
-reopened, and a late progress write after a cancel is refused rather than lost silently.
+API and the studio page read. It changes only through a ``JobUpdate`` (``kapsule.job.update``), which
+every store applies inside its own transaction after ``check_transition``, so the rules below hold for
+SQLite and Firestore alike: a finished job is never reopened, and a late progress write after a
+cancel is refused rather than lost silently.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from __future__ import annotations
 import secrets
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
 
 from pydantic import BaseModel, Field
 
@@ -112,7 +112,28 @@ class Approval(BaseModel):
 
     approved: bool = False
     approved_at: datetime | None = None
-    prompt_edits: dict[str, str] = Field(default_factory=dict)  # shot index (as text) -> prompt
+    prompt_edits: dict[int, str] = Field(default_factory=dict)  # shot index -> prompt (JSON: "3": ...)
+
+
+def _is_none(value: str | None) -> bool:
+    return value is None
+
+
+class JobOutputs(BaseModel):
+    """Where a succeeded job's results are: storage keys, the delivery store's URL and the length.
+
+    Until the assemble stage has run every field is None. A field that is None is left out of the
+    JSON, so the record the API returns (and the studio page reads) has exactly the keys a job made:
+    ``{}`` before assembly, ``captions_srt``/``captions_vtt`` only for a job with soft captions.
+    """
+
+    video: str | None = Field(None, exclude_if=_is_none)
+    delivery_url: str | None = Field(None, exclude_if=_is_none)
+    poster: str | None = Field(None, exclude_if=_is_none)
+    contact_sheet: str | None = Field(None, exclude_if=_is_none)
+    duration: str | None = Field(None, exclude_if=_is_none)  # the video's seconds, as text ("12.345")
+    captions_srt: str | None = Field(None, exclude_if=_is_none)
+    captions_vtt: str | None = Field(None, exclude_if=_is_none)
 
 
 class RerollOf(BaseModel):
@@ -141,7 +162,7 @@ class JobRecord(BaseModel):
     timings: dict[str, StageTiming] = Field(default_factory=dict)
     approval: Approval = Field(default_factory=Approval)
     reroll: RerollOf | None = None
-    outputs: dict[str, str] = Field(default_factory=dict)
+    outputs: JobOutputs = Field(default_factory=JobOutputs)
     error: JobError | None = None
     cost: JobCost = Field(default_factory=JobCost)
     attempt: int = 0
@@ -161,22 +182,3 @@ def check_transition(current: JobState, new: JobState) -> None:
         return
     if new not in ALLOWED_TRANSITIONS[current]:
         raise InvalidTransition(f"a {current.value} job cannot become {new.value}")
-
-
-def apply_update(record: JobRecord, changes: dict[str, Any]) -> JobRecord:
-    """Return ``record`` with ``changes`` applied, after checking the state machine.
-
-    A finished job accepts no write at all, so a late progress beat from a cancelled run cannot
-    reopen or rewrite it. A value may be a function of the field's current (JSON-able) value, e.g.
-    ``{"cost": lambda c: {**c, "actual_usd": c["actual_usd"] + 0.4}}``: it runs inside the store's
-    transaction, so read-modify-write increments are never lost between concurrent writers.
-    """
-    if record.finished:
-        raise InvalidTransition(f"job {record.id} is already {record.state.value}")
-    data = record.model_dump(mode="json")
-    resolved = {key: value(data.get(key)) if callable(value) else value for key, value in changes.items()}
-    new_state = JobState(resolved.get("state", record.state))
-    check_transition(record.state, new_state)
-    data.update(resolved)
-    data["updated_at"] = utcnow()
-    return JobRecord.model_validate(data)

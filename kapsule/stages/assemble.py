@@ -8,6 +8,8 @@ from kapsule import media
 from kapsule.assembly.video import AssemblyResult, assemble_video, make_poster, poster_time
 from kapsule.infra.context import JobContext
 from kapsule.job.artifacts import frame_size
+from kapsule.job.record import JobOutputs
+from kapsule.job.update import JobUpdate
 from kapsule.lyrics.captions import resolve_caption_mode, write_captions
 from kapsule.stages.files import (
     load_lyrics_lines,
@@ -49,11 +51,11 @@ def run_assemble(ctx: JobContext) -> AssemblyResult:
     ctx.storage.upload_from(Path(poster), ctx.layout.poster, content_type="image/jpeg")
     if not ctx.storage.exists(ctx.layout.contact_sheet):
         make_contact_sheet_file(ctx, board, manifest)
-    captions: dict[str, str] = {}
+    captions: dict[str, str] = {}  # file extension -> key in the delivery store
     if files is not None and mode in ("soft", "both"):  # the platforms' caption files, beside the MP4
         for ext, path, mime in (("srt", files.srt, "application/x-subrip"), ("vtt", files.vtt, "text/vtt")):
             ctx.delivery.upload_from(path, ctx.layout.captions(ext), content_type=f"{mime}; charset=utf-8")
-            captions[f"captions_{ext}"] = ctx.layout.captions(ext)
+            captions[ext] = ctx.layout.captions(ext)
     # The video goes last: its presence in the delivery store is what marks this stage done.
     ctx.delivery.upload_from(Path(result.video), ctx.layout.video, content_type="video/mp4")
     # Delivered: the local copy goes (RAM on Cloud Run); the report keeps its ffprobe view. A re-run
@@ -62,16 +64,17 @@ def run_assemble(ctx: JobContext) -> AssemblyResult:
     if ctx.delivery.local_path(ctx.layout.video) != Path(result.video):
         Path(result.video).unlink(missing_ok=True)
     ctx.update(
-        {
-            "outputs": {
-                **captions,
-                "video": ctx.layout.video,
-                "delivery_url": ctx.delivery.url,
-                "poster": ctx.layout.poster,
-                "contact_sheet": ctx.layout.contact_sheet,
-                "duration": f"{result.duration:.3f}",
-            }
-        }
+        JobUpdate(
+            outputs=JobOutputs(
+                video=ctx.layout.video,
+                delivery_url=ctx.delivery.url,
+                poster=ctx.layout.poster,
+                contact_sheet=ctx.layout.contact_sheet,
+                duration=f"{result.duration:.3f}",
+                captions_srt=captions.get("srt"),
+                captions_vtt=captions.get("vtt"),
+            )
+        )
     )
     ctx.report("assemble", 1.0, f"video ready ({result.duration:.2f} s)")
     return result

@@ -7,6 +7,7 @@ from kapsule.generation.references import note_ignored_images
 from kapsule.generation.runner import generate_shots
 from kapsule.infra.context import JobContext
 from kapsule.job.artifacts import ShotManifest, ShotResult
+from kapsule.job.update import CostDelta, CostEstimate, JobUpdate
 from kapsule.stages.files import load_analysis, load_storyboard, make_contact_sheet_file
 from kapsule.storyboard.cost import check_budget, estimate_storyboard
 
@@ -32,13 +33,11 @@ def run_generate(ctx: JobContext) -> ShotManifest:
     estimate = estimate_storyboard(board, generator)
     new = estimate_storyboard(board, generator, exists=ctx.storage.exists, layout=ctx.layout)
     ctx.update(
-        {
-            "cost": lambda c: {
-                **c,
-                "estimated_usd": estimate.total_usd,
-                "video_seconds": round(estimate.video_seconds, 3),
-            }
-        }
+        JobUpdate(
+            set_estimate=CostEstimate(
+                estimated_usd=estimate.total_usd, video_seconds=round(estimate.video_seconds, 3)
+            )
+        )
     )
     check_budget(new, float(budget_usd) if budget_usd else None, spent_usd=ctx.record().cost.actual_usd)
     ctx.report(
@@ -51,7 +50,7 @@ def run_generate(ctx: JobContext) -> ShotManifest:
     def on_shot(done: int, total: int, result: ShotResult) -> None:
         spent = result.cost_usd if result.index not in stored else 0.0
         if spent:
-            ctx.update({"cost": lambda c: {**c, "actual_usd": round(float(c["actual_usd"]) + spent, 4)}})
+            ctx.update(JobUpdate(add_cost=CostDelta(actual_usd=spent)))
         ctx.report("generate", 0.95 * done / max(1, total), f"shot {done}/{total} {result.state}")
 
     manifest = generate_shots(

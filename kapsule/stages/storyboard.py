@@ -7,6 +7,7 @@ import logging
 from kapsule.generation import video_model_of
 from kapsule.infra.context import JobContext
 from kapsule.job.artifacts import Storyboard
+from kapsule.job.update import CostDelta, JobUpdate
 from kapsule.prompting import make_prompt_writer
 from kapsule.stages.files import load_analysis, load_lyrics_lines
 from kapsule.storyboard.plan import plan_storyboard
@@ -38,7 +39,7 @@ def run_storyboard(ctx: JobContext) -> Storyboard:
     # Gemini bills per token; the writer counts what it sent (0 for the local writer).
     tokens = writer.prompt_tokens
     if tokens:
-        ctx.update({"cost": lambda c: {**c, "prompt_tokens": int(c["prompt_tokens"]) + tokens}})
+        ctx.update(JobUpdate(add_cost=CostDelta(prompt_tokens=tokens)))
     if board.prompt_writer_note:
         log.warning("storyboard: %s", board.prompt_writer_note)
     ctx.report("storyboard", 1.0, f"{len(board.shots)} shots")

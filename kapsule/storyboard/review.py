@@ -16,15 +16,12 @@ executed notebooks and the parent's stay as they were: the notebooks keep the hi
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable
-from typing import Any
 
 from pydantic import BaseModel
 
 from kapsule.core.errors import (
     EmptyPrompt,
     InvalidParameter,
-    InvalidTransition,
     NothingToReroll,
     ObjectNotFound,
     PromptTooLong,
@@ -36,6 +33,7 @@ from kapsule.job.artifacts import FINISHED_SHOT_STATES, MAX_SHOT_SEED, ShotManif
 from kapsule.job.layout import JobLayout
 from kapsule.job.params import MAX_PROMPT_CHARS
 from kapsule.job.record import JobRecord, JobState, RerollOf, new_job_id, utcnow
+from kapsule.job.update import ApprovalChange, CostEstimate, InState, JobUpdate
 
 
 class ReviewShot(BaseModel):
@@ -75,13 +73,13 @@ def with_prompt_edits(board: Storyboard, record: JobRecord) -> Storyboard:
     """``board`` with the prompt edits recorded in the job's ``approval`` applied (pure).
 
     Only ``approve`` writes the edited storyboard back, after it has won the compare-and-set (see
-    ``jobs.Approval`` for why the edits live in the record).
+    ``kapsule.job.record.Approval`` for why the edits live in the record).
     """
     edits = record.approval.prompt_edits
     if not edits:
         return board
     shots = [
-        shot.model_copy(update={"prompt": edits[str(shot.index)]}) if str(shot.index) in edits else shot
+        shot.model_copy(update={"prompt": edits[shot.index]}) if shot.index in edits else shot
         for shot in board.shots
     ]
     return board.model_copy(update={"shots": shots})
@@ -146,28 +144,29 @@ def pause_for_review(ctx: JobContext) -> JobRecord:
     review = review_summary(ctx)
     return ctx.status.update(
         ctx.job_id,
-        {
-            "state": JobState.awaiting_approval.value,
-            "stage": "storyboard",
-            "message": (
+        JobUpdate(
+            state=JobState.awaiting_approval,
+            stage="storyboard",
+            message=(
                 f"{len(review.shots)} shots, estimated ${review.total_usd:.2f} with {review.video_model}: "
                 "review the prompts, then approve to generate"
             ),
-            "cost": lambda c: {
-                **c,
-                "estimated_usd": review.total_usd,
-                "video_seconds": round(review.video_seconds, 3),
-            },
-        },
+            set_estimate=CostEstimate(
+                estimated_usd=review.total_usd, video_seconds=round(review.video_seconds, 3)
+            ),
+        ),
     )
 
 
+def awaiting_approval(action: str) -> InState:
+    """The guard of a review action (``action``: "approved", "edited", "re-planned"): checked again
+    inside the store's transaction, so an action racing the approval or a cancel is refused (409)."""
+    return InState(states=(JobState.awaiting_approval,), action=action)
+
+
 def require_state(record: JobRecord, state: JobState, action: str) -> None:
-    if record.state != state:
-        raise InvalidTransition(
-            f"job {record.id} is {record.state.value}; only a job that is {state.value.replace('_', ' ')} "
-            f"can be {action}"
-        )
+    """Refuse early, before any work, what the transaction's guard would refuse (same message)."""
+    InState(states=(state,), action=action).check(record)
 
 
 def check_prompt(prompt: str) -> str:
@@ -191,33 +190,15 @@ def _shot_position(board: Storyboard, index: int) -> int:
     )
 
 
-def _checked_edits(ctx: JobContext, prompts: dict[int, str]) -> tuple[Storyboard, dict[str, str]]:
+def _checked_edits(ctx: JobContext, prompts: dict[int, str]) -> tuple[Storyboard, dict[int, str]]:
     """The stored storyboard, and every edit checked against it (shot exists, prompt fits) before any
     is recorded: a bad one changes nothing."""
     board = _stored_board(ctx)
     checked = {}
     for index, text in prompts.items():
         _shot_position(board, index)
-        checked[str(index)] = check_prompt(text)
+        checked[index] = check_prompt(text)
     return board, checked
-
-
-def _merge_edits(edits: dict[str, str], **more: Any) -> Callable[[dict[str, Any]], dict[str, Any]]:
-    """An ``approval`` change adding ``edits`` to those recorded (run inside the store's transaction)."""
-    return lambda a: {**a, **more, "prompt_edits": {**(a.get("prompt_edits") or {}), **edits}}
-
-
-def while_awaiting(job_id: str, action: str, then: str | None = None) -> Callable[[str], str]:
-    """A state value for ``StatusStore.update`` that refuses, inside the transaction, unless awaiting."""
-
-    def check(state: str) -> str:
-        if state != JobState.awaiting_approval.value:
-            raise InvalidTransition(
-                f"job {job_id} is {state}; only a job that is awaiting approval can be {action}"
-            )
-        return then or state
-
-    return check
 
 
 def edit_shots(ctx: JobContext, prompts: dict[int, str]) -> Storyboard:
@@ -229,7 +210,10 @@ def edit_shots(ctx: JobContext, prompts: dict[int, str]) -> Storyboard:
     require_state(ctx.record(), JobState.awaiting_approval, "edited")
     stored, edits = _checked_edits(ctx, prompts)
     record = ctx.status.update(
-        ctx.job_id, {"state": while_awaiting(ctx.job_id, "edited"), "approval": _merge_edits(edits)}
+        ctx.job_id,
+        JobUpdate(
+            guards=(awaiting_approval("edited"),), change_approval=ApprovalChange(add_prompt_edits=edits)
+        ),
     )
     # The file follows for anyone who reads it (a late write may lag another edit; the approval and
     # the generate stage both apply the record's edits again, so nothing generated ever lags).
@@ -253,12 +237,13 @@ def approve(ctx: JobContext, prompts: dict[int, str] | None = None) -> JobRecord
     stored, edits = _checked_edits(ctx, prompts or {})
     record = ctx.status.update(
         ctx.job_id,
-        {
-            "state": while_awaiting(ctx.job_id, "approved", then=JobState.running.value),
-            "heartbeat_at": None,
-            "message": "approved: generating the shots",
-            "approval": _merge_edits(edits, approved=True, approved_at=utcnow().isoformat()),
-        },
+        JobUpdate(
+            guards=(awaiting_approval("approved"),),
+            state=JobState.running,
+            heartbeat_at=None,
+            message="approved: generating the shots",
+            change_approval=ApprovalChange(add_prompt_edits=edits, approve_at=utcnow()),
+        ),
     )
     # This call won the compare-and-set, and no edit is accepted after it: it alone writes the
     # storyboard the generation will read, with every edit the record holds.

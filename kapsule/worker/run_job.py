@@ -107,7 +107,8 @@ def main(job_id: str | None = None, settings: Settings | None = None, task: Task
 
     if final.state == JobState.succeeded:
         timings = {k: v.model_dump() for k, v in final.timings.items()}
-        log_event("INFO", "job succeeded", job_id, final.stage, outputs=final.outputs, timings=timings)
+        outputs = final.outputs.model_dump()
+        log_event("INFO", "job succeeded", job_id, final.stage, outputs=outputs, timings=timings)
     elif final.state == JobState.failed and final.error is not None:
         message = f"[{final.error.code}] {final.error.message}"
         log_event("ERROR", message, job_id, final.error.stage, code=final.error.code)

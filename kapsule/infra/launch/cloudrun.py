@@ -29,7 +29,8 @@ from kapsule.core.errors import (
 )
 from kapsule.core.settings import Settings, get_settings
 from kapsule.infra.status import StatusStore
-from kapsule.job.record import JobRecord, JobState
+from kapsule.job.record import JobError, JobRecord, JobState
+from kapsule.job.update import JobUpdate
 
 URL_RE = re.compile(r"^cloudrun://(projects/[^/\s]+/locations/[^/\s]+/jobs/[^/\s]+)/?$")
 EXECUTION_RE = re.compile(
@@ -214,23 +215,21 @@ def reconcile(store: StatusStore, launcher: StatusLauncher, job: JobRecord | str
         return record
     found = launcher.status(record.execution)
     if found is None:
-        error = {
-            "code": "execution_lost",
-            "message": f"the execution {record.execution} no longer exists",
-            "stage": record.stage,
-        }
+        error = JobError(
+            code="execution_lost",
+            message=f"the execution {record.execution} no longer exists",
+            stage=record.stage,
+        )
     elif not found.done:
         return record
     else:
         how = "was cancelled" if found.cancelled else ("ended" if found.succeeded else "failed")
         detail = f": {found.message}" if found.message else ""
-        error = {
-            "code": "job_crashed",
-            "message": f"the execution {how} without finishing the job{detail}",
-            "stage": record.stage,
-        }
-    with contextlib.suppress(InvalidTransition):  # the job finished meanwhile: its word wins
-        return store.update(
-            record.id, {"state": JobState.failed.value, "error": error, "message": error["message"]}
+        error = JobError(
+            code="job_crashed",
+            message=f"the execution {how} without finishing the job{detail}",
+            stage=record.stage,
         )
+    with contextlib.suppress(InvalidTransition):  # the job finished meanwhile: its word wins
+        return store.update(record.id, JobUpdate(state=JobState.failed, error=error, message=error.message))
     return store.get(record.id)

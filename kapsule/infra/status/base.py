@@ -1,15 +1,18 @@
 """The StatusStore protocol: where job records live (SQLite locally, Firestore in the cloud).
 
-Writers never overwrite a record blindly: ``update`` runs ``jobs.apply_update`` inside the
-backend's transaction (compare-and-set), so concurrent progress beats and a racing cancel never lose
-an update and a finished job is never reopened.
+Writers never overwrite a record blindly: ``update`` applies a typed ``JobUpdate`` with
+``kapsule.job.update.apply_update`` inside the backend's transaction, on the record that transaction
+read. Its guards (compare-and-set) and computed changes (cost added, prompt edits merged) therefore
+see what is committed over, so concurrent progress beats and a racing cancel never lose an update
+and a finished job is never reopened.
 """
 
 from __future__ import annotations
 
-from typing import Any, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 from kapsule.job.record import JobRecord
+from kapsule.job.update import JobUpdate
 
 
 @runtime_checkable
@@ -22,8 +25,9 @@ class StatusStore(Protocol):
     def get(self, job_id: str) -> JobRecord:
         """The record, or ``JobNotFound``."""
 
-    def update(self, job_id: str, changes: dict[str, Any]) -> JobRecord:
-        """Apply ``changes`` transactionally after checking the state machine; returns the new record."""
+    def update(self, job_id: str, change: JobUpdate) -> JobRecord:
+        """Apply ``change`` in one transaction (``InvalidTransition`` if a rule or guard refuses it);
+        returns the new record."""
 
     def list(
         self, owner: str, limit: int = 20, cursor: str | None = None

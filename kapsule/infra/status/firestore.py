@@ -1,9 +1,11 @@
 """Firestore status store: one document per job in a collection, ``firestore://PROJECT/COLLECTION``.
 
-Every write is a Firestore transaction (read, ``jobs.apply_update`` checks the state machine, write),
-so a cancel from the API racing a progress beat from the job can neither be lost nor reopen a
-finished job. Firestore's server SDKs lock the documents a transaction reads; under contention a
-transaction is aborted and retried, and ``MAX_ATTEMPTS`` is far above the client's default of 5.
+Every write is a Firestore transaction (read, ``apply_update`` checks the state machine and the
+update's guards, write), so a cancel from the API racing a progress beat from the job can neither be
+lost nor reopen a finished job. Firestore's server SDKs lock the documents a transaction reads;
+under contention a transaction is aborted and retried, and ``MAX_ATTEMPTS`` is far above the
+client's default of 5. A retry applies the update again to the record it reads anew, so an increment
+(``add_cost``) counts exactly once.
 
 Threads of one process that update the same job take a local lock first (one of ``_STRIPES``,
 chosen by job id). Contention between them is settled in memory instead of by aborted transactions:
@@ -39,7 +41,8 @@ from kapsule.core.errors import (
     StatusStoreError,
     StorageError,
 )
-from kapsule.job.record import JobRecord, apply_update
+from kapsule.job.record import JobRecord
+from kapsule.job.update import JobUpdate, apply_update
 
 if TYPE_CHECKING:
     from google.cloud.firestore import Client, DocumentReference, Transaction
@@ -160,7 +163,7 @@ class FirestoreStatusStore:
             raise JobNotFound(f"no job {job_id}")
         return _from_document(snapshot.to_dict())
 
-    def update(self, job_id: str, changes: dict[str, Any]) -> JobRecord:
+    def update(self, job_id: str, change: JobUpdate) -> JobRecord:
         from google.cloud.firestore import transactional
 
         if not _valid_document_id(job_id):
@@ -172,7 +175,7 @@ class FirestoreStatusStore:
             snapshot = document.get(transaction=transaction)
             if not snapshot.exists:
                 raise JobNotFound(f"no job {job_id}")
-            record = apply_update(_from_document(snapshot.to_dict()), changes)
+            record = apply_update(_from_document(snapshot.to_dict()), change)
             transaction.set(document, _to_document(record))
             return record
 

@@ -1,7 +1,7 @@
 """SQLite status store: the embedded default, a real database with real transactions.
 
 WAL mode lets readers (the API, ``kapsule jobs``) read while the job writes. Each update is a
-``BEGIN IMMEDIATE`` transaction (read, check the transition, write), which serializes writers the way
+``BEGIN IMMEDIATE`` transaction (read, ``apply_update``, write), which serializes writers the way
 a Firestore transaction does, so the same contract tests pass on both.
 """
 
@@ -15,7 +15,8 @@ from typing import Any
 from urllib.parse import urlparse
 
 from kapsule.core.errors import BadCursor, ConfigError, JobExists, JobNotFound
-from kapsule.job.record import JobRecord, apply_update
+from kapsule.job.record import JobRecord
+from kapsule.job.update import JobUpdate, apply_update
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -88,14 +89,14 @@ class SqliteStatusStore:
             raise JobNotFound(f"no job {job_id}")
         return JobRecord.model_validate_json(row[0])
 
-    def update(self, job_id: str, changes: dict[str, Any]) -> JobRecord:
+    def update(self, job_id: str, change: JobUpdate) -> JobRecord:
         conn = self._connect()
         conn.execute("BEGIN IMMEDIATE")
         try:
             row = conn.execute("SELECT body FROM jobs WHERE id = ?", (job_id,)).fetchone()
             if row is None:
                 raise JobNotFound(f"no job {job_id}")
-            record = apply_update(JobRecord.model_validate_json(row[0]), changes)
+            record = apply_update(JobRecord.model_validate_json(row[0]), change)
             conn.execute("UPDATE jobs SET body = ? WHERE id = ?", (record.model_dump_json(), job_id))
             conn.execute("COMMIT")
         except BaseException:
