@@ -5,8 +5,9 @@ generated from this file and reviewed as code: change a cell here, run
 ``.venv/bin/python notebooks/_build.py``, and commit both. ``--check`` exits 1 if a committed notebook
 differs from what this file would write (the test suite runs it).
 
-Every notebook has the same shape: a tagged ``parameters`` cell (papermill injects the job's values
-after it), a ``setup`` cell that opens the job, one ``stage`` cell doing the stage's work, then cells
+Every notebook has the same shape: a tagged ``parameters`` cell (papermill injects the job's id after
+it; a job's inputs come from its record, so the cell's values only serve a run by hand), a ``setup``
+cell that opens the job and shows its inputs, one ``stage`` cell doing the stage's work, then cells
 showing what a reviewer wants to see. The tags let the pipeline split a notebook's time into setup,
 the stage's own work and the rest.
 """
@@ -19,26 +20,25 @@ from pathlib import Path
 
 import nbformat
 
-from kapsule.job.params import JobParams
-from kapsule.stages import NOTEBOOK_ARGS, STAGE_NOTEBOOKS
+from kapsule.job.params import JobOptions
+from kapsule.stages import STAGE_NOTEBOOKS
 
 HERE = Path(__file__).resolve().parent
 
-ARG_COMMENTS = {
-    "job_id": "empty: the bundled demo song's job, created on first use",
-    "storage_url": "empty: KAPSULE_STORAGE_URL",
-    "status_url": "empty: KAPSULE_STATUS_URL",
-}
-
 SETUP = """\
 from kapsule import stages
-from kapsule.job.params import JobParams
+from kapsule.core.settings import Settings
+from kapsule.job.params import JobOptions
 from kapsule.stages import {modules}
 
-params = JobParams(
+# The KAPSULE_* environment: the pipeline hands a kernel the deployment's settings this way.
+settings = Settings()
+if job_id:  # a job the pipeline runs: its inputs are its record's, read once
+    ctx = stages.open_job(settings, job_id)
+else:  # a run by hand: the demo song, with the values of the parameters cell
+    ctx = stages.open_demo_job(settings, JobOptions(
 {fields}
-)
-ctx = stages.open_job(job_id, storage_url, status_url, params)
+    ))
 stages.prepare(ctx, "{stage}")
 report.job_table(ctx)"""
 
@@ -63,8 +63,8 @@ CELLS: dict[str, list[Cell]] = {
         """),
         code(
             """
-            analysis = stages.run_analyze(ctx)
-            report.analysis_table(analysis, ctx.song_info)
+            song, analysis = stages.run_analyze(ctx)
+            report.analysis_table(analysis, song)
         """,
             tag="stage",
         ),
@@ -194,17 +194,20 @@ CELLS: dict[str, list[Cell]] = {
 
 
 def parameters_source() -> str:
-    """The tagged parameters cell: the job and its stores, then every ``JobParams`` field (same in all
-    four notebooks, so each is a full record of the job it ran), each with its default and meaning."""
-    lines = [f"{name} = {default!r}  # {ARG_COMMENTS[name]}" for name, default in NOTEBOOK_ARGS.items()]
-    for name, field in JobParams.model_fields.items():
-        default = list(field.default) if isinstance(field.default, tuple) else field.default
-        lines.append(f"{name} = {default!r}  # {field.description}")
+    """The tagged parameters cell: the job's id, then every value a user gives (``JobOptions``), each
+    with its default and meaning. papermill injects only ``job_id``; the values are for a run by hand."""
+    lines = [
+        "# job_id: the job to run (the pipeline injects it; its inputs then come from its record).",
+        "# Empty: the bundled demo song, with the values below (change them and run by hand).",
+        "job_id = ''",
+    ]
+    for name, field in JobOptions.model_fields.items():
+        lines.append(f"{name} = {field.default!r}  # {field.description}")
     return "\n".join(lines)
 
 
 def setup_source(stage: str) -> str:
-    fields = "\n".join(f"    {name}={name}," for name in JobParams.model_fields)
+    fields = "\n".join(f"        {name}={name}," for name in JobOptions.model_fields)
     return SETUP.format(stage=stage, modules=setup_modules(stage), fields=fields)
 
 

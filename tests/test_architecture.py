@@ -154,3 +154,20 @@ def test_no_raise_site_invents_a_code() -> None:
                 if name in classes:
                     offenders.append(f"{module}:{node.lineno} {name}(code=...)")
     assert offenders == []
+
+
+def _map_in_architecture_md() -> list[str]:
+    """The packages ARCHITECTURE.md's tree lists, in its order (``  name/  what it holds``)."""
+    text = (ROOT / "ARCHITECTURE.md").read_text()
+    tree = text.split("```\nkapsule/\n", 1)[1].split("```", 1)[0]
+    return [m.group(1) for m in re.finditer(r"^  (\w+)/ ", tree, flags=re.M)]
+
+
+def test_architecture_md_maps_every_package_in_layer_order() -> None:
+    """The one-screen map names each top-level package once, top layer first, and nothing else."""
+    listed = _map_in_architecture_md()
+    packages = sorted(p.name for p in LIBRARY.iterdir() if (p / "__init__.py").is_file())
+    assert sorted(listed) == packages
+    layers = _layers()
+    order = [_layer_of(f"kapsule.{name}", layers) for name in listed]
+    assert None not in order and order == sorted(order), list(zip(listed, order, strict=True))

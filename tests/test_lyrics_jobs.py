@@ -41,7 +41,7 @@ def test_pasted_lyrics_are_stored_in_the_job_and_named_in_its_params(
     assert created.status_code == 202, created.text
     record = created.json()
     layout = JobLayout(record["id"])
-    assert record["params"]["lyrics"] == layout.input_lyrics("lrc")
+    assert record["params"]["lyrics"] == "pasted"  # what the user gave; the file is the job's own
     assert record["params"]["captions"] == "soft" and record["params"]["lyrics_aligner"] == "auto"
     assert open_storage(env.storage_url).read_bytes(layout.input_lyrics("lrc")) == LRC.encode()
     assert launcher.launched == [record["id"]]
@@ -64,7 +64,9 @@ def test_plain_lyrics_upload_is_stored_as_text(api: Any, env: Settings, tmp_path
         "/v1/jobs", json={"upload_id": _upload(client, song), "lyrics_upload_id": ticket.json()["upload_id"]}
     )
     assert created.status_code == 202, created.text
-    assert created.json()["params"]["lyrics"].endswith("/input/lyrics.txt")
+    assert created.json()["params"]["lyrics"] == "words.txt"
+    stored = open_storage(env.storage_url).read_bytes(JobLayout(created.json()["id"]).input_lyrics("txt"))
+    assert stored == words.read_bytes()
 
 
 BAD_LYRICS = [

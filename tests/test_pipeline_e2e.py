@@ -33,9 +33,9 @@ from kapsule.infra.status import open_status_store
 from kapsule.infra.storage import open_storage
 from kapsule.job.artifacts import Analysis, ShotManifest, Storyboard
 from kapsule.job.layout import NOTEBOOK_NAMES, JobLayout
-from kapsule.job.params import JobParams
+from kapsule.job.params import JobOptions
 from kapsule.job.record import JobRecord, JobState, utcnow
-from kapsule.stages import NOTEBOOK_ARGS, STAGE_NOTEBOOKS
+from kapsule.stages import STAGE_NOTEBOOKS
 
 REPO = Path(__file__).resolve().parent.parent
 NOTEBOOKS = REPO / "notebooks"
@@ -55,11 +55,11 @@ def test_committed_notebooks_are_what_the_build_script_writes() -> None:
 
 
 @pytest.mark.parametrize(("stage", "name"), list(STAGE_NOTEBOOKS.items()))
-def test_each_notebook_declares_the_parameters_the_pipeline_injects(stage: str, name: str) -> None:
-    """Every notebook declares the job and its stores and every JobParams field, with the model's defaults."""
+def test_each_notebook_declares_the_job_and_every_option_with_its_default(stage: str, name: str) -> None:
+    """Every notebook declares ``job_id`` (the one parameter the pipeline injects) and every value a
+    user gives (``JobOptions``), with the model's defaults, for a run by hand."""
     declared = papermill.inspect_notebook(str(NOTEBOOKS / f"{name}.ipynb"))
-    defaults = {k: v.default for k, v in JobParams.model_fields.items()}
-    expected = {**NOTEBOOK_ARGS, **{k: list(v) if isinstance(v, tuple) else v for k, v in defaults.items()}}
+    expected = {"job_id": "", **{k: v.default for k, v in JobOptions.model_fields.items()}}
     assert {k: ast.literal_eval(v["default"]) for k, v in declared.items()} == expected
 
 
@@ -165,11 +165,16 @@ def test_every_notebook_is_stored_executed_with_outputs(made: Made) -> None:
         nb = nbformat.read(made.storage_file(made.layout.notebook(name)), as_version=4)
         html = made.storage_file(made.layout.notebook(name, "html")).read_text()
         assert not nb.metadata.papermill.exception
-        assert nb.metadata.papermill.parameters["job_id"] == made.job.id
+        # The job's id is all the pipeline injects: its inputs come from its record, its settings
+        # from the environment, and the setup cell shows them.
+        assert nb.metadata.papermill.parameters == {"job_id": made.job.id}
         code = [c for c in nb.cells if c.cell_type == "code"]
         assert {c.metadata.papermill.status for c in code} == {"completed"}, name
         stage_cell = next(c for c in code if "stage" in c.metadata.get("tags", []))
         assert stage_cell.outputs and stage_cell.execution_count, name
+        setup = next(c for c in code if "setup" in c.metadata.get("tags", []))
+        shown = "".join(o.get("data", {}).get("text/html", "") for o in setup.outputs)
+        assert "a paper boat on a neon river" in shown and "demo-song.lrc" in shown, name
         assert "<html" in html and "<table" in html
         assert "Traceback" not in html
 
@@ -191,7 +196,7 @@ def test_lyrics_are_timed_steer_the_shots_and_become_captions(made: Made) -> Non
     from kapsule.lyrics import lines_from_json
     from tests.test_captions import _subtitle_packets
 
-    assert made.job.params.lyrics == made.layout.input_lyrics("lrc")
+    assert made.storage_file(made.layout.input_lyrics("lrc")).is_file()
     lines = lines_from_json(made.storage_file(made.layout.lyrics).read_bytes())
     assert [round(line.start, 2) for line in lines] == LYRIC_STARTS
     board = Storyboard.model_validate_json(made.storage_file(made.layout.storyboard).read_text())

@@ -223,7 +223,8 @@ def test_review_edit_approve_then_reroll_bills_only_what_changed(
     assert predicts[0].body["parameters"]["seed"] == child.reroll.seed != shots[1]["seed"]
     assert child.cost.actual_usd == pytest.approx(shots[1]["cost_usd"])
     assert _video_seconds(veo_env, child_id) == pytest.approx(song_seconds, abs=0.1)
-    assert child.params.lyrics == JobLayout(child_id).input_lyrics("lrc")
+    child_lyrics = open_storage(veo_env.storage_url).read_bytes(JobLayout(child_id).input_lyrics("lrc"))
+    assert child.params.lyrics == done.params.lyrics and child_lyrics
     assert "the lamp turns slowly" in client.get(f"/v1/jobs/{child_id}/captions.vtt").text
 
     # The notebooks keep the history: the parent's are untouched, the child has its own.
@@ -391,7 +392,7 @@ def test_the_generate_stage_reads_every_recorded_edit_even_if_the_file_lags(kaps
     stale.shots[1].prompt = "original 1"
     stores.storage.write_bytes(JobLayout(job_id).storyboard, stale.model_dump_json().encode())
     stores.status.update(job_id, JobUpdate(state=JobState.running))
-    board = stages.load_storyboard(stages.open_job(job_id))
+    board = stages.load_storyboard(stages.open_job(kapsule_env, job_id))
     assert board.shots[1].prompt == "kept in the record"
     stored = Storyboard.model_validate_json(stores.storage.read_bytes(JobLayout(job_id).storyboard))
     assert stored.shots[1].prompt == "kept in the record"  # the audit trail is put right too

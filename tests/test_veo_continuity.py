@@ -118,7 +118,8 @@ def test_reference_images_go_to_veo_3_1_and_a_changed_image_re_bills(
     images = [_png((200, 30, 30), tmp_path / "face.png"), _png((30, 30, 200), tmp_path / "cover.png")]
     keys = store_reference_images([read_reference_image(p) for p in images], storage, JobLayout(job))
     assert keys == (f"jobs/{job}/input/refs/00.png", f"jobs/{job}/input/refs/01.png")
-    settings = settings_for_job(api_key_env, job, {"reference_images": keys})
+    names = tuple(p.name for p in images)
+    settings = settings_for_job(api_key_env, job, {"reference_images": names})
     board = _board(["the singer walks", "the singer turns"])
 
     manifest, _ = _generate(board, "veo-3.1-generate-preview", settings, job, tmp_path)
@@ -135,7 +136,7 @@ def test_reference_images_go_to_veo_3_1_and_a_changed_image_re_bills(
     assert len(fake_google.requests("predict")) == 2, "unchanged references: nothing is paid again"
 
     storage.write_bytes(keys[1], _png((30, 200, 30), tmp_path / "new-cover.png").read_bytes())
-    fresh = settings_for_job(api_key_env, job, {"reference_images": keys})
+    fresh = settings_for_job(api_key_env, job, {"reference_images": names})
     _generate(board, "veo-3.1-generate-preview", fresh, job, tmp_path)
     assert len(fake_google.requests("predict")) == 4, "a changed reference re-bills the shots using it"
 
@@ -149,7 +150,8 @@ def test_models_without_reference_images_do_not_send_them_and_say_so(
         open_storage(vertex_env.storage_url),
         JobLayout(job),
     )
-    settings = settings_for_job(vertex_env, job, {"reference_images": keys})
+    assert keys == (f"jobs/{job}/input/refs/00.png",)
+    settings = settings_for_job(vertex_env, job, {"reference_images": ("a.png",)})
     manifest, _ = _generate(_board(["x"]), "veo-3.0-generate-001", settings, job, tmp_path)
     assert sent_images(fake_google.requests("predict")[0]) == (None, [])
     assert "not used: veo-3.0-generate-001 does not take reference images" in manifest.shots[0].note
@@ -260,7 +262,7 @@ def test_poll_schedule_sleeps_until_the_typical_duration_then_polls_tightly() ->
     assert polls.delay(140, 10.0) == 15.0  # far past it: back off again
 
 
-def test_make_stores_reference_images_in_the_job_and_records_their_keys(
+def test_make_stores_reference_images_in_the_job_and_records_their_names(
     kapsule_env: Settings, demo_song_file: Path, tmp_path: Path
 ) -> None:
     from kapsule.control.service import JobService, Submission
@@ -273,12 +275,8 @@ def test_make_stores_reference_images_in_the_job_and_records_their_keys(
     submission = Submission(params, LocalSong(demo_song_file), references=[read_reference_image(face)])
     record, replayed = service.submit(submission)
     assert not replayed and launcher.launched == [record.id]
-    [key] = record.params.reference_images
-    assert key == f"jobs/{record.id}/input/refs/00.png"
+    assert record.params.reference_images == ("face.png",)  # what the user gave, for people to read
+    key = f"jobs/{record.id}/input/refs/00.png"  # named by position and type, never by the user
     assert open_storage(get_settings().storage_url).read_bytes(key) == face.read_bytes()
     ctx = JobContext.for_job(service.stores, record.id)
-    assert (ctx.params.continuity, ctx.params.reference_images, ctx.job_id) == (
-        "last_frame",
-        (key,),
-        record.id,
-    )
+    assert (ctx.params.continuity, ctx.reference_image_keys(), ctx.job_id) == ("last_frame", [key], record.id)

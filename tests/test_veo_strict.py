@@ -182,11 +182,11 @@ def test_a_job_never_sends_a_request_the_table_forbids(
     from PIL import Image
 
     Image.new("RGB", (64, 48), (200, 30, 30)).save(tmp_path / "ref.png")
-    keys = store_reference_images(
+    store_reference_images(
         [read_reference_image(tmp_path / "ref.png")], open_storage(settings.storage_url), JobLayout(job)
     )
     manifest = _generate(
-        _board(["d", "e"]), "veo-3.1-generate-preview", settings, tmp_path, job, reference_images=keys
+        _board(["d", "e"]), "veo-3.1-generate-preview", settings, tmp_path, job, reference_images=("ref.png",)
     )
     assert all(s.state == "done" for s in manifest.shots)
 

@@ -10,9 +10,10 @@ from typing import Annotated
 
 import typer
 
+from kapsule.control.submission import LyricsFile
 from kapsule.core.errors import InputFileMissing, KapsuleError
 from kapsule.core.settings import get_settings
-from kapsule.job.params import parse_params
+from kapsule.job.params import parse_options
 from kapsule.song.intake import LocalSong
 
 LyricsOpt = Annotated[
@@ -27,13 +28,13 @@ LyricsOpt = Annotated[
 EXIT_BAD_INPUT = 2
 
 
-def read_lyrics_file(path: Path | None) -> bytes | None:
-    """The lyrics file's bytes (the job service checks them), or None without ``--lyrics``."""
+def read_lyrics_file(path: Path | None) -> LyricsFile | None:
+    """The lyrics file (the job service checks it), or None without ``--lyrics``."""
     if path is None:
         return None
     if not path.is_file():
         raise InputFileMissing(f"there is no lyrics file at {path}")
-    return path.read_bytes()
+    return LyricsFile(path.name, path.read_bytes())
 
 
 def lyrics_command(
@@ -51,15 +52,15 @@ def lyrics_command(
 
     try:
         settings = get_settings()
-        params = parse_params({"lyrics_aligner": aligner})
+        options = parse_options({"lyrics_aligner": aligner})
         info = LocalSong(song).inspect(settings)
-        data = read_lyrics_file(lyrics)
-        assert data is not None
+        given = read_lyrics_file(lyrics)
+        assert given is not None
         lines = load_lyrics(
-            data,
+            given.data,
             song_seconds=info.duration,
             song=song,
-            aligner=resolve_aligner(params.lyrics_aligner, settings.prompt_model),
+            aligner=resolve_aligner(options.lyrics_aligner, settings.prompt_model),
             settings=settings,
         )
     except KapsuleError as exc:

@@ -42,7 +42,7 @@ from kapsule.core.errors import (
 from kapsule.core.settings import get_settings
 from kapsule.generation.references import read_reference_image
 from kapsule.infra.context import Stores
-from kapsule.job.params import parse_params
+from kapsule.job.params import parse_options, parse_params
 from kapsule.song.intake import LocalSong
 from kapsule.worker.run_job import local_command
 
@@ -66,14 +66,14 @@ def _make(
     """Submit a job for ``song`` with ``values`` (the job options), follow it, write its video."""
     try:
         service = service_for_settings()
-        params = parse_params({**values, "song": song.name})
+        options = parse_options(values)
         images = [read_reference_image(path) for path in references]
         text = read_lyrics_file(lyrics)
-        submission = Submission(params=params, song=LocalSong(song), references=images, lyrics=text)
+        submission = Submission(options, LocalSong(song), references=images, lyrics=text)
         record, _ = service.submit(submission)
     except KapsuleError as exc:
         raise fail(exc, EXIT_BAD_INPUT) from None
-    err.print(f"job {record.id}: {song.name}, {params.aspect_ratio} {params.resolution}")
+    err.print(f"job {record.id}: {song.name}, {options.aspect_ratio} {options.resolution}")
     final = follow(service, record.id, record.execution or "")
     deliver(service, final, output or Path("out") / f"{song.stem}.mp4")
 

@@ -38,7 +38,7 @@ from kapsule.infra.context import JobContext, Stores
 from kapsule.infra.launch.base import settings_env, uses_genai_models
 from kapsule.job.record import STAGES, JobRecord, JobState, StageTiming
 from kapsule.job.update import JobUpdate
-from kapsule.stages.runners import NOTEBOOK_ARGS, STAGE_NOTEBOOKS, stage_done
+from kapsule.stages import STAGE_NOTEBOOKS, stage_done
 from kapsule.storyboard.review import needs_review, pause_for_review
 
 log = logging.getLogger(__name__)
@@ -60,15 +60,14 @@ def notebooks_dir(settings: Settings) -> Path:
     return folder
 
 
-def notebook_parameters(ctx: JobContext) -> dict[str, Any]:
-    """What papermill injects: the job and its stores, plus every field of the job's ``JobParams``."""
-    return {
-        **NOTEBOOK_ARGS,
-        "job_id": ctx.job_id,
-        "storage_url": ctx.settings.storage_url,
-        "status_url": ctx.settings.status_url,
-        **ctx.params.model_dump(mode="json"),
-    }
+def notebook_parameters(ctx: JobContext) -> dict[str, str]:
+    """What papermill injects: the job's id, and nothing else.
+
+    The kernel opens the job by its id and reads its inputs from the record (their one source); the
+    deployment's settings reach it as the ``KAPSULE_*`` environment (``_kernel_environment``), not as
+    parameters, so neither crosses twice.
+    """
+    return {"job_id": ctx.job_id}
 
 
 @contextlib.contextmanager

@@ -21,7 +21,6 @@ import logging
 import threading
 from collections.abc import Iterable, Iterator
 from datetime import timedelta
-from typing import Any
 
 from kapsule.control.submission import (
     GridChange,
@@ -47,7 +46,8 @@ from kapsule.infra.launch.base import uses_genai_models
 from kapsule.infra.launch.cloudrun import StatusLauncher
 from kapsule.infra.launch.reconcile import STALE_HEARTBEAT_S, reconcile_if_stale, reconcile_stale
 from kapsule.job.artifacts import AnalysisHints
-from kapsule.job.params import JobParams
+from kapsule.job.layout import JobLayout
+from kapsule.job.params import JobOptions, JobParams, parse_params
 from kapsule.job.record import JobRecord, JobState, is_valid_job_id, utcnow
 from kapsule.job.update import ApprovalChange, JobUpdate, Unchanged
 from kapsule.storyboard import review as reviews
@@ -105,33 +105,37 @@ class JobService:
 
     # ----------------------------------------------------------------------------- submitting
 
-    def resolve(self, params: JobParams, reference_images: int | None = None) -> JobParams:
-        """``params`` with the deployment's defaults filled in and every model checked (no job yet).
-
-        ``reference_images``: how many images the job brings, when they are not in ``params`` yet.
-        """
-        resolved = params.model_copy(
-            update={
-                "video_model": params.video_model or self.settings.video_model,
-                "prompt_model": params.prompt_model or self.settings.prompt_model,
+    def params_for(self, submission: Submission) -> JobParams:
+        """The job's params, built once: the user's options with this deployment's default models, and
+        the names of the files they gave (the files are stored under the job's ``input/``); the models
+        are checked against this deployment before any job exists."""
+        options = submission.options
+        params = parse_params(
+            {
+                **options.model_dump(include=set(JobOptions.model_fields)),
+                "video_model": options.video_model or self.settings.video_model,
+                "prompt_model": options.prompt_model or self.settings.prompt_model,
+                "song": submission.song.name,
+                "reference_images": [image.name for image in submission.references],
+                "lyrics": submission.lyrics.name if submission.lyrics is not None else "",
             }
         )
-        check_models(resolved, self.settings, reference_images)
-        return resolved
+        check_models(params, self.settings)
+        return params
 
     def submit(self, submission: Submission) -> tuple[JobRecord, bool]:
         """Create and launch a job; returns its record and whether it was an idempotent replay.
 
-        Everything is checked before anything exists (params, models, reference images, the song's
-        content); then the record is created, and only then are files written under its id, so two
-        racing requests with one Idempotency-Key never mix their files. A launch failure is recorded
-        in the job, then raised.
+        Everything is checked before anything exists (params, models, reference images, lyrics, the
+        song's content); then the record is created, and only then are files written under its id, so
+        two racing requests with one Idempotency-Key never mix their files. A launch failure is
+        recorded in the job, then raised.
         """
         if submission.job_id is not None:
             replay = self._replay(submission)
             if replay is not None:
                 return replay, True
-        params = self.resolve(submission.params, len(submission.references))
+        params = self.params_for(submission)
         check_allowed(submission.owner, params, self.settings)
         mimes = check_reference_images(submission.references)
         info = submission.song.inspect(self.settings)
@@ -139,7 +143,7 @@ class JobService:
         if submission.lyrics is not None:  # malformed, empty, too long: refused before the job exists
             from kapsule.lyrics import check_lyrics
 
-            lyrics_ext = check_lyrics(submission.lyrics, song_seconds=info.duration)
+            lyrics_ext = check_lyrics(submission.lyrics.data, song_seconds=info.duration)
         params = with_budget(params, self.settings, info.duration)
         check_daily_cap(self.stores.status, submission.owner, params, self.settings)
         record = JobRecord(
@@ -149,14 +153,8 @@ class JobService:
             upload_id=submission.upload_id,
             request_hash=submission.request_hash,
             trace_header=submission.trace_header,
+            **({"id": submission.job_id} if submission.job_id is not None else {}),
         )
-        if submission.job_id is not None:
-            record = record.model_copy(update={"id": submission.job_id})
-        layout = JobContext.for_record(self.stores, record).layout
-        keys = reference_keys(mimes, layout)
-        lyrics_key = layout.input_lyrics(lyrics_ext) if lyrics_ext else ""
-        update: dict[str, Any] = {"reference_images": keys, "lyrics": lyrics_key}
-        record = record.model_copy(update={"params": params.model_copy(update=update)})
         try:
             record = self.stores.status.create(record)
         except JobExists:  # the same Idempotency-Key raced us; theirs wins (or is a different job)
@@ -164,14 +162,17 @@ class JobService:
             if replay is None:
                 raise
             return replay, True
-        ctx = JobContext.for_record(self.stores, record)
+        layout, storage = JobLayout(record.id), self.stores.storage
         try:
-            submission.song.store(ctx.storage, ctx.layout.input_song(info.ext), info.content_type)
+            submission.song.store(storage, layout.input_song(info.ext), info.content_type)
+            keys = reference_keys(mimes, layout)
             for key, image, mime in zip(keys, submission.references, mimes, strict=True):
-                ctx.storage.write_bytes(key, image.data, content_type=mime)
-            if submission.lyrics is not None and lyrics_key:
-                ctx.storage.write_bytes(
-                    lyrics_key, submission.lyrics, content_type="text/plain; charset=utf-8"
+                storage.write_bytes(key, image.data, content_type=mime)
+            if submission.lyrics is not None and lyrics_ext:
+                storage.write_bytes(
+                    layout.input_lyrics(lyrics_ext),
+                    submission.lyrics.data,
+                    content_type="text/plain; charset=utf-8",
                 )
         except KapsuleError as exc:
             self.record_failure(record.id, exc, None)

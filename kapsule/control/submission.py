@@ -27,14 +27,12 @@ from kapsule.core.errors import (
 from kapsule.core.settings import Settings
 from kapsule.generation.references import ReferenceImage
 from kapsule.infra.status import StatusStore
-from kapsule.job.params import JobParams
+from kapsule.job.params import JobOptions, JobParams
 from kapsule.job.record import JobRecord, utcnow
 from kapsule.song.intake import SongSource
 
 
-def check_models(
-    params: JobParams, settings: Settings, reference_images: int | None = None, *, today: date | None = None
-) -> None:
+def check_models(params: JobParams, settings: Settings, *, today: date | None = None) -> None:
     """Refuse a model this deployment does not know or cannot use, or a job it would refuse, before
     any job exists.
 
@@ -42,8 +40,7 @@ def check_models(
     client, no request), so a typo in ``--video-model``, a model Google has retired (its documented
     retirement date in this mode is ``today`` or earlier; default: now, UTC), or reference images on
     a model or aspect ratio Veo refuses them for, is one line at submission instead of a failed job
-    minutes later. ``reference_images`` is how many the job brings (default: the keys already in
-    ``params``).
+    minutes later.
     """
     from kapsule.infra.genai_client import genai_mode
 
@@ -80,7 +77,7 @@ def check_models(
             video,
             video_models.mode_of(settings),
             aspect_ratio=params.aspect_ratio,
-            reference_images=len(params.reference_images) if reference_images is None else reference_images,
+            reference_images=len(params.reference_images),
             continuity=params.continuity,
             today=today,
         )
@@ -110,11 +107,27 @@ class GridChange(BaseModel):
         return {"keep": 1.0, "double": 2.0, "half": 0.5}[self.tempo]
 
 
+PASTED_LYRICS = "pasted"
+"""The name lyrics pasted as text go by (``JobParams.lyrics`` names the user's lyrics file)."""
+
+
+@dataclass(frozen=True)
+class LyricsFile:
+    """The user's lyrics as given: a file's name and bytes, or pasted text (named ``pasted``)."""
+
+    name: str
+    data: bytes
+
+
 @dataclass(frozen=True)
 class Submission:
-    """A job as an entry point hands it over: inputs, files, and who asks."""
+    """A job as an entry point hands it over: the user's options, their files, and who asks.
 
-    params: JobParams
+    The job service turns it into the job's ``JobParams`` (``JobService.params_for``): the options,
+    the deployment's default models, and the names of the files.
+    """
+
+    options: JobOptions
     song: SongSource
     owner: str = "local"
     references: Sequence[ReferenceImage] = ()
@@ -122,7 +135,7 @@ class Submission:
     request_hash: str | None = None  # of the whole request, to tell a replay from a different job
     upload_id: str | None = None
     trace_header: str | None = None
-    lyrics: bytes | None = None  # a lyrics file's bytes or pasted text (UTF-8); checked before the job exists
+    lyrics: LyricsFile | None = None  # checked (format, length, the song's length) before the job exists
 
 
 LOCAL_OWNER = "local"  # the machine's own user (CLI, open loopback API): the operator

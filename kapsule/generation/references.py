@@ -80,7 +80,7 @@ def reference_keys(mimes: Sequence[str], layout: JobLayout) -> tuple[str, ...]:
     """Where a job's reference images go (``input/refs/NN.ext``), from their index and content type,
     never from the user's file name; known before anything is written."""
     return tuple(
-        f"{layout.input_prefix}refs/{index:02d}.{'jpg' if mime == 'image/jpeg' else mime.split('/')[1]}"
+        layout.reference_image(index, "jpg" if mime == "image/jpeg" else mime.split("/")[1])
         for index, mime in enumerate(mimes)
     )
 

@@ -15,7 +15,7 @@ Why it is shaped like this:
   run one at a time: continuity is bought with speed.
 - What a request may hold comes from ``video_models`` (model x mode): ``request_for`` plans each shot
   to fit it and ``_config`` checks the request again before sending, so no request the table
-  forbids reaches Google. Reference images (``ctx.params.reference_images``, storage keys) go to models
+  forbids reaches Google. Reference images (``ctx.reference_image_keys()``) go to models
   the table lists for them, always as 8 s 16:9 clips, named in the request by their bytes' sha256;
   other models record in the manifest that they were not used.
 - 429/5xx answers and network timeouts are transient: retried with exponential backoff and jitter,
@@ -152,7 +152,7 @@ class VeoGenerator:
         """The configured reference images, read from storage once per generator."""
         with self._refs_lock:
             if self._refs is None:
-                keys = self.ctx.params.reference_images
+                keys = self.ctx.reference_image_keys()
                 self._refs = [load_reference_image(self.ctx.storage, key) for key in keys]
             return self._refs
 

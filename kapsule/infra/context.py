@@ -7,8 +7,10 @@ report progress. Before this existed, per-job values travelled inside ``Settings
 ``continuity``, reference images, via ``model_copy``) and generators opened storage themselves; now
 ``Settings`` holds only deployment configuration and everything about the job is here.
 
-The params are read from the job record when the context is opened; a notebook run by hand may pass
-its own (the values in its parameters cell), which then win for that run.
+The params are read from the job record when the context is opened (the demo job a notebook runs by
+hand takes the values of its parameters cell instead). A job's files (the song, the lyrics, the
+reference images) are found under its ``input/`` folder, where intake stored them; their keys come
+from the layout, never from the params, which hold only what the user decided.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from pydantic import BaseModel
 
@@ -60,7 +62,6 @@ class JobContext:
     stores: Stores
     workdir: Path
     layout: JobLayout = field(init=False)
-    song_info: Any = field(default=None, repr=False)  # audio.SongInfo once the analyze stage checked it
 
     def __post_init__(self) -> None:
         self.layout = JobLayout(self.job_id)
@@ -127,16 +128,17 @@ class JobContext:
 
     # --------------------------------------------------------------------------- the files
 
-    def _input_keys(self) -> list[str]:
+    def _input_keys(self, stem: str) -> list[str]:
+        """Keys of ``input/{stem}.*`` (intake chose the extension from the content)."""
         prefix = self.layout.input_prefix
-        return [k for k in self.storage.list(prefix) if k[len(prefix) :].startswith("song.")]
+        return [k for k in self.storage.list(prefix) if k[len(prefix) :].startswith(f"{stem}.")]
 
     def has_input_song(self) -> bool:
-        return bool(self._input_keys())
+        return bool(self._input_keys("song"))
 
     def input_song(self) -> Path:
         """A local copy of ``jobs/{id}/input/song.*`` (the extension was chosen at intake)."""
-        keys = self._input_keys()
+        keys = self._input_keys("song")
         if not keys:
             raise ObjectNotFound(
                 f"job {self.job_id} has no input song (nothing under {self.layout.input_prefix})"
@@ -146,6 +148,23 @@ class JobContext:
         if local is not None and local.is_file():
             return local
         return self.storage.download_to(key, self.workdir / "input" / key.rsplit("/", 1)[-1])
+
+    def has_lyrics(self) -> bool:
+        """Whether the user gave lyrics (``params.lyrics`` names their file; intake stored it)."""
+        return bool(self.params.lyrics)
+
+    def lyrics_key(self) -> str:
+        """The key of ``input/lyrics.*``, the lyrics as the user gave them (``ObjectNotFound`` if gone)."""
+        keys = self._input_keys("lyrics")
+        if not keys:
+            raise ObjectNotFound(f"job {self.job_id} has no lyrics file under {self.layout.input_prefix}")
+        return keys[0]
+
+    def reference_image_keys(self) -> list[str]:
+        """Keys of the user's reference images under ``input/refs/``, in the order given."""
+        if not self.params.reference_images:
+            return []
+        return sorted(self.storage.list(self.layout.references_prefix))
 
     @property
     def output_dir(self) -> Path:

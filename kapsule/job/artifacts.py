@@ -1,6 +1,6 @@
 """The data every stage hands to the next: analysis, storyboard, shot requests and the shot manifest.
 
-These are the JSON files of DESIGN.md (``analysis.json``, ``storyboard.json``, ``manifest.json``)
+These are the job's JSON files (``analysis.json``, ``storyboard.json``, ``manifest.json``; ARCHITECTURE.md)
 as pydantic models, so a notebook, the CLI and the API read them the same way and a malformed file
 fails loudly at the boundary. Times are seconds from the song's start, always absolute.
 """

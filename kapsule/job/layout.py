@@ -1,4 +1,4 @@
-"""Every storage key of a job, derived by one function from its id (see DESIGN.md).
+"""Every storage key of a job, derived from its id (ARCHITECTURE.md, "Storage keys").
 
 No path anywhere is built from user text: the job id is validated, shot keys are hashes we compute,
 and the upload's extension comes from what ffprobe found, not from the uploaded file's name.
@@ -12,6 +12,8 @@ from kapsule.core.errors import BadJobId, InvalidParameter, UnknownNotebook
 from kapsule.job.record import is_valid_job_id
 
 NOTEBOOK_NAMES = ("01_analyze", "02_storyboard", "03_generate", "04_assemble")
+LYRICS_EXTENSIONS = ("lrc", "srt", "vtt", "txt")
+IMAGE_EXTENSIONS = ("png", "jpg", "webp")
 
 
 @dataclass(frozen=True)
@@ -35,13 +37,25 @@ class JobLayout:
 
     def input_lyrics(self, ext: str) -> str:
         """The lyrics as the user gave them (``ext``: the format the parser recognised)."""
-        if ext not in ("lrc", "srt", "vtt", "txt"):
+        if ext not in LYRICS_EXTENSIONS:
             raise InvalidParameter(f"bad lyrics extension {ext!r}")
         return f"{self.root}/input/lyrics.{ext}"
 
     @property
     def input_prefix(self) -> str:
         return f"{self.root}/input/"
+
+    @property
+    def references_prefix(self) -> str:
+        """The user's reference images, ``NN.ext`` in the order given (see ``reference_image``)."""
+        return f"{self.input_prefix}refs/"
+
+    def reference_image(self, index: int, ext: str) -> str:
+        """Reference image ``index`` (0-based), named by its position and checked type, never by the
+        user's file name."""
+        if ext not in IMAGE_EXTENSIONS or not 0 <= index < 100:
+            raise InvalidParameter(f"bad reference image {index} .{ext}")
+        return f"{self.references_prefix}{index:02d}.{ext}"
 
     @property
     def analysis(self) -> str:

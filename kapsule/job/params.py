@@ -9,7 +9,8 @@ read ``ctx.params``. A new job input is one new field here, with a description; 
 fields and checks that each is reachable from both the CLI and the API.
 
 What is *not* here: what the job learns or decides while it runs (timings, approval, prompt edits,
-the upload it came from, its trace header). Those are typed fields of the job record (``jobs``).
+the upload it came from, its trace header; typed fields of the job record, ``job.record``), and where
+its files are stored (the layout derives every key from the job id, ``job.layout``).
 """
 
 from __future__ import annotations
@@ -129,17 +130,18 @@ class JobParams(JobOptions):
         description="The song's file name as the user gave it (shown in lists, names the downloaded MP4). "
         "The audio itself is the job's input/song.* file, checked by its content.",
     )
-    reference_images: tuple[str, ...] = Field(
+    reference_images: tuple[Annotated[str, Field(max_length=255)], ...] = Field(
         (),
         max_length=MAX_REFERENCE_IMAGES,
-        description="A character, product or cover kept the same across shots (Veo 3.1). The user gives "
-        "image files; the job holds their storage keys under its input/refs/.",
+        description="A character, product or cover kept the same across shots (Veo 3.1): the images' file "
+        "names as the user gave them. The images themselves are the job's input/refs/ files.",
     )
     lyrics: str = Field(
         "",
         max_length=255,
-        description="The song's lyrics: an LRC (line- or word-timed), SRT, VTT or plain-text file, or "
-        "pasted text (aligned to the song). The job holds its storage key, input/lyrics.*; empty: none.",
+        description="The song's lyrics: the name of the LRC (line- or word-timed), SRT, VTT or plain-text "
+        "file the user gave, or 'pasted' for pasted text (aligned to the song); empty: none. The text "
+        "itself is the job's input/lyrics.* file.",
     )
 
 
@@ -154,6 +156,14 @@ def validation_message(exc: ValidationError) -> str:
         where = ".".join(str(p) for p in error.get("loc", ()) if p not in ("body", "query", "path"))
         parts.append(f"{where or 'request'}: {error.get('msg', 'invalid')}")
     return "; ".join(parts) or "the job's parameters are not valid"
+
+
+def parse_options(values: dict[str, Any]) -> JobOptions:
+    """``JobOptions`` (what an entry point's options hold) from plain values, or ``InvalidParameter``."""
+    try:
+        return JobOptions.model_validate(values)
+    except ValidationError as exc:
+        raise InvalidParameter(validation_message(exc)) from None
 
 
 def parse_params(values: dict[str, Any]) -> JobParams:

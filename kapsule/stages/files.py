@@ -1,8 +1,8 @@
-"""The working files the stages share beside their main outputs: the click-track preview, the timed
-lyrics, the shots' clips on local disk, and the contact sheet.
+"""The job files the stages share: reading what an earlier stage wrote (analysis, storyboard with its
+review edits, shot manifest, timed lyrics) and the chores several stages (and the job service's free
+re-plan) do alike: the click-track preview, the shots' clips on local disk, the contact sheet.
 
-Kept out of ``stages`` so each stage function there reads as the steps of its notebook; these are the
-file chores several stages (and the job service's free re-plan) do alike.
+Kept out of the stage modules so each of them reads as the steps of its notebook.
 """
 
 from __future__ import annotations
@@ -15,11 +15,35 @@ from typing import TYPE_CHECKING
 from kapsule.core.errors import ShotsMissing
 from kapsule.infra.context import JobContext
 from kapsule.job.artifacts import Analysis, ShotManifest, Storyboard
+from kapsule.job.record import JobState
+from kapsule.storyboard.review import with_prompt_edits
 
 if TYPE_CHECKING:
     from kapsule.lyrics import TimedLine
 
 FINISHED_SHOT_STATES = frozenset({"done", "fallback"})
+
+
+def load_analysis(ctx: JobContext) -> Analysis:
+    return ctx.read_model(ctx.layout.analysis, Analysis)
+
+
+def load_storyboard(ctx: JobContext) -> Storyboard:
+    """The storyboard with every prompt edit of its review (the job record holds them; see ``review``).
+
+    ``storyboard.json`` normally has them already (the approval writes it); an edit's own late write
+    of that file could still lag the record, so once the job is running again the file is put right.
+    """
+    board = ctx.read_model(ctx.layout.storyboard, Storyboard)
+    record = ctx.record()
+    edited = with_prompt_edits(board, record)
+    if edited != board and record.state == JobState.running:
+        ctx.write_model(ctx.layout.storyboard, edited)
+    return edited
+
+
+def load_manifest(ctx: JobContext) -> ShotManifest:
+    return ctx.read_model(ctx.layout.manifest, ShotManifest)
 
 
 def write_click_file(ctx: JobContext, song: Path, analysis: Analysis) -> None:
@@ -38,7 +62,7 @@ def time_lyrics(ctx: JobContext, song: Path, song_seconds: float) -> list[TimedL
 
     model = ctx.params.prompt_model
     lines = load_lyrics(
-        ctx.storage.read_bytes(ctx.params.lyrics),
+        ctx.storage.read_bytes(ctx.lyrics_key()),
         song_seconds=song_seconds,
         song=song,
         aligner=resolve_aligner(ctx.params.lyrics_aligner, model),
@@ -53,7 +77,7 @@ def load_lyrics_lines(ctx: JobContext) -> list[TimedLine]:
     """The job's timed lyric lines (none when the job has no lyrics)."""
     from kapsule.lyrics import lines_from_json
 
-    return lines_from_json(ctx.storage.read_bytes(ctx.layout.lyrics)) if ctx.params.lyrics else []
+    return lines_from_json(ctx.storage.read_bytes(ctx.layout.lyrics)) if ctx.has_lyrics() else []
 
 
 def make_contact_sheet_file(ctx: JobContext, board: Storyboard, manifest: ShotManifest) -> Path:

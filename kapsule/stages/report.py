@@ -69,7 +69,8 @@ def _kv(title: str, pairs: Sequence[tuple[str, Any]]) -> Table:
 
 
 def job_table(ctx: JobContext) -> Table:
-    """The job record's headline fields."""
+    """The job record's headline fields, then every input this run uses (the reviewer's record of
+    what ran: the pipeline injects only the job's id, and its inputs are its record's)."""
     r = ctx.record()
     pairs: list[tuple[str, Any]] = [
         ("job", r.id),
@@ -80,6 +81,8 @@ def job_table(ctx: JobContext) -> Table:
     pairs += [("message", r.message), ("storage", ctx.storage.url)]
     if r.error:
         pairs.append(("error", f"[{r.error.code}] {r.error.message}"))
+    for name, value in ctx.params.model_dump(mode="json").items():
+        pairs.append((name, ", ".join(value) if isinstance(value, list) else value))
     return _kv("Job", pairs)
 
 

@@ -287,20 +287,11 @@ def reroll(ctx: JobContext, index: int, *, prompt: str | None = None, seed: int 
             f"shot {index} already has that prompt and seed {seed}: change one of them to re-roll it"
         )
     board.shots[position] = shot.model_copy(update={"prompt": text or shot.prompt, "seed": seed})
-    child_id = new_job_id()
-    refs = tuple(
-        k.replace(ctx.layout.root, JobLayout(child_id).root, 1) for k in parent.params.reference_images
-    )
     child = JobRecord(
-        id=child_id,
+        id=new_job_id(),
         owner=parent.owner,
-        params=parent.params.model_copy(
-            update={
-                "review": False,
-                "reference_images": refs,
-                "lyrics": parent.params.lyrics.replace(ctx.layout.root, JobLayout(child_id).root, 1),
-            }
-        ),
+        # The same inputs; its files (song, lyrics, reference images) are copied into its own folder.
+        params=parent.params.model_copy(update={"review": False}),
         song_seconds=parent.song_seconds,
         reroll=RerollOf(parent_job=parent.id, shot=index, seed=seed, prompt_changed=text is not None),
         message=f"re-roll of shot {index} of {parent.id}",

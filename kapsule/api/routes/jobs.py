@@ -20,6 +20,7 @@ from kapsule.api.deps import DeliveryDep, OwnerDep, SecretDep, ServiceDep, Stora
 from kapsule.api.schemas import ApiModel
 from kapsule.control import uploads
 from kapsule.control.service import GridChange, Submission, request_hash
+from kapsule.control.submission import PASTED_LYRICS, LyricsFile
 from kapsule.core.errors import (
     BadCursor,
     InvalidParameter,
@@ -31,7 +32,7 @@ from kapsule.core.text import has_lone_surrogate
 from kapsule.generation.references import ReferenceImage
 from kapsule.job.artifacts import Analysis
 from kapsule.job.layout import JobLayout
-from kapsule.job.params import MAX_LYRICS_BYTES, MAX_REFERENCE_IMAGES, JobOptions, JobParams
+from kapsule.job.params import MAX_LYRICS_BYTES, MAX_REFERENCE_IMAGES, JobOptions
 from kapsule.job.record import JobRecord, JobState
 from kapsule.song.intake import StoredSong
 from kapsule.storyboard.review import Review
@@ -124,14 +125,12 @@ def create_job(
         references.append(ReferenceImage(ref_ticket.filename, storage.read_bytes(ref_key)))
     if body.lyrics_text is not None and body.lyrics_upload_id is not None:
         raise InvalidParameter("give the lyrics as lyrics_text or lyrics_upload_id, not both")
-    lyrics = body.lyrics_text.encode() if body.lyrics_text is not None else None
+    lyrics = LyricsFile(PASTED_LYRICS, body.lyrics_text.encode()) if body.lyrics_text is not None else None
     if body.lyrics_upload_id is not None:
-        _, lyrics_key = _uploaded(storage, body.lyrics_upload_id, owner, "lyrics")
-        lyrics = storage.read_bytes(lyrics_key)
-    values = body.model_dump(exclude={"upload_id", "reference_upload_ids", "lyrics_text", "lyrics_upload_id"})
-    params = JobParams(**values, song=ticket.filename)
+        lyrics_ticket, lyrics_key = _uploaded(storage, body.lyrics_upload_id, owner, "lyrics")
+        lyrics = LyricsFile(lyrics_ticket.filename, storage.read_bytes(lyrics_key))
     submission = Submission(
-        params=params,
+        options=body,  # a JobCreate is JobOptions plus its uploads
         song=StoredSong(storage, key, ticket.filename),
         owner=owner,
         references=references,
