@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from kapsule.infra.status import StatusStore, open_status_store
 from kapsule.infra.storage import Storage, open_storage
 from kapsule.job.record import JobRecord, JobState
-from tests.emulators import EmulatorMissingError, run_firestore_emulator, run_gcs_emulator
+from tests.support.emulators import EmulatorMissingError, run_firestore_emulator, run_gcs_emulator
 
 SIZE = 50_000_000  # bytes (50 MB)
 REPEATS = 3

@@ -12,7 +12,7 @@ from kapsule.core.settings import Settings, get_settings
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 
 # Session fixtures `gcs_emulator` and `firestore_emulator` (real emulators, started on demand).
-pytest_plugins = ["tests.emulators", "tests.fake_google", "tests.fake_cloudrun"]
+pytest_plugins = ["tests.support.emulators", "tests.support.fake_google", "tests.support.fake_cloudrun"]
 
 
 @pytest.fixture
