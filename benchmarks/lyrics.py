@@ -122,7 +122,8 @@ def alignment(songs: list[SungSong]) -> dict[str, dict[str, float]]:
             for name, deaf in (("gemini", False), ("gemini-deaf", True)):
                 fake.gemini_replies = [fake_answer(song, rng, deaf) for _ in range(3)]
                 started = time.monotonic()
-                found[name] += errors(align_lyrics(verses, song.path, aligner="gemini"), song.lines)
+                timed = align_lyrics(verses, song.path, aligner="gemini", settings=get_settings())
+                found[name] += errors(timed, song.lines)
                 seconds[name] += time.monotonic() - started
     total = sum(song.duration for song in songs)
     return {

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from kapsule import media
 from kapsule.core.errors import InvalidParameter
-from kapsule.core.settings import Settings, get_settings
+from kapsule.core.settings import Settings
 from kapsule.generation.local_draw import MOTIFS as MOTIFS
 from kapsule.generation.local_draw import render_frames as render_frames
 from kapsule.generation.local_draw import render_size as render_size
@@ -42,8 +42,8 @@ class LocalRenderer:
     name = "local"
     exact_length = True
 
-    def __init__(self, settings: Settings | None = None) -> None:
-        self.settings = settings or get_settings()
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
 
     def request_for(self, shot: Shot, board: Storyboard) -> ShotRequest:
         wanted = dict(zip((s.index for s in board.shots), media.clip_frames_wanted(board), strict=True))

@@ -21,8 +21,7 @@ from kapsule.infra.status import open_status_store
 from kapsule.infra.storage import open_storage
 from kapsule.job.layout import NOTEBOOK_NAMES, JobLayout
 from kapsule.job.record import JobState
-
-pytestmark = [pytest.mark.slow, pytest.mark.integration]
+from tests.support.settings import use_environment
 
 
 def _content_type(url: str, key: str) -> str:
@@ -45,13 +44,16 @@ def short_song(demo_song_file: Path, tmp_path: Path) -> Path:
     return path
 
 
-def test_make_on_gcs_and_firestore(cloud_env: Settings, short_song: Path, tmp_path: Path) -> None:
+def test_make_on_gcs_and_firestore(
+    cloud_settings: Settings, short_song: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     out = tmp_path / "out" / "video.mp4"
+    use_environment(cloud_settings, monkeypatch)  # what `kapsule make` reads
 
     result = CliRunner().invoke(app, ["make", str(short_song), "-o", str(out)])
 
     assert result.exit_code == 0, result.output
-    records, _ = open_status_store(cloud_env.status_url).list("local")
+    records, _ = open_status_store(cloud_settings.status_url).list("local")
     assert len(records) == 1
     job = records[0]
     assert job.state == JobState.succeeded and job.progress == 1.0 and job.error is None
@@ -60,20 +62,22 @@ def test_make_on_gcs_and_firestore(cloud_env: Settings, short_song: Path, tmp_pa
     info = media.probe(out)
     assert [v.codec for v in info.real_video] == ["h264"] and [a.codec for a in info.audio] == ["aac"]
 
-    private = open_storage(cloud_env.storage_url)
-    delivery = open_storage(cloud_env.effective_delivery_url)
+    private = open_storage(cloud_settings.storage_url)
+    delivery = open_storage(cloud_settings.effective_delivery_url)
     assert private.local_path(layout.video) is None  # really in a bucket, not on disk
     assert delivery.read_bytes(layout.video) == out.read_bytes()
-    assert _content_type(cloud_env.effective_delivery_url, layout.video) == "video/mp4"
+    assert _content_type(cloud_settings.effective_delivery_url, layout.video) == "video/mp4"
     assert not private.exists(layout.video)  # the private bucket keeps no public output
     assert private.list(layout.root + "/input/")  # the song, as uploaded
     # The work folder (RAM on Cloud Run) keeps no clip and no copy of the delivered video.
-    assert sorted(Path(cloud_env.work_dir).rglob("*.mp4")) == []
+    assert sorted(Path(cloud_settings.work_dir).rglob("*.mp4")) == []
 
     for name in NOTEBOOK_NAMES:
         notebook = nbformat.reads(private.read_bytes(layout.notebook(name)).decode(), as_version=4)
         assert notebook.metadata.papermill.parameters["job_id"] == job.id
-        assert notebook.metadata.papermill.parameters["storage_url"] == cloud_env.storage_url
+        assert notebook.metadata.papermill.parameters["storage_url"] == cloud_settings.storage_url
         assert not notebook.metadata.papermill.exception
         assert b"<html" in private.read_bytes(layout.notebook(name, "html"))
-        assert _content_type(cloud_env.storage_url, layout.notebook(name, "html")).startswith("text/html")
+        assert _content_type(cloud_settings.storage_url, layout.notebook(name, "html")).startswith(
+            "text/html"
+        )

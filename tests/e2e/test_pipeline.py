@@ -28,7 +28,7 @@ from typer.testing import CliRunner
 from kapsule import media
 from kapsule.cli.main import app
 from kapsule.control.pipeline import run_job
-from kapsule.core.settings import Settings, get_settings
+from kapsule.core.settings import Settings
 from kapsule.infra.status import open_status_store
 from kapsule.infra.storage import open_storage
 from kapsule.job.artifacts import Analysis, ShotManifest, Storyboard
@@ -36,7 +36,12 @@ from kapsule.job.layout import NOTEBOOK_NAMES, JobLayout
 from kapsule.job.params import JobParams
 from kapsule.job.record import JobRecord, JobState, utcnow
 from kapsule.stages import NOTEBOOK_ARGS, STAGE_NOTEBOOKS
+from tests.support.clips import subtitle_packets
 from tests.support.paths import REPO
+from tests.support.settings import home_settings, use_environment
+
+# One worker makes the module's demo job once (make test runs --dist loadgroup).
+pytestmark = pytest.mark.xdist_group("demo-job")
 
 NOTEBOOKS = REPO / "notebooks"
 
@@ -93,16 +98,9 @@ class Made:
 
 @pytest.fixture(scope="module")
 def e2e_settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
-    home = tmp_path_factory.mktemp("e2e")
-    patch = pytest.MonkeyPatch()
-    patch.setenv("KAPSULE_STORAGE_URL", f"file://{home / 'data'}")
-    patch.setenv("KAPSULE_STATUS_URL", f"sqlite:///{home / 'jobs.db'}")
-    patch.setenv("KAPSULE_WORK_DIR", str(home / "work"))
-    patch.delenv("KAPSULE_DELIVERY_URL", raising=False)
-    get_settings.cache_clear()
-    yield get_settings()
-    patch.undo()
-    get_settings.cache_clear()
+    """A Kapsule home of the module's own, exported to the environment `kapsule make` reads."""
+    with pytest.MonkeyPatch.context() as patch:
+        yield use_environment(home_settings(tmp_path_factory.mktemp("e2e")), patch)
 
 
 @pytest.fixture(scope="module")
@@ -129,7 +127,6 @@ def made(
     return Made(e2e_settings, out, records[0], truth["duration"])
 
 
-@pytest.mark.slow
 def test_video_is_h264_and_aac_as_long_as_the_song(made: Made) -> None:
     assert made.job.state == JobState.succeeded and made.job.error is None
     info = media.probe(made.video)
@@ -143,7 +140,6 @@ def test_video_is_h264_and_aac_as_long_as_the_song(made: Made) -> None:
     assert made.storage_file(made.layout.contact_sheet).stat().st_size > 0
 
 
-@pytest.mark.slow
 def test_cuts_fall_on_the_beats(made: Made) -> None:
     analysis = Analysis.model_validate_json(made.storage_file(made.layout.analysis).read_text())
     board = Storyboard.model_validate_json(made.storage_file(made.layout.storyboard).read_text())
@@ -159,7 +155,6 @@ def test_cuts_fall_on_the_beats(made: Made) -> None:
     assert off_beat == [], f"cuts off the beat: {off_beat}"
 
 
-@pytest.mark.slow
 def test_every_notebook_is_stored_executed_with_outputs(made: Made) -> None:
     for name in NOTEBOOK_NAMES:
         nb = nbformat.read(made.storage_file(made.layout.notebook(name)), as_version=4)
@@ -183,13 +178,11 @@ def test_every_notebook_is_stored_executed_with_outputs(made: Made) -> None:
     assert "<video" in made.storage_file(made.layout.notebook("04_assemble", "html")).read_text()
 
 
-@pytest.mark.slow
 def test_lyrics_are_timed_steer_the_shots_and_become_captions(made: Made) -> None:
     """From a timed LRC: lyrics.json, shots that know their lines, a mov_text track whose cues are the
     file's within a frame, burned captions visible at the cue (the shot's own clip has none), and the
     .srt/.vtt beside the MP4; notebooks 02 and 04 show the lines and a captioned frame."""
     from kapsule.lyrics import lines_from_json
-    from tests.unit.lyrics.test_captions import _subtitle_packets
 
     assert made.job.params.lyrics == made.layout.input_lyrics("lrc")
     lines = lines_from_json(made.storage_file(made.layout.lyrics).read_bytes())
@@ -198,7 +191,7 @@ def test_lyrics_are_timed_steer_the_shots_and_become_captions(made: Made) -> Non
     sung = [text for shot in board.shots for text in shot.lyrics]
     assert "paper boats on silver streams" in sung and "夜空の星" in sung
 
-    cues = _subtitle_packets(made.video)
+    cues = subtitle_packets(made.video)
     assert [round(a, 2) for a, _ in cues] == pytest.approx(LYRIC_STARTS, abs=1 / board.fps)
     assert [s.codec for s in media.probe(made.video).subtitles] == ["mov_text"]
     vtt = made.video.with_suffix(".vtt").read_text(encoding="utf-8")
@@ -254,7 +247,6 @@ def _reopen_as_crashed(settings: Settings, job_id: str) -> None:
         conn.execute("UPDATE jobs SET body = ? WHERE id = ?", (crashed.model_dump_json(), job_id))
 
 
-@pytest.mark.slow
 def test_rerun_of_a_crashed_job_skips_the_finished_stages(made: Made) -> None:
     storage = open_storage(made.settings.storage_url)
     layout = made.layout
@@ -291,7 +283,6 @@ def test_rerun_of_a_crashed_job_skips_the_finished_stages(made: Made) -> None:
     assert info.duration is not None and abs(info.duration - made.song_seconds) <= 0.05
 
 
-@pytest.mark.slow
 def test_failing_stage_leaves_its_partial_notebook_and_names_the_cell(
     made: Made, demo_song_file: Path
 ) -> None:

@@ -13,14 +13,11 @@ Debian's ``chromium`` is the browser (see ``test_studio_e2e``); without it the t
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 from kapsule.infra.status import open_status_store
@@ -28,9 +25,8 @@ from kapsule.infra.storage import open_storage
 from kapsule.job.layout import JobLayout
 from kapsule.job.params import JobParams
 from kapsule.job.record import JobRecord, JobState
-from tests.e2e.test_studio import CHROMIUM_ARGS, REPO, _free_port, _need_chromium
-
-pytestmark = [pytest.mark.e2e]
+from tests.support.browser import CHROMIUM_ARGS, need_chromium
+from tests.support.servers import kapsule_serve, server_env
 
 KEY = "key-alice-0123456789"
 HOSTILE = b"""<!doctype html><html><body><h1>tempo 120</h1>
@@ -48,7 +44,7 @@ HOSTILE = b"""<!doctype html><html><body><h1>tempo 120</h1>
 def keyed_server(tmp_path: Path, small_video: Path) -> Iterator[tuple[str, str, str]]:
     """A keyed ``kapsule serve`` with one finished job of alice's (event streams live 2 s at most);
     yields the URL, the job id and the status store's URL."""
-    _need_chromium()
+    need_chromium()
     home = tmp_path / "kapsule"
     storage_url, status_url = f"file://{home / 'data'}", f"sqlite:///{home / 'jobs.db'}"
     status = open_status_store(status_url)
@@ -59,42 +55,14 @@ def keyed_server(tmp_path: Path, small_video: Path) -> Iterator[tuple[str, str, 
     status.update(job.id, {"state": JobState.running.value, "stage": "analyze"})
     status.update(job.id, {"state": JobState.succeeded.value, "progress": 1.0})
 
-    env = {k: v for k, v in os.environ.items() if not k.startswith("KAPSULE_")}
-    env.update(
-        KAPSULE_STORAGE_URL=storage_url,
-        KAPSULE_STATUS_URL=status_url,
-        KAPSULE_WORK_DIR=str(home / "work"),
+    env = server_env(
+        home,
         KAPSULE_API_KEYS=f"alice={KEY}",
         KAPSULE_UPLOAD_SECRET="browser-test-secret",
         KAPSULE_EVENT_STREAM_MAX_S="2",
-        PYTHONPATH=str(REPO),
     )
-    port = _free_port()
-    command = [
-        sys.executable,
-        "-m",
-        "kapsule.cli.main",
-        "serve",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-    ]
-    with (tmp_path / "server.log").open("wb") as log:
-        proc = subprocess.Popen(command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(300):
-            assert proc.poll() is None, (tmp_path / "server.log").read_text()[-2000:]
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
+    with kapsule_serve(env, tmp_path / "server.log") as base:
         yield base, job.id, status_url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 @pytest.fixture(scope="module")

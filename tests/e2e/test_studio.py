@@ -13,10 +13,6 @@ installs it.
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,79 +21,21 @@ import httpx
 import pytest
 import soundfile as sf
 
-from tests.support.paths import REPO
+from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, need_chromium
+from tests.support.servers import kapsule_serve, server_env
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow]
-
-
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--disable-sync",
-]
 VIDEO_TIMEOUT_MS = 420_000  # the whole pipeline on a busy 2-core machine; normally 60-90 s
-
-
-def _need_chromium() -> None:
-    if CHROMIUM.is_file():
-        return
-    message = f"{CHROMIUM} is missing: run scripts/install-system-deps.sh --test"
-    if os.environ.get("CI") == "true":
-        pytest.fail(message)
-    pytest.skip(message)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[str]:
     """``kapsule serve`` on a free loopback port, with a Kapsule home of its own."""
-    _need_chromium()
-    home = tmp_path / "kapsule"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("KAPSULE_")}
-    env.update(
-        KAPSULE_STORAGE_URL=f"file://{home / 'data'}",
-        KAPSULE_STATUS_URL=f"sqlite:///{home / 'jobs.db'}",
-        KAPSULE_WORK_DIR=str(home / "work"),
-    )
-    port = _free_port()
-    log = (tmp_path / "server.log").open("wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "kapsule.cli.main", "serve", "--host", "127.0.0.1", "--port", str(port)],
-        cwd=REPO,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(300):
-            if proc.poll() is not None:
-                pytest.fail(f"kapsule serve exited: {(tmp_path / 'server.log').read_text()[-2000:]}")
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        yield base
-    finally:
-        _cancel_unfinished(base)
-        proc.terminate()
+    need_chromium()
+    with kapsule_serve(server_env(tmp_path / "kapsule"), tmp_path / "server.log") as base:
         try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
+            yield base
+        finally:
+            _cancel_unfinished(base)
 
 
 def _cancel_unfinished(base: str) -> None:
@@ -111,12 +49,15 @@ def _cancel_unfinished(base: str) -> None:
         pass
 
 
-def test_drop_a_song_and_watch_the_video(
-    server: str, demo_song_file: Path, artifacts_dir: Path, tmp_path: Path
-) -> None:
+def test_drop_a_song_and_watch_the_video(server: str, artifacts_dir: Path, tmp_path: Path) -> None:
     from playwright.sync_api import sync_playwright
 
-    song_seconds = sf.info(str(demo_song_file)).duration
+    from kapsule.demo.song import synthesize_song, write_song
+
+    # 18 s (intro, verse, chorus at 120 BPM): room for both lyric lines, a third of the demo song's job.
+    structure = [("intro", 2), ("verse", 3), ("chorus", 4)]
+    song = write_song(synthesize_song(seed=3, structure=structure), tmp_path / "drop.wav")
+    song_seconds = sf.info(str(song)).duration
     not_a_song = tmp_path / "notes.txt"
     not_a_song.write_text("these are lyrics, not a song")
 
@@ -133,7 +74,7 @@ def test_drop_a_song_and_watch_the_video(
             page.wait_for_selector("#error:not([hidden])")
             assert "not a song" in page.inner_text("#error")
 
-            page.set_input_files("#song", str(demo_song_file))
+            page.set_input_files("#song", str(song))
             page.fill("#prompt", "a night drive through a neon city")
             page.fill("#style", "grainy film")
             page.fill(

@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 from kapsule import media
 from kapsule.cli.main import app
 from kapsule.control.pipeline import run_job
-from kapsule.core.settings import Settings, get_settings
+from kapsule.core.settings import Settings
 from kapsule.demo.song import synthesize_song, write_song
 from kapsule.infra.status import open_status_store
 from kapsule.infra.storage import open_storage
@@ -28,8 +28,7 @@ from kapsule.job.artifacts import ShotManifest, Storyboard
 from kapsule.job.layout import JobLayout
 from kapsule.job.record import JobRecord, JobState
 from tests.support.fake_google import FakeGoogle
-
-pytestmark = [pytest.mark.slow, pytest.mark.integration]
+from tests.support.settings import replace, use_environment
 
 VIDEO_MODEL = "veo-3.1-fast-generate-001"  # veo-3.0-fast: retired by Google on Vertex AI, refused
 PROMPT_MODEL = "gemini-2.5-flash"
@@ -49,15 +48,18 @@ def short_song(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, float]:
 
 
 @pytest.fixture
-def veo_env(vertex_env: Settings, monkeypatch: pytest.MonkeyPatch) -> Settings:
-    """Vertex mode against the fake server, Veo and Gemini as the models, waits shrunk."""
-    monkeypatch.setenv("KAPSULE_VIDEO_MODEL", VIDEO_MODEL)
-    monkeypatch.setenv("KAPSULE_PROMPT_MODEL", PROMPT_MODEL)
-    monkeypatch.setenv("KAPSULE_VEO_POLL_INTERVAL_S", "0.05")
-    monkeypatch.setenv("KAPSULE_VEO_POLL_MAX_INTERVAL_S", "0.1")
-    monkeypatch.setenv("KAPSULE_VEO_REQUESTS_PER_MINUTE", "60000")
-    get_settings.cache_clear()
-    return get_settings()
+def veo_env(vertex_settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """Vertex mode against the fake server, Veo and Gemini as the models, waits shrunk; exported to
+    the environment, which `kapsule make` (run in this process) reads."""
+    veo = replace(
+        vertex_settings,
+        video_model=VIDEO_MODEL,
+        prompt_model=PROMPT_MODEL,
+        veo_poll_interval_s=0.05,
+        veo_poll_max_interval_s=0.1,
+        veo_requests_per_minute=60000,
+    )
+    return use_environment(veo, monkeypatch)
 
 
 def _make(song: Path, out: Path, budget: float) -> tuple[int, str]:

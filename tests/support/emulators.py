@@ -1,9 +1,15 @@
-"""Session fixtures that start Google's storage and Firestore emulators for the integration tests.
+"""The Google storage and Firestore emulators, started once per test run, for the integration tests.
 
-Each emulator runs as a real server on a free port, in its own session (process group), so that the
-Firestore wrapper script *and* the Java process it starts are stopped together at the end. The
-fixtures point the client libraries at them through the environment variables the libraries read
-themselves (``STORAGE_EMULATOR_HOST``, ``FIRESTORE_EMULATOR_HOST``): product code has no test branch.
+Each emulator runs as a real server on a free port, in its own process group (``tests.support.servers``),
+so that the Firestore wrapper script *and* the JVM it starts are stopped together. The fixtures point
+the client libraries at them through the variables the libraries read themselves
+(``STORAGE_EMULATOR_HOST``, ``FIRESTORE_EMULATOR_HOST``): product code has no test branch.
+
+Under pytest-xdist the controller starts both emulators before it starts its workers (unless the run
+is the unit tier alone) and hands their addresses down in ``KAPSULE_TEST_GCS_EMULATOR`` and
+``KAPSULE_TEST_FIRESTORE_EMULATOR``: one JVM per run, not one per worker. Each worker uses a Firestore
+project of its own, so one worker emptying its collection never touches another's. Without xdist the
+first test that needs an emulator starts it for the session.
 
 An absent emulator skips its tests with a message that says how to get it; under ``CI=true``
 (``.ci/run``) it fails them instead, so a green CI always means all four backends ran.
@@ -15,11 +21,9 @@ import contextlib
 import os
 import secrets
 import shutil
-import signal
-import socket
 import subprocess
 import sys
-import time
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,10 +32,12 @@ from typing import TypeVar
 import httpx
 import pytest
 
-from kapsule.core.settings import Settings, get_settings
+from kapsule.core.settings import Settings
+from tests.support.paths import REPO
+from tests.support.servers import ServerStartError, free_port, running, start, stop, wait_until_ready
+from tests.support.settings import replace
 
 FIRESTORE_PROJECT = "kapsule-test"
-START_TIMEOUT_S = 90.0  # the JVM starts slowly on a busy 2-core machine
 _FIRESTORE_IN_SDK = Path("platform/cloud-firestore-emulator/cloud_firestore_emulator")
 T = TypeVar("T")
 _SDK_ROOTS = (
@@ -75,55 +81,6 @@ class EmulatorMissingError(Exception):
     """The emulator is not installed here; the message says how to get it."""
 
 
-class EmulatorStartError(Exception):
-    """The emulator was started but did not answer; the message holds the end of its log."""
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@contextlib.contextmanager
-def _running(command: list[str], ready_url: str, log: Path, name: str) -> Iterator[None]:
-    """Run ``command`` in its own session until the block ends; wait until ``ready_url`` answers."""
-    with log.open("wb") as out:
-        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while process.poll() is None and time.monotonic() < deadline:
-            try:
-                if httpx.get(ready_url, timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        else:
-            tail = log.read_text(errors="replace")[-2000:]
-            raise EmulatorStartError(f"the {name} did not answer at {ready_url}; its log ends:\n{tail}")
-        yield
-    finally:
-        _stop(process)
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    """Stop the emulator's whole process group (the Firestore wrapper's Java child included)."""
-    for sig, wait_s in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 5.0)):
-        try:
-            os.killpg(process.pid, sig)
-        except ProcessLookupError:
-            return
-        try:
-            process.wait(timeout=wait_s)
-        except subprocess.TimeoutExpired:
-            continue
-        # The group leader is gone; make sure no member (the JVM) outlives it.
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        return
-
-
 def _find_gcs_emulator() -> str | None:
     beside_python = Path(sys.executable).parent / "gcp-storage-emulator"
     return str(beside_python) if beside_python.is_file() else shutil.which("gcp-storage-emulator")
@@ -140,24 +97,18 @@ def _find_firestore_emulator() -> Path | None:
     return None
 
 
-@contextlib.contextmanager
-def run_gcs_emulator(log_dir: Path) -> Iterator[GcsEmulator]:
-    """``gcp-storage-emulator`` (PyPI), in memory, on a free port, for the duration of the block."""
+def _gcs_command(port: int) -> list[str]:
+    """``gcp-storage-emulator`` (PyPI), in memory."""
     executable = _find_gcs_emulator()
     if executable is None:
         raise EmulatorMissingError(
             "GCS emulator not installed: pip install gcp-storage-emulator (or pip install -e '.[dev]')"
         )
-    url = f"http://127.0.0.1:{_free_port()}"
-    port = url.rsplit(":", 1)[1]
-    command = [executable, "start", "--host=127.0.0.1", f"--port={port}", "--in-memory"]
-    with _running(command, url + "/", log_dir / "gcs-emulator.log", "GCS emulator"):
-        yield GcsEmulator(url=url)
+    return [executable, "start", "--host=127.0.0.1", f"--port={port}", "--in-memory"]
 
 
-@contextlib.contextmanager
-def run_firestore_emulator(log_dir: Path) -> Iterator[FirestoreEmulator]:
-    """Google's Firestore emulator (from the Google Cloud CLI) on a free port, for the block."""
+def _firestore_command(port: int) -> list[str]:
+    """Google's Firestore emulator, from the Google Cloud CLI."""
     executable = _find_firestore_emulator()
     if executable is None:
         raise EmulatorMissingError(
@@ -169,10 +120,75 @@ def run_firestore_emulator(log_dir: Path) -> Iterator[FirestoreEmulator]:
         raise EmulatorMissingError(
             "the Firestore emulator needs Java 17+: apt-get install openjdk-17-jre-headless"
         )
-    host = f"127.0.0.1:{_free_port()}"
-    command = [str(executable), "start", "--host=127.0.0.1", f"--port={host.rsplit(':', 1)[1]}"]
-    with _running(command, f"http://{host}/", log_dir / "firestore-emulator.log", "Firestore emulator"):
+    return [str(executable), "start", "--host=127.0.0.1", f"--port={port}"]
+
+
+@contextlib.contextmanager
+def run_gcs_emulator(log_dir: Path) -> Iterator[GcsEmulator]:
+    """The GCS emulator on a free port, for the duration of the block."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    with running(_gcs_command(port), url + "/", log_dir / "gcs-emulator.log", "GCS emulator"):
+        yield GcsEmulator(url=url)
+
+
+@contextlib.contextmanager
+def run_firestore_emulator(log_dir: Path) -> Iterator[FirestoreEmulator]:
+    """The Firestore emulator on a free port, for the duration of the block."""
+    port = free_port()
+    host = f"127.0.0.1:{port}"
+    command = _firestore_command(port)
+    with running(command, f"http://{host}/", log_dir / "firestore-emulator.log", "Firestore emulator"):
         yield FirestoreEmulator(host=host)
+
+
+# ---------------------------------------------------------------- one pair of emulators per xdist run
+
+GCS_VAR = "KAPSULE_TEST_GCS_EMULATOR"  # http://127.0.0.1:PORT, or MISSING + why
+FIRESTORE_VAR = "KAPSULE_TEST_FIRESTORE_EMULATOR"  # 127.0.0.1:PORT, or MISSING + why
+MISSING = "missing: "
+_STARTED = pytest.StashKey[list[subprocess.Popen[bytes]]]()
+
+
+def _unit_tier_only(config: pytest.Config) -> bool:
+    unit = REPO / "tests" / "unit"
+    paths = [Path(config.invocation_params.dir, arg.split("::")[0]).resolve() for arg in config.args]
+    return config.option.markexpr == "unit" or (bool(paths) and all(p.is_relative_to(unit) for p in paths))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """On the xdist controller: start both emulators (without waiting) for the workers to share."""
+    is_controller = config.getoption("dist", "no") != "no" and not hasattr(config, "workerinput")
+    if not is_controller or config.option.collectonly or _unit_tier_only(config) or GCS_VAR in os.environ:
+        return
+    log_dir = Path(tempfile.mkdtemp(prefix="kapsule-emulators-"))
+    started = config.stash.setdefault(_STARTED, [])
+    for var, command, address in (
+        (GCS_VAR, _gcs_command, "http://127.0.0.1:{port}"),
+        (FIRESTORE_VAR, _firestore_command, "127.0.0.1:{port}"),
+    ):
+        port = free_port()
+        try:
+            started.append(start(command(port), log_dir / f"{var.lower()}.log"))
+            os.environ[var] = address.format(port=port)
+        except EmulatorMissingError as exc:
+            os.environ[var] = MISSING + str(exc)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    for process in config.stash.get(_STARTED, []):
+        stop(process)
+
+
+@contextlib.contextmanager
+def _shared(var: str) -> Iterator[str]:
+    """The address the controller exported in ``var``, once it answers."""
+    value = os.environ[var]
+    if value.startswith(MISSING):
+        raise EmulatorMissingError(value[len(MISSING) :])
+    url = value if value.startswith("http") else f"http://{value}"
+    wait_until_ready(url + "/", name=var)
+    yield value
 
 
 @contextlib.contextmanager
@@ -185,41 +201,61 @@ def _as_fixture(emulator: contextlib.AbstractContextManager[T]) -> Iterator[T]:
         if os.environ.get("CI") == "true":
             pytest.fail(f"{exc} (CI=true: emulator tests may not be skipped)", pytrace=False)
         pytest.skip(str(exc))
-    except EmulatorStartError as exc:
+    except ServerStartError as exc:
         pytest.fail(str(exc), pytrace=False)
+
+
+@contextlib.contextmanager
+def _gcs(log_dir: Path) -> Iterator[GcsEmulator]:
+    if GCS_VAR in os.environ:
+        with _shared(GCS_VAR) as url:
+            yield GcsEmulator(url=url)
+    else:
+        with run_gcs_emulator(log_dir) as emulator:
+            yield emulator
+
+
+@contextlib.contextmanager
+def _firestore(log_dir: Path) -> Iterator[FirestoreEmulator]:
+    project = f"{FIRESTORE_PROJECT}-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"
+    if FIRESTORE_VAR in os.environ:
+        with _shared(FIRESTORE_VAR) as host:
+            yield FirestoreEmulator(host=host, project=project)
+    else:
+        with run_firestore_emulator(log_dir) as emulator:
+            yield FirestoreEmulator(host=emulator.host, project=project)
 
 
 @pytest.fixture(scope="session")
 def gcs_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GcsEmulator]:
-    """The GCS emulator for this test session, with STORAGE_EMULATOR_HOST pointing at it."""
-    log_dir = tmp_path_factory.mktemp("emulators")
-    with _as_fixture(run_gcs_emulator(log_dir)) as emulator, pytest.MonkeyPatch.context() as patch:
+    """The GCS emulator of this run, with STORAGE_EMULATOR_HOST pointing at it."""
+    with (
+        _as_fixture(_gcs(tmp_path_factory.mktemp("emulators"))) as emulator,
+        pytest.MonkeyPatch.context() as patch,
+    ):
         patch.setenv("STORAGE_EMULATOR_HOST", emulator.url)
         yield emulator
 
 
 @pytest.fixture(scope="session")
 def firestore_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FirestoreEmulator]:
-    """The Firestore emulator for this test session, with FIRESTORE_EMULATOR_HOST pointing at it."""
+    """The Firestore emulator of this run (a project of this worker's own), FIRESTORE_EMULATOR_HOST set."""
     log_dir = tmp_path_factory.mktemp("emulators")
-    with _as_fixture(run_firestore_emulator(log_dir)) as emulator, pytest.MonkeyPatch.context() as patch:
+    with _as_fixture(_firestore(log_dir)) as emulator, pytest.MonkeyPatch.context() as patch:
         patch.setenv("FIRESTORE_EMULATOR_HOST", emulator.host)
         yield emulator
 
 
 @pytest.fixture
-def cloud_env(
-    gcs_emulator: GcsEmulator,
-    firestore_emulator: FirestoreEmulator,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-) -> Iterator[Settings]:
+def cloud_settings(
+    settings: Settings, gcs_emulator: GcsEmulator, firestore_emulator: FirestoreEmulator, tmp_path: Path
+) -> Settings:
     """Kapsule pointed at the emulators: a fresh private and delivery bucket, an empty collection."""
     firestore_emulator.reset()
-    monkeypatch.setenv("KAPSULE_STORAGE_URL", f"gs://{gcs_emulator.new_bucket()}")
-    monkeypatch.setenv("KAPSULE_DELIVERY_URL", f"gs://{gcs_emulator.new_bucket()}")
-    monkeypatch.setenv("KAPSULE_STATUS_URL", f"firestore://{firestore_emulator.project}/jobs")
-    monkeypatch.setenv("KAPSULE_WORK_DIR", str(tmp_path / "work"))
-    get_settings.cache_clear()
-    yield get_settings()
-    get_settings.cache_clear()
+    return replace(
+        settings,
+        storage_url=f"gs://{gcs_emulator.new_bucket()}",
+        delivery_url=f"gs://{gcs_emulator.new_bucket()}",
+        status_url=f"firestore://{firestore_emulator.project}/jobs",
+        work_dir=str(tmp_path / "work"),
+    )

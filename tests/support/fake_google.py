@@ -464,36 +464,3 @@ def fake_google(_fake_google_server: FakeGoogle) -> Iterator[FakeGoogle]:
     _fake_google_server.reset()
     yield _fake_google_server
     _fake_google_server.reset()
-
-
-@pytest.fixture
-def vertex_env(fake_google: FakeGoogle, kapsule_env, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    """Vertex AI mode against the fake server, with real offline ADC (a service-account file)."""
-    from kapsule.core.settings import get_settings
-
-    creds = write_service_account(tmp_path / "sa.json", f"{fake_google.url}/token")
-    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(creds))
-    monkeypatch.setenv("GOOGLE_GENAI_USE_VERTEXAI", "true")
-    monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", "fake-project")
-    monkeypatch.setenv("KAPSULE_VERTEX_LOCATION", "us-central1")
-    monkeypatch.delenv("GEMINI_API_KEY", raising=False)
-    monkeypatch.delenv("GOOGLE_API_KEY", raising=False)
-    monkeypatch.setenv("KAPSULE_GENAI_BASE_URL", fake_google.url)
-    get_settings.cache_clear()
-    yield get_settings()
-    get_settings.cache_clear()
-
-
-@pytest.fixture
-def api_key_env(fake_google: FakeGoogle, kapsule_env, monkeypatch: pytest.MonkeyPatch):
-    """Gemini API-key mode against the fake server."""
-    from kapsule.core.settings import get_settings
-
-    monkeypatch.delenv("GOOGLE_GENAI_USE_VERTEXAI", raising=False)
-    monkeypatch.delenv("GOOGLE_APPLICATION_CREDENTIALS", raising=False)
-    monkeypatch.delenv("GOOGLE_API_KEY", raising=False)
-    monkeypatch.setenv("GEMINI_API_KEY", "fake-api-key")
-    monkeypatch.setenv("KAPSULE_GENAI_BASE_URL", fake_google.url)
-    get_settings.cache_clear()
-    yield get_settings()
-    get_settings.cache_clear()

@@ -5,49 +5,29 @@ service-account key; the launcher is the recording one of test_api (jobs are not
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
-import pytest
 from fastapi.testclient import TestClient
 
-from kapsule.core.settings import Settings, get_settings
+from kapsule.core.settings import Settings
 from kapsule.infra.status import open_status_store
 from kapsule.infra.storage import open_storage
 from kapsule.job.layout import JobLayout
 from kapsule.job.params import JobParams
 from kapsule.job.record import JobRecord, JobState
-from tests.integration.infra.test_gcs_signing import ServiceAccountKey, sa_key  # noqa: F401 (a fixture)
-from tests.support.emulators import GcsEmulator
-from tests.unit.api.test_api import RecordingLauncher, _client, _wav
-
-pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def gcs_client(
-    kapsule_env: Settings,
-    gcs_emulator: GcsEmulator,
-    sa_key: ServiceAccountKey,  # noqa: F811
-    monkeypatch: pytest.MonkeyPatch,
-) -> Iterator[tuple[TestClient, RecordingLauncher, Settings]]:
-    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(sa_key.file))
-    monkeypatch.setenv("KAPSULE_STORAGE_URL", f"gs://{gcs_emulator.new_bucket()}")
-    monkeypatch.setenv("KAPSULE_UPLOAD_SECRET", "a-test-secret-for-gcs-uploads")
-    monkeypatch.delenv("KAPSULE_API_KEYS", raising=False)
-    get_settings.cache_clear()
-    launcher = RecordingLauncher()
-    with _client(launcher) as client:
-        yield client, launcher, get_settings()
+from tests.support.api import (
+    RecordingLauncher,
+    sine_wav,
+)
 
 
 def test_upload_to_gcs_with_a_signed_url_then_create_the_job(
     gcs_client: tuple[TestClient, RecordingLauncher, Settings], tmp_path: Path
 ) -> None:
     client, launcher, settings = gcs_client
-    song = _wav(tmp_path / "song.wav", 6.0)
+    song = sine_wav(tmp_path / "song.wav", 6.0)
     ticket = client.post(
         "/v1/uploads", json={"filename": "song.wav", "content_type": "audio/wav", "size": song.stat().st_size}
     )
@@ -81,3 +61,17 @@ def test_video_on_gcs_is_a_redirect_to_a_signed_url(
     location = response.headers["location"]
     assert "X-Goog-Signature" in location
     assert httpx.get(location, timeout=30).content == b"mp4 bytes"
+
+
+def test_a_gcs_upload_url_is_signed_for_one_put(
+    gcs_client: tuple[TestClient, RecordingLauncher, Settings],
+) -> None:
+    """GCS answers a second PUT with 412 once the precondition "no object yet" is signed into the URL
+    (the GCS emulator does not enforce preconditions, so this checks the URL and its headers)."""
+    client, _, _ = gcs_client
+    info = client.post(
+        "/v1/uploads", json={"filename": "s.wav", "content_type": "audio/wav", "size": 10}
+    ).json()
+    assert info["headers"]["x-goog-if-generation-match"] == "0"
+    signed = parse_qs(urlsplit(info["url"]).query)["X-Goog-SignedHeaders"][0].split(";")
+    assert "x-goog-if-generation-match" in signed and "x-goog-content-length-range" in signed

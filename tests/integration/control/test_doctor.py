@@ -3,7 +3,6 @@ deployment passes every check, and each misconfiguration is reported with its fi
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import date
 from typing import Any
 
@@ -18,50 +17,18 @@ from kapsule.control.doctor import (
     run_doctor,
     warnings,
 )
-from kapsule.core.settings import Settings, get_settings
+from kapsule.core.settings import Settings
 from kapsule.infra.storage.gcs import GcsStorage
 from kapsule.infra.storage.signing import UrlSigner
+from tests.support.deployed import GOOD_CORS, ORIGIN, set_cors
 from tests.support.fake_google import FakeGoogle
-
-pytestmark = pytest.mark.integration
-
-ORIGIN = "https://kapsule-api-abc123-uc.a.run.app"
-GOOD_CORS = [{"origin": [ORIGIN], "method": ["PUT", "GET"], "responseHeader": list(UPLOAD_HEADERS)}]
-
-
-def _set_cors(settings: Settings, rules: list[dict[str, Any]]) -> None:
-    bucket = GcsStorage(settings.storage_url).bucket
-    bucket.cors = rules
-    bucket.patch()
-
-
-@pytest.fixture
-def deployed(
-    vertex_env: Settings, cloud_env: Settings, fake_google: FakeGoogle, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[Settings]:
-    """A deployment as deploy.sh leaves it: Vertex models, buckets with CORS, records, secret, origin."""
-    monkeypatch.setenv("KAPSULE_VIDEO_MODEL", "veo-3.1-fast-generate-001")
-    monkeypatch.setenv("KAPSULE_PROMPT_MODEL", "gemini-2.5-flash")
-    monkeypatch.setenv("KAPSULE_UPLOAD_SECRET", "s3cret-shared-by-every-instance")
-    monkeypatch.setenv("KAPSULE_CORS_ORIGINS", ORIGIN)
-    get_settings.cache_clear()
-    settings = get_settings()
-    _set_cors(settings, GOOD_CORS)
-    yield settings
-    get_settings.cache_clear()
+from tests.support.settings import replace
 
 
 def _failed(findings: list[Finding], check: str) -> Finding:
     found = [f for f in problems(findings) if check in f.check]
     assert len(found) == 1, [str(f) for f in findings]
     return found[0]
-
-
-def _with(monkeypatch: pytest.MonkeyPatch, **env: str) -> Settings:
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    get_settings.cache_clear()
-    return get_settings()
 
 
 def test_a_healthy_deployment_passes_every_check(deployed: Settings, fake_google: FakeGoogle) -> None:
@@ -77,9 +44,9 @@ def test_a_healthy_deployment_passes_every_check(deployed: Settings, fake_google
 
 
 def test_models_missing_from_the_location_retired_or_forbidden(
-    deployed: Settings, fake_google: FakeGoogle, monkeypatch: pytest.MonkeyPatch
+    deployed: Settings, fake_google: FakeGoogle
 ) -> None:
-    elsewhere = _with(monkeypatch, KAPSULE_VERTEX_LOCATION="europe-west9")
+    elsewhere = replace(deployed, vertex_location="europe-west9")
     found = _failed(run_doctor(elsewhere), "Veo location")
     assert "europe-west9" in found.problem and "KAPSULE_VERTEX_LOCATION to us-central1" in found.fix
 
@@ -93,17 +60,17 @@ def test_models_missing_from_the_location_retired_or_forbidden(
     assert "403" in found.problem and "roles/aiplatform.user" in found.fix
 
 
-def test_a_video_model_outside_the_table(deployed: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
-    found = _failed(run_doctor(_with(monkeypatch, KAPSULE_VIDEO_MODEL="veo-9-ultra")), "video model")
+def test_a_video_model_outside_the_table(deployed: Settings) -> None:
+    found = _failed(run_doctor(replace(deployed, video_model="veo-9-ultra")), "video model")
     assert "unknown video model 'veo-9-ultra'" in found.problem and "veo-3.1-generate-001" in found.fix
 
 
 def test_a_video_model_google_retired_blocks_and_names_the_replacement(
-    deployed: Settings, fake_google: FakeGoogle, monkeypatch: pytest.MonkeyPatch
+    deployed: Settings, fake_google: FakeGoogle
 ) -> None:
     """Google's retirement date for veo-3.0-generate-001 on Vertex AI is 2026-06-30: from then on it
     is a blocking problem (not asked for: it would answer 404); the day before, a warning."""
-    settings = _with(monkeypatch, KAPSULE_VIDEO_MODEL="veo-3.0-generate-001")
+    settings = replace(deployed, video_model="veo-3.0-generate-001")
     for today in (None, date(2026, 6, 30)):  # None: the real date, later than 2026-06-30
         findings = run_doctor(settings, today=today)
         found = _failed(findings, "video model")
@@ -137,21 +104,18 @@ def test_a_retirement_date_only_a_third_party_gives_is_a_warning_that_fails_noth
     assert "veo-3.1-fast-generate-001" in {r.model for r in fake_google.requests("get_model")}  # still asked
 
 
-def test_missing_bucket_and_broken_record_store(deployed: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
-    findings = run_doctor(_with(monkeypatch, KAPSULE_DELIVERY_URL="gs://no-such-bucket-kapsule"))
+def test_missing_bucket_and_broken_record_store(deployed: Settings) -> None:
+    findings = run_doctor(replace(deployed, delivery_url="gs://no-such-bucket-kapsule"))
     found = _failed(findings, "delivery storage")
     assert "no-such-bucket-kapsule" in found.problem and "does not exist" in found.problem
     assert "roles/storage.objectUser" in found.fix
 
-    found = _failed(run_doctor(_with(monkeypatch, KAPSULE_STATUS_URL="firestore://")), "job records")
+    found = _failed(run_doctor(replace(deployed, status_url="firestore://")), "job records")
     assert "Firestore" in found.fix
 
 
-def test_the_upload_secret_must_be_set_in_cloud_mode(
-    deployed: Settings, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.delenv("KAPSULE_UPLOAD_SECRET")
-    found = _failed(run_doctor(_with(monkeypatch)), "upload secret")
+def test_the_upload_secret_must_be_set_in_cloud_mode(deployed: Settings) -> None:
+    found = _failed(run_doctor(replace(deployed, upload_secret=None)), "upload secret")
     assert "second job" in found.problem and "Secret Manager" in found.fix
 
 
@@ -167,7 +131,7 @@ def test_the_upload_secret_must_be_set_in_cloud_mode(
 def test_the_private_buckets_cors_must_admit_the_studio(
     deployed: Settings, rules: list[dict[str, Any]], reason: str
 ) -> None:
-    _set_cors(deployed, rules)
+    set_cors(deployed, rules)
     found = _failed(run_doctor(deployed), "CORS")
     assert reason in found.problem and "--cors-file" in found.fix
     assert (
@@ -176,10 +140,10 @@ def test_the_private_buckets_cors_must_admit_the_studio(
     )
 
 
-def test_no_origin_known_is_a_finding(deployed: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("KAPSULE_CORS_ORIGINS")
-    assert "KAPSULE_CORS_ORIGINS" in _failed(run_doctor(_with(monkeypatch)), "CORS").fix
-    assert not problems([f for f in run_doctor(_with(monkeypatch), origins=[ORIGIN]) if "CORS" in f.check])
+def test_no_origin_known_is_a_finding(deployed: Settings) -> None:
+    unknown = replace(deployed, cors_origins=None)
+    assert "KAPSULE_CORS_ORIGINS" in _failed(run_doctor(unknown), "CORS").fix
+    assert not problems([f for f in run_doctor(unknown, origins=[ORIGIN]) if "CORS" in f.check])
 
 
 def test_credentials_that_cannot_sign_urls(deployed: Settings) -> None:

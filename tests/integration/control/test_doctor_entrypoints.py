@@ -13,15 +13,17 @@ from kapsule.api.preflight import RECHECK_S, Preflight, api_doctor
 from kapsule.cli.main import app as cli_app
 from kapsule.control.doctor import blocking, problems
 from kapsule.core.errors import DeploymentNotReady
-from kapsule.core.settings import Settings, get_settings
+from kapsule.core.settings import Settings
 from kapsule.infra.storage.gcs import GcsStorage
-from tests.integration.control.test_doctor import _set_cors, _with, deployed  # noqa: F401  # deployed: the fixture
+from tests.support.deployed import set_cors
 from tests.support.fake_google import FakeGoogle
+from tests.support.settings import replace, use_environment
 
-pytestmark = pytest.mark.integration
 
-
-def test_kapsule_doctor_prints_each_check_and_exits_0_when_healthy(deployed: Settings) -> None:  # noqa: F811
+def test_kapsule_doctor_prints_each_check_and_exits_0_when_healthy(
+    deployed: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    use_environment(deployed, monkeypatch)  # what `kapsule doctor` reads
     result = CliRunner().invoke(cli_app, ["doctor"])
     assert result.exit_code == 0, result.output
     assert "ok    upload secret" in result.output and "ok    URL signing" in result.output
@@ -31,10 +33,10 @@ def test_kapsule_doctor_prints_each_check_and_exits_0_when_healthy(deployed: Set
 
 
 def test_kapsule_doctor_exits_1_for_a_retired_video_model(
-    deployed: Settings,  # noqa: F811
+    deployed: Settings,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    _with(monkeypatch, KAPSULE_VIDEO_MODEL="veo-2.0-generate-001")
+    use_environment(replace(deployed, video_model="veo-2.0-generate-001"), monkeypatch)
     result = CliRunner().invoke(cli_app, ["doctor"])
     assert result.exit_code == 1, result.output
     text = " ".join(result.output.split())  # the console wraps long lines
@@ -46,11 +48,10 @@ def test_kapsule_doctor_exits_1_for_a_retired_video_model(
 
 
 def test_kapsule_doctor_exits_1_and_says_how_to_fix(
-    deployed: Settings,  # noqa: F811
+    deployed: Settings,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.delenv("KAPSULE_UPLOAD_SECRET")
-    _with(monkeypatch)
+    use_environment(replace(deployed, upload_secret=None), monkeypatch)
     result = CliRunner().invoke(cli_app, ["doctor", "--origin", "https://studio.example.com"])
     assert result.exit_code == 1, result.output
     assert "FAIL  upload secret" in result.output and "Secret Manager" in result.output
@@ -59,11 +60,10 @@ def test_kapsule_doctor_exits_1_and_says_how_to_fix(
 
 
 def test_the_api_refuses_jobs_while_the_preflight_finds_a_blocking_problem(
-    deployed: Settings,  # noqa: F811
-    monkeypatch: pytest.MonkeyPatch,
+    deployed: Settings,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    settings = _with(monkeypatch, KAPSULE_VIDEO_MODEL="veo-9-ultra")
+    settings = replace(deployed, video_model="veo-9-ultra")
     with (
         caplog.at_level("ERROR", logger="kapsule.api"),
         TestClient(create_app(settings), base_url="http://127.0.0.1") as client,
@@ -78,9 +78,9 @@ def test_the_api_refuses_jobs_while_the_preflight_finds_a_blocking_problem(
 
 
 def test_a_healthy_deployment_accepts_jobs_and_cors_alone_does_not_block(
-    deployed: Settings,  # noqa: F811
+    deployed: Settings,
 ) -> None:
-    _set_cors(deployed, [])  # studio uploads would fail: logged, but API clients can still make jobs
+    set_cors(deployed, [])  # studio uploads would fail: logged, but API clients can still make jobs
     with TestClient(create_app(deployed), base_url="http://127.0.0.1") as client:
         preflight: Preflight = client.app.state.preflight  # type: ignore[attr-defined]
         assert [f.check for f in preflight.findings if not f.ok] == ["private bucket CORS"]
@@ -90,11 +90,10 @@ def test_a_healthy_deployment_accepts_jobs_and_cors_alone_does_not_block(
 
 
 def test_a_fixed_problem_heals_without_a_restart(
-    deployed: Settings,  # noqa: F811
-    monkeypatch: pytest.MonkeyPatch,
+    deployed: Settings,
 ) -> None:
     missing = f"{deployed.effective_delivery_url}-later"
-    settings = _with(monkeypatch, KAPSULE_DELIVERY_URL=missing)
+    settings = replace(deployed, delivery_url=missing)
     now = [0.0]
     preflight = Preflight(settings, clock=lambda: now[0])
     preflight.check()
@@ -108,16 +107,14 @@ def test_a_fixed_problem_heals_without_a_restart(
     preflight.require_ready()  # re-checked once the interval passed: ready
 
 
-def test_local_mode_runs_no_preflight(kapsule_env: Settings) -> None:
-    get_settings.cache_clear()
-    preflight = Preflight(get_settings())
+def test_local_mode_runs_no_preflight(settings: Settings) -> None:
+    preflight = Preflight(settings)
     assert not preflight.enabled and preflight.check() == [] and preflight.blocking() == []
 
 
 def test_the_api_checks_only_what_its_own_identity_can_pass(
-    deployed: Settings,  # noqa: F811
+    deployed: Settings,
     fake_google: FakeGoogle,
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """deploy.sh gives the API's account no Vertex AI role and only read access to the delivery
     bucket: its preflight asks no ``models.get`` and writes no probe there, yet still finds a
@@ -127,8 +124,6 @@ def test_the_api_checks_only_what_its_own_identity_can_pass(
     assert fake_google.requests("get_model") == []
     assert GcsStorage(deployed.effective_delivery_url).list("doctor/") == []
 
-    broken = _with(
-        monkeypatch, KAPSULE_DELIVERY_URL="gs://no-such-bucket-kapsule", KAPSULE_VIDEO_MODEL="veo-9"
-    )
+    broken = replace(deployed, delivery_url="gs://no-such-bucket-kapsule", video_model="veo-9")
     failed = {f.check for f in blocking(api_doctor(broken))}
     assert {"delivery storage", "video model"} <= failed

@@ -33,7 +33,7 @@ from tests.support.job_process import start_attempt, wait_for
 # ------------------------------------------------------------------------------ taking the job
 
 
-@pytest.fixture(params=["sqlite", pytest.param("firestore", marks=pytest.mark.integration)])
+@pytest.fixture(params=["sqlite", "firestore"])
 def status_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'jobs.db'}"
@@ -181,7 +181,6 @@ def _events(log: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
 
 
-@pytest.mark.slow
 def test_a_cancel_during_generation_stops_between_shots_and_the_job_ends_cancelled(
     kapsule_env: Settings, song: Path, tmp_path: Path
 ) -> None:
@@ -211,7 +210,6 @@ def test_a_cancel_during_generation_stops_between_shots_and_the_job_ends_cancell
     assert _events(log)[-1]["message"] == "job cancelled"
 
 
-@pytest.mark.slow
 def test_a_cancel_during_a_stage_is_seen_before_the_next_stage(
     kapsule_env: Settings, song: Path, tmp_path: Path
 ) -> None:
@@ -237,22 +235,20 @@ def test_a_cancel_during_a_stage_is_seen_before_the_next_stage(
 # ------------------------------------------------------------------ a failing cell, on the cloud
 
 
-@pytest.mark.slow
-@pytest.mark.integration
 def test_a_failing_cell_leaves_its_executed_notebook_in_the_bucket_and_is_named(
-    cloud_env: Settings, song: Path, tmp_path: Path
+    cloud_settings: Settings, song: Path, tmp_path: Path
 ) -> None:
     whole = song.read_bytes()
-    job = _new_job(cloud_env, whole[: len(whole) // 3])  # a WAV cut off: the analyze cell raises
+    job = _new_job(cloud_settings, whole[: len(whole) // 3])  # a WAV cut off: the analyze cell raises
     log = tmp_path / "job.log"
 
-    proc = start_attempt(cloud_env, job.id, log, attempt=0)
+    proc = start_attempt(cloud_settings, job.id, log, attempt=0)
 
     assert proc.wait(timeout=180) == 0, log.read_text()[-3000:]  # not retryable: recorded, exit 0
-    record = open_status_store(cloud_env.status_url).get(job.id)
+    record = open_status_store(cloud_settings.status_url).get(job.id)
     assert record.state == JobState.failed and record.error is not None
     assert (record.error.code, record.error.stage) == ("undecodable", "analyze")
-    storage = open_storage(cloud_env.storage_url)
+    storage = open_storage(cloud_settings.storage_url)
     layout = JobLayout(job.id)
     assert storage.local_path(layout.notebook("01_analyze")) is None  # in the bucket, not on disk
     nb = nbformat.reads(storage.read_bytes(layout.notebook("01_analyze")).decode(), as_version=4)

@@ -21,13 +21,19 @@ from typer.testing import CliRunner
 from kapsule.api.deps import get_launcher
 from kapsule.api.main import create_app
 from kapsule.cli.main import app as cli_app
-from kapsule.core.settings import Settings, get_settings
+from kapsule.core.settings import Settings
 from kapsule.infra.launch import make_launcher
 from kapsule.infra.launch.reconcile import heartbeat_stale
 from kapsule.infra.status import StatusStore, open_status_store
 from kapsule.job.record import JobRecord, JobState, utcnow
 from kapsule.worker.run_job import local_command
-from tests.unit.api.test_api import SECRET, RecordingLauncher, _upload, _wav
+from tests.support.api import (
+    SECRET,
+    RecordingLauncher,
+    sine_wav,
+    upload_file,
+)
+from tests.support.settings import replace
 
 
 @pytest.fixture
@@ -67,8 +73,8 @@ def _running(store: StatusStore, pid: int, silent_s: float, owner: str = "local"
     )
 
 
-def test_the_local_launcher_reports_a_live_a_finished_and_a_vanished_process(kapsule_env: Settings) -> None:
-    launcher = make_launcher("local", kapsule_env, local_command())
+def test_the_local_launcher_reports_a_live_a_finished_and_a_vanished_process(settings: Settings) -> None:
+    launcher = make_launcher("local", settings, local_command())
     proc = subprocess.Popen(["sleep", "60"])
     try:
         running = launcher.status(f"local-{proc.pid}")  # type: ignore[attr-defined]
@@ -114,14 +120,14 @@ def test_kapsule_reconcile_fails_only_the_stale_jobs_whose_process_is_gone(
     assert store.get(fresh.id).state == JobState.failed
 
 
-def test_reading_a_silent_job_through_the_api_reconciles_it(kapsule_env: Settings) -> None:
-    store = open_status_store(kapsule_env.status_url)
+def test_reading_a_silent_job_through_the_api_reconciles_it(settings: Settings) -> None:
+    store = open_status_store(settings.status_url)
     dead = _running(store, _dead_pid(), silent_s=300)
     fresh = _running(store, _dead_pid(), silent_s=0)
     assert heartbeat_stale(dead) and not heartbeat_stale(fresh)
 
     with TestClient(
-        create_app(get_settings()), base_url="http://127.0.0.1"
+        create_app(settings), base_url="http://127.0.0.1"
     ) as client:  # the configured (local) launcher
         got = client.get(f"/v1/jobs/{dead.id}")
         untouched = client.get(f"/v1/jobs/{fresh.id}")
@@ -132,21 +138,19 @@ def test_reading_a_silent_job_through_the_api_reconciles_it(kapsule_env: Setting
     assert untouched.json()["state"] == "running"
 
 
-def test_the_request_trace_header_is_kept_for_the_job_logs(
-    kapsule_env: Settings, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
-    monkeypatch.setenv("KAPSULE_UPLOAD_SECRET", SECRET)
-    get_settings.cache_clear()
+def test_the_request_trace_header_is_kept_for_the_job_logs(settings: Settings, tmp_path: Path) -> None:
     launcher = RecordingLauncher()
-    app = create_app(get_settings())
+    app = create_app(replace(settings, upload_secret=SECRET))
     app.dependency_overrides[get_launcher] = lambda: launcher
     header = "105445aa7843bc8bf206b12000100000/1;o=1"
     with TestClient(app, base_url="http://127.0.0.1") as client:
-        upload = _upload(client, _wav(tmp_path / "song.wav", 6.0))
+        upload = upload_file(client, sine_wav(tmp_path / "song.wav", 6.0))
         created = client.post(
             "/v1/jobs", json={"upload_id": upload}, headers={"X-Cloud-Trace-Context": header}
         )
-        plain = client.post("/v1/jobs", json={"upload_id": _upload(client, _wav(tmp_path / "b.wav", 6.0))})
+        plain = client.post(
+            "/v1/jobs", json={"upload_id": upload_file(client, sine_wav(tmp_path / "b.wav", 6.0))}
+        )
 
     assert created.status_code == 202, created.text
     assert created.json()["trace_header"] == header

@@ -9,71 +9,22 @@ import pytest
 from kapsule import media
 from kapsule.catalog.pricing import price_per_second
 from kapsule.core.errors import BudgetExceeded, ConfigError, UnknownModel
-from kapsule.core.settings import Settings, get_settings
+from kapsule.core.settings import Settings
 from kapsule.generation import make_video_generator
 from kapsule.generation.runner import generate_shots
 from kapsule.generation.veo import VeoGenerator, soften_prompt
 from kapsule.infra import genai_client
 from kapsule.infra.storage import open_storage
-from kapsule.job.artifacts import Analysis, EnergyCurve, Section, Shot, Storyboard
+from kapsule.job.artifacts import Storyboard
 from kapsule.job.layout import JobLayout
 from kapsule.job.record import new_job_id
 from kapsule.storyboard.cost import check_budget, estimate_storyboard
 from tests.support.contexts import job_context
 from tests.support.fake_google import FakeGoogle
+from tests.support.settings import replace
+from tests.support.veo import MODEL, veo_analysis, veo_board
 
-pytestmark = pytest.mark.integration
-
-MODEL = "veo-3.0-generate-001"
 JOB = new_job_id()
-
-
-@pytest.fixture(autouse=True)
-def _fast(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Shrink waits: polls every 50 ms, retries after ~10 ms, no rate-limit spacing to speak of."""
-    monkeypatch.setattr(genai_client, "RETRY_BASE_S", 0.01)
-    monkeypatch.setenv("KAPSULE_VEO_POLL_INTERVAL_S", "0.05")
-    monkeypatch.setenv("KAPSULE_VEO_POLL_MAX_INTERVAL_S", "0.1")
-    monkeypatch.setenv("KAPSULE_VEO_REQUESTS_PER_MINUTE", "60000")
-    get_settings.cache_clear()
-
-
-def _analysis(duration: float = 9.0) -> Analysis:
-    beats = [i * 0.5 for i in range(int(duration * 2))]
-    times = [i * 0.25 for i in range(int(duration * 4))]
-    return Analysis(
-        duration=duration,
-        tempo=120.0,
-        beats=beats,
-        downbeats=beats[::4],
-        sections=[Section(start=0.0, end=duration, label="verse")],
-        energy=EnergyCurve(times=times, values=[0.5 for _ in times]),
-    )
-
-
-def _board(prompts: list[str], seconds: float = 3.0, fps: int = 24) -> Storyboard:
-    shots = []
-    for i, text in enumerate(prompts):
-        start, end = i * seconds, (i + 1) * seconds
-        shots.append(
-            Shot(
-                index=i,
-                start=start,
-                end=end,
-                start_frame=round(start * fps),
-                end_frame=round(end * fps),
-                request_seconds=4,
-                section="verse",
-                energy=0.5,
-                prompt=text,
-                negative_prompt="text, watermark",
-                seed=100 + i,
-            )
-        )
-    n = len(prompts)
-    return Storyboard(
-        video_model=MODEL, duration=n * seconds, total_frames=round(n * seconds * fps), shots=shots
-    )
 
 
 def _run(board: Storyboard, settings: Settings, tmp_path: Path):
@@ -82,7 +33,7 @@ def _run(board: Storyboard, settings: Settings, tmp_path: Path):
     generator = make_video_generator(job_context(settings), MODEL)
     manifest = generate_shots(
         board=board,
-        analysis=_analysis(board.duration),
+        analysis=veo_analysis(board.duration),
         generator=generator,
         storage=storage,
         layout=layout,
@@ -92,11 +43,11 @@ def _run(board: Storyboard, settings: Settings, tmp_path: Path):
 
 
 def test_vertex_mode_generates_every_shot_with_adc_and_never_pays_twice(
-    vertex_env: Settings, fake_google: FakeGoogle, tmp_path: Path
+    vertex_settings: Settings, fake_google: FakeGoogle, tmp_path: Path
 ) -> None:
     fake_google.hold_s = 0.2
-    board = _board(["a violinist on a rooftop", "the violinist in the rain", "the violinist at dawn"])
-    manifest, storage, _ = _run(board, vertex_env, tmp_path)
+    board = veo_board(["a violinist on a rooftop", "the violinist in the rain", "the violinist at dawn"])
+    manifest, storage, _ = _run(board, vertex_settings, tmp_path)
 
     assert [s.state for s in manifest.shots] == ["done"] * 3
     assert {s.generator for s in manifest.shots} == {MODEL}
@@ -120,23 +71,23 @@ def test_vertex_mode_generates_every_shot_with_adc_and_never_pays_twice(
     assert len(fake_google.requests("poll")) >= 3  # the operation was held, so it was polled
 
     before = len(fake_google.log)
-    again, _, _ = _run(board, vertex_env, tmp_path)
+    again, _, _ = _run(board, vertex_settings, tmp_path)
     assert [s.state for s in again.shots] == ["done"] * 3
     assert fake_google.log[before:] == []  # a re-run asks nothing of the server
 
     reroll = board.model_copy(deep=True)
     reroll.shots[1].seed = 999
-    _run(reroll, vertex_env, tmp_path)
+    _run(reroll, vertex_settings, tmp_path)
     assert len(fake_google.requests("predict")) == 4  # only the re-rolled shot was requested
 
 
 def test_api_key_mode_retries_429_and_500_and_downloads_file_uris(
-    api_key_env: Settings, fake_google: FakeGoogle, tmp_path: Path
+    api_key_settings: Settings, fake_google: FakeGoogle, tmp_path: Path
 ) -> None:
     fake_google.video_delivery = "uri"
     fake_google.fail_next = {"predict": [429, 500], "poll": [503]}
-    board = _board(["neon koi swimming through the air", "koi circling a lantern"])
-    manifest, _, _ = _run(board, api_key_env, tmp_path)
+    board = veo_board(["neon koi swimming through the air", "koi circling a lantern"])
+    manifest, _, _ = _run(board, api_key_settings, tmp_path)
 
     assert [s.state for s in manifest.shots] == ["done", "done"]
     starts = fake_google.requests("predict")
@@ -148,22 +99,22 @@ def test_api_key_mode_retries_429_and_500_and_downloads_file_uris(
 
 
 def test_a_transient_error_that_never_ends_fails_the_shot_with_a_clear_error(
-    api_key_env: Settings, fake_google: FakeGoogle, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    api_key_settings: Settings, fake_google: FakeGoogle, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(genai_client, "RETRY_ATTEMPTS", 3)
     fake_google.fail_next = {"predict": [429, 429, 429]}
     with pytest.raises(Exception, match="still failing after 3 attempts") as info:
-        _run(_board(["a quiet lake"]), api_key_env, tmp_path)
+        _run(veo_board(["a quiet lake"]), api_key_settings, tmp_path)
     assert getattr(info.value, "code", "") == "generation_failed"
     assert len(fake_google.requests("predict")) == 3
 
 
 def test_a_refused_prompt_is_softened_once_and_then_succeeds(
-    vertex_env: Settings, fake_google: FakeGoogle, tmp_path: Path
+    vertex_settings: Settings, fake_google: FakeGoogle, tmp_path: Path
 ) -> None:
     fake_google.refuse_words = ("explosion",)
-    board = _board(["a car explosion lights up the street"])
-    manifest, _, _ = _run(board, vertex_env, tmp_path)
+    board = veo_board(["a car explosion lights up the street"])
+    manifest, _, _ = _run(board, vertex_settings, tmp_path)
 
     shot = manifest.shots[0]
     assert shot.state == "done" and shot.generator == MODEL
@@ -174,11 +125,11 @@ def test_a_refused_prompt_is_softened_once_and_then_succeeds(
 
 
 def test_a_shot_refused_twice_is_filled_by_the_local_renderer_and_reported(
-    vertex_env: Settings, fake_google: FakeGoogle, tmp_path: Path
+    vertex_settings: Settings, fake_google: FakeGoogle, tmp_path: Path
 ) -> None:
     fake_google.refuse_words = ("dancer",)
-    board = _board(["a dancer in a red coat", "an empty street at night"])
-    manifest, storage, _ = _run(board, vertex_env, tmp_path)
+    board = veo_board(["a dancer in a red coat", "an empty street at night"])
+    manifest, storage, _ = _run(board, vertex_settings, tmp_path)
 
     refused, fine = manifest.shots
     assert fine.state == "done" and fine.generator == MODEL
@@ -191,20 +142,20 @@ def test_a_shot_refused_twice_is_filled_by_the_local_renderer_and_reported(
     assert len(fake_google.requests("predict")) == 3
 
     before = len(fake_google.log)
-    again, _, _ = _run(board, vertex_env, tmp_path)
+    again, _, _ = _run(board, vertex_settings, tmp_path)
     assert again.shots[0].state == "fallback" and fake_google.log[before:] == []
 
 
-def test_budget_counts_only_clips_not_yet_stored(vertex_env: Settings, tmp_path: Path) -> None:
-    board = _board(["one", "two", "three"])
-    generator = make_video_generator(job_context(vertex_env), MODEL)
+def test_budget_counts_only_clips_not_yet_stored(vertex_settings: Settings, tmp_path: Path) -> None:
+    board = veo_board(["one", "two", "three"])
+    generator = make_video_generator(job_context(vertex_settings), MODEL)
     estimate = estimate_storyboard(board, generator)
     assert estimate.total_usd == pytest.approx(2.40) and estimate.new_usd == pytest.approx(2.40)
     check_budget(estimate, 2.5)
     with pytest.raises(BudgetExceeded, match=r"\$2\.40.*budget of \$2\.00"):
         check_budget(estimate, 2.0)
 
-    storage = open_storage(vertex_env.storage_url)
+    storage = open_storage(vertex_settings.storage_url)
     layout = JobLayout(JOB)
     first = board.shots[0]
     storage.write_bytes(layout.shot(0, generator.request_for(first, board).key()), b"clip")
@@ -216,20 +167,20 @@ def test_budget_counts_only_clips_not_yet_stored(vertex_env: Settings, tmp_path:
 
 
 def test_prices_follow_the_mode_and_the_override_wins(
-    kapsule_env: Settings, monkeypatch: pytest.MonkeyPatch
+    settings: Settings,
 ) -> None:
     """Gemini API bills Veo 3.x with sound; Vertex is sent generate_audio=False and bills less; Veo 2
     costs more on Vertex than the Gemini API sheet said (the budget let spending through); the Fast
     models cost more at 1080p, and without a resolution the higher price is the one given."""
-    api = kapsule_env.model_copy(update={"genai_use_vertexai": False})
-    vertex = kapsule_env.model_copy(update={"genai_use_vertexai": True})
+    api = settings.model_copy(update={"genai_use_vertexai": False})
+    vertex = settings.model_copy(update={"genai_use_vertexai": True})
     assert price_per_second("veo-3.0-generate-001", api) == 0.40
     assert price_per_second("veo-3.0-generate-001", vertex) == 0.20
     fast = "veo-3.1-fast-generate-preview"
-    for settings in (api, vertex):
-        assert price_per_second(fast, settings, resolution="720p") == 0.10
-        assert price_per_second(fast, settings, resolution="1080p") == 0.12
-        assert price_per_second(fast, settings) == 0.12
+    for mode in (api, vertex):
+        assert price_per_second(fast, mode, resolution="720p") == 0.10
+        assert price_per_second(fast, mode, resolution="1080p") == 0.12
+        assert price_per_second(fast, mode) == 0.12
     assert price_per_second("veo-2.0-generate-001", api) == 0.35
     assert price_per_second("veo-2.0-generate-001", vertex) == 0.50
     assert price_per_second("local", vertex) == 0.0
@@ -243,27 +194,25 @@ def test_prices_follow_the_mode_and_the_override_wins(
     assert price_per_second("veo-3.0-generate-001", negotiated) == 0.3
 
 
-def test_veo_2_asks_for_its_own_lengths_and_720p(kapsule_env: Settings) -> None:
-    board = _board(["x"]).model_copy(update={"resolution": "1080p"})
-    request = VeoGenerator("veo-2.0-generate-001", job_context(kapsule_env)).request_for(
-        board.shots[0], board
-    )
+def test_veo_2_asks_for_its_own_lengths_and_720p(settings: Settings) -> None:
+    board = veo_board(["x"]).model_copy(update={"resolution": "1080p"})
+    request = VeoGenerator("veo-2.0-generate-001", job_context(settings)).request_for(board.shots[0], board)
     assert (request.seconds, request.resolution) == (5, "720p")
 
 
-def test_a_square_video_asks_veo_for_landscape_shots(kapsule_env: Settings) -> None:
+def test_a_square_video_asks_veo_for_landscape_shots(settings: Settings) -> None:
     """Veo films 16:9 or 9:16 only; assembly centre-crops a square out of the landscape clip."""
-    board = _board(["x"]).model_copy(update={"aspect_ratio": "1:1"})
-    request = VeoGenerator(MODEL, job_context(kapsule_env)).request_for(board.shots[0], board)
+    board = veo_board(["x"]).model_copy(update={"aspect_ratio": "1:1"})
+    request = VeoGenerator(MODEL, job_context(settings)).request_for(board.shots[0], board)
     assert request.aspect_ratio == "16:9"
 
 
 def test_missing_credentials_is_a_config_error(
-    kapsule_env: Settings, fake_google: FakeGoogle, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    settings: Settings, fake_google: FakeGoogle, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     for name in ("GEMINI_API_KEY", "GOOGLE_GENAI_USE_VERTEXAI", "GOOGLE_API_KEY"):
         monkeypatch.delenv(name, raising=False)
-    get_settings.cache_clear()
+    no_account = replace(settings, gemini_api_key=None, genai_use_vertexai=False)
     with pytest.raises(ConfigError, match="GEMINI_API_KEY"):
-        _run(_board(["x"]), get_settings(), tmp_path)
+        _run(veo_board(["x"]), no_account, tmp_path)
     assert fake_google.log == []

@@ -14,7 +14,7 @@ from PIL import Image
 from pydantic import ValidationError
 
 from kapsule.core.errors import InvalidParameter, JobCancelled
-from kapsule.core.settings import Settings, get_settings
+from kapsule.core.settings import Settings
 from kapsule.generation import make_video_generator
 from kapsule.generation.references import (
     ReferenceImage,
@@ -30,11 +30,12 @@ from kapsule.job.artifacts import ShotManifest, ShotResult, Storyboard
 from kapsule.job.layout import JobLayout
 from kapsule.job.params import JobParams
 from kapsule.job.record import new_job_id
-from tests.integration.generation.test_veo import _analysis, _board, _fast  # noqa: F401  # _fast: the same short waits (autouse)
+from tests.support.api import (
+    RecordingLauncher,
+)
 from tests.support.fake_google import FakeGoogle, sent_images
-from tests.unit.api.test_api import RecordingLauncher
-
-pytestmark = pytest.mark.integration
+from tests.support.settings import replace
+from tests.support.veo import veo_analysis, veo_board
 
 
 def settings_for_job(settings: Settings, job: str, params: dict[str, object]) -> JobContext:
@@ -48,7 +49,7 @@ def _generate(board: Storyboard, model: str, ctx: JobContext | Settings, job: st
     generator = make_video_generator(ctx, model)
     return generate_shots(
         board=board,
-        analysis=_analysis(board.duration),
+        analysis=veo_analysis(board.duration),
         generator=generator,
         storage=ctx.storage,
         layout=JobLayout(job),
@@ -63,11 +64,11 @@ def _png(color: tuple[int, int, int], path: Path) -> Path:
 
 
 def test_last_frame_continuity_seeds_each_shot_with_the_previous_ones_last_frame(
-    vertex_env: Settings, fake_google: FakeGoogle, tmp_path: Path
+    vertex_settings: Settings, fake_google: FakeGoogle, tmp_path: Path
 ) -> None:
     job = new_job_id()
-    settings = settings_for_job(vertex_env, job, {"continuity": "last_frame"})
-    board = _board(["a violinist on a rooftop", "the violinist in the rain", "the violinist at dawn"])
+    settings = settings_for_job(vertex_settings, job, {"continuity": "last_frame"})
+    board = veo_board(["a violinist on a rooftop", "the violinist in the rain", "the violinist at dawn"])
     manifest, generator = _generate(board, "veo-3.0-generate-001", settings, job, tmp_path)
 
     assert generator.max_workers == 1  # continuity chains the shots: one at a time
@@ -96,12 +97,12 @@ def test_last_frame_continuity_seeds_each_shot_with_the_previous_ones_last_frame
 
 
 def test_without_continuity_no_image_is_sent_and_keys_are_unchanged(
-    vertex_env: Settings, fake_google: FakeGoogle, tmp_path: Path
+    vertex_settings: Settings, fake_google: FakeGoogle, tmp_path: Path
 ) -> None:
     job = new_job_id()
-    board = _board(["a", "b"])
-    plain = make_video_generator(settings_for_job(vertex_env, new_job_id(), {}), "veo-3.0-generate-001")
-    settings = settings_for_job(vertex_env, job, {})
+    board = veo_board(["a", "b"])
+    plain = make_video_generator(settings_for_job(vertex_settings, new_job_id(), {}), "veo-3.0-generate-001")
+    settings = settings_for_job(vertex_settings, job, {})
     manifest, generator = _generate(board, "veo-3.0-generate-001", settings, job, tmp_path)
     assert [s.state for s in manifest.shots] == ["done"] * 2
     assert all(sent_images(r) == (None, []) for r in fake_google.requests("predict"))
@@ -111,15 +112,15 @@ def test_without_continuity_no_image_is_sent_and_keys_are_unchanged(
 
 
 def test_reference_images_go_to_veo_3_1_and_a_changed_image_re_bills(
-    api_key_env: Settings, fake_google: FakeGoogle, tmp_path: Path
+    api_key_settings: Settings, fake_google: FakeGoogle, tmp_path: Path
 ) -> None:
     job = new_job_id()
-    storage = open_storage(api_key_env.storage_url)
+    storage = open_storage(api_key_settings.storage_url)
     images = [_png((200, 30, 30), tmp_path / "face.png"), _png((30, 30, 200), tmp_path / "cover.png")]
     keys = store_reference_images([read_reference_image(p) for p in images], storage, JobLayout(job))
     assert keys == (f"jobs/{job}/input/refs/00.png", f"jobs/{job}/input/refs/01.png")
-    settings = settings_for_job(api_key_env, job, {"reference_images": keys})
-    board = _board(["the singer walks", "the singer turns"])
+    settings = settings_for_job(api_key_settings, job, {"reference_images": keys})
+    board = veo_board(["the singer walks", "the singer turns"])
 
     manifest, _ = _generate(board, "veo-3.1-generate-preview", settings, job, tmp_path)
     assert [s.state for s in manifest.shots] == ["done"] * 2
@@ -135,28 +136,28 @@ def test_reference_images_go_to_veo_3_1_and_a_changed_image_re_bills(
     assert len(fake_google.requests("predict")) == 2, "unchanged references: nothing is paid again"
 
     storage.write_bytes(keys[1], _png((30, 200, 30), tmp_path / "new-cover.png").read_bytes())
-    fresh = settings_for_job(api_key_env, job, {"reference_images": keys})
+    fresh = settings_for_job(api_key_settings, job, {"reference_images": keys})
     _generate(board, "veo-3.1-generate-preview", fresh, job, tmp_path)
     assert len(fake_google.requests("predict")) == 4, "a changed reference re-bills the shots using it"
 
 
 def test_models_without_reference_images_do_not_send_them_and_say_so(
-    vertex_env: Settings, fake_google: FakeGoogle, tmp_path: Path
+    vertex_settings: Settings, fake_google: FakeGoogle, tmp_path: Path
 ) -> None:
     job = new_job_id()
     keys = store_reference_images(
         [read_reference_image(_png((10, 10, 10), tmp_path / "a.png"))],
-        open_storage(vertex_env.storage_url),
+        open_storage(vertex_settings.storage_url),
         JobLayout(job),
     )
-    settings = settings_for_job(vertex_env, job, {"reference_images": keys})
-    manifest, _ = _generate(_board(["x"]), "veo-3.0-generate-001", settings, job, tmp_path)
+    settings = settings_for_job(vertex_settings, job, {"reference_images": keys})
+    manifest, _ = _generate(veo_board(["x"]), "veo-3.0-generate-001", settings, job, tmp_path)
     assert sent_images(fake_google.requests("predict")[0]) == (None, [])
     assert "not used: veo-3.0-generate-001 does not take reference images" in manifest.shots[0].note
 
 
 def test_the_fake_server_refuses_reference_images_on_other_models_like_veo(
-    vertex_env: Settings, fake_google: FakeGoogle
+    vertex_settings: Settings, fake_google: FakeGoogle
 ) -> None:
     from google.genai import errors, types
 
@@ -165,7 +166,7 @@ def test_the_fake_server_refuses_reference_images_on_other_models_like_veo(
     ref = types.VideoGenerationReferenceImage(
         image=types.Image(image_bytes=b"\x89PNG\r\n\x1a\nxx", mime_type="image/png"), reference_type="asset"
     )
-    client = make_genai_client(vertex_env)  # kept: a dropped client closes its connection pool
+    client = make_genai_client(vertex_settings)  # kept: a dropped client closes its connection pool
     with pytest.raises(errors.ClientError) as caught:
         client.models.generate_videos(
             model="veo-3.0-generate-001",
@@ -176,17 +177,15 @@ def test_the_fake_server_refuses_reference_images_on_other_models_like_veo(
 
 
 def test_a_shot_waiting_for_a_slot_is_not_requested_after_cancel(
-    vertex_env: Settings, fake_google: FakeGoogle, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    vertex_settings: Settings, fake_google: FakeGoogle, tmp_path: Path
 ) -> None:
-    monkeypatch.setenv("KAPSULE_VEO_CONCURRENCY", "1")
-    get_settings.cache_clear()
     fake_google.hold_s = 0.3
     job = new_job_id()
     with pytest.raises(JobCancelled):
         _generate(
-            _board(["a", "b", "c"]),
+            veo_board(["a", "b", "c"]),
             "veo-3.0-generate-001",
-            get_settings(),
+            replace(vertex_settings, veo_concurrency=1),
             job,
             tmp_path,
             should_stop=lambda: bool(fake_google.requests("predict")),
@@ -194,8 +193,8 @@ def test_a_shot_waiting_for_a_slot_is_not_requested_after_cancel(
     assert len(fake_google.requests("predict")) == 1
 
 
-def test_reference_images_are_checked_by_content(tmp_path: Path, kapsule_env: Settings) -> None:
-    storage, layout = open_storage(kapsule_env.storage_url), JobLayout(new_job_id())
+def test_reference_images_are_checked_by_content(tmp_path: Path, settings: Settings) -> None:
+    storage, layout = open_storage(settings.storage_url), JobLayout(new_job_id())
     fake = tmp_path / "notes.png"
     fake.write_text("not an image")
     with pytest.raises(InvalidParameter, match="not a PNG, JPEG or WebP"):
@@ -213,7 +212,7 @@ def test_reference_images_are_checked_by_content(tmp_path: Path, kapsule_env: Se
         JobParams(continuity="first_frame")  # type: ignore[arg-type]
 
 
-def test_the_local_renderer_notes_what_it_ignored(kapsule_env: Settings) -> None:
+def test_the_local_renderer_notes_what_it_ignored(settings: Settings) -> None:
     params = JobParams(continuity="last_frame", reference_images=("k.png",))
     manifest = ShotManifest(shots=[ShotResult(index=0, key="abc", file="f", state="done")])
     noted = note_ignored_images(manifest, "local", params)
@@ -261,21 +260,21 @@ def test_poll_schedule_sleeps_until_the_typical_duration_then_polls_tightly() ->
 
 
 def test_make_stores_reference_images_in_the_job_and_records_their_keys(
-    kapsule_env: Settings, demo_song_file: Path, tmp_path: Path
+    settings: Settings, demo_song_file: Path, tmp_path: Path
 ) -> None:
     from kapsule.control.service import JobService, Submission
     from kapsule.song.intake import LocalSong
 
     face = _png((1, 2, 3), tmp_path / "face.png")
     launcher = RecordingLauncher()
-    service = JobService(Stores.open(get_settings()), launcher)
+    service = JobService(Stores.open(settings), launcher)
     params = JobParams(continuity="last_frame", video_model="local", prompt_model="local")
     submission = Submission(params, LocalSong(demo_song_file), references=[read_reference_image(face)])
     record, replayed = service.submit(submission)
     assert not replayed and launcher.launched == [record.id]
     [key] = record.params.reference_images
     assert key == f"jobs/{record.id}/input/refs/00.png"
-    assert open_storage(get_settings().storage_url).read_bytes(key) == face.read_bytes()
+    assert open_storage(settings.storage_url).read_bytes(key) == face.read_bytes()
     ctx = JobContext.for_job(service.stores, record.id)
     assert (ctx.params.continuity, ctx.params.reference_images, ctx.job_id) == (
         "last_frame",

@@ -22,11 +22,9 @@ from kapsule.infra.storage import open_storage
 from kapsule.job.artifacts import ShotManifest, Storyboard
 from kapsule.job.layout import JobLayout
 from kapsule.job.record import new_job_id
-from tests.integration.generation.test_veo import _analysis, _board, _fast  # noqa: F401  # _fast: the same short waits (autouse)
 from tests.support.contexts import job_context
 from tests.support.fake_google import FakeGoogle
-
-pytestmark = pytest.mark.integration
+from tests.support.veo import veo_analysis, veo_board
 
 
 def _generate(
@@ -41,7 +39,7 @@ def _generate(
     ctx = job_context(settings, job, reference_images=reference_images)
     return generate_shots(
         board=board,
-        analysis=_analysis(board.duration),
+        analysis=veo_analysis(board.duration),
         generator=make_video_generator(ctx, model),
         storage=open_storage(settings.storage_url),
         layout=JobLayout(job),
@@ -87,51 +85,53 @@ def _ref() -> Any:
     ],
 )
 def test_the_fake_answers_googles_own_400_in_gemini_api_mode(
-    api_key_env: Settings, fake_google: FakeGoogle, model: str, config: dict[str, Any], needle: str
+    api_key_settings: Settings, fake_google: FakeGoogle, model: str, config: dict[str, Any], needle: str
 ) -> None:
     if config.get("reference_images") == "ref":
         config["reference_images"] = [_ref()]
-    exc = _start(api_key_env, model, **config)
+    exc = _start(api_key_settings, model, **config)
     assert exc is not None and (exc.code, exc.status) == (400, "INVALID_ARGUMENT"), exc
     assert needle in exc.message
 
 
 def test_the_fake_refuses_reference_shapes_and_unknown_models_in_vertex_mode(
-    vertex_env: Settings, fake_google: FakeGoogle
+    vertex_settings: Settings, fake_google: FakeGoogle
 ) -> None:
     exc = _start(
-        vertex_env,
+        vertex_settings,
         "veo-3.1-generate-preview",
         duration_seconds=8,
         aspect_ratio="9:16",
         reference_images=[_ref()],
     )
     assert exc is not None and exc.code == 400 and "16:9" in exc.message
-    exc = _start(vertex_env, "veo-2.0-generate-001", duration_seconds=8, generate_audio=False)
+    exc = _start(vertex_settings, "veo-2.0-generate-001", duration_seconds=8, generate_audio=False)
     assert exc is not None and exc.code == 400 and "generateAudio" in exc.message
-    exc = _start(vertex_env, "veo-3.1-lite-generate-preview", duration_seconds=8)
+    exc = _start(vertex_settings, "veo-3.1-lite-generate-preview", duration_seconds=8)
     assert exc is not None and (exc.code, exc.status) == (404, "NOT_FOUND")
     assert (
         "Publisher Model `projects/fake-project/locations/us-central1/publishers/google/models/"
         in exc.message
     )
-    assert _start(vertex_env, "veo-2.0-generate-001", duration_seconds=7) is None  # 7 s is fine on Vertex
+    assert (
+        _start(vertex_settings, "veo-2.0-generate-001", duration_seconds=7) is None
+    )  # 7 s is fine on Vertex
 
 
 def test_an_unknown_model_is_refused_before_any_request(
-    vertex_env: Settings, fake_google: FakeGoogle
+    vertex_settings: Settings, fake_google: FakeGoogle
 ) -> None:
     with pytest.raises(UnknownModel, match=r"veo-3\.1-lite-generate-preview"):
-        make_video_generator(job_context(vertex_env), "veo-3.1-lite-generate-preview")
+        make_video_generator(job_context(vertex_settings), "veo-3.1-lite-generate-preview")
     assert fake_google.log == []
 
 
 def test_a_blocked_prompt_is_rephrased_once(
-    vertex_env: Settings, fake_google: FakeGoogle, tmp_path: Path
+    vertex_settings: Settings, fake_google: FakeGoogle, tmp_path: Path
 ) -> None:
     fake_google.block_words = ("explosion",)
     manifest = _generate(
-        _board(["a car explosion on a rooftop"]), "veo-3.0-generate-001", vertex_env, tmp_path
+        veo_board(["a car explosion on a rooftop"]), "veo-3.0-generate-001", vertex_settings, tmp_path
     )
     (shot,) = manifest.shots
     assert shot.state == "done" and shot.generator == "veo-3.0-generate-001"
@@ -145,11 +145,14 @@ def test_a_blocked_prompt_is_rephrased_once(
 
 
 def test_a_prompt_blocked_twice_is_filled_locally_and_reported(
-    api_key_env: Settings, fake_google: FakeGoogle, tmp_path: Path
+    api_key_settings: Settings, fake_google: FakeGoogle, tmp_path: Path
 ) -> None:
     fake_google.block_words = ("rooftop",)  # survives the softening: blocked again
     manifest = _generate(
-        _board(["a dancer on a rooftop", "an empty street"]), "veo-3.0-generate-001", api_key_env, tmp_path
+        veo_board(["a dancer on a rooftop", "an empty street"]),
+        "veo-3.0-generate-001",
+        api_key_settings,
+        tmp_path,
     )
     blocked, fine = manifest.shots
     assert fine.state == "done"
@@ -158,16 +161,16 @@ def test_a_prompt_blocked_twice_is_filled_locally_and_reported(
     assert "refused the shot twice" in blocked.note
 
 
-@pytest.mark.parametrize("mode", ["api_key_env", "vertex_env"])
+@pytest.mark.parametrize("mode", ["api_key_settings", "vertex_settings"])
 def test_a_job_never_sends_a_request_the_table_forbids(
     mode: str, fake_google: FakeGoogle, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
     """Storyboards that asked for what Veo refuses (the old code sent these): every request is planned
     to fit, the fake accepted every one, and its oracle finds nothing forbidden in the log."""
     settings: Settings = request.getfixturevalue(mode)
-    vertex = mode == "vertex_env"
-    portrait_1080 = _board(["a", "b"]).model_copy(update={"aspect_ratio": "9:16", "resolution": "1080p"})
-    seven = _board(["c"], seconds=6.5)
+    vertex = mode == "vertex_settings"
+    portrait_1080 = veo_board(["a", "b"]).model_copy(update={"aspect_ratio": "9:16", "resolution": "1080p"})
+    seven = veo_board(["c"], seconds=6.5)
     seven.shots[0].request_seconds = 7  # a 6.5 s shot: Veo 2 makes 7 s clips on Vertex only
     models = (
         "veo-3.1-generate-preview",
@@ -186,7 +189,7 @@ def test_a_job_never_sends_a_request_the_table_forbids(
         [read_reference_image(tmp_path / "ref.png")], open_storage(settings.storage_url), JobLayout(job)
     )
     manifest = _generate(
-        _board(["d", "e"]), "veo-3.1-generate-preview", settings, tmp_path, job, reference_images=keys
+        veo_board(["d", "e"]), "veo-3.1-generate-preview", settings, tmp_path, job, reference_images=keys
     )
     assert all(s.state == "done" for s in manifest.shots)
 
@@ -213,7 +216,7 @@ def test_a_job_never_sends_a_request_the_table_forbids(
 
 @pytest.mark.parametrize("status", [400, 403, 404])
 def test_a_refused_start_fails_the_job_at_once_with_the_cause(
-    status: int, vertex_env: Settings, fake_google: FakeGoogle, tmp_path: Path
+    status: int, vertex_settings: Settings, fake_google: FakeGoogle, tmp_path: Path
 ) -> None:
     from kapsule.core.errors import GoogleRequestRefused
 
@@ -221,6 +224,6 @@ def test_a_refused_start_fails_the_job_at_once_with_the_cause(
     with pytest.raises(
         GoogleRequestRefused, match=f"veo-3.0-generate-001 start: Google answered {status}"
     ) as info:
-        _generate(_board(["a"]), "veo-3.0-generate-001", vertex_env, tmp_path)
+        _generate(veo_board(["a"]), "veo-3.0-generate-001", vertex_settings, tmp_path)
     assert not info.value.retryable
     assert len(fake_google.requests("predict")) == 1, "a refusal is not retried"

@@ -34,7 +34,6 @@ def test_the_index_file_declares_the_listing_query() -> None:
     assert fields == [("owner", "ASCENDING"), *LIST_ORDER]
 
 
-@pytest.mark.integration
 def test_documents_hold_native_timestamps_and_updated_at_is_the_servers(
     firestore_emulator: FirestoreEmulator,
 ) -> None:

@@ -34,42 +34,9 @@ from kapsule.infra.storage import open_storage
 from kapsule.infra.storage.gcs import GcsStorage
 from kapsule.infra.storage.signing import UrlSigner
 from tests.support.emulators import GcsEmulator
+from tests.support.gcs import SERVICE_ACCOUNT, ServiceAccountKey
 
-pytestmark = pytest.mark.integration
-
-SERVICE_ACCOUNT = "kapsule-api@kapsule-test.iam.gserviceaccount.com"
 KEY = "jobs/j0123456789abcdef0123/input/song.mp3"
-
-
-@dataclass
-class ServiceAccountKey:
-    private_key: rsa.RSAPrivateKey
-    public_pem: bytes
-    file: Path
-
-
-@pytest.fixture(scope="module")
-def sa_key(tmp_path_factory: pytest.TempPathFactory) -> ServiceAccountKey:
-    """A freshly generated service-account key file (what GOOGLE_APPLICATION_CREDENTIALS points at)."""
-    private_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    pem = private_key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    ).decode()
-    info = {
-        "type": "service_account",
-        "project_id": "kapsule-test",
-        "private_key_id": "test-key-1",
-        "private_key": pem,
-        "client_email": SERVICE_ACCOUNT,
-        "client_id": "1",
-        "token_uri": "http://127.0.0.1:9/token",  # never called: signing needs no token
-    }
-    path = tmp_path_factory.mktemp("sa") / "key.json"
-    path.write_text(json.dumps(info))
-    public_pem = private_key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    return ServiceAccountKey(private_key, public_pem, path)
 
 
 def _quote(text: str) -> str:

@@ -20,8 +20,6 @@ from kapsule.infra.storage import open_storage
 from kapsule.infra.storage.gcs import GcsStorage
 from tests.support.emulators import GcsEmulator
 
-pytestmark = pytest.mark.integration
-
 
 @pytest.fixture
 def bucket(gcs_emulator: GcsEmulator) -> str:

@@ -16,8 +16,6 @@ from kapsule.infra.status import StatusStore, open_status_store
 from kapsule.job.record import JobRecord, JobState
 from tests.support.fake_cloudrun import FakeCloudRun
 
-pytestmark = pytest.mark.integration
-
 JOB = "projects/p/locations/l/jobs/kapsule"
 URL = f"cloudrun://{JOB}"
 

@@ -14,7 +14,7 @@ from kapsule.job.params import JobParams
 from kapsule.job.record import JobRecord, JobState, utcnow
 
 
-@pytest.fixture(params=["sqlite", pytest.param("firestore", marks=pytest.mark.integration)])
+@pytest.fixture(params=["sqlite", "firestore"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> StatusStore:
     if request.param == "sqlite":
         return open_status_store(f"sqlite:///{tmp_path / 'jobs.db'}")

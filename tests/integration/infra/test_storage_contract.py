@@ -11,7 +11,7 @@ from kapsule.core.errors import InvalidParameter, ObjectNotFound
 from kapsule.infra.storage import Storage, open_storage
 
 
-@pytest.fixture(params=["file", pytest.param("gcs", marks=pytest.mark.integration)])
+@pytest.fixture(params=["file", "gcs"])
 def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Storage:
     if request.param == "file":
         return open_storage(f"file://{tmp_path / 'store'}")

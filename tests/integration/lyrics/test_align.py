@@ -81,10 +81,15 @@ def _answer(song: SungSong, shift: float = 0.0) -> str:
 
 
 def test_gemini_times_are_used_when_they_sit_on_singing(
-    api_key_env: Settings, fake_google: FakeGoogle, sung: SungSong
+    api_key_settings: Settings, fake_google: FakeGoogle, sung: SungSong
 ) -> None:
     fake_google.gemini_replies = [_answer(sung)]
-    lines = align_with_gemini([[line.text for line in sung.lines]], sung.path, vocal_activity_of(sung.path))
+    lines = align_with_gemini(
+        [[line.text for line in sung.lines]],
+        sung.path,
+        vocal_activity_of(sung.path),
+        settings=api_key_settings,
+    )
     assert [(round(a.start, 3), a.text) for a in lines] == [(round(b.start, 3), b.text) for b in sung.lines]
     assert lines[0].words[1].start == pytest.approx(sung.lines[0].words[1].start)
     (call,) = fake_google.requests("generate")
@@ -98,19 +103,24 @@ def test_gemini_times_are_used_when_they_sit_on_singing(
 
 
 def test_a_bad_gemini_answer_is_asked_again(
-    api_key_env: Settings, fake_google: FakeGoogle, sung: SungSong
+    api_key_settings: Settings, fake_google: FakeGoogle, sung: SungSong
 ) -> None:
     missing_line = json.loads(_answer(sung))
     missing_line["lines"].pop()
     fake_google.gemini_replies = ["not json", json.dumps(missing_line), _answer(sung)]
-    lines = align_with_gemini([[line.text for line in sung.lines]], sung.path, vocal_activity_of(sung.path))
+    lines = align_with_gemini(
+        [[line.text for line in sung.lines]],
+        sung.path,
+        vocal_activity_of(sung.path),
+        settings=api_key_settings,
+    )
     assert len(lines) == len(sung.lines)
     calls = fake_google.requests("generate")
     assert len(calls) == 3 and "unusable" in json.dumps(calls[1].body)
 
 
 def test_gemini_lines_off_the_singing_fall_back_to_the_offline_aligner(
-    api_key_env: Settings, fake_google: FakeGoogle, sung: SungSong
+    api_key_settings: Settings, fake_google: FakeGoogle, sung: SungSong
 ) -> None:
     # Every line moved into the instrumental outro/intro: nobody sings there.
     wrong = {
@@ -118,9 +128,16 @@ def test_gemini_lines_off_the_singing_fall_back_to_the_offline_aligner(
     }
     fake_google.gemini_replies = [json.dumps(wrong)] * 3
     with pytest.raises(LyricsAlignmentFailed, match="nobody sings"):
-        align_with_gemini([[line.text for line in sung.lines]], sung.path, vocal_activity_of(sung.path))
+        align_with_gemini(
+            [[line.text for line in sung.lines]],
+            sung.path,
+            vocal_activity_of(sung.path),
+            settings=api_key_settings,
+        )
     fake_google.gemini_replies = [json.dumps(wrong)] * 3
-    lines = load_lyrics(_plain(sung), song_seconds=sung.duration, song=sung.path, aligner="gemini")
+    lines = load_lyrics(
+        _plain(sung), song_seconds=sung.duration, song=sung.path, aligner="gemini", settings=api_key_settings
+    )
     assert len(fake_google.requests("generate")) == 6
     errors = [abs(got.start - want.start) for got, want in zip(lines, sung.lines, strict=True)]
     assert statistics.median(errors) <= 0.5, "the offline aligner took over"

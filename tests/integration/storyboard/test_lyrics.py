@@ -9,8 +9,8 @@ from kapsule.job.artifacts import Storyboard
 from kapsule.lyrics import TimedLine
 from kapsule.prompting.gemini import GeminiPromptWriter
 from kapsule.storyboard.plan import plan_cuts, plan_storyboard, sung_during
+from tests.support.analyses import FPS, LOCAL, song
 from tests.support.fake_google import FakeGoogle
-from tests.unit.storyboard.test_plan import FPS, LOCAL, song
 
 
 def _cut_times(cuts: list[tuple[int, int]]) -> list[float]:
@@ -79,11 +79,11 @@ def test_without_lyrics_the_storyboard_is_unchanged() -> None:
 
 
 def test_gemini_writer_is_told_the_lyrics_of_each_shot(
-    api_key_env: Settings, fake_google: FakeGoogle
+    api_key_settings: Settings, fake_google: FakeGoogle
 ) -> None:
     board = plan_storyboard(
         song(duration=40.0), prompt="a lighthouse keeper", lyrics=LINES,
-        writer=GeminiPromptWriter("gemini-2.5-flash", api_key_env),
+        writer=GeminiPromptWriter("gemini-2.5-flash", api_key_settings),
     )  # fmt: skip
     assert board.prompt_model == "gemini-2.5-flash" and board.shots[1].prompt.startswith("Gemini shot 1")
     (call,) = fake_google.requests("generate")

@@ -26,19 +26,21 @@ from kapsule.catalog.pricing import price_per_second
 from kapsule.cli.main import app as cli_app
 from kapsule.control.service import JobService
 from kapsule.core.errors import InvalidTransition, KapsuleError
-from kapsule.core.settings import Settings, get_settings
+from kapsule.core.settings import Settings
 from kapsule.demo.song import synthesize_song, write_song
 from kapsule.infra.context import JobContext, Stores
 from kapsule.infra.launch.local import LocalLauncher, job_log_path
 from kapsule.infra.status import open_status_store
 from kapsule.infra.storage import open_storage
-from kapsule.job.artifacts import Shot, ShotManifest, Storyboard
+from kapsule.job.artifacts import ShotManifest, Storyboard
 from kapsule.job.layout import NOTEBOOK_NAMES, JobLayout
 from kapsule.job.record import JobRecord, JobState
 from kapsule.storyboard.review import edit_shots, load_board, needs_review, new_seed
 from kapsule.worker.run_job import local_command
+from tests.support.api import RecordingLauncher
 from tests.support.fake_google import FakeGoogle
-from tests.unit.api.test_api import RecordingLauncher
+from tests.support.review import paused_job_with_board
+from tests.support.settings import replace
 
 VIDEO_MODEL = "veo-3.1-fast-generate-001"  # veo-3.0-fast: retired by Google on Vertex AI, refused
 JOB_TIMEOUT_S = 300.0
@@ -107,22 +109,23 @@ def test_needs_review_only_until_approved_and_new_seeds_change() -> None:
 
 
 @pytest.fixture
-def veo_env(vertex_env: Settings, monkeypatch: pytest.MonkeyPatch) -> Settings:
-    monkeypatch.setenv("KAPSULE_VIDEO_MODEL", VIDEO_MODEL)
-    monkeypatch.setenv("KAPSULE_PROMPT_MODEL", "local")
-    monkeypatch.setenv("KAPSULE_VEO_POLL_INTERVAL_S", "0.05")
-    monkeypatch.setenv("KAPSULE_VEO_POLL_MAX_INTERVAL_S", "0.1")
-    monkeypatch.setenv("KAPSULE_VEO_REQUESTS_PER_MINUTE", "60000")
-    monkeypatch.setenv("KAPSULE_UPLOAD_SECRET", "review-test-secret")
-    monkeypatch.delenv("KAPSULE_API_KEYS", raising=False)
-    get_settings.cache_clear()
-    return get_settings()
+def veo_settings(vertex_settings: Settings) -> Settings:
+    return replace(
+        vertex_settings,
+        video_model=VIDEO_MODEL,
+        prompt_model="local",
+        veo_poll_interval_s=0.05,
+        veo_poll_max_interval_s=0.1,
+        veo_requests_per_minute=60000,
+        upload_secret="review-test-secret",
+        api_keys=None,
+    )
 
 
 @pytest.fixture
-def api(veo_env: Settings) -> Iterator[tuple[TestClient, LocalLauncher]]:
-    launcher = LocalLauncher(veo_env, local_command())
-    app = create_app(veo_env)
+def api(veo_settings: Settings) -> Iterator[tuple[TestClient, LocalLauncher]]:
+    launcher = LocalLauncher(veo_settings, local_command())
+    app = create_app(veo_settings)
     app.dependency_overrides[get_launcher] = lambda: launcher
     with TestClient(app, base_url="http://127.0.0.1") as client:
         yield client, launcher
@@ -146,11 +149,9 @@ def _error(response, status: int, code: str) -> None:  # type: ignore[no-untyped
     assert response.json()["error"]["code"] == code, response.text
 
 
-@pytest.mark.slow
-@pytest.mark.integration
 def test_review_edit_approve_then_reroll_bills_only_what_changed(
     api: tuple[TestClient, LocalLauncher],
-    veo_env: Settings,
+    veo_settings: Settings,
     fake_google: FakeGoogle,
     short_song: tuple[Path, float],
 ) -> None:
@@ -163,20 +164,20 @@ def test_review_edit_approve_then_reroll_bills_only_what_changed(
     job_id = created.json()["id"]
 
     # Paused after the storyboard: the process exited cleanly, nothing was asked of Veo.
-    paused = _wait(veo_env, job_id, {JobState.awaiting_approval})
+    paused = _wait(veo_settings, job_id, {JobState.awaiting_approval})
     deadline = time.monotonic() + 30
     while launcher.poll(paused.execution or "") is None and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert launcher.poll(paused.execution or "") == 0, _log(veo_env, job_id)
+    assert launcher.poll(paused.execution or "") == 0, _log(veo_settings, job_id)
     assert fake_google.requests("predict") == []
-    assert set(_notebooks(veo_env, job_id)) == {"01_analyze", "02_storyboard"}
+    assert set(_notebooks(veo_settings, job_id)) == {"01_analyze", "02_storyboard"}
 
     review = client.get(f"/v1/jobs/{job_id}/storyboard").json()
     shots = review["shots"]
     assert len(shots) >= 2 and review["video_model"] == VIDEO_MODEL
     assert all(s["prompt"] and s["seconds"] > 0 and s["request_seconds"] in (4, 6, 8) for s in shots)
     price = review["total_usd"] / sum(s["request_seconds"] for s in shots)
-    table_price = price_per_second(VIDEO_MODEL, veo_env, resolution=paused.params.resolution)
+    table_price = price_per_second(VIDEO_MODEL, veo_settings, resolution=paused.params.resolution)
     assert price == pytest.approx(table_price, rel=0.01)  # the table's price at the job's resolution
     assert review["total_usd"] == pytest.approx(sum(s["cost_usd"] for s in shots))
     assert paused.cost.estimated_usd == pytest.approx(review["total_usd"])
@@ -190,7 +191,7 @@ def test_review_edit_approve_then_reroll_bills_only_what_changed(
     _error(client.patch(f"/v1/jobs/{job_id}/shots/1", json={"prompt": "  "}), 422, "empty_prompt")
     _error(client.post(f"/v1/jobs/{job_id}/shots/0:reroll"), 409, "invalid_transition")
     board = Storyboard.model_validate_json(
-        open_storage(veo_env.storage_url).read_bytes(JobLayout(job_id).storyboard)
+        open_storage(veo_settings.storage_url).read_bytes(JobLayout(job_id).storyboard)
     )
     assert board.shots[0].prompt == "a red kite over the sea" and board.shots[1].prompt == shots[1]["prompt"]
 
@@ -198,15 +199,15 @@ def test_review_edit_approve_then_reroll_bills_only_what_changed(
     assert approved.status_code == 202, approved.text
     assert approved.json()["state"] == "running"
     _error(client.post(f"/v1/jobs/{job_id}:approve"), 409, "invalid_transition")
-    done = _wait(veo_env, job_id, {JobState.succeeded})
-    assert _video_seconds(veo_env, job_id) == pytest.approx(song_seconds, abs=0.1)
+    done = _wait(veo_settings, job_id, {JobState.succeeded})
+    assert _video_seconds(veo_settings, job_id) == pytest.approx(song_seconds, abs=0.1)
     asked = [r.body["instances"][0]["prompt"] for r in fake_google.requests("predict")]
     assert len(asked) == len(shots)  # one request per shot, nothing twice
     assert "a red kite over the sea" in asked and "a ferry in fog" in asked
     assert done.cost.actual_usd == pytest.approx(review["total_usd"])
     timings = done.model_dump(mode="json")["timings"]
     assert timings["analyze"]["skipped"] and timings["storyboard"]["skipped"]
-    parent_notebooks = _notebooks(veo_env, job_id)
+    parent_notebooks = _notebooks(veo_settings, job_id)
     assert set(parent_notebooks) == set(NOTEBOOK_NAMES)
 
     # Re-roll shot 1 with a new random seed: a new job, one request, one shot's cost.
@@ -215,19 +216,19 @@ def test_review_edit_approve_then_reroll_bills_only_what_changed(
     assert rerolled.status_code == 202, rerolled.text
     child_id = rerolled.json()["id"]
     assert child_id != job_id and rerolled.json()["reroll"]["parent_job"] == job_id
-    child = _wait(veo_env, child_id, {JobState.succeeded})
+    child = _wait(veo_settings, child_id, {JobState.succeeded})
     predicts = fake_google.requests("predict")
     assert len(predicts) == 1, [r.body for r in predicts]
     assert predicts[0].body["instances"][0]["prompt"] == "a ferry in fog"
     assert predicts[0].body["parameters"]["seed"] == child.reroll.seed != shots[1]["seed"]
     assert child.cost.actual_usd == pytest.approx(shots[1]["cost_usd"])
-    assert _video_seconds(veo_env, child_id) == pytest.approx(song_seconds, abs=0.1)
+    assert _video_seconds(veo_settings, child_id) == pytest.approx(song_seconds, abs=0.1)
     assert child.params.lyrics == JobLayout(child_id).input_lyrics("lrc")
     assert "the lamp turns slowly" in client.get(f"/v1/jobs/{child_id}/captions.vtt").text
 
     # The notebooks keep the history: the parent's are untouched, the child has its own.
-    assert _notebooks(veo_env, job_id) == parent_notebooks
-    assert {"03_generate", "04_assemble"} <= set(_notebooks(veo_env, child_id))
+    assert _notebooks(veo_settings, job_id) == parent_notebooks
+    assert {"03_generate", "04_assemble"} <= set(_notebooks(veo_settings, child_id))
     parent = client.get(f"/v1/jobs/{job_id}").json()
     assert parent["state"] == "succeeded" and parent["cost"]["actual_usd"] == pytest.approx(
         done.cost.actual_usd
@@ -239,13 +240,13 @@ def test_review_edit_approve_then_reroll_bills_only_what_changed(
 # ------------------------------------------------------------- API: cancel while awaiting approval
 
 
-def test_cancel_while_awaiting_approval_stops_nothing_and_ends_the_review(kapsule_env: Settings) -> None:
-    status = open_status_store(kapsule_env.status_url)
+def test_cancel_while_awaiting_approval_stops_nothing_and_ends_the_review(settings: Settings) -> None:
+    status = open_status_store(settings.status_url)
     record = status.create(JobRecord(params={"review": True}, execution="local-999999"))
     status.update(record.id, {"state": JobState.running.value})
     status.update(record.id, {"state": JobState.awaiting_approval.value})
     launcher = RecordingLauncher()
-    app = create_app(kapsule_env)
+    app = create_app(settings)
     app.dependency_overrides[get_launcher] = lambda: launcher
     with TestClient(app, base_url="http://127.0.0.1") as client:
         _error(client.get(f"/v1/jobs/{record.id}/storyboard"), 409, "storyboard_not_ready")
@@ -268,7 +269,6 @@ def _cli(*args: str) -> tuple[int, str]:
     return result.exit_code, result.output
 
 
-@pytest.mark.slow
 def test_cli_make_review_approve_and_reroll(
     kapsule_env: Settings, short_song: tuple[Path, float], tmp_path: Path
 ) -> None:
@@ -318,8 +318,8 @@ def test_cli_make_review_approve_and_reroll(
     assert code == 2 and "nothing_to_reroll" in output
 
 
-def test_reroll_refuses_an_unfinished_job_without_creating_one(kapsule_env: Settings) -> None:
-    stores = _stores(kapsule_env)
+def test_reroll_refuses_an_unfinished_job_without_creating_one(settings: Settings) -> None:
+    stores = _stores(settings)
     record = stores.status.create(JobRecord())
     launcher = RecordingLauncher()
     with pytest.raises(Exception) as caught:
@@ -328,27 +328,10 @@ def test_reroll_refuses_an_unfinished_job_without_creating_one(kapsule_env: Sett
     assert launcher.launched == [] and len(stores.status.list("local")[0]) == 1
 
 
-def _paused_job_with_board(stores: Stores, shots: int) -> str:
-    record = stores.status.create(JobRecord(params={"review": True}))
-    stores.status.update(record.id, {"state": JobState.running.value})
-    stores.status.update(record.id, {"state": JobState.awaiting_approval.value})
-    board = Storyboard(
-        duration=shots * 2.0,
-        total_frames=shots * 48,
-        shots=[
-            Shot(index=i, start=2.0 * i, end=2.0 * i + 2, start_frame=48 * i, end_frame=48 * (i + 1),
-                 request_seconds=4, section="verse", energy=0.5, prompt=f"original {i}")
-            for i in range(shots)
-        ],
-    )  # fmt: skip
-    stores.storage.write_bytes(JobLayout(record.id).storyboard, board.model_dump_json().encode())
-    return record.id
-
-
-def test_concurrent_prompt_edits_all_survive_and_none_lands_after_the_approval(kapsule_env: Settings) -> None:
+def test_concurrent_prompt_edits_all_survive_and_none_lands_after_the_approval(settings: Settings) -> None:
     """Eight reviewers edit eight shots at once: every edit is in the storyboard the job generates from."""
-    stores = _stores(kapsule_env)
-    job_id = _paused_job_with_board(stores, 8)
+    stores = _stores(settings)
+    job_id = paused_job_with_board(stores, 8)
     with ThreadPoolExecutor(max_workers=8) as pool:
         boards = list(pool.map(lambda i: edit_shots(_ctx(stores, job_id), {i: f"edited {i}"}), range(8)))
     assert all(board.shots[i].prompt == f"edited {i}" for i, board in enumerate(boards))
@@ -366,9 +349,9 @@ def test_concurrent_prompt_edits_all_survive_and_none_lands_after_the_approval(k
     assert stored.shots[0].prompt == "edited 0"
 
 
-def test_a_bad_edit_among_good_ones_records_none_of_them(kapsule_env: Settings) -> None:
-    stores = _stores(kapsule_env)
-    job_id = _paused_job_with_board(stores, 2)
+def test_a_bad_edit_among_good_ones_records_none_of_them(settings: Settings) -> None:
+    stores = _stores(settings)
+    job_id = paused_job_with_board(stores, 2)
     with pytest.raises(KapsuleError) as caught:
         edit_shots(_ctx(stores, job_id), {0: "fine", 5: "no such shot"})
     assert caught.value.code == "shot_not_found"
@@ -382,9 +365,10 @@ def test_a_bad_edit_among_good_ones_records_none_of_them(kapsule_env: Settings) 
 
 
 def test_the_generate_stage_reads_every_recorded_edit_even_if_the_file_lags(kapsule_env: Settings) -> None:
-    """An edit's late file write lost the race to another one: the record is authoritative."""
+    """An edit's late file write lost the race to another one: the record is authoritative.
+    (``stages.open_job`` is what a notebook kernel calls: it reads the environment.)"""
     stores = _stores(kapsule_env)
-    job_id = _paused_job_with_board(stores, 3)
+    job_id = paused_job_with_board(stores, 3)
     edit_shots(_ctx(stores, job_id), {1: "kept in the record"})
     stale = load_board(_ctx(stores, job_id)).model_copy(deep=True)
     stale.shots[1].prompt = "original 1"

@@ -26,7 +26,6 @@ from kapsule.job.record import JobRecord, JobState
 from tests.support.fake_cloudrun import FakeCloudRun
 from tests.support.fake_google import FakeGoogle
 
-pytestmark = [pytest.mark.slow, pytest.mark.integration]
 JOB = "projects/p/locations/l/jobs/kapsule"
 
 
@@ -85,12 +84,12 @@ def test_a_task_killed_mid_generation_is_retried_and_no_finished_shot_is_made_ag
 
 
 def test_a_task_killed_mid_veo_generation_never_pays_twice_for_a_finished_shot(
-    vertex_env: Settings, fake_google: FakeGoogle, fake_cloudrun: FakeCloudRun, song: Path
+    vertex_settings: Settings, fake_google: FakeGoogle, fake_cloudrun: FakeCloudRun, song: Path
 ) -> None:
     """The same crash with Veo behind a local server that counts requests: finished shots are not re-asked."""
     from kapsule.job.artifacts import ShotManifest, Storyboard
 
-    settings = vertex_env.model_copy(
+    settings = vertex_settings.model_copy(
         update={
             "cloudrun_endpoint": fake_cloudrun.url,
             "video_model": "veo-3.0-fast-generate-001",

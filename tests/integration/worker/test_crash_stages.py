@@ -23,8 +23,6 @@ from kapsule.job.layout import JobLayout
 from kapsule.job.record import STAGES, JobRecord, JobState
 from tests.support.job_process import kill_tree, start_attempt, wait_for
 
-pytestmark = [pytest.mark.slow, pytest.mark.integration]
-
 PARAMS = {"prompt": "paper boats", "max_shots": 4, "aspect_ratio": "16:9", "resolution": "720p"}
 
 
@@ -103,6 +101,6 @@ def test_kill_9_during_a_stage_then_the_retry_finishes(
 
 
 def test_kill_9_mid_generation_on_gcs_and_firestore_then_the_retry_finishes(
-    cloud_env: Settings, song: Path, tmp_path: Path
+    cloud_settings: Settings, song: Path, tmp_path: Path
 ) -> None:
-    _crash_and_retry(cloud_env, song, "generate", tmp_path)
+    _crash_and_retry(cloud_settings, song, "generate", tmp_path)

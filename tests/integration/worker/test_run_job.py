@@ -79,7 +79,6 @@ def test_non_retryable_failure_is_recorded_and_exits_0(kapsule_env: Settings) ->
     assert open_status_store(kapsule_env.status_url).get(job.id).attempt == 1
 
 
-@pytest.mark.slow
 def test_retryable_failure_exits_1_and_the_retry_finishes_the_job(
     kapsule_env: Settings, short_song: Path, tmp_path: Path
 ) -> None:

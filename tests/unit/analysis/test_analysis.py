@@ -16,31 +16,9 @@ from kapsule.core.errors import AudioError
 from kapsule.demo.song import DemoSong, demo_song, synthesize_song, write_song
 from kapsule.job.artifacts import Analysis, Section
 from kapsule.song.probe import analyze_samples, analyze_song
+from tests.support.analyses import TOLERANCE, f_measure
 
-TOLERANCE = 0.07  # s; the customary beat-tracking window
 LABELS = {"intro", "verse", "chorus", "bridge", "outro", "silence"}
-
-
-def f_measure(estimated: Sequence[float], reference: Sequence[float], tolerance: float = TOLERANCE) -> float:
-    """Beat F-measure: each reference beat may be matched by at most one estimate within tolerance."""
-    est, ref = np.asarray(estimated, float), np.asarray(reference, float)
-    if est.size == 0 or ref.size == 0:
-        return 0.0
-    used: set[int] = set()
-    hits = 0
-    for beat in ref:
-        gaps = np.abs(est - beat)
-        for i in np.argsort(gaps):
-            if gaps[i] > tolerance:
-                break
-            if int(i) not in used:
-                used.add(int(i))
-                hits += 1
-                break
-    if hits == 0:
-        return 0.0
-    precision, recall = hits / est.size, hits / ref.size
-    return 2 * precision * recall / (precision + recall)
 
 
 def overlap(sections: Sequence[Section], label: str, other: Sequence[Section], other_label: str) -> float:

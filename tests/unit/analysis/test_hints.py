@@ -17,7 +17,10 @@ from kapsule.demo.song import demo_song
 from kapsule.job.artifacts import Analysis, AnalysisHints
 from kapsule.song.probe import analyze_song
 from kapsule.storyboard.plan import plan_cuts
-from tests.unit.analysis.test_analysis import TOLERANCE, f_measure
+from tests.support.analyses import TOLERANCE, f_measure
+
+# One worker analyses the demo song once for the module (make test runs --dist loadgroup).
+pytestmark = pytest.mark.xdist_group("demo-analysis")
 
 
 @pytest.fixture(scope="module")

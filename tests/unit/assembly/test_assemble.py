@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import re
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,52 +12,17 @@ from PIL import Image
 from kapsule import media
 from kapsule.assembly.video import assemble_video, make_contact_sheet, make_poster, poster_time
 from kapsule.core.errors import AudioError, InvalidParameter, MediaError
-from kapsule.job.artifacts import Shot, Storyboard
-from tests.support.paths import REPO
+from kapsule.job.artifacts import Storyboard
+from tests.support.clips import CRF, FPS, PRESET, SHOT_FRAMES, SONG_SECONDS, colour_clip, make_board, tone
 
-FPS = 24
-CRF, PRESET = 28, "ultrafast"
+# One worker encodes the module's clips once (make test runs --dist loadgroup).
+pytestmark = pytest.mark.xdist_group("assembly-media")
+
 # Solid colours with very different brightness, so FFmpeg's scene detection sees every cut.
 COLOURS = ["white", "black", "yellow", "navy"]
+
+
 RGB = {"white": (255, 255, 255), "black": (0, 0, 0), "yellow": (255, 255, 0), "navy": (0, 0, 128)}
-SHOT_FRAMES = [(0, 40), (40, 100), (100, 118), (118, 130)]  # 130 frames = 5.4167 s
-SONG_SECONDS = 5.42  # round(5.42 * 24) == 130
-
-
-def make_board(energies: tuple[float, ...] = (0.2, 0.9, 0.4, 0.1)) -> Storyboard:
-    shots = [
-        Shot(
-            index=i,
-            start=s / FPS,
-            end=e / FPS,
-            start_frame=s,
-            end_frame=e,
-            request_seconds=4,
-            section="verse",
-            energy=energies[i],
-            prompt=f"shot {i}",
-        )
-        for i, (s, e) in enumerate(SHOT_FRAMES)
-    ]
-    return Storyboard(fps=FPS, duration=SONG_SECONDS, total_frames=130, shots=shots)
-
-
-def colour_clip(path: Path, colour: str, frames: int, size: str) -> Path:
-    """A clip made the way the local renderer makes them: the shared H.264 args, an exact frame count."""
-    media.run([
-        "ffmpeg", "-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i", f"color=c={colour}:s={size}:r={FPS}",
-        *media.h264_args(crf=CRF, preset=PRESET, fps=FPS), "-frames:v", str(frames), "-an", str(path),
-    ])  # fmt: skip
-    return path
-
-
-def tone(path: Path, *, codec: str, sample_rate: int) -> Path:
-    media.run([
-        "ffmpeg", "-nostdin", "-v", "error", "-y", "-f", "lavfi",
-        "-i", f"sine=frequency=330:sample_rate={sample_rate}:duration={SONG_SECONDS}",
-        "-c:a", codec, "-b:a", "96k", str(path),
-    ])  # fmt: skip
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -406,19 +369,3 @@ def test_loudness_readout_measures_the_song_without_touching_it(songs: dict[str,
     assert -40 < reading.integrated_lufs < 0
     assert reading.true_peak_dbtp <= 0.5
     assert songs["m4a"].read_bytes() == before
-
-
-@pytest.mark.slow
-def test_assembly_benchmark_quick_run_prints_its_ratios_and_stays_under_400_mb(tmp_path: Path) -> None:
-    script = REPO / "benchmarks" / "assembly.py"
-    done = subprocess.run(
-        [sys.executable, str(script), "--quick", "--skip-moviepy", "--cache", str(tmp_path)],
-        capture_output=True, text=True, timeout=900, check=False,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr[-2000:]
-    last = done.stdout.strip().splitlines()[-1]
-    match = re.fullmatch(
-        r"assembly/floor=([\d.]+) xfade/floor=([\d.]+) moviepy/assembly=nan rss_mb=(\d+)", last
-    )
-    assert match, last
-    assert int(match.group(3)) <= 400

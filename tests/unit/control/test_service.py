@@ -22,7 +22,12 @@ from kapsule.job.layout import JobLayout
 from kapsule.job.params import JobParams
 from kapsule.job.record import JobState, new_job_id
 from kapsule.song.intake import LocalSong
-from tests.unit.api.test_api import RecordingLauncher, _wav
+from tests.support.api import (
+    RecordingLauncher,
+    sine_wav,
+)
+from tests.support.review import paused_job_with_board
+from tests.support.settings import replace
 
 
 class SlowSong(LocalSong):
@@ -37,12 +42,12 @@ class SlowSong(LocalSong):
 
 
 def test_racing_submissions_with_one_key_make_one_job_holding_one_song(
-    kapsule_env: Settings, tmp_path: Path
+    settings: Settings, tmp_path: Path
 ) -> None:
-    service = JobService(Stores.open(kapsule_env), RecordingLauncher())
+    service = JobService(Stores.open(settings), RecordingLauncher())
     job_id = new_job_id()
     barrier = threading.Barrier(2)
-    songs = [_wav(tmp_path / "a.wav", 6.0, 0.5), _wav(tmp_path / "b.wav", 7.0, 0.3)]
+    songs = [sine_wav(tmp_path / "a.wav", 6.0, 0.5), sine_wav(tmp_path / "b.wav", 7.0, 0.3)]
     outcomes: list[object] = [None, None]
 
     def submit(i: int) -> None:
@@ -73,24 +78,25 @@ def test_racing_submissions_with_one_key_make_one_job_holding_one_song(
     assert service.launcher.launched == [job_id]  # type: ignore[attr-defined]
 
 
-def test_an_unknown_model_is_refused_before_anything_exists(kapsule_env: Settings, tmp_path: Path) -> None:
-    service = JobService(Stores.open(kapsule_env), RecordingLauncher())
+def test_an_unknown_model_is_refused_before_anything_exists(settings: Settings, tmp_path: Path) -> None:
+    service = JobService(Stores.open(settings), RecordingLauncher())
     with pytest.raises(UnknownModel):
-        service.submit(Submission(JobParams(video_model="sora-9"), LocalSong(_wav(tmp_path / "s.wav", 6.0))))
+        service.submit(
+            Submission(JobParams(video_model="sora-9"), LocalSong(sine_wav(tmp_path / "s.wav", 6.0)))
+        )
     assert service.list_jobs("local") == ([], None)
     assert service.stores.storage.list("jobs/") == []
 
 
-def test_an_approval_racing_a_cancel_never_leaves_an_execution_running(kapsule_env: Settings) -> None:
+def test_an_approval_racing_a_cancel_never_leaves_an_execution_running(settings: Settings) -> None:
     """Issue 14: approve racing cancel launched an execution nobody cancelled in 10 of 40 trials."""
-    from tests.integration.storyboard.test_review import _paused_job_with_board
 
-    stores = Stores.open(kapsule_env)
+    stores = Stores.open(settings)
     leaks = 0
     for _ in range(40):
         launcher = RecordingLauncher()
         service = JobService(stores, launcher)
-        job_id = _paused_job_with_board(stores, 2)
+        job_id = paused_job_with_board(stores, 2)
         barrier = threading.Barrier(2)
 
         def approve(
@@ -125,21 +131,22 @@ def test_an_approval_racing_a_cancel_never_leaves_an_execution_running(kapsule_e
 
 
 def test_api_owners_get_the_allow_list_a_default_budget_and_a_daily_cap(
-    kapsule_env: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    settings: Settings, tmp_path: Path
 ) -> None:
     """Issue 14: any key could spend without limit. Now a keyed owner may use only the models the
     operator allows (default: local), a paid job without a budget gets the default one, and an owner's
     jobs of one day may not reserve more than the daily cap. The machine's own user is exempt."""
     from kapsule.core.errors import DailyCapReached, ModelNotAllowed
-    from kapsule.core.settings import get_settings
 
-    monkeypatch.setenv("GEMINI_API_KEY", "not-a-real-key")  # a deployment that could call Veo
-    monkeypatch.setenv("KAPSULE_ALLOWED_MODELS", '{"ana": ["local", "veo-3.0-fast-*"], "*": ["local"]}')
-    monkeypatch.setenv("KAPSULE_DEFAULT_JOB_BUDGET_USD", "5")
-    monkeypatch.setenv("KAPSULE_OWNER_DAILY_CAP_USD", "8")
-    get_settings.cache_clear()
-    service = JobService(Stores.open(get_settings()), RecordingLauncher())
-    song = LocalSong(_wav(tmp_path / "s.wav", 6.0))
+    deployment = replace(
+        settings,
+        gemini_api_key="not-a-real-key",  # a deployment that could call Veo
+        allowed_models={"ana": ["local", "veo-3.0-fast-*"], "*": ["local"]},
+        default_job_budget_usd=5,
+        owner_daily_cap_usd=8,
+    )
+    service = JobService(Stores.open(deployment), RecordingLauncher())
+    song = LocalSong(sine_wav(tmp_path / "s.wav", 6.0))
     veo = JobParams(video_model="veo-3.0-fast-generate-001")
 
     with pytest.raises(ModelNotAllowed):

@@ -238,13 +238,13 @@ def test_a_shot_without_frames_is_refused(tmp_path: Path) -> None:
     assert not (tmp_path / "x.mp4").exists()
 
 
-def test_factory_builds_the_local_renderer_and_refuses_unknown_models(kapsule_env: Settings) -> None:
-    generator = make_video_generator(job_context(kapsule_env, video_model="local"))
+def test_factory_builds_the_local_renderer_and_refuses_unknown_models(settings: Settings) -> None:
+    generator = make_video_generator(job_context(settings, video_model="local"))
     assert isinstance(generator, LocalRenderer)
     assert isinstance(generator, VideoGenerator)
     assert (generator.name, generator.exact_length) == ("local", True)
     with pytest.raises(UnknownModel) as info:
-        make_video_generator(job_context(kapsule_env, video_model="sora-2"))
+        make_video_generator(job_context(settings, video_model="sora-2"))
     assert info.value.code == "unknown_model"
     assert "not one Kapsule knows" in info.value.message
 
@@ -282,8 +282,8 @@ def manifest_of(storage: LocalStorage, layout: JobLayout) -> ShotManifest:
     return ShotManifest.model_validate_json(storage.read_bytes(layout.manifest))
 
 
-def test_runner_renders_each_shot_once_and_resumes(kapsule_env: Settings, tmp_path: Path) -> None:
-    storage = open_storage(kapsule_env.storage_url)
+def test_runner_renders_each_shot_once_and_resumes(settings: Settings, tmp_path: Path) -> None:
+    storage = open_storage(settings.storage_url)
     assert isinstance(storage, LocalStorage)
     layout, the_board, song = JobLayout(new_job_id()), two_shot_board(), analysis()
     progress: list[tuple[int, int, int]] = []
@@ -353,8 +353,8 @@ def test_runner_uploads_through_storage_without_a_local_path(tmp_path: Path) -> 
     assert list((tmp_path / "work").iterdir()) == []  # local copies are removed after upload
 
 
-def test_should_stop_cancels_between_shots(kapsule_env: Settings, tmp_path: Path) -> None:
-    storage = open_storage(kapsule_env.storage_url)
+def test_should_stop_cancels_between_shots(settings: Settings, tmp_path: Path) -> None:
+    storage = open_storage(settings.storage_url)
     layout = JobLayout(new_job_id())
     generator = CountingRenderer()
     asked: list[int] = []
@@ -391,8 +391,8 @@ def test_should_stop_cancels_between_shots(kapsule_env: Settings, tmp_path: Path
     assert never.generated == []
 
 
-def test_a_failing_shot_is_recorded_and_raised(kapsule_env: Settings, tmp_path: Path) -> None:
-    storage = open_storage(kapsule_env.storage_url)
+def test_a_failing_shot_is_recorded_and_raised(settings: Settings, tmp_path: Path) -> None:
+    storage = open_storage(settings.storage_url)
     layout = JobLayout(new_job_id())
     with pytest.raises(GenerationError):
         generate_shots(

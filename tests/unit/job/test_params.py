@@ -22,14 +22,14 @@ from kapsule.cli.options import FILE_OPTIONS, flag_for
 from kapsule.core.settings import Settings
 from kapsule.infra.status import open_status_store
 from kapsule.job.params import FILE_FIELDS, JobParams
-from kapsule.job.record import JobState
-from tests.unit.api.test_api import (
+from tests.support.api import (
     RecordingLauncher,
-    _client,
-    _error,
-    _upload,
-    _wav,
+    api_client,
+    expect_error,
+    sine_wav,
+    upload_file,
 )
+from tests.support.settings import replace, use_environment
 
 API_FILE_FIELDS = {"song": "upload_id", "reference_images": "reference_upload_ids", "lyrics": "lyrics_text"}
 
@@ -59,9 +59,9 @@ def test_every_job_param_is_reachable_from_the_cli_and_the_api() -> None:
 
 
 @pytest.fixture
-def api(env: Settings) -> Any:
+def api(api_settings: Settings) -> Any:
     launcher = RecordingLauncher()
-    with _client(launcher) as client:
+    with api_client(launcher, api_settings) as client:
         yield client, launcher
 
 
@@ -84,15 +84,15 @@ BAD_JOBS = [
 @pytest.mark.parametrize(("values", "code"), BAD_JOBS)
 def test_a_bad_job_is_refused_by_the_cli_and_the_api_with_the_same_code(
     api: Any,
-    env: Settings,
+    kapsule_env: Settings,
     tmp_path: Path,
     values: dict[str, Any],
     code: str,
 ) -> None:
     client, launcher = api
-    song = _wav(tmp_path / "song.wav", 6.0)
-    upload_id = _upload(client, song)
-    _error(client.post("/v1/jobs", json={"upload_id": upload_id, **values}), 422, code)
+    song = sine_wav(tmp_path / "song.wav", 6.0)
+    upload_id = upload_file(client, song)
+    expect_error(client.post("/v1/jobs", json={"upload_id": upload_id, **values}), 422, code)
 
     args = ["make", str(song)]
     for name, value in values.items():
@@ -102,20 +102,20 @@ def test_a_bad_job_is_refused_by_the_cli_and_the_api_with_the_same_code(
     assert result.output.startswith(f"error [{code}]: "), result.output
 
     assert launcher.launched == []
-    assert open_status_store(env.status_url).list("local") == ([], None)
+    assert open_status_store(kapsule_env.status_url).list("local") == ([], None)
 
 
 @pytest.mark.parametrize("field", ["prompt", "style"])
 def test_a_lone_surrogate_is_refused_by_the_cli_and_the_api_alike(
-    api: Any, env: Settings, tmp_path: Path, field: str
+    api: Any, kapsule_env: Settings, tmp_path: Path, field: str
 ) -> None:
     """Text no UTF-8 encoder takes passes a length check and fails mid-write: both refuse it first."""
     client, launcher = api
-    song = _wav(tmp_path / "song.wav", 6.0)
-    upload_id = _upload(client, song)
+    song = sine_wav(tmp_path / "song.wav", 6.0)
+    upload_id = upload_file(client, song)
     raw = f'{{"upload_id": "{upload_id}", "{field}": "a\\ud800b"}}'  # JSON may spell one; httpx cannot
     response = client.post("/v1/jobs", content=raw, headers={"Content-Type": "application/json"})
-    assert "surrogate" in _error(response, 422, "invalid_parameter")
+    assert "surrogate" in expect_error(response, 422, "invalid_parameter")
 
     result = CliRunner().invoke(cli_app, ["make", str(song), flag_for(field), "a\ud800b"])
     assert result.exit_code == 2, result.output
@@ -123,46 +123,7 @@ def test_a_lone_surrogate_is_refused_by_the_cli_and_the_api_alike(
     assert "surrogate" in result.output
 
     assert launcher.launched == []
-    assert open_status_store(env.status_url).list("local") == ([], None)
-
-
-@pytest.mark.slow
-def test_the_same_job_through_the_cli_and_the_api_holds_the_same_params(
-    api: Any,
-    env: Settings,
-    tmp_path: Path,
-) -> None:
-    """A job made with ``kapsule make --review`` (which runs until its storyboard) and one made over the
-    API from the same values hold equal ``JobParams``."""
-    client, _ = api
-    song = _wav(tmp_path / "tune.wav", 6.0)
-    values = {
-        "prompt": "a paper boat",
-        "style": "watercolour",
-        "aspect_ratio": "9:16",
-        "resolution": "1080p",
-        "max_shots": 2,
-        "seed": 9,
-        "transition": "crossfade",
-        "video_model": "local",
-        "prompt_model": "local",
-        "budget_usd": 3.5,
-        "continuity": "last_frame",
-    }
-    created = client.post("/v1/jobs", json={"upload_id": _upload(client, song), **values, "review": True})
-    assert created.status_code == 202, created.text
-
-    args = ["make", str(song), "--review"]
-    for name, value in values.items():
-        args += [flag_for(name), str(value)]
-    result = CliRunner().invoke(cli_app, args)
-    assert result.exit_code == 0, result.output
-
-    records = {r.id: r for r in open_status_store(env.status_url).list("local")[0]}
-    over_api = records.pop(created.json()["id"])
-    (over_cli,) = records.values()
-    assert over_cli.state == JobState.awaiting_approval
-    assert over_cli.params == over_api.params == JobParams(**values, review=True, song="tune.wav")
+    assert open_status_store(kapsule_env.status_url).list("local") == ([], None)
 
 
 REFUSED_BY_VEO = [
@@ -179,22 +140,19 @@ REFUSED_BY_VEO = [
 
 @pytest.mark.parametrize("values", REFUSED_BY_VEO)
 def test_a_job_veo_would_refuse_is_refused_by_the_cli_and_the_api_with_the_same_code(
-    env: Settings, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, values: dict[str, Any]
+    api_settings: Settings, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, values: dict[str, Any]
 ) -> None:
     """Reference images where Veo refuses them (``video_models.check_job``): 422 at submission from
     both entry points, before any job exists and without a request to Google (a fake key is enough)."""
     from PIL import Image
 
-    from kapsule.core.settings import get_settings
-
-    monkeypatch.setenv("GEMINI_API_KEY", "fake-key-never-sent")
-    get_settings.cache_clear()
+    settings = replace(api_settings, gemini_api_key="fake-key-never-sent")
     launcher = RecordingLauncher()
-    song = _wav(tmp_path / "song.wav", 6.0)
+    song = sine_wav(tmp_path / "song.wav", 6.0)
     image = tmp_path / "face.png"
     Image.new("RGB", (64, 48), (200, 30, 30)).save(image)
-    with _client(launcher) as client:
-        song_id = _upload(client, song)
+    with api_client(launcher, settings) as client:
+        song_id = upload_file(client, song)
         data = image.read_bytes()
         body = {"filename": image.name, "content_type": "image/png", "size": len(data)}
         ticket = client.post("/v1/uploads", json={**body, "purpose": "reference_image"})
@@ -202,18 +160,19 @@ def test_a_job_veo_would_refuse_is_refused_by_the_cli_and_the_api_with_the_same_
         put = client.put(ticket.json()["url"], content=data, headers=ticket.json()["headers"])
         assert put.status_code == 200, put.text
         job = {"upload_id": song_id, "reference_upload_ids": [ticket.json()["upload_id"]], **values}
-        message = _error(client.post("/v1/jobs", json=job), 422, "unsupported_video_request")
+        message = expect_error(client.post("/v1/jobs", json=job), 422, "unsupported_video_request")
 
     args = ["make", str(song), "--reference-image", str(image)]
     for name, value in values.items():
         args += [flag_for(name), str(value)]
+    use_environment(settings, monkeypatch)  # what `kapsule make` reads
     result = CliRunner().invoke(cli_app, args)
     assert result.exit_code == 2, result.output
     assert result.output.startswith("error [unsupported_video_request]: "), result.output
     assert message in result.output  # the same limit named to both callers
 
     assert launcher.launched == []
-    assert open_status_store(env.status_url).list("local") == ([], None)
+    assert open_status_store(settings.status_url).list("local") == ([], None)
 
 
 RETIRED = [  # Google's retirement date for these on Vertex AI is 2026-06-30 (video_models' lifecycle)
@@ -225,42 +184,36 @@ RETIRED = [  # Google's retirement date for these on Vertex AI is 2026-06-30 (vi
 
 @pytest.mark.parametrize(("model", "replacement"), RETIRED)
 def test_a_model_google_retired_is_refused_by_the_cli_and_the_api_naming_date_source_and_replacement(
-    api: Any, env: Settings, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, model: str, replacement: str
+    api_settings: Settings, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, model: str, replacement: str
 ) -> None:
     """Vertex mode (no request to Google is made at submission, so no credentials are needed): 422
     ``unknown_model`` and exit 2, before any job exists, with the same sentence to both callers."""
-    from kapsule.core.settings import get_settings
-
-    monkeypatch.setenv("GOOGLE_GENAI_USE_VERTEXAI", "true")
-    monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", "fake-project")
-    get_settings.cache_clear()
-    client, launcher = api
-    song = _wav(tmp_path / "song.wav", 6.0)
-    body = {"upload_id": _upload(client, song), "video_model": model}
-    message = _error(client.post("/v1/jobs", json=body), 422, "unknown_model")
+    vertex = replace(api_settings, genai_use_vertexai=True, google_cloud_project="fake-project")
+    launcher = RecordingLauncher()
+    song = sine_wav(tmp_path / "song.wav", 6.0)
+    with api_client(launcher, vertex) as client:
+        body = {"upload_id": upload_file(client, song), "video_model": model}
+        message = expect_error(client.post("/v1/jobs", json=body), 422, "unknown_model")
     assert f"{model} was retired by Google on 2026-06-30 in vertex mode" in message
     assert "docs.cloud.google.com" in message and f"use {replacement}" in message
 
+    use_environment(vertex, monkeypatch)  # what `kapsule make` reads
     result = CliRunner().invoke(cli_app, ["make", str(song), flag_for("video_model"), model])
     assert result.exit_code == 2, result.output
     assert result.output.startswith("error [unknown_model]: "), result.output
     assert " ".join(message.split()) in " ".join(result.output.split())  # the same sentence (wrapped)
 
     assert launcher.launched == []
-    assert open_status_store(env.status_url).list("local") == ([], None)
+    assert open_status_store(vertex.status_url).list("local") == ([], None)
 
 
 def test_the_retirement_check_compares_with_an_injectable_today(
-    env: Settings, monkeypatch: pytest.MonkeyPatch
+    settings: Settings,
 ) -> None:
     from kapsule.control.submission import check_models
     from kapsule.core.errors import UnknownModel
-    from kapsule.core.settings import get_settings
 
-    monkeypatch.setenv("GOOGLE_GENAI_USE_VERTEXAI", "true")
-    monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", "fake-project")
-    get_settings.cache_clear()
-    vertex = get_settings()
+    vertex = replace(settings, genai_use_vertexai=True, google_cloud_project="fake-project")
     veo3 = JobParams(video_model="veo-3.0-generate-001", prompt_model="local")
     check_models(veo3, vertex, today=date(2026, 6, 29))  # the day before: still served
     with pytest.raises(UnknownModel, match="retired by Google on 2026-06-30"):

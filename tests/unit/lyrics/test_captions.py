@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
@@ -22,7 +21,10 @@ from kapsule.lyrics.captions import (
     write_captions,
 )
 from kapsule.lyrics.models import TimedLine, TimedWord
-from tests.unit.assembly.test_assemble import FPS, SHOT_FRAMES, colour_clip, make_board, tone
+from tests.support.clips import FPS, SHOT_FRAMES, colour_clip, make_board, subtitle_packets, tone
+
+# One worker encodes the module's captioned edits once (make test runs --dist loadgroup).
+pytestmark = pytest.mark.xdist_group("captions-media")
 
 SRT = """1
 00:00:00,310 --> 00:00:01,470
@@ -155,24 +157,10 @@ def made(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return {**out, "plain": plain.video, "both": both.video, "soft": soft.video}
 
 
-def _subtitle_packets(video: Path) -> list[tuple[float, float]]:
-    result = media.run([
-        "ffprobe", "-v", "error", "-select_streams", "s:0", "-print_format", "json",
-        "-show_entries", "packet=pts_time,duration_time,size", str(video),
-    ], what="ffprobe")  # fmt: skip
-    packets = json.loads(result.stdout)["packets"]
-    # mov_text fills the gaps between cues with empty samples (2 bytes: a zero text length): not cues.
-    return [
-        (float(p["pts_time"]), float(p["pts_time"]) + float(p["duration_time"]))
-        for p in packets
-        if int(p["size"]) > 2
-    ]
-
-
 @pytest.mark.parametrize("name", ["both", "soft"])
 def test_soft_caption_cues_match_the_file_within_a_frame(made: dict[str, Path], name: str) -> None:
     want = [(line.start, line.end) for line in load_lyrics(SRT.encode(), song_seconds=6.0)]
-    got = _subtitle_packets(made[name])
+    got = subtitle_packets(made[name])
     assert len(got) == len(want)
     for (a, b), (c, d) in zip(got, want, strict=True):
         assert abs(a - c) <= 1 / FPS and abs(b - d) <= 1 / FPS

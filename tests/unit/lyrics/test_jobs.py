@@ -14,7 +14,13 @@ from kapsule.core.settings import Settings
 from kapsule.infra.status import open_status_store
 from kapsule.infra.storage import open_storage
 from kapsule.job.layout import JobLayout
-from tests.unit.api.test_api import RecordingLauncher, _client, _error, _upload, _wav
+from tests.support.api import (
+    RecordingLauncher,
+    api_client,
+    expect_error,
+    sine_wav,
+    upload_file,
+)
 
 LRC = (
     "[00:00.50]first line here\n"
@@ -25,31 +31,31 @@ BAD_LRC = "[00:00.50]first line\n[00:0x.00]broken\n"
 
 
 @pytest.fixture
-def api(env: Settings) -> Any:
+def api(api_settings: Settings) -> Any:
     launcher = RecordingLauncher()
-    with _client(launcher) as client:
+    with api_client(launcher, api_settings) as client:
         yield client, launcher
 
 
 def test_pasted_lyrics_are_stored_in_the_job_and_named_in_its_params(
-    api: Any, env: Settings, tmp_path: Path
+    api: Any, api_settings: Settings, tmp_path: Path
 ) -> None:
     client, launcher = api
-    song = _wav(tmp_path / "song.wav", 6.0)
-    body = {"upload_id": _upload(client, song), "lyrics_text": LRC, "captions": "soft"}
+    song = sine_wav(tmp_path / "song.wav", 6.0)
+    body = {"upload_id": upload_file(client, song), "lyrics_text": LRC, "captions": "soft"}
     created = client.post("/v1/jobs", json=body)
     assert created.status_code == 202, created.text
     record = created.json()
     layout = JobLayout(record["id"])
     assert record["params"]["lyrics"] == layout.input_lyrics("lrc")
     assert record["params"]["captions"] == "soft" and record["params"]["lyrics_aligner"] == "auto"
-    assert open_storage(env.storage_url).read_bytes(layout.input_lyrics("lrc")) == LRC.encode()
+    assert open_storage(api_settings.storage_url).read_bytes(layout.input_lyrics("lrc")) == LRC.encode()
     assert launcher.launched == [record["id"]]
 
 
-def test_plain_lyrics_upload_is_stored_as_text(api: Any, env: Settings, tmp_path: Path) -> None:
+def test_plain_lyrics_upload_is_stored_as_text(api: Any, api_settings: Settings, tmp_path: Path) -> None:
     client, _ = api
-    song = _wav(tmp_path / "song.wav", 6.0)
+    song = sine_wav(tmp_path / "song.wav", 6.0)
     words = tmp_path / "words.txt"
     words.write_text("one two three\nfour five six\n\nseven eight\n", encoding="utf-16")  # with a BOM
     ticket = client.post(
@@ -61,7 +67,8 @@ def test_plain_lyrics_upload_is_stored_as_text(api: Any, env: Settings, tmp_path
     put = client.put(ticket.json()["url"], content=words.read_bytes(), headers=ticket.json()["headers"])
     assert put.status_code == 200, put.text
     created = client.post(
-        "/v1/jobs", json={"upload_id": _upload(client, song), "lyrics_upload_id": ticket.json()["upload_id"]}
+        "/v1/jobs",
+        json={"upload_id": upload_file(client, song), "lyrics_upload_id": ticket.json()["upload_id"]},
     )
     assert created.status_code == 202, created.text
     assert created.json()["params"]["lyrics"].endswith("/input/lyrics.txt")
@@ -83,12 +90,12 @@ BAD_LYRICS = [
 
 @pytest.mark.parametrize(("text", "code", "says"), BAD_LYRICS)
 def test_bad_lyrics_are_refused_by_the_cli_and_the_api_with_the_same_code(
-    api: Any, env: Settings, tmp_path: Path, text: str, code: str, says: str
+    api: Any, kapsule_env: Settings, tmp_path: Path, text: str, code: str, says: str
 ) -> None:
     client, launcher = api
-    song = _wav(tmp_path / "song.wav", 6.0)
-    message = _error(
-        client.post("/v1/jobs", json={"upload_id": _upload(client, song), "lyrics_text": text}), 422, code
+    song = sine_wav(tmp_path / "song.wav", 6.0)
+    message = expect_error(
+        client.post("/v1/jobs", json={"upload_id": upload_file(client, song), "lyrics_text": text}), 422, code
     )
     assert says in message
 
@@ -100,17 +107,17 @@ def test_bad_lyrics_are_refused_by_the_cli_and_the_api_with_the_same_code(
     assert says in result.output
 
     assert launcher.launched == []
-    assert open_status_store(env.status_url).list("local") == ([], None)
+    assert open_status_store(kapsule_env.status_url).list("local") == ([], None)
 
 
-def test_a_missing_lyrics_file_is_refused_by_the_cli(env: Settings, tmp_path: Path) -> None:
-    song = _wav(tmp_path / "song.wav", 6.0)
+def test_a_missing_lyrics_file_is_refused_by_the_cli(kapsule_env: Settings, tmp_path: Path) -> None:
+    song = sine_wav(tmp_path / "song.wav", 6.0)
     result = CliRunner().invoke(cli_app, ["make", str(song), "--lyrics", str(tmp_path / "nope.lrc")])
     assert result.exit_code == 2 and result.output.startswith("error [file_not_found]: "), result.output
 
 
-def test_kapsule_lyrics_prints_the_timed_lines_as_json(env: Settings, tmp_path: Path) -> None:
-    song = _wav(tmp_path / "song.wav", 6.0)
+def test_kapsule_lyrics_prints_the_timed_lines_as_json(kapsule_env: Settings, tmp_path: Path) -> None:
+    song = sine_wav(tmp_path / "song.wav", 6.0)
     lyrics = tmp_path / "song.lrc"
     lyrics.write_text(LRC, encoding="utf-8")
     result = CliRunner().invoke(cli_app, ["lyrics", str(song), "--lyrics", str(lyrics), "--json"])
@@ -124,16 +131,18 @@ def test_kapsule_lyrics_prints_the_timed_lines_as_json(env: Settings, tmp_path: 
 
 
 def test_the_captions_route_serves_the_jobs_webvtt_once_delivered(
-    api: Any, env: Settings, tmp_path: Path
+    api: Any, api_settings: Settings, tmp_path: Path
 ) -> None:
     client, _ = api
-    song = _wav(tmp_path / "song.wav", 6.0)
-    created = client.post("/v1/jobs", json={"upload_id": _upload(client, song), "lyrics_text": LRC})
+    song = sine_wav(tmp_path / "song.wav", 6.0)
+    created = client.post("/v1/jobs", json={"upload_id": upload_file(client, song), "lyrics_text": LRC})
     job_id = created.json()["id"]
-    _error(client.get(f"/v1/jobs/{job_id}/captions.vtt"), 404, "not_found")
+    expect_error(client.get(f"/v1/jobs/{job_id}/captions.vtt"), 404, "not_found")
     vtt = "WEBVTT\n\n00:00:00.500 --> 00:00:02.000\nfirst line here\n"
-    open_storage(env.effective_delivery_url).write_bytes(JobLayout(job_id).captions("vtt"), vtt.encode())
+    open_storage(api_settings.effective_delivery_url).write_bytes(
+        JobLayout(job_id).captions("vtt"), vtt.encode()
+    )
     response = client.get(f"/v1/jobs/{job_id}/captions.vtt")
     assert response.status_code == 200 and response.text == vtt
     assert response.headers["content-type"].startswith("text/vtt")
-    _error(client.get("/v1/jobs/j00000000000000000099/captions.vtt"), 404, "job_not_found")
+    expect_error(client.get("/v1/jobs/j00000000000000000099/captions.vtt"), 404, "job_not_found")

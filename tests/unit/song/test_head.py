@@ -65,7 +65,7 @@ def _put(store: RecordingStorage, path: Path) -> str:
 )
 def test_the_length_comes_from_the_head_and_the_size(
     store: RecordingStorage,
-    kapsule_env: Settings,
+    settings: Settings,
     tmp_path: Path,
     name: str,
     seconds: float,
@@ -74,55 +74,56 @@ def test_the_length_comes_from_the_head_and_the_size(
 ) -> None:
     path = _make(tmp_path / name, seconds, *codec)
     assert path.stat().st_size > HEAD_BYTES, "the test needs a file larger than the head"
-    head = inspect_song_head(store, _put(store, path), kapsule_env)
+    head = inspect_song_head(store, _put(store, path), settings)
     assert store.ranges == [(0, HEAD_BYTES)], "one ranged read of the head, nothing else"
     assert head.duration == pytest.approx(seconds, abs=0.5 if exact else seconds * 0.02)
     assert head.duration_exact is exact
     assert head.size == path.stat().st_size and head.channels == 2 and head.sample_rate == 44100
-    full = inspect_song(path, kapsule_env)
+    full = inspect_song(path, settings)
     assert (head.ext, head.content_type, head.codec) == (full.ext, full.content_type, full.codec)
 
 
 def test_limits_and_truncation_are_refused_from_the_head(
-    store: RecordingStorage, kapsule_env: Settings, tmp_path: Path
+    store: RecordingStorage, settings: Settings, tmp_path: Path
 ) -> None:
     long = _make(tmp_path / "long.wav", 70.0, "-c:a", "pcm_s16le")
     with pytest.raises(AudioError, match="long") as info:
-        inspect_song_head(store, _put(store, long), kapsule_env.model_copy(update={"max_song_seconds": 60.0}))
+        inspect_song_head(store, _put(store, long), settings.model_copy(update={"max_song_seconds": 60.0}))
     assert info.value.code == "too_long"
 
     cut = tmp_path / "cut.wav"
     cut.write_bytes(long.read_bytes()[: 8 * 1024 * 1024])  # an interrupted upload
     with pytest.raises(AudioError, match="cut short") as info:
-        inspect_song_head(store, _put(store, cut), kapsule_env)
+        inspect_song_head(store, _put(store, cut), settings)
     assert info.value.code == "undecodable"
 
     text = tmp_path / "notes.txt"
     text.write_text("not a song\n" * 10)
     with pytest.raises(AudioError) as info:
-        inspect_song_head(store, _put(store, text), kapsule_env)
+        inspect_song_head(store, _put(store, text), settings)
     assert info.value.code in ("not_audio", "undecodable")
 
 
 def test_an_index_at_the_end_is_read_whole_only_when_small(
-    store: RecordingStorage, kapsule_env: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    store: RecordingStorage, settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """An MP4 without 'fast start' keeps its index after the audio: the head alone cannot be probed."""
     noise = "anoisesrc=sample_rate=44100:color=white"
-    late = _make(tmp_path / "late.m4a", 240.0, "-c:a", "aac", "-b:a", "320k", source=noise)
+    # 130 s at 320 kb/s: the shortest such file that is still bigger than the head (asserted below).
+    late = _make(tmp_path / "late.m4a", 130.0, "-c:a", "aac", "-b:a", "320k", source=noise)
     size = late.stat().st_size
     assert size > HEAD_BYTES
     key = _put(store, late)
-    head = inspect_song_head(store, key, kapsule_env)
-    assert head.duration == pytest.approx(240.0, abs=0.5) and store.ranges == [(0, HEAD_BYTES), (0, size)]
+    head = inspect_song_head(store, key, settings)
+    assert head.duration == pytest.approx(130.0, abs=0.5) and store.ranges == [(0, HEAD_BYTES), (0, size)]
 
     monkeypatch.setattr(audio_head, "WHOLE_FILE_LIMIT", HEAD_BYTES)
     with pytest.raises(AudioError, match="fast start"):
-        inspect_song_head(store, key, kapsule_env)
+        inspect_song_head(store, key, settings)
 
 
 def test_an_upload_is_judged_from_its_head_and_a_small_one_is_also_decoded(
-    store: RecordingStorage, tmp_path: Path, kapsule_env: Settings
+    store: RecordingStorage, tmp_path: Path, settings: Settings
 ) -> None:
     """``StoredSong`` (the API's intake): a long upload from one ranged read of its head (a silent
     one passes here; the job's full decode refuses it), one that fits in the head decoded whole."""
@@ -130,13 +131,13 @@ def test_an_upload_is_judged_from_its_head_and_a_small_one_is_also_decoded(
 
     silence = "anullsrc=r=44100:cl=stereo"
     long_key = _put(store, _make(tmp_path / "long.wav", 70.0, "-c:a", "pcm_s16le", source=silence))
-    facts = StoredSong(store, long_key, "long.wav").inspect(kapsule_env)
+    facts = StoredSong(store, long_key, "long.wav").inspect(settings)
     assert (facts.ext, facts.content_type, round(facts.duration)) == ("wav", "audio/wav", 70)
     assert store.ranges == [(0, HEAD_BYTES)]
 
     store.ranges.clear()
     short_key = _put(store, _make(tmp_path / "short.wav", 6.0, "-c:a", "pcm_s16le", source=silence))
     with pytest.raises(AudioError) as refused:
-        StoredSong(store, short_key, "short.wav").inspect(kapsule_env)
+        StoredSong(store, short_key, "short.wav").inspect(settings)
     assert refused.value.code == "silent"
     assert all(length <= HEAD_BYTES for _, length in store.ranges)

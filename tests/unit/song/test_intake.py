@@ -16,8 +16,9 @@ import soundfile as sf
 
 from kapsule import media
 from kapsule.core.errors import AudioError
-from kapsule.core.settings import Settings, get_settings
+from kapsule.core.settings import Settings
 from kapsule.song.probe import inspect_song, load_audio
+from tests.support.settings import replace
 
 SECONDS = 7.0
 RATE = 44100
@@ -119,11 +120,6 @@ def media_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return d
 
 
-@pytest.fixture
-def settings(kapsule_env: Settings) -> Settings:
-    return kapsule_env
-
-
 @pytest.mark.parametrize("name", sorted(ACCEPTED))
 def test_accepted_file_is_recognised(media_dir: Path, settings: Settings, name: str) -> None:
     expect = ACCEPTED[name]
@@ -161,15 +157,11 @@ def test_bad_file_is_refused_with_a_precise_reason(media_dir: Path, settings: Se
     assert "Traceback" not in caught.value.message and "0x" not in caught.value.message
 
 
-def test_too_long_follows_the_configured_limit(
-    media_dir: Path, kapsule_env: Settings, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_too_long_follows_the_configured_limit(media_dir: Path, settings: Settings) -> None:
     song = media_dir / "song.flac"
-    assert inspect_song(song).duration == pytest.approx(SECONDS, abs=0.1)  # default limit: 600 s
-    monkeypatch.setenv("KAPSULE_MAX_SONG_SECONDS", "6")
-    get_settings.cache_clear()
+    assert inspect_song(song, settings).duration == pytest.approx(SECONDS, abs=0.1)  # default limit: 600 s
     with pytest.raises(AudioError) as caught:
-        inspect_song(song)
+        inspect_song(song, replace(settings, max_song_seconds=6))
     assert caught.value.code == "too_long"
     assert "0:07 long (7 s)" in caught.value.message and "up to 0:06 (6 s)" in caught.value.message
 

@@ -3,53 +3,16 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable
 
 import pytest
 
 from kapsule.core.errors import GenerationError, InvalidParameter, UnknownModel
 from kapsule.core.settings import Settings
-from kapsule.job.artifacts import Analysis, EnergyCurve, Section
+from kapsule.job.artifacts import Analysis
 from kapsule.prompting import LocalPromptWriter, PromptPlan, ShotBrief, make_prompt_writer
 from kapsule.storyboard.plan import clip_frames_wanted, plan_cuts, plan_storyboard, request_seconds_for
+from tests.support.analyses import FPS, LOCAL, song
 from tests.support.contexts import job_context
-
-FPS = 24
-
-LOCAL = LocalPromptWriter()
-
-
-def song(
-    *,
-    tempo: float = 120.0,
-    beats_per_bar: int = 4,
-    duration: float = 60.0,
-    first_beat: float = 0.5,
-    energy: Callable[[float], float] = lambda t: 0.5,
-    sections: list[tuple[float, str]] | None = None,
-) -> Analysis:
-    """A synthetic analysis: a click track at ``tempo`` from ``first_beat``; beat k at an absolute time."""
-    period = 60.0 / tempo
-    beats = []
-    k = 0
-    while first_beat + k * period < duration:
-        beats.append(first_beat + k * period)
-        k += 1
-    starts = sections or [(0.0, "verse")]
-    parts = [
-        Section(start=start, end=(starts[i + 1][0] if i + 1 < len(starts) else duration), label=label)
-        for i, (start, label) in enumerate(starts)
-    ]
-    times = [i * 0.1 for i in range(int(duration * 10))]
-    return Analysis(
-        duration=duration,
-        tempo=tempo,
-        beats=beats,
-        downbeats=beats[::beats_per_bar],
-        sections=parts,
-        energy=EnergyCurve(times=times, values=[energy(t) for t in times]),
-        beats_per_bar=beats_per_bar,
-    )
 
 
 def assert_covers_song(cuts: list[tuple[int, int]], analysis: Analysis) -> None:
@@ -211,10 +174,10 @@ def test_local_writer_keeps_the_subject_varies_the_detail_and_follows_energy() -
     assert plan.note  # says the default concept was used
 
 
-def test_prompt_writer_factory_and_a_writer_that_miscounts(kapsule_env: Settings) -> None:
-    assert isinstance(make_prompt_writer(job_context(kapsule_env, prompt_model="local")), LocalPromptWriter)
+def test_prompt_writer_factory_and_a_writer_that_miscounts(settings: Settings) -> None:
+    assert isinstance(make_prompt_writer(job_context(settings, prompt_model="local")), LocalPromptWriter)
     with pytest.raises(UnknownModel, match="not one Kapsule knows"):
-        make_prompt_writer(job_context(kapsule_env, prompt_model="gpt-4o"))
+        make_prompt_writer(job_context(settings, prompt_model="gpt-4o"))
 
     class OnePromptWriter:
         name = "one"

@@ -22,7 +22,10 @@ from kapsule.job.params import JobParams
 from kapsule.job.record import JobState
 from kapsule.song.intake import LocalSong
 from kapsule.storyboard.review import pause_for_review
-from tests.unit.api.test_api import RecordingLauncher, _client
+from tests.support.api import (
+    RecordingLauncher,
+    api_client,
+)
 
 
 def _paused_job(settings: Settings, song: Path) -> tuple[JobService, JobContext]:
@@ -49,9 +52,9 @@ def _on(times: list[float], grid: list[float], fps: int = 24) -> bool:
 
 
 def test_double_half_and_shift_re_plan_the_storyboard_on_the_new_grid_for_free(
-    kapsule_env: Settings, demo_song_file: Path
+    settings: Settings, demo_song_file: Path
 ) -> None:
-    service, ctx = _paused_job(kapsule_env, demo_song_file)
+    service, ctx = _paused_job(settings, demo_song_file)
     before = ctx.read_model(ctx.layout.analysis, Analysis)
     click_before = ctx.storage.read_bytes(ctx.layout.click_preview)
 
@@ -78,9 +81,9 @@ def test_double_half_and_shift_re_plan_the_storyboard_on_the_new_grid_for_free(
 
 
 def test_a_bpm_analyses_again_and_only_a_paused_job_can_be_re_planned(
-    kapsule_env: Settings, demo_song_file: Path
+    settings: Settings, demo_song_file: Path
 ) -> None:
-    service, ctx = _paused_job(kapsule_env, demo_song_file)
+    service, ctx = _paused_job(settings, demo_song_file)
     before = ctx.read_model(ctx.layout.analysis, Analysis)
     service.regrid("local", ctx.job_id, GridChange(bpm=before.tempo / 2))
     again = ctx.read_model(ctx.layout.analysis, Analysis)
@@ -91,10 +94,10 @@ def test_a_bpm_analyses_again_and_only_a_paused_job_can_be_re_planned(
 
 
 def test_the_api_re_plans_and_serves_the_grid_and_the_click_preview(
-    env: Settings, demo_song_file: Path
+    api_settings: Settings, demo_song_file: Path
 ) -> None:
-    _, ctx = _paused_job(env, demo_song_file)
-    with _client(RecordingLauncher()) as client:
+    _, ctx = _paused_job(api_settings, demo_song_file)
+    with api_client(RecordingLauncher(), api_settings) as client:
         grid = client.get(f"/v1/jobs/{ctx.job_id}/analysis")
         assert grid.status_code == 200 and grid.json()["beats"]
         click = client.get(f"/v1/jobs/{ctx.job_id}/click")
