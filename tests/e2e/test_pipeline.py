@@ -1,6 +1,5 @@
-"""End to end: ``kapsule make`` on the demo song, through the four notebooks, to a beat-cut MP4.
-
-(The two notebook checks at the top are fast; everything that renders video is marked ``slow``.)
+"""End to end: ``kapsule make`` on a 36 s song shaped like the demo, through the four notebooks, to a
+beat-cut MP4. (The two notebook checks at the top are fast; the rest read one job, made once.)
 
 Everything is real: the CLI launches the job entrypoint as a subprocess, papermill runs each notebook
 in a fresh kernel, FFmpeg encodes, and the checks are the ones a user would make on the result.
@@ -40,7 +39,7 @@ from tests.support.clips import subtitle_packets
 from tests.support.paths import REPO
 from tests.support.settings import home_settings, use_environment
 
-# One worker makes the module's demo job once (make test runs --dist loadgroup).
+# One worker makes the module's job once (make test runs --dist loadgroup).
 pytestmark = pytest.mark.xdist_group("demo-job")
 
 NOTEBOOKS = REPO / "notebooks"
@@ -71,12 +70,24 @@ def test_each_notebook_declares_the_parameters_the_pipeline_injects(stage: str, 
 LYRICS = (
     "[00:09.00]<00:09.00>paper <00:09.60>boats <00:10.20>on <00:10.60>silver <00:11.40>streams\n"
     "[00:13.00]we sail until the morning\n"
-    "[00:25.00]neon rivers glow\n"
-    "[00:41.00]夜空の星\n"
-    "[00:49.00]home again\n"
-    "[00:52.00]\n"
+    "[00:19.00]neon rivers glow\n"
+    "[00:25.00]夜空の星\n"
+    "[00:31.00]home again\n"
+    "[00:34.00]\n"
 )
-LYRIC_STARTS = [9.0, 13.0, 25.0, 41.0, 49.0]
+LYRIC_STARTS = [9.0, 13.0, 19.0, 25.0, 31.0]
+
+
+@pytest.fixture(scope="module")
+def song(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """36 s with the demo song's shape (intro, verse, chorus, verse, outro at 120 BPM), its ground
+    truth beside it: five shots or more, at 60 % of the 60 s demo song's cost."""
+    from kapsule.demo.song import synthesize_song, write_song
+
+    structure = [("intro", 2), ("verse", 4), ("chorus", 4), ("verse", 4), ("outro", 4)]
+    return write_song(
+        synthesize_song(seed=7, structure=structure), tmp_path_factory.mktemp("e2e-song") / "song.wav"
+    )
 
 
 @dataclass(frozen=True)
@@ -106,13 +117,13 @@ def e2e_settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]
 @pytest.fixture(scope="module")
 def made(
     e2e_settings: Settings,
-    demo_song_file: Path,
+    song: Path,
     artifacts_dir: Path,
 ) -> Made:
     out = artifacts_dir / "e2e-demo.mp4"
-    lyrics = demo_song_file.with_name("demo-song.lrc")
+    lyrics = song.with_name("song.lrc")
     lyrics.write_text(LYRICS, encoding="utf-8")
-    args = ["make", str(demo_song_file), "-o", str(out), "--prompt", "a paper boat on a neon river"]
+    args = ["make", str(song), "-o", str(out), "--prompt", "a paper boat on a neon river"]
     args += ["--lyrics", str(lyrics), "--captions", "both"]  # the lyric path rides on the same job
 
     result = CliRunner().invoke(app, args)
@@ -123,7 +134,7 @@ def made(
     assert len(records) == 1
     # Per-stage wall time, cell time and papermill overhead, for whoever reads the artifacts.
     (artifacts_dir / "e2e-timings.json").write_text(records[0].model_dump_json(include={"timings"}, indent=2))
-    truth = json.loads(demo_song_file.with_suffix(".json").read_text())
+    truth = json.loads(song.with_suffix(".json").read_text())
     return Made(e2e_settings, out, records[0], truth["duration"])
 
 
@@ -283,14 +294,12 @@ def test_rerun_of_a_crashed_job_skips_the_finished_stages(made: Made) -> None:
     assert info.duration is not None and abs(info.duration - made.song_seconds) <= 0.05
 
 
-def test_failing_stage_leaves_its_partial_notebook_and_names_the_cell(
-    made: Made, demo_song_file: Path
-) -> None:
+def test_failing_stage_leaves_its_partial_notebook_and_names_the_cell(made: Made, song: Path) -> None:
     status = open_status_store(made.settings.status_url)
     job = status.create(JobRecord(params={"prompt": "this one breaks"}))
     layout = JobLayout(job.id)
     # Corrupt input lands in storage after the job was created: a WAV cut off at a third of its length.
-    whole = demo_song_file.read_bytes()
+    whole = song.read_bytes()
     open_storage(made.settings.storage_url).write_bytes(layout.input_song("wav"), whole[: len(whole) // 3])
 
     record = run_job(job.id, made.settings)

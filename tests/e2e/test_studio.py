@@ -165,10 +165,20 @@ def test_review_the_storyboard_approve_then_reroll_a_shot(
             )
             bpm_now = "() => parseFloat(document.getElementById('grid-summary').textContent)"
             page.locator("#review").screenshot(path=str(artifacts_dir / "studio-beat-grid.png"))
+            # Each change re-plans and the page rebuilds the shot list: wait for the rebuilt list, or an
+            # edit typed into the old one is lost when it is replaced.
+            old_list = "document.getElementById('shot-prompt-0').dataset.old = 'yes'"
+            rebuilt = (
+                "() => { const t = document.getElementById('shot-prompt-0'); return t && !t.dataset.old; }"
+            )
+            page.evaluate(old_list)
             page.get_by_role("button", name="Double").click()
             page.wait_for_function(f"(t) => ({bpm_now})() > t * 1.9", arg=tempo)
+            page.wait_for_function(rebuilt)
+            page.evaluate(old_list)
             page.get_by_role("button", name="Half").click()
             page.wait_for_function(f"(t) => Math.abs(({bpm_now})() - t) < 1", arg=tempo)
+            page.wait_for_function(rebuilt)
             assert "estimated $0.00" in page.inner_text("#review-cost")  # re-planning paid nothing
 
             first = page.get_by_label("Shot 0 prompt")

@@ -109,13 +109,13 @@ def test_an_index_at_the_end_is_read_whole_only_when_small(
 ) -> None:
     """An MP4 without 'fast start' keeps its index after the audio: the head alone cannot be probed."""
     noise = "anoisesrc=sample_rate=44100:color=white"
-    # 130 s at 320 kb/s: the shortest such file that is still bigger than the head (asserted below).
-    late = _make(tmp_path / "late.m4a", 130.0, "-c:a", "aac", "-b:a", "320k", source=noise)
+    # 170 s (noise: ~225 kb/s of AAC): a short file that is still bigger than the head (asserted below).
+    late = _make(tmp_path / "late.m4a", 170.0, "-c:a", "aac", "-b:a", "320k", source=noise)
     size = late.stat().st_size
     assert size > HEAD_BYTES
     key = _put(store, late)
     head = inspect_song_head(store, key, settings)
-    assert head.duration == pytest.approx(130.0, abs=0.5) and store.ranges == [(0, HEAD_BYTES), (0, size)]
+    assert head.duration == pytest.approx(170.0, abs=0.5) and store.ranges == [(0, HEAD_BYTES), (0, size)]
 
     monkeypatch.setattr(audio_head, "WHOLE_FILE_LIMIT", HEAD_BYTES)
     with pytest.raises(AudioError, match="fast start"):

@@ -28,6 +28,17 @@ from tests.support.api import (
 )
 
 
+@pytest.fixture(scope="module")
+def song(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """20 s at 120 BPM (intro, verse, chorus): enough bars to re-plan, a third of the demo song's analysis."""
+    from kapsule.demo.song import synthesize_song, write_song
+
+    structure = [("intro", 2), ("verse", 4), ("chorus", 4)]
+    return write_song(
+        synthesize_song(seed=13, structure=structure), tmp_path_factory.mktemp("regrid") / "song.wav"
+    )
+
+
 def _paused_job(settings: Settings, song: Path) -> tuple[JobService, JobContext]:
     service = JobService(Stores.open(settings), RecordingLauncher())
     params = JobParams(review=True, video_model="local", prompt_model="local")
@@ -52,9 +63,9 @@ def _on(times: list[float], grid: list[float], fps: int = 24) -> bool:
 
 
 def test_double_half_and_shift_re_plan_the_storyboard_on_the_new_grid_for_free(
-    settings: Settings, demo_song_file: Path
+    settings: Settings, song: Path
 ) -> None:
-    service, ctx = _paused_job(settings, demo_song_file)
+    service, ctx = _paused_job(settings, song)
     before = ctx.read_model(ctx.layout.analysis, Analysis)
     click_before = ctx.storage.read_bytes(ctx.layout.click_preview)
 
@@ -80,10 +91,8 @@ def test_double_half_and_shift_re_plan_the_storyboard_on_the_new_grid_for_free(
     assert ctx.record().state == JobState.awaiting_approval
 
 
-def test_a_bpm_analyses_again_and_only_a_paused_job_can_be_re_planned(
-    settings: Settings, demo_song_file: Path
-) -> None:
-    service, ctx = _paused_job(settings, demo_song_file)
+def test_a_bpm_analyses_again_and_only_a_paused_job_can_be_re_planned(settings: Settings, song: Path) -> None:
+    service, ctx = _paused_job(settings, song)
     before = ctx.read_model(ctx.layout.analysis, Analysis)
     service.regrid("local", ctx.job_id, GridChange(bpm=before.tempo / 2))
     again = ctx.read_model(ctx.layout.analysis, Analysis)
@@ -94,9 +103,9 @@ def test_a_bpm_analyses_again_and_only_a_paused_job_can_be_re_planned(
 
 
 def test_the_api_re_plans_and_serves_the_grid_and_the_click_preview(
-    api_settings: Settings, demo_song_file: Path
+    api_settings: Settings, song: Path
 ) -> None:
-    _, ctx = _paused_job(api_settings, demo_song_file)
+    _, ctx = _paused_job(api_settings, song)
     with api_client(RecordingLauncher(), api_settings) as client:
         grid = client.get(f"/v1/jobs/{ctx.job_id}/analysis")
         assert grid.status_code == 200 and grid.json()["beats"]
