@@ -147,6 +147,7 @@ def run_firestore_emulator(log_dir: Path) -> Iterator[FirestoreEmulator]:
 GCS_VAR = "KAPSULE_TEST_GCS_EMULATOR"  # http://127.0.0.1:PORT, or MISSING + why
 FIRESTORE_VAR = "KAPSULE_TEST_FIRESTORE_EMULATOR"  # 127.0.0.1:PORT, or MISSING + why
 MISSING = "missing: "
+LOGS_VAR = "KAPSULE_TEST_EMULATOR_LOGS"  # the folder of their logs
 _STARTED = pytest.StashKey[list[subprocess.Popen[bytes]]]()
 
 
@@ -162,6 +163,7 @@ def pytest_configure(config: pytest.Config) -> None:
     if not is_controller or config.option.collectonly or _unit_tier_only(config) or GCS_VAR in os.environ:
         return
     log_dir = Path(tempfile.mkdtemp(prefix="kapsule-emulators-"))
+    os.environ[LOGS_VAR] = str(log_dir)
     started = config.stash.setdefault(_STARTED, [])
     for var, command, address in (
         (GCS_VAR, _gcs_command, "http://127.0.0.1:{port}"),
@@ -187,7 +189,8 @@ def _shared(var: str) -> Iterator[str]:
     if value.startswith(MISSING):
         raise EmulatorMissingError(value[len(MISSING) :])
     url = value if value.startswith("http") else f"http://{value}"
-    wait_until_ready(url + "/", name=var)
+    log = Path(os.environ.get(LOGS_VAR, "."), f"{var.lower()}.log")
+    wait_until_ready(url + "/", log=log, name=f"emulator of {var}")
     yield value
 
 
