@@ -5,13 +5,16 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+# pytest-xdist workers; the tiers (tests/unit, tests/integration, tests/e2e) run side by side on them.
+TEST_WORKERS ?= 2
 
 .DEFAULT_GOAL := help
-.PHONY: help demo test lint lab bench train-beats system-deps system-test-deps clean
+.PHONY: help demo test test-fast lint lab bench train-beats system-deps system-test-deps clean
 
 help:
 	@echo "make demo   install what is missing, then render the demo song into out/demo.mp4"
 	@echo "make test   install what is missing, then run ruff, mypy, the layer contracts and all tests"
+	@echo "make test-fast   the unit tier alone (tests/unit, about a minute): the edit loop"
 	@echo "make lab    JupyterLab on notebooks/ with the project's kernel"
 	@echo "make bench  run the benchmarks and print their ratios"
 
@@ -36,7 +39,11 @@ test: system-test-deps $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/lint-imports
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup --durations=15
+
+# The unit tier alone: in-process tests that need no emulator, server or browser.
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest tests/unit -n $(TEST_WORKERS) --dist loadgroup -q
 
 lint: $(STAMP)
 	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/mypy && $(BIN)/lint-imports

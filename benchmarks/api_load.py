@@ -20,10 +20,7 @@ import argparse
 import asyncio
 import io
 import ipaddress
-import os
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -40,12 +37,7 @@ sys.path.insert(0, str(REPO))
 from kapsule.infra.status import open_status_store  # noqa: E402
 from kapsule.job.params import JobParams  # noqa: E402
 from kapsule.job.record import JobRecord  # noqa: E402
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from tests.support.servers import kapsule_serve, server_env  # noqa: E402
 
 
 def _loopback_only(url: str) -> None:
@@ -56,33 +48,6 @@ def _loopback_only(url: str) -> None:
         ok = False
     if not ok:
         sys.exit(f"api_load: refusing to load {host!r}: this benchmark only drives a server on loopback")
-
-
-def _start_server(home: Path) -> tuple[subprocess.Popen[bytes], str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("KAPSULE_")}
-    env.update(
-        KAPSULE_STORAGE_URL=f"file://{home / 'data'}",
-        KAPSULE_STATUS_URL=f"sqlite:///{home / 'jobs.db'}",
-        KAPSULE_WORK_DIR=str(home / "work"),
-    )
-    job = open_status_store(env["KAPSULE_STATUS_URL"]).create(JobRecord(params=JobParams(song="load.wav")))
-    port = _free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "kapsule.cli.main", "serve", "--host", "127.0.0.1", "--port", str(port)],
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(300):
-        try:
-            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                return proc, url, job.id
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    proc.kill()
-    sys.exit("api_load: the server did not start")
 
 
 def _silent_song() -> bytes:
@@ -199,12 +164,13 @@ def main() -> None:
         asyncio.run(_run(args.url.rstrip("/"), args.job, args))
         return
     with tempfile.TemporaryDirectory(prefix="kapsule-load-") as tmp:
-        proc, url, job_id = _start_server(Path(tmp))
-        try:
-            asyncio.run(_run(url, job_id, args))
-        finally:
-            proc.terminate()
-            proc.wait(timeout=10)
+        home = Path(tmp)
+        env = server_env(home)
+        job = open_status_store(env["KAPSULE_STATUS_URL"]).create(
+            JobRecord(params=JobParams(song="load.wav"))
+        )
+        with kapsule_serve(env, home / "server.log") as url:  # the tests' way of starting a server
+            asyncio.run(_run(url, job.id, args))
 
 
 if __name__ == "__main__":

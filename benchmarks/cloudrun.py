@@ -3,9 +3,9 @@
 Start-up: from the moment the job's process is asked for to the first stage recorded in the job
 record (``stage == "analyze"``): Python start, imports, taking the job (a transaction), then the
 pipeline's first progress write. Measured through the local subprocess launcher, and through the
-real ``cloudrun://`` launcher talking to the local Cloud Run Admin API server (tests/fake_cloudrun.py),
-which starts each execution as a real ``python -m kapsule.worker`` process. Each run is cancelled as
-soon as its first stage is recorded.
+real ``cloudrun://`` launcher talking to the local Cloud Run Admin API server
+(tests/support/fake_cloudrun.py), which starts each execution as a real ``python -m kapsule.worker``
+process. Each run is cancelled as soon as its first stage is recorded.
 
 Crash recovery: a job whose attempt 0 is killed -9 mid-generation (process group and notebook
 kernel, once a shot is stored) and whose attempt 1 (``CLOUD_RUN_TASK_ATTEMPT=1``) finishes it; the
@@ -37,8 +37,8 @@ from kapsule.job.layout import JobLayout
 from kapsule.job.record import JobRecord, JobState
 from kapsule.job.update import JobUpdate
 from kapsule.worker.run_job import local_command
-from tests.fake_cloudrun import FakeCloudRun, _make_handler
-from tests.job_process import kill_tree, start_attempt, wait_for
+from tests.support.fake_cloudrun import FakeCloudRun, _make_handler
+from tests.support.job_process import kill_tree, start_attempt, wait_for
 
 STARTS = 3  # start-up runs per launcher
 RECOVERIES = 2  # clean and crashed runs each

@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 
 from kapsule import media  # noqa: E402
 from kapsule.demo.song import synthesize_song, write_song  # noqa: E402
-from tests.emulators import run_gcs_emulator  # noqa: E402
+from tests.support.emulators import run_gcs_emulator  # noqa: E402
 
 
 def _tree_rss(proc: psutil.Process) -> tuple[int, int, str]:

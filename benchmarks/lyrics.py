@@ -1,13 +1,13 @@
 """Lyrics: how close the aligners put sung lines, and what burned captions add to assembly.
 
 Songs: instrumentals from ``demo_song`` (several tempos and styles) with lyrics sung by espeak-ng,
-slowed and pitched per line, each word placed at a known sample (``tests/sung.py``); lines start
+slowed and pitched per line, each word placed at a known sample (``tests/support/sung.py``); lines start
 near a downbeat, a little early or late. For each aligner the error is |aligned - true| line start.
 
 * ``offline``  what ``align_lyrics(aligner="offline")`` does: PocketSphinx, else the vocal aligner
 * ``vocal``    the model-free aligner alone (``lyrics.align``: repeating-background vocal activity + DP)
 * ``sphinx``   PocketSphinx forced alignment alone (``lyrics.sphinx``; en-US model from its wheel)
-* ``gemini``   our Gemini path against the fake server (``tests/fake_google.py``): the fake answers
+* ``gemini``   our Gemini path against the fake server (``tests/support/fake_google.py``): the fake answers
   the true times plus N(0, 0.2 s) noise with every 8th line 3 s late; this measures our request,
   parsing and vocal-activity check, not Gemini's hearing (no real model is reachable here)
 * the offline rows are also run on ``HELD_OUT`` songs, which no threshold was tuned on
@@ -45,8 +45,8 @@ from kapsule.lyrics.align import align_offline, vocal_activity_of  # noqa: E402
 from kapsule.lyrics.captions import write_captions  # noqa: E402
 from kapsule.lyrics.models import TimedLine, TimedWord  # noqa: E402
 from kapsule.lyrics.sphinx import align_sphinx  # noqa: E402
-from tests.fake_google import running_fake_google  # noqa: E402
-from tests.sung import SungSong, sing_song  # noqa: E402
+from tests.support.fake_google import running_fake_google  # noqa: E402
+from tests.support.sung import SungSong, sing_song  # noqa: E402
 
 CACHE = ROOT / "benchmarks" / ".cache" / "lyrics"
 SONGS = [  # (seed, tempo, style)
@@ -122,7 +122,8 @@ def alignment(songs: list[SungSong]) -> dict[str, dict[str, float]]:
             for name, deaf in (("gemini", False), ("gemini-deaf", True)):
                 fake.gemini_replies = [fake_answer(song, rng, deaf) for _ in range(3)]
                 started = time.monotonic()
-                found[name] += errors(align_lyrics(verses, song.path, aligner="gemini"), song.lines)
+                timed = align_lyrics(verses, song.path, aligner="gemini", settings=get_settings())
+                found[name] += errors(timed, song.lines)
                 seconds[name] += time.monotonic() - started
     total = sum(song.duration for song in songs)
     return {

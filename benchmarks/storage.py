@@ -27,7 +27,7 @@ from kapsule.infra.status import StatusStore, open_status_store
 from kapsule.infra.storage import Storage, open_storage
 from kapsule.job.record import JobRecord, JobState
 from kapsule.job.update import JobUpdate
-from tests.emulators import EmulatorMissingError, run_firestore_emulator, run_gcs_emulator
+from tests.support.emulators import EmulatorMissingError, run_firestore_emulator, run_gcs_emulator
 
 SIZE = 50_000_000  # bytes (50 MB)
 REPEATS = 3

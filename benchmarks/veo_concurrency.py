@@ -22,7 +22,7 @@ from kapsule.infra.context import JobContext, Stores
 from kapsule.job.artifacts import Analysis, EnergyCurve, Section, Shot, Storyboard
 from kapsule.job.params import JobParams
 from kapsule.job.record import new_job_id
-from tests.fake_google import make_clip, running_fake_google, write_service_account
+from tests.support.fake_google import make_clip, running_fake_google, write_service_account
 
 SHOTS, CONCURRENCY, HOLD_S, MODEL = 24, 8, 3.0, "veo-3.0-fast-generate-001"
 

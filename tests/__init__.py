@@ -1,1 +1,1 @@
-"""Kapsule tests (a package, so fixtures modules like ``tests.emulators`` can be registered as plugins)."""
+"""Kapsule tests (a package, so fixture modules like ``tests.support.emulators`` register as plugins)."""

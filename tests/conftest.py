@@ -1,4 +1,10 @@
-"""Shared fixtures: an isolated Kapsule home per test and the synthesized demo song (made once)."""
+"""The tiers, and shared fixtures: an isolated Kapsule home per test and the demo song (made once).
+
+A test's tier is the first folder under ``tests/``: ``unit`` (in-process and quick), ``integration``
+(emulators, local servers, notebook kernels, job subprocesses) or ``e2e`` (headless Chromium and whole
+product runs). The tier becomes the test's marker here, so ``-m unit`` and a path select the same
+tests; a test module outside the three folders is a collection error.
+"""
 
 from __future__ import annotations
 
@@ -8,24 +14,60 @@ from pathlib import Path
 import pytest
 
 from kapsule.core.settings import Settings, get_settings
+from tests.support.api import SECRET
+from tests.support.settings import home_settings, replace, use_environment
 
-ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+TESTS = Path(__file__).resolve().parent
+ARTIFACTS = TESTS.parent / "test-artifacts"
+TIERS = ("unit", "integration", "e2e")
 
-# Session fixtures `gcs_emulator` and `firestore_emulator` (real emulators, started on demand).
-pytest_plugins = ["tests.emulators", "tests.fake_google", "tests.fake_cloudrun"]
+# Session fixtures: the emulators (started once per run), the fake Google and Cloud Run APIs, a
+# service-account key and the API on a GCS bucket, a deployment as deploy.sh leaves it.
+pytest_plugins = [
+    "tests.support.emulators",
+    "tests.support.fake_google",
+    "tests.support.google_modes",
+    "tests.support.fake_cloudrun",
+    "tests.support.gcs",
+    "tests.support.deployed",
+]
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        tier = item.path.relative_to(TESTS).parts[0]
+        if tier not in TIERS:
+            raise pytest.UsageError(
+                f"{item.path}: a test module belongs under tests/unit, tests/integration or tests/e2e"
+            )
+        item.add_marker(tier)
+
+
+@pytest.fixture(autouse=True)
+def _no_cached_settings() -> Iterator[None]:
+    """Entry points cache the environment's settings per process; no test may see another's."""
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
 
 
 @pytest.fixture
-def kapsule_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
-    """Point every backend at a fresh folder under tmp_path and return the resulting settings."""
-    home = tmp_path / "kapsule"
-    monkeypatch.setenv("KAPSULE_STORAGE_URL", f"file://{home / 'data'}")
-    monkeypatch.setenv("KAPSULE_STATUS_URL", f"sqlite:///{home / 'jobs.db'}")
-    monkeypatch.setenv("KAPSULE_WORK_DIR", str(home / "work"))
-    monkeypatch.delenv("KAPSULE_DELIVERY_URL", raising=False)
-    get_settings.cache_clear()
-    yield get_settings()
-    get_settings.cache_clear()
+def settings(tmp_path: Path) -> Settings:
+    """Every backend in a fresh folder under tmp_path: what library code under test is handed."""
+    return home_settings(tmp_path / "kapsule")
+
+
+@pytest.fixture
+def kapsule_env(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """``settings`` exported to the environment, for a test that drives an entry point in this
+    process (the CLI through ``CliRunner``) or a child process that inherits the environment."""
+    return use_environment(settings, monkeypatch)
+
+
+@pytest.fixture
+def api_settings(settings: Settings) -> Settings:
+    """Settings for API tests (``create_app(api_settings)``): a fixed upload secret and small limits."""
+    return replace(settings, upload_secret=SECRET, max_upload_bytes=5_000_000, api_keys=None)
 
 
 @pytest.fixture(scope="session")
@@ -41,13 +83,3 @@ def artifacts_dir() -> Path:
     """Where tests leave files a human may want to look at (screenshots, sample videos)."""
     ARTIFACTS.mkdir(exist_ok=True)
     return ARTIFACTS
-
-
-@pytest.fixture
-def env(kapsule_env: Settings, monkeypatch: pytest.MonkeyPatch) -> Settings:
-    """Settings for API tests: a fixed upload secret and small limits."""
-    monkeypatch.setenv("KAPSULE_UPLOAD_SECRET", "test-upload-secret")
-    monkeypatch.setenv("KAPSULE_MAX_UPLOAD_BYTES", str(5_000_000))
-    monkeypatch.delenv("KAPSULE_API_KEYS", raising=False)
-    get_settings.cache_clear()
-    return get_settings()

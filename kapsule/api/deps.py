@@ -26,7 +26,7 @@ from kapsule.api.preflight import Preflight
 from kapsule.control.service import JobService
 from kapsule.core.access import LOCAL_OWNER, parse_api_keys
 from kapsule.core.errors import CsrfRefused, SessionInvalid, Unauthorized
-from kapsule.core.settings import Settings, get_settings
+from kapsule.core.settings import Settings
 from kapsule.infra.context import Stores
 from kapsule.infra.launch import Launcher, make_launcher
 from kapsule.infra.status import StatusStore, open_status_store
@@ -44,10 +44,12 @@ _launchers: dict[str, Launcher] = {}
 _process_secret: bytes | None = None
 
 
-async def settings() -> Settings:
-    """``get_settings()`` (cached). The dependencies here are ``async`` only because they never block:
+async def settings(request: Request) -> Settings:
+    """The settings the app was made with (``create_app(settings)``), so that the middleware and every
+    route see one configuration. The dependencies here are ``async`` only because they never block:
     FastAPI runs a plain ``def`` dependency in its thread pool, a hop per dependency per request."""
-    return get_settings()
+    made_with: Settings = request.app.state.settings
+    return made_with
 
 
 SettingsDep = Annotated[Settings, Depends(settings)]

@@ -39,7 +39,7 @@ def _no_such_endpoint(request: Request) -> None:
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
-    """A fresh app; tests build one per test after pointing the settings at a temporary home."""
+    """A fresh app on ``settings`` (the environment's when none are given: ``kapsule serve``)."""
     settings = settings or get_settings()
     preflight = Preflight(settings)
 
@@ -56,6 +56,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.preflight = preflight
+    app.state.settings = settings
     install_error_handlers(app)
     origins = [o.strip() for o in (settings.cors_origins or "").split(",") if o.strip()]
     if origins:

@@ -33,7 +33,7 @@ from kapsule.core.errors import (
     KernelFailed,
     StageFailed,
 )
-from kapsule.core.settings import Settings, get_settings
+from kapsule.core.settings import Settings
 from kapsule.infra.context import JobContext, Stores
 from kapsule.infra.launch.base import settings_env, uses_genai_models
 from kapsule.job.record import STAGES, JobRecord, JobState, StageTiming
@@ -232,7 +232,7 @@ def _save_timings(ctx: JobContext, timings: dict[str, StageTiming]) -> None:
     ctx.update(JobUpdate(timings=timings))
 
 
-def run_job(job_id: str, settings: Settings | None = None) -> JobRecord:
+def run_job(job_id: str, settings: Settings) -> JobRecord:
     """Run every unfinished stage of ``job_id`` and return its final record.
 
     A queued job is moved to running first (the job entrypoint normally did that already). A job
@@ -241,7 +241,7 @@ def run_job(job_id: str, settings: Settings | None = None) -> JobRecord:
     the job succeeded, was cancelled, or failed for a reason a retry cannot fix
     (recorded as its error); raises the ``KapsuleError`` of a failure a retry could fix.
     """
-    ctx = JobContext.for_job(Stores.open(settings or get_settings()), job_id)
+    ctx = JobContext.for_job(Stores.open(settings), job_id)
     ctx.workdir.mkdir(parents=True, exist_ok=True)
     record = ctx.record()
     if record.finished:

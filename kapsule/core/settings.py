@@ -1,8 +1,9 @@
 """The one settings object. Every tunable comes from here (environment, prefix ``KAPSULE_``).
 
-No other module reads ``os.environ`` for configuration; code asks ``get_settings()``, which is cached
-so it is built once per process, and tests call ``get_settings.cache_clear()`` after changing the
-environment. Backends are chosen from the URLs below by the small factories in ``storage``,
+No other module reads ``os.environ`` for configuration. Only the entry points (the CLI, the API's
+``create_app``, the job worker) call ``get_settings()``, which is cached so it is built once per
+process; everything below them is handed a ``Settings`` object, so tests build one and pass it in.
+Backends are chosen from the URLs below by the small factories in ``storage``,
 ``status`` and ``launch``.
 """
 
@@ -153,7 +154,7 @@ class Settings(BaseSettings):
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    """The process's settings, built once. Tests clear the cache after changing the environment."""
+    """The process's settings, built once, for the entry points (library code is handed ``Settings``)."""
     return Settings()
 
 

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from kapsule import media
 from kapsule.core.errors import InvalidParameter
-from kapsule.core.settings import Settings, get_settings
+from kapsule.core.settings import Settings
 from kapsule.generation.local_draw import MOTIFS as MOTIFS
 from kapsule.generation.local_draw import render_frames as render_frames
 from kapsule.generation.local_draw import render_size as render_size
@@ -48,8 +48,8 @@ class LocalRenderer:
     # video's duration on a quiet machine, and two won 8 of 11 paired runs.
     max_workers = 2
 
-    def __init__(self, settings: Settings | None = None) -> None:
-        self.settings = settings or get_settings()
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
         self.should_stop: Callable[[], bool] | None = None  # a shot is drawn without waiting: unused
 
     def request_for(self, shot: Shot, board: Storyboard) -> ShotRequest:

@@ -112,6 +112,9 @@ def align_lyrics(
     if aligner == "gemini":
         from kapsule.lyrics.gemini import align_with_gemini
 
+        if settings is None:  # a caller's mistake, like plain lyrics without a song
+            raise ValueError("the gemini aligner needs the deployment's settings (its model access)")
+
         try:
             return align_with_gemini(
                 verses, song, vocal_activity_of(song), model=gemini_model, settings=settings

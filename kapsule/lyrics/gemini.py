@@ -22,7 +22,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from kapsule import media
 from kapsule.core.errors import ConfigError, LyricsAlignmentFailed
-from kapsule.core.settings import Settings, get_settings
+from kapsule.core.settings import Settings
 from kapsule.infra.genai_client import make_genai_client, with_retries
 from kapsule.lyrics.align import VocalActivity
 from kapsule.lyrics.models import TimedLine, TimedWord
@@ -70,10 +70,9 @@ def align_with_gemini(
     activity: VocalActivity,
     *,
     model: str = "gemini-2.5-flash",
-    settings: Settings | None = None,
+    settings: Settings,
 ) -> list[TimedLine]:
     """Timed lines from ``model`` for ``verses`` sung in ``song``, checked against ``activity``."""
-    settings = settings or get_settings()
     texts = [line for verse in verses for line in verse]
     client = make_genai_client(settings)  # ConfigError propagates
     audio = _audio_part(song, settings)

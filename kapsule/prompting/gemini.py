@@ -29,7 +29,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from kapsule import media
 from kapsule.core.errors import ConfigError, GenerationError, GoogleRequestRefused
-from kapsule.core.settings import Settings, get_settings
+from kapsule.core.settings import Settings
 from kapsule.infra.genai_client import make_genai_client, with_retries
 from kapsule.job.artifacts import Analysis
 from kapsule.prompting.base import PromptPlan, ShotBrief
@@ -75,9 +75,9 @@ class GeminiStoryboard(BaseModel):
 class GeminiPromptWriter:
     """``PromptWriter`` backed by a Gemini model id (e.g. ``gemini-2.5-flash``)."""
 
-    def __init__(self, model: str, settings: Settings | None = None, *, song: Path | None = None) -> None:
+    def __init__(self, model: str, settings: Settings, *, song: Path | None = None) -> None:
         self.name = model
-        self.settings = settings or get_settings()
+        self.settings = settings
         self.prompt_tokens = 0  # summed over this writer's calls, for the job record's cost
         self.song = song  # the job's song; sent only with settings.gemini_send_audio
         self._client: genai.Client | None = None

@@ -31,7 +31,7 @@ from kapsule.core.errors import (
     SongTooShort,
     Undecodable,
 )
-from kapsule.core.settings import Settings, get_settings
+from kapsule.core.settings import Settings
 from kapsule.job.artifacts import Analysis, AnalysisHints
 from kapsule.song.formats import (
     ACCEPTED,
@@ -71,9 +71,8 @@ class SongInfo(BaseModel):
 # ------------------------------------------------------------------------------------------- intake
 
 
-def inspect_song(path: Path, settings: Settings | None = None) -> SongInfo:
+def inspect_song(path: Path, settings: Settings) -> SongInfo:
     """Probe and fully decode ``path`` (cheaply), returning its facts or raising ``AudioError``."""
-    settings = settings or get_settings()
     path = Path(path)
     if not path.is_file():
         raise Undecodable(f"There is no song file at {path.name!r}.")

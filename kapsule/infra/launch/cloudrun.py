@@ -27,7 +27,7 @@ from kapsule.core.errors import (
     InvalidTransition,
     LaunchError,
 )
-from kapsule.core.settings import Settings, get_settings
+from kapsule.core.settings import Settings
 from kapsule.infra.status import StatusStore
 from kapsule.job.record import JobError, JobRecord, JobState
 from kapsule.job.update import JobUpdate
@@ -76,8 +76,8 @@ def _api_error(action: str, exc: Exception) -> LaunchError:
 class CloudRunLauncher:
     """Starts, polls and cancels executions of one Cloud Run Job."""
 
-    def __init__(self, url: str, settings: Settings | None = None) -> None:
-        self.settings = settings or get_settings()
+    def __init__(self, url: str, settings: Settings) -> None:
+        self.settings = settings
         self.job_name = parse_job_url(url)
         self._jobs: Any = None
         self._executions: Any = None
