@@ -45,8 +45,9 @@ from benchmarks import corpus
 from benchmarks.analysis_corpus import corpus_row, print_corpus
 from benchmarks.analysis_scores import SR, evaluate, print_table, warm
 from benchmarks.analysis_sets import Item, real_items, synth_items
+from kapsule.analysis import analyze_samples
 from kapsule.demo.song import synthesize_song, write_song
-from kapsule.song.probe import analyze_samples, load_audio
+from kapsule.song.probe import load_audio
 
 COLD_CODE = """
 import sys, time

@@ -14,7 +14,8 @@ import soundfile as sf
 
 from benchmarks import corpus
 from benchmarks.analysis_scores import BEAT_WINDOW, SR, md_row, trimmed
-from kapsule.song.probe import analyze_samples, load_audio
+from kapsule.analysis import analyze_samples
+from kapsule.song.probe import load_audio
 
 
 def _madmom() -> Any:

@@ -10,7 +10,8 @@ import librosa
 import numpy as np
 
 from benchmarks.analysis_sets import Item
-from kapsule.song.probe import analyze_samples, load_audio
+from kapsule.analysis import analyze_samples
+from kapsule.song.probe import load_audio
 
 SR = 22050  # what analyze_song decodes to
 BEAT_WINDOW = 0.07  # mir_eval's default F-measure window (s)

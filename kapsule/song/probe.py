@@ -9,7 +9,7 @@ headers, in ``audio_formats``, to name what a non-audio file is, choose the stor
 headers that promise more audio than the file holds.
 
 Analysis (tempo, beats, meter, downbeats, sections, energy) lives in ``kapsule.analysis``;
-``analyze_song`` and ``analyze_samples`` stay importable from here, where callers have always found them.
+``analyze_song`` joins the two for a file on disk.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import numpy as np
 from pydantic import BaseModel
 
 from kapsule import media
-from kapsule.analysis import ANALYSIS_RATE, analyze_samples
+from kapsule.analysis.common import ANALYSIS_RATE
 from kapsule.core.errors import (
     MediaError,
     NotAudio,
@@ -207,6 +207,8 @@ def _too_short_message(seconds: float, settings: Settings) -> str:
 def analyze_song(path: Path, hints: AnalysisHints | None = None) -> Analysis:
     """Load the song at 22050 Hz mono and analyse it; ``hints`` (BPM, beats per bar, a bar line's
     time) are kept as the musician gave them, and only the local timing is taken from the audio."""
+    from kapsule.analysis import analyze_samples  # the analysis's imports only where a song is analysed
+
     return analyze_samples(load_audio(path, ANALYSIS_RATE), ANALYSIS_RATE, hints)
 
 
@@ -214,7 +216,6 @@ __all__ = [
     "ACCEPTED",
     "AnalysisHints",
     "SongInfo",
-    "analyze_samples",
     "analyze_song",
     "inspect_song",
     "load_audio",

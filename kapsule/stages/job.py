@@ -16,10 +16,7 @@ from kapsule.infra.context import JobContext, Stores
 from kapsule.job.layout import NOTEBOOK_NAMES
 from kapsule.job.params import JobOptions, JobParams
 from kapsule.job.record import STAGES, JobRecord
-from kapsule.stages.analyze import run_analyze
 from kapsule.stages.files import check_shots, load_manifest, load_storyboard
-from kapsule.stages.generate import run_generate
-from kapsule.stages.storyboard import run_storyboard
 
 DEMO_JOB_ID = "j" + "0" * 20
 """The notebooks' default job: the bundled demo song, created on first use."""
@@ -87,6 +84,10 @@ def prepare(ctx: JobContext, stage: str) -> None:
     runs top to bottom on its own in JupyterLab. A real job must have run them already (the pipeline
     runs stages in order); if not, the error says which notebook to run first.
     """
+    from kapsule.stages.analyze import run_analyze  # only the demo job runs earlier stages here
+    from kapsule.stages.generate import run_generate
+    from kapsule.stages.storyboard import run_storyboard
+
     runners = {"analyze": run_analyze, "storyboard": run_storyboard, "generate": run_generate}
     for earlier in STAGES[: STAGES.index(stage)]:
         if stage_done(ctx, earlier):

@@ -12,10 +12,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from kapsule.analysis import analyze_samples
 from kapsule.core.errors import AudioError
 from kapsule.demo.song import DemoSong, demo_song, synthesize_song, write_song
 from kapsule.job.artifacts import Analysis, Section
-from kapsule.song.probe import analyze_samples, analyze_song
+from kapsule.song.probe import analyze_song
 from tests.support.analyses import TOLERANCE, f_measure
 
 LABELS = {"intro", "verse", "chorus", "bridge", "outro", "silence"}
@@ -278,3 +279,13 @@ def test_the_analysis_compiles_nothing(tmp_path: Path) -> None:
     beats, numba, librosa = out.stdout.split()
     assert int(beats) > 8
     assert (numba, librosa) == ("False", "False")
+
+
+@pytest.mark.parametrize("n", [512, 1024, 2048, 4096])
+def test_hann_window_is_scipys_periodic_hann_bit_for_bit(n: int) -> None:
+    """The analysis avoids importing scipy.signal; its window must still be exactly scipy's."""
+    import scipy.signal
+
+    from kapsule.analysis.dsp import hann
+
+    assert np.array_equal(hann(n), scipy.signal.get_window("hann", n, fftbins=True))
