@@ -12,9 +12,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 
 from kapsule.core.settings import Settings, get_settings
-from tests.support.api import SECRET
+from tests.support.api import SECRET, RecordingLauncher, api_client
 from tests.support.settings import home_settings, replace, use_environment
 
 TESTS = Path(__file__).resolve().parent
@@ -68,6 +69,14 @@ def kapsule_env(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Settings
 def api_settings(settings: Settings) -> Settings:
     """Settings for API tests (``create_app(api_settings)``): a fixed upload secret and small limits."""
     return replace(settings, upload_secret=SECRET, max_upload_bytes=5_000_000, api_keys=None)
+
+
+@pytest.fixture
+def api(api_settings: Settings) -> Iterator[tuple[TestClient, RecordingLauncher]]:
+    """The app on ``api_settings`` with a launcher that records the jobs it was asked to start."""
+    launcher = RecordingLauncher()
+    with api_client(launcher, api_settings) as client:
+        yield client, launcher
 
 
 @pytest.fixture(scope="session")

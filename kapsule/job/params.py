@@ -31,7 +31,7 @@ MAX_PROMPT_CHARS = 2000
 MAX_SHOTS = 150  # a 10-minute song (the longest accepted by default) in 4 s shots
 MAX_JOB_SEED = 2**31 - 1  # a shot's own seed is derived from it (MAX_SHOT_SEED, job.artifacts)
 MAX_BUDGET_USD = 10_000.0
-MAX_REFERENCE_IMAGES = 3  # Veo 3.1 takes up to three "asset" reference images
+MAX_REFERENCE_IMAGES = 3  # the form's bound; the catalog's per-model limit is equal (a test checks)
 MAX_LYRICS_BYTES = 256 * 1024  # a 10-minute song's word-timed LRC is ~30 KB; more is not lyrics
 MODEL_ID_PATTERN = r"^$|^[a-z0-9][\w.-]{0,63}$"
 

@@ -146,7 +146,7 @@ class RerollOf(BaseModel):
 
 
 class JobRecord(BaseModel):
-    """The job record of DESIGN.md: the inputs (``params``), then what the job learned and did."""
+    """The job record: the inputs (``params``), then what the job learned and did."""
 
     id: str = Field(default_factory=new_job_id)
     owner: str = LOCAL_OWNER

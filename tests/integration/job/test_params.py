@@ -6,7 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import pytest
 from typer.testing import CliRunner
 
 from kapsule.cli.main import app as cli_app
@@ -16,18 +15,9 @@ from kapsule.infra.status import open_status_store
 from kapsule.job.params import JobParams
 from kapsule.job.record import JobState
 from tests.support.api import (
-    RecordingLauncher,
-    api_client,
     sine_wav,
     upload_file,
 )
-
-
-@pytest.fixture
-def api(api_settings: Settings) -> Any:
-    launcher = RecordingLauncher()
-    with api_client(launcher, api_settings) as client:
-        yield client, launcher
 
 
 def test_the_same_job_through_the_cli_and_the_api_holds_the_same_params(

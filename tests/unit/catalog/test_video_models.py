@@ -194,3 +194,10 @@ def test_the_lifecycle_column_holds_only_sourced_dates_and_live_replacements() -
     assert confirmed == {(m, "vertex", RETIRED_ON) for m in (V2, V30, V30_FAST)}
     assert vm.lifecycle("local", "vertex") is None
     vm.check_lifecycle("local", "vertex", today=LATER)
+
+
+def test_the_job_form_takes_as_many_reference_images_as_the_catalog_allows() -> None:
+    """The job's input schema (a lower layer that cannot import the catalog) bounds the same fact."""
+    from kapsule.job.params import MAX_REFERENCE_IMAGES
+
+    assert MAX_REFERENCE_IMAGES == vm.MAX_REFERENCE_IMAGES

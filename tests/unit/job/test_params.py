@@ -58,13 +58,6 @@ def test_every_job_param_is_reachable_from_the_cli_and_the_api() -> None:
             assert JobCreate.model_fields[name].default == field.default
 
 
-@pytest.fixture
-def api(api_settings: Settings) -> Any:
-    launcher = RecordingLauncher()
-    with api_client(launcher, api_settings) as client:
-        yield client, launcher
-
-
 BAD_JOBS = [
     pytest.param({"video_model": "does-not-exist"}, "unknown_model", id="unknown-video-model"),
     pytest.param({"prompt_model": "gpt-4o"}, "unknown_model", id="unknown-prompt-model"),

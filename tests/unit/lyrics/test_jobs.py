@@ -15,8 +15,6 @@ from kapsule.infra.status import open_status_store
 from kapsule.infra.storage import open_storage
 from kapsule.job.layout import JobLayout
 from tests.support.api import (
-    RecordingLauncher,
-    api_client,
     expect_error,
     sine_wav,
     upload_file,
@@ -28,13 +26,6 @@ LRC = (
     "[00:04.00]third line\n"
 )
 BAD_LRC = "[00:00.50]first line\n[00:0x.00]broken\n"
-
-
-@pytest.fixture
-def api(api_settings: Settings) -> Any:
-    launcher = RecordingLauncher()
-    with api_client(launcher, api_settings) as client:
-        yield client, launcher
 
 
 def test_pasted_lyrics_are_stored_in_the_job_and_named_in_its_params(
