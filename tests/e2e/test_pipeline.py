@@ -121,7 +121,7 @@ def made(
     artifacts_dir: Path,
 ) -> Made:
     out = artifacts_dir / "e2e-demo.mp4"
-    lyrics = song.with_name("song.lrc")
+    lyrics = song.with_name("my words.lrc")  # the name the musician gave, shown as given
     lyrics.write_text(LYRICS, encoding="utf-8")
     args = ["make", str(song), "-o", str(out), "--prompt", "a paper boat on a neon river"]
     args += ["--lyrics", str(lyrics), "--captions", "both"]  # the lyric path rides on the same job
@@ -180,7 +180,7 @@ def test_every_notebook_is_stored_executed_with_outputs(made: Made) -> None:
         assert stage_cell.outputs and stage_cell.execution_count, name
         setup = next(c for c in code if "setup" in c.metadata.get("tags", []))
         shown = "".join(o.get("data", {}).get("text/html", "") for o in setup.outputs)
-        assert "a paper boat on a neon river" in shown and "demo-song.lrc" in shown, name
+        assert "a paper boat on a neon river" in shown and "my words.lrc" in shown, name
         assert "<html" in html and "<table" in html
         assert "Traceback" not in html
 
