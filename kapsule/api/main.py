@@ -21,6 +21,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
 
 from kapsule import __version__
+from kapsule.api import sessions
 from kapsule.api.errors import documented_responses, install_error_handlers
 from kapsule.api.middleware import Guard, install_access_log_filter
 from kapsule.api.preflight import Preflight
@@ -57,6 +58,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.preflight = preflight
     app.state.settings = settings
+    app.state.key_throttle = sessions.KeyThrottle()  # wrong keys per client, for this process
     install_error_handlers(app)
     origins = [o.strip() for o in (settings.cors_origins or "").split(",") if o.strip()]
     if origins:

@@ -122,3 +122,10 @@ class TooManyStreams(KapsuleError):
 
     code = "too_many_streams"
     http_status = 429
+
+
+class TooManyKeyAttempts(KapsuleError):
+    """This client sent too many wrong API keys in a short time; it may try again after a pause."""
+
+    code = "too_many_key_attempts"
+    http_status = 429
