@@ -194,7 +194,9 @@ def _reason(exc: MediaError) -> str:
     lines = [line.strip() for line in exc.stderr.strip().splitlines() if line.strip()]
     text = lines[-1] if lines else exc.message
     text = re.sub(r"^\[[^\]]*@ 0x[0-9a-f]+\]\s*", "", text)  # "[mp3 @ 0x55…] " adds nothing for a human
-    text = text.replace(str(exc.command[-1]) if exc.command else "\0", "the file")
+    for arg in (exc.command or [])[1:]:  # the server's paths (the input, a temporary copy) are none of theirs
+        if "/" in arg or "\\" in arg:
+            text = text.replace(arg, "the file")
     return f'"{text[:160]}"'
 
 
