@@ -110,6 +110,13 @@ class LinkExpired(KapsuleError):
     http_status = 403
 
 
+class UploadInterrupted(UploadError):
+    """The client went away before it had sent the whole body: the client's doing, not the server's."""
+
+    code = "upload_interrupted"
+    http_status = 400
+
+
 class UploadAlreadyUsed(UploadError):
     """An upload URL is good for one PUT: a second one would replace the song under a ticket."""
 
