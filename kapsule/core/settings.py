@@ -59,6 +59,11 @@ class Settings(BaseSettings):
         description="Unused or rejected uploads are deleted this long after their URL expired.",
     )
 
+    api_docs: bool | None = Field(
+        None,
+        description="Serve /docs and /redoc (pages whose scripts come from a CDN); unset: only in open "
+        "mode, off when API keys are set or the deployment is Google Cloud.",
+    )
     header_timeout_s: float = Field(
         10.0, gt=0, description="A connection that has not sent a whole request head by then is closed."
     )

@@ -238,3 +238,14 @@ def test_the_studio_page_keeps_no_key_and_is_framed_by_nobody(client: TestClient
     assert "frame-ancestors 'none'" in csp and "script-src 'self'" in csp
     for path in ("/", "/app.js", "/healthz", "/v1/healthz", "/v1/nothing", "/v1/jobs"):
         assert client.get(path).headers["x-content-type-options"] == "nosniff", path
+
+
+def test_docs_pages_are_off_by_default_in_keyed_mode(keyed: TestClient, api_settings: Settings) -> None:
+    """Issue 22, probe 8: /docs loaded swagger-ui from a CDN (floating @5, no integrity) in the API's
+    origin. Keyed and cloud servers do not serve the pages unless asked; the schema stays."""
+    for path in ("/docs", "/redoc"):
+        assert keyed.get(path).status_code == 404, path
+    assert "/v1/jobs" in keyed.get("/openapi.json").json()["paths"]
+    asked = replace(api_settings, api_keys="alice=key-a", api_docs=True)
+    with TestClient(create_app(asked), base_url="http://127.0.0.1") as client:
+        assert client.get("/docs").status_code == 200
