@@ -20,6 +20,7 @@ from collections.abc import Callable
 from typing import Annotated, TypeVar
 
 from fastapi import Depends, Header, Request
+from starlette.concurrency import run_in_threadpool
 
 from kapsule.api import sessions
 from kapsule.api.preflight import Preflight
@@ -160,7 +161,7 @@ def check_same_origin(request: Request, settings: Settings) -> None:
         )
 
 
-def current_owner(
+async def current_owner(
     request: Request,
     settings: SettingsDep,
     secret: Annotated[bytes, Depends(get_upload_secret)],
@@ -169,8 +170,7 @@ def current_owner(
 ) -> str:
     """The owner the request acts for: its Bearer key, its session cookie, or "local" in open mode.
 
-    A plain ``def`` (run in the thread pool): a session cookie is checked against the status store,
-    where sign-outs are kept, and that is I/O.
+    Only a session cookie costs I/O (is it signed out? the status store says, in the thread pool).
     """
     keys = parse_api_keys(settings.api_keys)
     if not keys:
@@ -184,7 +184,7 @@ def current_owner(
     if cookie is None:
         raise Unauthorized("this server needs an API key: send 'Authorization: Bearer YOUR_KEY'")
     session = sessions.verify(secret, cookie, keys, settings.session_ttl_s)
-    if session is None or status.session_revoked(session.session_id):
+    if session is None or await run_in_threadpool(status.session_revoked, session.session_id):
         raise SessionInvalid(
             "your session has ended (signed out, expired or key changed); enter the key again"
         )

@@ -100,16 +100,18 @@ def run_streaming(
     timer = threading.Timer(timeout, expire)
     for thread in [*threads, timer]:
         thread.start()
-    finished = True
+    finished = False  # the output ran to its end
+    stopped = False  # ``consume`` asked to stop
     try:
         assert proc.stdout is not None
         while chunk := os.read(proc.stdout.fileno(), 1 << 16):  # what is there, up to 64 KiB
             if not consume(chunk):
-                finished = False
+                stopped = True
                 break
+        finished = not stopped
     finally:
         timer.cancel()
-        if proc.poll() is None and not finished:
+        if not finished and proc.poll() is None:  # stopped, or ``consume`` raised: nothing more is read
             proc.kill()
         if proc.stdout is not None:
             proc.stdout.close()
