@@ -29,4 +29,6 @@ USER 10001:10001
 EXPOSE 8080
 # exec form through sh so $PORT is expanded and the server still gets the signals. kapsule.api.serve runs
 # the open-mode check first: without API keys it refuses to listen on 0.0.0.0 (exit 2) instead of serving.
+# --proxy-headers trusts X-Forwarded-For/-Proto only from KAPSULE_FORWARDED_ALLOW_IPS (default 127.0.0.1;
+# deploy.sh sets '*' on Cloud Run, where nothing but Google's front end reaches the container).
 CMD ["sh", "-c", "exec python -m kapsule.api.serve --host 0.0.0.0 --port \"${PORT}\" --proxy-headers"]

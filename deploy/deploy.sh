@@ -297,9 +297,11 @@ iam run jobs add-iam-policy-binding "$JOB" --region="$REGION" --member="serviceA
   --role="$LAUNCHER_ROLE"
 
 step "API service (public; every /v1 call needs one of the API keys)"
+# Only Google's front end reaches a Cloud Run container, so the forwarded client address and scheme it
+# sets are trusted from any peer (KAPSULE_FORWARDED_ALLOW_IPS; elsewhere the default is 127.0.0.1 only).
 gcloud_ run deploy "$SERVICE" --image="$IMAGES/api:$TAG" --region="$REGION" --service-account="$API_SA" \
   --allow-unauthenticated --memory=1Gi --cpu=1 \
-  --set-env-vars="$common_env,KAPSULE_LAUNCHER=cloudrun://projects/$PROJECT/locations/$REGION/jobs/$JOB,KAPSULE_CLOUDRUN_TASK_TIMEOUT_S=$JOB_TIMEOUT_S" \
+  --set-env-vars="$common_env,KAPSULE_LAUNCHER=cloudrun://projects/$PROJECT/locations/$REGION/jobs/$JOB,KAPSULE_CLOUDRUN_TASK_TIMEOUT_S=$JOB_TIMEOUT_S,KAPSULE_FORWARDED_ALLOW_IPS=*" \
   --set-secrets="KAPSULE_API_KEYS=$API_KEYS_SECRET:latest,KAPSULE_UPLOAD_SECRET=$UPLOAD_SECRET:latest"
 
 step "CORS on the private bucket for the service's real URL(s): the studio PUTs uploads straight to it"

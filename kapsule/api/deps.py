@@ -20,12 +20,13 @@ from collections.abc import Callable
 from typing import Annotated, TypeVar
 
 from fastapi import Depends, Header, Request
+from starlette.concurrency import run_in_threadpool
 
 from kapsule.api import sessions
 from kapsule.api.preflight import Preflight
 from kapsule.control.service import JobService
 from kapsule.core.access import LOCAL_OWNER, parse_api_keys
-from kapsule.core.errors import CsrfRefused, SessionInvalid, Unauthorized
+from kapsule.core.errors import CsrfRefused, SessionInvalid, TooManyKeyAttempts, Unauthorized
 from kapsule.core.settings import Settings
 from kapsule.infra.context import Stores
 from kapsule.infra.launch import Launcher, make_launcher
@@ -119,12 +120,27 @@ async def get_upload_secret(settings: SettingsDep) -> bytes:
         return _process_secret
 
 
-def owner_of_key(keys: dict[str, str], given: str) -> str | None:
-    """The owner whose key ``given`` is (compared in constant time against every key), else None."""
+def client_address(request: Request) -> str:
+    """Who is knocking: the peer address (behind a proxy, the one its trusted X-Forwarded-For names)."""
+    return request.client.host if request.client else "unknown"
+
+
+def owner_of_key(request: Request, keys: dict[str, str], given: str) -> str:
+    """The owner whose key ``given`` is (compared in constant time against every key); a wrong key is
+    ``Unauthorized`` and counts against the request's client, whose attempts pause once it has made
+    too many (the app's ``KeyThrottle``)."""
+    throttle: sessions.KeyThrottle = request.app.state.key_throttle
+    client = client_address(request)
+    wait_s = throttle.retry_after(client)
+    if wait_s:
+        raise TooManyKeyAttempts(f"too many wrong API keys from this address; try again in {wait_s} s")
     owner = None
     for name, key in keys.items():
         if hmac.compare_digest(key.encode(), given.encode("utf-8", "surrogateescape")):
             owner = name
+    if owner is None:
+        throttle.failed(client)
+        raise Unauthorized("that API key is not valid for this server")
     return owner
 
 
@@ -149,9 +165,13 @@ async def current_owner(
     request: Request,
     settings: SettingsDep,
     secret: Annotated[bytes, Depends(get_upload_secret)],
+    status: Annotated[StatusStore, Depends(get_status)],
     authorization: Annotated[str | None, Header()] = None,
 ) -> str:
-    """The owner the request acts for: its Bearer key, its session cookie, or "local" in open mode."""
+    """The owner the request acts for: its Bearer key, its session cookie, or "local" in open mode.
+
+    Only a session cookie costs I/O (is it signed out? the status store says, in the thread pool).
+    """
     keys = parse_api_keys(settings.api_keys)
     if not keys:
         return LOCAL_OWNER
@@ -159,15 +179,12 @@ async def current_owner(
         scheme, _, token = authorization.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise Unauthorized("this server needs an API key: send 'Authorization: Bearer YOUR_KEY'")
-        owner = owner_of_key(keys, token.strip())
-        if owner is None:
-            raise Unauthorized("that API key is not valid for this server")
-        return owner
+        return owner_of_key(request, keys, token.strip())
     cookie = request.cookies.get(sessions.COOKIE)
     if cookie is None:
         raise Unauthorized("this server needs an API key: send 'Authorization: Bearer YOUR_KEY'")
     session = sessions.verify(secret, cookie, keys, settings.session_ttl_s)
-    if session is None:
+    if session is None or await run_in_threadpool(status.session_revoked, session.session_id):
         raise SessionInvalid(
             "your session has ended (signed out, expired or key changed); enter the key again"
         )

@@ -8,6 +8,9 @@ method) become responses of that one shape, so the studio page and API clients p
 from __future__ import annotations
 
 import logging
+import re
+import tempfile
+from pathlib import Path, PurePath
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -36,12 +39,32 @@ def error_response(
     return JSONResponse({"error": {"code": code, "message": message}}, status_code=status, headers=headers)
 
 
-async def _kapsule_error(_: Request, exc: Exception) -> JSONResponse:
+def _server_roots(request: Request) -> list[str]:
+    """Folders of this machine a message could name: temporary files, the work and storage folders."""
+    settings = getattr(request.app.state, "settings", None)
+    roots = [tempfile.gettempdir()]
+    if settings is not None:
+        roots.append(str(Path(settings.work_dir).resolve()))
+        if settings.storage_url.startswith("file://"):
+            roots.append(settings.storage_url.removeprefix("file://"))
+    return sorted({root.rstrip("/") for root in roots if len(root.rstrip("/")) > 1}, key=len, reverse=True)
+
+
+def without_server_paths(message: str, roots: list[str]) -> str:
+    """``message`` with every path under ``roots`` cut to its file name: a client learns nothing of
+    the server's folders (``/tmp/kapsule-check-…/song.wav`` becomes ``song.wav``)."""
+    for root in roots:
+        message = re.sub(re.escape(root) + r"/[^\s\"'<>:,;)]*", lambda m: PurePath(m.group()).name, message)
+    return message
+
+
+async def _kapsule_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, KapsuleError)
     if exc.http_status >= 500:
         log.error("request failed: [%s] %s", exc.code, exc.message)
     headers = {"WWW-Authenticate": "Bearer"} if exc.http_status == 401 else None
-    return error_response(exc.http_status, exc.code, exc.message, headers)
+    message = without_server_paths(exc.message, _server_roots(request))
+    return error_response(exc.http_status, exc.code, message, headers)
 
 
 def _field(loc: tuple[object, ...]) -> str:

@@ -21,11 +21,12 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
 
 from kapsule import __version__
+from kapsule.api import sessions
 from kapsule.api.errors import documented_responses, install_error_handlers
 from kapsule.api.middleware import Guard, install_access_log_filter
 from kapsule.api.preflight import Preflight
 from kapsule.api.routes import events, health, jobs, notebooks, session, uploads
-from kapsule.core.access import check_upload_secret, is_open
+from kapsule.core.access import check_upload_secret, is_open, needs_upload_secret
 from kapsule.core.errors import EndpointNotFound
 from kapsule.core.settings import Settings, get_settings
 
@@ -49,14 +50,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await anyio.to_thread.run_sync(preflight.check)
         yield
 
+    # /docs and /redoc load FastAPI's pages, whose scripts come from a CDN, into this origin: only on
+    # the one-person loopback server unless the operator asks (the schema, /openapi.json, stays).
+    docs = settings.api_docs if settings.api_docs is not None else not needs_upload_secret(settings)
     app = FastAPI(
         title="Kapsule",
         version=__version__,
         description="A song in, a music video cut to its beats out: upload a song, then make a job of it.",
         lifespan=lifespan,
+        docs_url="/docs" if docs else None,
+        redoc_url="/redoc" if docs else None,
     )
     app.state.preflight = preflight
     app.state.settings = settings
+    app.state.key_throttle = sessions.KeyThrottle()  # wrong keys per client, for this process
     install_error_handlers(app)
     origins = [o.strip() for o in (settings.cors_origins or "").split(",") if o.strip()]
     if origins:

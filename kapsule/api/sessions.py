@@ -6,7 +6,8 @@ checks the key and sets ``kapsule_session``: HttpOnly, SameSite=Strict, Secure o
 "session" purpose) covers the owner, the expiry, the session id and a fingerprint of the owner's
 current API key, so a session ends when:
 - it expires (``session_ttl_s``),
-- the user signs out (``DELETE /v1/session``: its id is revoked in this process until it expires),
+- the user signs out (``DELETE /v1/session``: its id is stored as revoked in the status store, which
+  every replica reads, until it expires),
 - the owner's key is rotated in ``KAPSULE_API_KEYS`` (the fingerprint no longer matches),
 - the server's secret is rotated (every session at once; the way to end sessions on all replicas).
 """
@@ -18,6 +19,7 @@ import hashlib
 import secrets
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass
 
 from kapsule.core import links
@@ -57,7 +59,8 @@ def issue(
 def verify(
     secret: bytes, token: str, keys: dict[str, str], max_ttl_s: int, now: float | None = None
 ) -> Session | None:
-    """The session ``token`` stands for, or ``None`` if it is forged, expired, revoked or rotated."""
+    """The session ``token`` stands for, or ``None`` if it is forged, expired or rotated (whether it was
+    signed out is the status store's to say: ``StatusStore.session_revoked``)."""
     now = time.time() if now is None else now
     parts = token.split(".")
     if len(parts) != 5 or parts[0] != "v1" or not parts[2].isdigit() or len(token) > 400:
@@ -71,27 +74,45 @@ def verify(
     if api_key is None or not now <= expires <= now + max_ttl_s:
         return None
     expected = links.sign(secret, PURPOSE, (owner, session_id, _fingerprint(api_key)), expires)
-    if not links.signature_matches(expected, mac) or revoked.contains(session_id):
+    if not links.signature_matches(expected, mac):
         return None
     return Session(owner, expires, session_id)
 
 
-class Revocations:
-    """Session ids signed out before they expire; each is dropped once its token could not verify anyway."""
+class KeyThrottle:
+    """Wrong API keys counted per client: after ``limit`` within ``window_s`` seconds, that client's
+    key attempts are refused (429) until the oldest failure leaves the window, so a key cannot be
+    guessed at request speed. Per process: each replica throttles what it sees."""
 
-    def __init__(self) -> None:
-        self._ids: dict[str, int] = {}
+    def __init__(self, limit: int = 10, window_s: float = 60.0, max_clients: int = 10_000) -> None:
+        self.limit = limit
+        self.window_s = window_s
+        self.max_clients = max_clients
+        self._failures: dict[str, deque[float]] = {}
         self._lock = threading.Lock()
 
-    def add(self, session: Session) -> None:
+    def _recent(self, client: str, now: float) -> deque[float]:
+        times = self._failures.get(client, deque())
+        while times and times[0] <= now - self.window_s:
+            times.popleft()
+        return times
+
+    def retry_after(self, client: str, now: float | None = None) -> int:
+        """Seconds until ``client`` may try a key again (0: now)."""
+        now = time.monotonic() if now is None else now
         with self._lock:
-            now = time.time()
-            self._ids = {sid: exp for sid, exp in self._ids.items() if exp >= now}
-            self._ids[session.session_id] = session.expires
+            times = self._recent(client, now)
+            if len(times) < self.limit:
+                return 0
+            return max(1, int(times[-self.limit] + self.window_s - now + 0.999))
 
-    def contains(self, session_id: str) -> bool:
+    def failed(self, client: str, now: float | None = None) -> None:
+        now = time.monotonic() if now is None else now
         with self._lock:
-            return session_id in self._ids
-
-
-revoked = Revocations()
+            if client not in self._failures and len(self._failures) >= self.max_clients:
+                self._failures = {c: t for c, t in self._failures.items() if self._recent(c, now)}
+            times = self._recent(client, now)
+            times.append(now)
+            while len(times) > self.limit:
+                times.popleft()
+            self._failures[client] = times

@@ -250,17 +250,17 @@ def serve(
     port: Annotated[int, typer.Option(help="Port.")] = 8080,
 ) -> None:
     """Start the API and the studio page (open mode, without API keys, only on loopback)."""
-    import uvicorn
-
+    from kapsule.api.serve import run_server
     from kapsule.core.access import check_bind
 
+    settings = get_settings()
     try:
-        open_mode = check_bind(get_settings(), host)  # the same check as the container's (kapsule.api.serve)
+        open_mode = check_bind(settings, host)  # the same check as the container's (kapsule.api.serve)
     except KapsuleError as exc:
         raise fail(exc, EXIT_BAD_INPUT) from None
     if open_mode:
         err.print(f"no API keys configured: open mode, for this machine only (http://{host}:{port}/)")
-    uvicorn.run("kapsule.api.main:app", host=host, port=port)
+    run_server(settings, host, port)
 
 
 @app.command()

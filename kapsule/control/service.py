@@ -120,6 +120,7 @@ class JobService:
                 "lyrics": submission.lyrics.name if submission.lyrics is not None else "",
             }
         )
+        check_allowed(submission.owner, params, self.settings)  # "not for you" before "not here"
         check_models(params, self.settings)
         return params
 
@@ -136,7 +137,6 @@ class JobService:
             if replay is not None:
                 return replay, True
         params = self.params_for(submission)
-        check_allowed(submission.owner, params, self.settings)
         mimes = check_reference_images(submission.references)
         info = submission.song.inspect(self.settings)
         lyrics_ext = None

@@ -21,13 +21,19 @@ LOOPBACK_NAMES = frozenset({"localhost", "localhost."})
 # The machine's own user: the CLI, and the API in open mode. It is the operator, so the model
 # allow-list and the daily spending cap do not apply to it.
 LOCAL_OWNER = "local"
+# Owner names an API key may not carry: ``local`` would see the CLI's jobs and skip the allow-list and
+# the cap; ``*`` is the allow-list's "everyone else"; the rest read as someone they are not.
+RESERVED_OWNERS = frozenset({LOCAL_OWNER, "*", "admin", "anonymous", "default", "root", "system"})
+# The shortest API key a server starts with: a short key is guessed (``openssl rand -hex 24`` is 48).
+MIN_KEY_CHARS = 16
 
 
 def parse_api_keys(raw: str | None) -> dict[str, str]:
     """``owner=key,owner2=key2`` → {owner: key}; {} (open) only when unset or blank.
 
-    A value that is set but names no owner (``','``), a malformed item, an owner named twice or one
-    key shared by two owners is a ``ConfigError``: the server must not guess what was meant.
+    A value that is set but names no owner (``','``), a malformed item, a reserved owner name
+    (``RESERVED_OWNERS``), an owner named twice or one key shared by two owners is a ``ConfigError``:
+    the server must not guess what was meant.
     """
     if raw is None or not raw.strip():
         return {}
@@ -39,6 +45,11 @@ def parse_api_keys(raw: str | None) -> dict[str, str]:
         owner, key = owner.strip(), key.strip()
         if not sep or not owner or not key:
             raise ConfigError("KAPSULE_API_KEYS must look like owner=key,owner2=key2")
+        if owner.lower() in RESERVED_OWNERS:
+            raise ConfigError(
+                f"KAPSULE_API_KEYS may not name the owner {owner!r}: it is reserved "
+                f"({', '.join(sorted(RESERVED_OWNERS))}); choose another name"
+            )
         if owner in keys:
             raise ConfigError(f"KAPSULE_API_KEYS names the owner {owner!r} twice")
         if key in keys.values():
@@ -79,8 +90,17 @@ def host_header_name(value: str) -> str:
 
 
 def check_bind(settings: Settings, host: str) -> bool:
-    """Refuse to serve open on a non-loopback address; returns whether the server is open."""
+    """Refuse to serve open on a non-loopback address, or keyed with a key shorter than
+    ``MIN_KEY_CHARS``; returns whether the server is open."""
     open_mode = is_open(settings)
+    short = sorted(
+        owner for owner, key in parse_api_keys(settings.api_keys).items() if len(key) < MIN_KEY_CHARS
+    )
+    if short:
+        raise ConfigError(
+            f"KAPSULE_API_KEYS gives {', '.join(repr(o) for o in short)} a key shorter than {MIN_KEY_CHARS} "
+            "characters, which can be guessed; make one with `openssl rand -hex 24`"
+        )
     check_upload_secret(settings)
     if open_mode and not is_loopback_host(host):
         raise OpenServerRefused(

@@ -59,6 +59,20 @@ class Settings(BaseSettings):
         description="Unused or rejected uploads are deleted this long after their URL expired.",
     )
 
+    api_docs: bool | None = Field(
+        None,
+        description="Serve /docs and /redoc (pages whose scripts come from a CDN); unset: only in open "
+        "mode, off when API keys are set or the deployment is Google Cloud.",
+    )
+    header_timeout_s: float = Field(
+        10.0, gt=0, description="A connection that has not sent a whole request head by then is closed."
+    )
+    forwarded_allow_ips: str = Field(
+        "127.0.0.1",
+        description="Proxies whose X-Forwarded-For/-Proto are trusted under --proxy-headers (addresses "
+        "or networks, comma-separated; '*' only where nothing but the proxy reaches the server: Cloud Run).",
+    )
+
     work_dir: Path = Field(Path("./.kapsule/work"), description="Local scratch space for running stages.")
     min_song_seconds: float = Field(5.0, gt=0)
     max_song_seconds: float = Field(600.0, gt=0, description="Longest accepted song (default 10 min).")

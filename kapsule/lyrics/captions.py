@@ -173,10 +173,18 @@ def _clock(seconds: float, sep: str) -> str:
 def srt_text(lines: list[TimedLine]) -> str:
     """SubRip: numbered cues, ``hh:mm:ss,mmm`` times (the format platforms' uploaders take)."""
     blocks = [
-        f"{i}\n{_clock(line.start, ',')} --> {_clock(line.end, ',')}\n{line.text}\n"
+        f"{i}\n{_clock(line.start, ',')} --> {_clock(line.end, ',')}\n{_srt_escape(line.text)}\n"
         for i, line in enumerate(lines, start=1)
     ]
     return "\n".join(blocks)
+
+
+def _srt_escape(text: str) -> str:
+    """Text that SubRip readers show as written: SRT has no escapes, and players (FFmpeg's decoder for
+    the MP4's subtitle track among them) obey ``<font size=…>``, ``<b>`` and ``{\\…}`` ASS overrides in
+    it, so the characters that open them become look-alikes that mean nothing (as in ``_ass_escape``;
+    a brace without a backslash after it opens nothing and stays)."""
+    return text.replace("\\", "\u29f5").replace("<", "\u2039").replace(">", "\u203a")
 
 
 def vtt_text(lines: list[TimedLine]) -> str:
@@ -194,4 +202,6 @@ def vtt_text(lines: list[TimedLine]) -> str:
 
 
 def _vtt_escape(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    """WebVTT's own entities for its markup, and ``{\\…}`` overrides (which players that convert VTT
+    to ASS obey) kept from opening, as in SRT."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("\\", "\u29f5")

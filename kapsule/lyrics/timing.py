@@ -132,5 +132,6 @@ def spread_words(text: str, start: float, end: float) -> list[TimedWord]:
 
 
 def _clock(seconds: float) -> str:
-    minutes, rest = divmod(seconds, 60)
-    return f"{int(minutes)}:{rest:05.2f}"
+    """``m:ss.cc``, rounded once to centiseconds (59.999 s is ``1:00.00``, never ``0:60.00``)."""
+    minutes, centis = divmod(max(0, round(seconds * 100)), 6000)
+    return f"{minutes}:{centis // 100:02d}.{centis % 100:02d}"

@@ -12,6 +12,7 @@ The package is split along its seams; callers import from here (``media.probe(..
 * ``probing``: what is in a file, parsed from ffprobe's JSON (not ``probe.py``: the module
   would be shadowed by the ``probe`` function re-exported here).
 * ``commands``: the argument lists (``*_cmd``) and the thin runners over them.
+* ``scan``: a bounded decode that learns an audio stream's true length and peak without holding it.
 * ``graphs``: assembly's filter graphs and the frame arithmetic behind them (cuts, dissolves, the
   concat demuxer's cut-offs).
 """
@@ -71,13 +72,15 @@ from kapsule.media.probing import (
     probe,
     probe_cmd,
 )
-from kapsule.media.process import STDERR_TAIL_CHARS, RawVideoWriter, run, tool
+from kapsule.media.process import STDERR_TAIL_CHARS, RawVideoWriter, run, run_streaming, tool
+from kapsule.media.scan import AudioScan, scan_audio, scan_audio_cmd
 
 __all__ = [
     "H264_PIX_FMT",
     "H264_PROFILE",
     "MICROSECONDS",
     "STDERR_TAIL_CHARS",
+    "AudioScan",
     "AudioStream",
     "CaptionTracks",
     "ConcatCutoff",
@@ -119,6 +122,9 @@ __all__ = [
     "probe_cmd",
     "raw_video_encode_cmd",
     "run",
+    "run_streaming",
+    "scan_audio",
+    "scan_audio_cmd",
     "scene_cuts",
     "scene_cuts_cmd",
     "soft_caption_args",

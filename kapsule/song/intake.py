@@ -2,26 +2,31 @@
 
 Both are judged by their content before any job exists, and copied into the job's
 ``input/song.{ext}`` only after its record is created, with the extension intake chose from what
-ffprobe found (never from the user's file name). A local file is decoded whole
-(``audio.inspect_song``). An upload is judged from one ranged read of its head
-(``audio_head.inspect_song_head``): on Cloud Run ``/tmp`` is RAM and an upload may be 300 MB, so the
-API never downloads it; when that head is the whole file (up to ``audio_head.HEAD_BYTES``) it is also
-decoded whole, as the CLI does, since that costs no more memory. The job decodes the whole song
-again before analysing it, so what the head cannot show (a silent song) still fails early.
+ffprobe found (never from the user's file name). A local file is decoded (``probe.inspect_song``:
+streamed, and stopped at the longest song accepted). An upload is first judged from one ranged read of
+its head (``head.inspect_song_head``). A header's length is a claim, not a fact: an 18 KB FLAC can
+state a minute and hold three hours. Only PCM WAV's is exact (its data chunk's size / its byte rate),
+so every other upload is also decoded the same bounded way before a job exists: one that fits in
+``head.WHOLE_FILE_LIMIT`` from a temporary copy of that size (seekable, as an MP4 with its index at
+the end needs), a larger one streamed from storage into FFmpeg, chunk by chunk (on Cloud Run ``/tmp`` is
+RAM and an upload may be 300 MB, so the API never stores it). The job decodes the song again before
+analysing it, so what a WAV's head cannot show (a silent song) still fails early.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from kapsule.core.errors import InputFileMissing
+from kapsule import media
+from kapsule.core.errors import InputFileMissing, MediaError
 from kapsule.core.settings import Settings
 from kapsule.infra.storage import Storage
-from kapsule.song.head import HEAD_BYTES, SongHead, inspect_song_head
-from kapsule.song.probe import SongInfo, inspect_song
+from kapsule.song.head import HEAD_BYTES, WHOLE_FILE_LIMIT, SongHead, inspect_song_head
+from kapsule.song.probe import CHECK_RATE, SongInfo, inspect_song, judge_scan, undecodable
 
 
 class SongFacts(Protocol):
@@ -84,14 +89,29 @@ class StoredSong:
         return self.filename
 
     def inspect(self, settings: Settings) -> SongHead | SongInfo:
-        """From the head (one ranged read); a song that fits in the head is also decoded whole."""
+        """From the head (one ranged read); unless it is a PCM WAV larger than the head, also decoded
+        (bounded: never past the longest song accepted, never stored whole)."""
         head = inspect_song_head(self.storage, self.key, settings)
-        if head.size > HEAD_BYTES:
-            return head
-        with tempfile.TemporaryDirectory(prefix="kapsule-check-") as tmp:
-            whole = Path(tmp) / f"song.{head.ext}"
-            whole.write_bytes(self.storage.read_range(self.key, 0, head.size))
-            return inspect_song(whole, settings)
+        if head.size > HEAD_BYTES and head.format_name == "wav" and head.codec.startswith("pcm_"):
+            return head  # PCM: its data chunk's size is its length, and the head checked it
+        if head.size <= WHOLE_FILE_LIMIT:
+            with tempfile.TemporaryDirectory(prefix="kapsule-check-") as tmp:
+                whole = Path(tmp) / f"song.{head.ext}"
+                whole.write_bytes(self.storage.read_range(self.key, 0, head.size))
+                return inspect_song(whole, settings)
+        try:
+            scan = media.scan_audio(
+                self.storage.open_read(self.key),
+                sample_rate=CHECK_RATE,
+                channels=max(head.channels, 1),
+                max_seconds=settings.max_song_seconds,
+                timeout=settings.ffmpeg_timeout_s,
+            )
+        except MediaError as exc:
+            raise undecodable(exc) from exc
+        expected = head.duration if head.duration_exact else None
+        decoded, _ = judge_scan(scan, head.codec, expected, settings)
+        return dataclasses.replace(head, duration=round(decoded, 3), duration_exact=True)
 
     def store(self, storage: Storage, key: str, content_type: str) -> None:
         storage.copy(self.key, key)

@@ -3,10 +3,11 @@
 Intake answers one question before any money or minutes are spent: can this file be a song for a
 music video? Every refusal is an ``AudioError`` whose ``code`` is one of ``not_audio``,
 ``undecodable``, ``silent``, ``too_short`` or ``too_long`` and whose message says what was found and
-what Kapsule accepts. All FFmpeg work goes through ``kapsule.media`` (``probe`` and
-``decode_audio``); the only bytes read directly are a file's first few kilobytes and its chunk
-headers, in ``audio_formats``, to name what a non-audio file is, choose the stored extension and spot
-headers that promise more audio than the file holds.
+what Kapsule accepts. All FFmpeg work goes through ``kapsule.media`` (``probe`` and ``scan_audio``,
+a decode that keeps only a count and a peak and stops at the longest song accepted); the only bytes
+read directly are a file's first few kilobytes and its chunk headers, in ``audio_formats``, to name
+what a non-audio file is, choose the stored extension and spot headers that promise more audio than
+the file holds.
 
 Analysis (tempo, beats, meter, downbeats, sections, energy) lives in ``kapsule.analysis``;
 ``analyze_song`` joins the two for a file on disk.
@@ -43,10 +44,10 @@ from kapsule.song.formats import (
     trustworthy_duration,
 )
 
-# The validation decode: 8 kHz float32 is 32 kB per second per channel (a 10-minute stereo song is
-# 38 MB, 5.1 is 115 MB, a second or two of FFmpeg time), yet it exposes every decode error and the
-# true length. Channels are kept, not mixed down: a 5.1 downmix can peak above 0 dBFS and a stereo
-# one cancels out-of-phase content, and either would mislead the peak and silence checks.
+# The validation decode: 8 kHz float32 (a second or two of FFmpeg time for a 10-minute song) exposes
+# every decode error and the true length; it is streamed, so its memory does not grow with the song.
+# Channels are kept, not mixed down: a 5.1 downmix can peak above 0 dBFS and a stereo one cancels
+# out-of-phase content, and either would mislead the peak and silence checks.
 CHECK_RATE = 8000
 # A decode this much shorter than the header promised means the file was cut off.
 TRUNCATION_TOLERANCE_S = 0.5
@@ -72,7 +73,8 @@ class SongInfo(BaseModel):
 
 
 def inspect_song(path: Path, settings: Settings) -> SongInfo:
-    """Probe and fully decode ``path`` (cheaply), returning its facts or raising ``AudioError``."""
+    """Probe ``path`` and decode it (at a low rate, streamed, never past the longest song accepted),
+    returning its facts or raising ``AudioError``."""
     path = Path(path)
     if not path.is_file():
         raise Undecodable(f"There is no song file at {path.name!r}.")
@@ -107,39 +109,16 @@ def inspect_song(path: Path, settings: Settings) -> SongInfo:
         check_length(promised, settings)
 
     try:
-        samples = media.decode_audio(
-            path, sample_rate=CHECK_RATE, mono=stream.channels <= 1, timeout=settings.ffmpeg_timeout_s
+        scan = media.scan_audio(
+            path,
+            sample_rate=CHECK_RATE,
+            channels=max(stream.channels, 1),
+            max_seconds=settings.max_song_seconds,
+            timeout=settings.ffmpeg_timeout_s,
         )
     except MediaError as exc:
-        raise Undecodable(
-            f"The audio could not be decoded: FFmpeg stopped with {_reason(exc)}. The file is probably "
-            "damaged or incomplete; export it again (MP3, WAV or FLAC are safest) and retry.",
-        ) from exc
-    decoded = samples.size / max(stream.channels, 1) / CHECK_RATE  # interleaved frames
-    if samples.size == 0:
-        raise Undecodable(
-            f"The file has a {stream.codec} audio stream but not one sample of it could be decoded. "
-            f"Accepted: {ACCEPTED}.",
-        )
-
-    expected = trustworthy_duration(probed, head, path)
-    if expected is not None and decoded < expected - max(
-        TRUNCATION_TOLERANCE_S, TRUNCATION_TOLERANCE_FRACTION * expected
-    ):
-        raise Undecodable(
-            f"The file is cut short: its header promises {expected:.1f} s of audio but only {decoded:.1f} s "
-            "could be decoded. Was the upload or export interrupted? Please upload the complete file.",
-        )
-
-    peak = float(np.max(np.abs(samples)))
-    peak_dbfs = 20.0 * math.log10(peak) if peak > 1e-10 else -200.0
-    if peak_dbfs < settings.silence_dbfs:
-        found = "only digital silence" if peak <= 1e-10 else f"nothing louder than {peak_dbfs:.1f} dBFS"
-        raise SilentSong(
-            f"The song is silent: its {decoded:.1f} s contain {found}, and Kapsule needs a peak above "
-            f"{settings.silence_dbfs:.0f} dBFS to hear any music. Check that the right file was exported.",
-        )
-    check_length(decoded, settings)
+        raise undecodable(exc) from exc
+    decoded, peak_dbfs = judge_scan(scan, stream.codec, trustworthy_duration(probed, head, path), settings)
 
     return SongInfo(
         format_name=probed.format_name,
@@ -153,6 +132,47 @@ def inspect_song(path: Path, settings: Settings) -> SongInfo:
         has_cover_art=any(v.attached_pic for v in probed.video),
         from_video=bool(probed.real_video),
     )
+
+
+def undecodable(exc: MediaError) -> Undecodable:
+    """The refusal of a song FFmpeg could not decode to its end."""
+    return Undecodable(
+        f"The audio could not be decoded: FFmpeg stopped with {_reason(exc)}. The file is probably "
+        "damaged or incomplete; export it again (MP3, WAV or FLAC are safest) and retry.",
+    )
+
+
+def judge_scan(
+    scan: media.AudioScan, codec: str, expected: float | None, settings: Settings
+) -> tuple[float, float]:
+    """(seconds, peak dBFS) of a song whose bounded decode is ``scan``, or the ``AudioError`` that
+    refuses it: longer than accepted (decoding stopped at the limit), nothing decoded, cut short of
+    the ``expected`` length its header promised, silent, or shorter than accepted."""
+    if not scan.complete:
+        raise SongTooLong(_too_long_message(scan.seconds, settings, at_least=True))
+    decoded = scan.seconds
+    if scan.samples == 0:
+        raise Undecodable(
+            f"The file has a {codec} audio stream but not one sample of it could be decoded. "
+            f"Accepted: {ACCEPTED}.",
+        )
+    if expected is not None and decoded < expected - max(
+        TRUNCATION_TOLERANCE_S, TRUNCATION_TOLERANCE_FRACTION * expected
+    ):
+        raise Undecodable(
+            f"The file is cut short: its header promises {expected:.1f} s of audio but only {decoded:.1f} s "
+            "could be decoded. Was the upload or export interrupted? Please upload the complete file.",
+        )
+    peak = scan.peak
+    peak_dbfs = 20.0 * math.log10(peak) if peak > 1e-10 else -200.0
+    if peak_dbfs < settings.silence_dbfs:
+        found = "only digital silence" if peak <= 1e-10 else f"nothing louder than {peak_dbfs:.1f} dBFS"
+        raise SilentSong(
+            f"The song is silent: its {decoded:.1f} s contain {found}, and Kapsule needs a peak above "
+            f"{settings.silence_dbfs:.0f} dBFS to hear any music. Check that the right file was exported.",
+        )
+    check_length(decoded, settings)
+    return decoded, peak_dbfs
 
 
 def load_audio(path: Path, sample_rate: int = 22050) -> np.ndarray:
@@ -174,7 +194,9 @@ def _reason(exc: MediaError) -> str:
     lines = [line.strip() for line in exc.stderr.strip().splitlines() if line.strip()]
     text = lines[-1] if lines else exc.message
     text = re.sub(r"^\[[^\]]*@ 0x[0-9a-f]+\]\s*", "", text)  # "[mp3 @ 0x55…] " adds nothing for a human
-    text = text.replace(str(exc.command[-1]) if exc.command else "\0", "the file")
+    for arg in (exc.command or [])[1:]:  # the server's paths (the input, a temporary copy) are none of theirs
+        if "/" in arg or "\\" in arg:
+            text = text.replace(arg, "the file")
     return f'"{text[:160]}"'
 
 
@@ -192,8 +214,13 @@ def check_length(seconds: float, settings: Settings) -> None:
         raise SongTooShort(_too_short_message(seconds, settings))
 
 
-def _too_long_message(seconds: float, settings: Settings) -> str:
+def _too_long_message(seconds: float, settings: Settings, *, at_least: bool = False) -> str:
     limit = settings.max_song_seconds
+    if at_least:  # decoding stopped at the limit: the true length is unknown, and not needed
+        return (
+            f"The song is longer than {_format_time(limit)} ({limit:.0f} s), the longest Kapsule accepts: "
+            "decoding stopped there. Trim it and upload it again."
+        )
     return (
         f"The song is {_format_time(seconds)} long ({seconds:.0f} s); Kapsule accepts songs up to "
         f"{_format_time(limit)} ({limit:.0f} s). Trim it and upload it again."

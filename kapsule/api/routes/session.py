@@ -10,10 +10,16 @@ from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, Field
 
 from kapsule.api import sessions
-from kapsule.api.deps import SecretDep, SettingsDep, check_same_origin, current_owner, owner_of_key
+from kapsule.api.deps import (
+    SecretDep,
+    SettingsDep,
+    StatusDep,
+    check_same_origin,
+    current_owner,
+    owner_of_key,
+)
 from kapsule.api.schemas import ApiModel
 from kapsule.core.access import LOCAL_OWNER, parse_api_keys
-from kapsule.core.errors import Unauthorized
 
 router = APIRouter(prefix="/session", tags=["session"])
 
@@ -36,9 +42,7 @@ def start_session(
     if not keys:
         return SessionOut(owner=LOCAL_OWNER)
     check_same_origin(request, settings)
-    owner = owner_of_key(keys, body.key.strip())
-    if owner is None:
-        raise Unauthorized("that API key is not valid for this server")
+    owner = owner_of_key(request, keys, body.key.strip())
     token, session = sessions.issue(secret, owner, keys[owner], settings.session_ttl_s)
     response.set_cookie(
         sessions.COOKIE,
@@ -66,14 +70,14 @@ def get_session(
 
 
 @router.delete("", status_code=204)
-def end_session(request: Request, settings: SettingsDep, secret: SecretDep) -> Response:
-    """Sign out: the session is revoked on this server and the cookie removed."""
+def end_session(request: Request, settings: SettingsDep, secret: SecretDep, status: StatusDep) -> Response:
+    """Sign out: the session is revoked in the status store (so on every replica) and the cookie removed."""
     cookie = request.cookies.get(sessions.COOKIE)
     keys = parse_api_keys(settings.api_keys)
     if cookie and keys:
         session = sessions.verify(secret, cookie, keys, settings.session_ttl_s)
         if session is not None:
-            sessions.revoked.add(session)
+            status.revoke_session(session.session_id, session.expires)
     response = Response(status_code=204)
     response.delete_cookie(sessions.COOKIE, path="/", httponly=True, samesite="strict")
     return response

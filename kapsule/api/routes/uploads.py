@@ -18,12 +18,13 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect
 
 from kapsule.api.deps import OwnerDep, SecretDep, SettingsDep, StorageDep, public_base
 from kapsule.api.schemas import ApiModel
 from kapsule.control import uploads
 from kapsule.control.uploads import UploadSink
-from kapsule.core.errors import KapsuleError, UploadTooLarge, UploadTypeRefused
+from kapsule.core.errors import KapsuleError, UploadInterrupted, UploadTooLarge, UploadTypeRefused
 from kapsule.core.settings import Settings
 from kapsule.infra.storage import Storage
 
@@ -153,6 +154,15 @@ async def put_upload(
             async for chunk in request.stream():
                 sink.write(chunk)
             size = await run_in_threadpool(sink.commit, storage)
+        except ClientDisconnect as exc:  # nobody is left to answer: one line in the log, no traceback
+            log.warning(
+                "upload %s: the client went away after %d bytes (400 upload_interrupted)",
+                upload_id,
+                sink.size,
+            )
+            raise UploadInterrupted(
+                f"the upload stopped after {sink.size} bytes; PUT the whole file again"
+            ) from exc
         finally:
             sink.close()
     return UploadDone(upload_id=upload_id, size=size)

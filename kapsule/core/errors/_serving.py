@@ -110,6 +110,13 @@ class LinkExpired(KapsuleError):
     http_status = 403
 
 
+class UploadInterrupted(UploadError):
+    """The client went away before it had sent the whole body: the client's doing, not the server's."""
+
+    code = "upload_interrupted"
+    http_status = 400
+
+
 class UploadAlreadyUsed(UploadError):
     """An upload URL is good for one PUT: a second one would replace the song under a ticket."""
 
@@ -121,4 +128,11 @@ class TooManyStreams(KapsuleError):
     """The owner already follows as many jobs as the server allows at once (server-sent events)."""
 
     code = "too_many_streams"
+    http_status = 429
+
+
+class TooManyKeyAttempts(KapsuleError):
+    """This client sent too many wrong API keys in a short time; it may try again after a pause."""
+
+    code = "too_many_key_attempts"
     http_status = 429

@@ -33,3 +33,10 @@ class StatusStore(Protocol):
         self, owner: str, limit: int = 20, cursor: str | None = None
     ) -> tuple[list[JobRecord], str | None]:
         """The owner's jobs, newest first; returns a page and the cursor of the next page (or None)."""
+
+    def revoke_session(self, session_id: str, expires: int) -> None:
+        """Remember that the studio session ``session_id`` was signed out (until ``expires``, epoch
+        seconds, after which its token is refused anyway), so every replica refuses it."""
+
+    def session_revoked(self, session_id: str) -> bool:
+        """Whether ``session_id`` was signed out (on any replica)."""

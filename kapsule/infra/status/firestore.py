@@ -209,6 +209,23 @@ class FirestoreStatusStore:
             next_cursor = json.dumps([last.created_at.isoformat(), last.id])
         return records, next_cursor
 
+    def _revocation(self, session_id: str) -> DocumentReference:
+        """Signed-out sessions live beside the jobs, in ``{collection}_revoked_sessions``; their
+        ``expires_at`` suits a Firestore TTL policy, which deletes them once they could not verify."""
+        return self.client.collection(f"{self.collection}_revoked_sessions").document(session_id)
+
+    def revoke_session(self, session_id: str, expires: int) -> None:
+        if not _valid_document_id(session_id):
+            return  # no token of ours carries such an id, so none can be presented
+        data = {"expires_at": datetime.fromtimestamp(expires, UTC)}
+        self._call("revoke a session in", session_id, lambda: self._revocation(session_id).set(data))
+
+    def session_revoked(self, session_id: str) -> bool:
+        if not _valid_document_id(session_id):
+            return False
+        snapshot = self._call("read a session in", session_id, lambda: self._revocation(session_id).get())
+        return bool(snapshot.exists)
+
     def _call(self, action: str, job_id: str, fn: Callable[[], T]) -> T:
         """Run one Firestore call and translate its errors into ours (the only ``except`` here)."""
         from google.api_core import exceptions as gexc

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -26,6 +27,10 @@ CREATE TABLE IF NOT EXISTS jobs (
     body TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS jobs_owner_created ON jobs (owner, created_at DESC, id DESC);
+CREATE TABLE IF NOT EXISTS revoked_sessions (
+    id TEXT PRIMARY KEY,
+    expires INTEGER NOT NULL
+);
 """
 
 
@@ -119,3 +124,14 @@ class SqliteStatusStore:
         records = [JobRecord.model_validate_json(body) for _, _, body in rows[:limit]]
         next_cursor = json.dumps([rows[limit - 1][0], rows[limit - 1][1]]) if len(rows) > limit else None
         return records, next_cursor
+
+    def revoke_session(self, session_id: str, expires: int) -> None:
+        conn = self._connect()
+        conn.execute("DELETE FROM revoked_sessions WHERE expires < ?", (int(time.time()),))  # no growth
+        conn.execute(
+            "INSERT OR REPLACE INTO revoked_sessions (id, expires) VALUES (?, ?)", (session_id, expires)
+        )
+
+    def session_revoked(self, session_id: str) -> bool:
+        row = self._connect().execute("SELECT 1 FROM revoked_sessions WHERE id = ?", (session_id,)).fetchone()
+        return row is not None

@@ -95,3 +95,29 @@ def test_each_owner_has_a_cap_on_open_streams(server: tuple[str, Path], tmp_path
                 break
         time.sleep(0.05)
     assert again.status_code == 200
+
+
+def test_a_client_that_drops_mid_put_is_one_4xx_line_not_a_traceback(
+    server: tuple[str, Path], song: Path
+) -> None:
+    """Issue 22, probe 10: a dropped PUT was logged as a 500 with a full traceback."""
+    base, log_path = server
+    data = song.read_bytes()
+    ticket = httpx.post(
+        f"{base}/v1/uploads", json={"filename": "s.wav", "content_type": "audio/wav", "size": len(data)}
+    ).json()
+    target = ticket["url"].removeprefix(base)
+    head = (
+        f"PUT {target} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: audio/wav\r\n"
+        f"Content-Length: {len(data)}\r\n\r\n"
+    )
+    with socket.create_connection(("127.0.0.1", int(base.rsplit(":", 1)[1])), timeout=10) as sock:
+        sock.sendall(head.encode() + data[: len(data) // 2])
+        time.sleep(0.5)
+    deadline = time.monotonic() + 10
+    while "upload_interrupted" not in log_path.read_text() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    log = log_path.read_text()
+    assert "upload_interrupted" in log and "Traceback" not in log and " 500" not in log, log[-3000:]
+    retry = httpx.put(ticket["url"], content=data, headers=ticket["headers"])  # the URL still works
+    assert retry.status_code == 200, retry.text

@@ -33,6 +33,19 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> StatusStore:
     raise AssertionError(request.param)
 
 
+def test_a_sign_out_is_seen_by_every_replica(store: StatusStore) -> None:
+    """Issue 22, probe 6: sign-out was kept per process, so another replica still took the cookie."""
+    import time
+
+    replica = open_status_store(store.url)  # another process's view of the same store
+    assert not replica.session_revoked("a" * 32)
+    store.revoke_session("a" * 32, int(time.time()) + 3600)
+    assert replica.session_revoked("a" * 32) and store.session_revoked("a" * 32)
+    assert not replica.session_revoked("b" * 32)
+    store.revoke_session("a" * 32, int(time.time()) + 3600)  # signing out twice is harmless
+    assert replica.session_revoked("a" * 32)
+
+
 def test_create_get_update(store: StatusStore) -> None:
     record = store.create(JobRecord(owner="ana", params={"prompt": "neon city"}))
     assert store.get(record.id) == record

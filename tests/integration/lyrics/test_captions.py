@@ -260,3 +260,28 @@ def test_caption_mode_and_aligner_defaults() -> None:
         and resolve_aligner("auto", "local") == "offline"
     )
     assert resolve_aligner("offline", "gemini-2.5-flash") == "offline"
+
+
+def test_markup_in_the_lyrics_means_nothing_in_any_caption_output(tmp_path: Path) -> None:
+    """Issue 22, probe 9: ``<font>`` and ``{\\…}`` from the lyrics reached the .srt and the MP4's
+    subtitle track, which came out with font size 244."""
+    text = '<font size="244">Big</font> {\\fs244\\c&H0000FF&}red <b>bold</b>'
+    lines = [TimedLine(start=0.1, end=0.9, text=text, words=[])]
+    srt, vtt, ass = srt_text(lines), vtt_text(lines), ass_text(lines, 320, 180)
+    for output in (srt, vtt):
+        assert "<font" not in output and "<b>" not in output and "{\\fs" not in output, output
+    assert "{\\" not in ass.split("[Events]")[1]  # libass shows <…> as written; only {\…} means something
+    assert "Big" in srt and "red" in srt and "bold" in srt  # the words themselves stay
+    subtitles = tmp_path / "lyrics.srt"
+    subtitles.write_text(srt)
+    video = tmp_path / "soft.mp4"
+    black = "color=black:s=64x64:d=1"
+    soft = media.soft_caption_args(1, subtitles)
+    media.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", black, "-i", str(subtitles),
+               "-map", "0:v", "-c:v", "libx264", *soft, str(video)])  # fmt: skip
+    track = media.run(
+        ["ffmpeg", "-v", "error", "-i", str(video), "-map", "0:s:0", "-f", "ass", "-"]
+    ).stdout.decode()
+    dialogue = [line for line in track.splitlines() if line.startswith("Dialogue:")]
+    assert dialogue and "Big" in dialogue[0], track
+    assert "{\\" not in dialogue[0] and "\\fs" not in dialogue[0] and "<font" not in dialogue[0], dialogue

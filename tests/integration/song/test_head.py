@@ -13,6 +13,7 @@ from kapsule.infra.storage.local import LocalStorage
 from kapsule.song import head as audio_head
 from kapsule.song.head import HEAD_BYTES, inspect_song_head
 from kapsule.song.probe import inspect_song
+from tests.support.settings import replace
 
 
 class RecordingStorage(LocalStorage):
@@ -141,3 +142,40 @@ def test_an_upload_is_judged_from_its_head_and_a_small_one_is_also_decoded(
         StoredSong(store, short_key, "short.wav").inspect(settings)
     assert refused.value.code == "silent"
     assert all(length <= HEAD_BYTES for _, length in store.ranges)
+
+
+def test_an_upload_whose_header_lies_is_decoded_and_refused(
+    store: RecordingStorage, tmp_path: Path, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A 4.4 MB FLAC whose STREAMINFO says a minute and whose frames hold 600 hours: past the head, so
+    the head alone would take its word; the upload is decoded, from a bounded temporary copy when it
+    fits in ``WHOLE_FILE_LIMIT``, else streamed from storage (never a ranged read past the head)."""
+    from kapsule.song import intake
+    from kapsule.song.intake import StoredSong
+    from tests.support.bombs import flac_bomb
+
+    key = _put(store, flac_bomb(tmp_path / "bomb.flac", 4_400_000))
+    assert inspect_song_head(store, key, settings).duration == pytest.approx(60.0)
+    for limit in (audio_head.WHOLE_FILE_LIMIT, HEAD_BYTES):  # a temporary copy, then a stream
+        monkeypatch.setattr(intake, "WHOLE_FILE_LIMIT", limit)
+        store.ranges.clear()
+        with pytest.raises(AudioError) as refused:
+            StoredSong(store, key, "bomb.flac").inspect(settings)
+        assert refused.value.code == "too_long" and "longer than 10:00" in refused.value.message
+    assert store.ranges == [(0, HEAD_BYTES)], "streamed, not read into memory"
+
+
+def test_a_streamed_upload_reports_its_decoded_length(
+    store: RecordingStorage, tmp_path: Path, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from kapsule.song import intake
+    from kapsule.song.intake import StoredSong
+
+    monkeypatch.setattr(intake, "WHOLE_FILE_LIMIT", 0)  # every upload past the head is streamed
+    path = _make(tmp_path / "song.m4a", 280.0, "-c:a", "aac", "-b:a", "128k", "-movflags", "+faststart")
+    assert path.stat().st_size > HEAD_BYTES
+    facts = StoredSong(store, _put(store, path), "song.m4a").inspect(settings)
+    assert (facts.ext, round(facts.duration)) == ("m4a", 280)
+    with pytest.raises(AudioError) as refused:
+        StoredSong(store, _put(store, path), "song.m4a").inspect(replace(settings, max_song_seconds=200))
+    assert refused.value.code == "too_long"

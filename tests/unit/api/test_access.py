@@ -99,7 +99,7 @@ def test_one_decision_for_open_mode_and_a_set_but_empty_key_list_is_an_error(api
     with pytest.raises(ConfigError):  # ',' used to pass "keys are set" and then serve open
         check_bind(api_settings.model_copy(update={"api_keys": ","}), "0.0.0.0")
     assert check_bind(api_settings, "127.0.0.1") and not check_bind(
-        api_settings.model_copy(update={"api_keys": "a=k"}), "0.0.0.0"
+        api_settings.model_copy(update={"api_keys": "a=k-0123456789abcdef"}), "0.0.0.0"
     )
     assert [is_loopback_host(h) for h in ("localhost", "[::1]", "127.0.0.2", "evil.example", "0.0.0.0")] == [
         True,
@@ -108,6 +108,37 @@ def test_one_decision_for_open_mode_and_a_set_but_empty_key_list_is_an_error(api
         False,
         False,
     ]
+
+
+def test_reserved_owners_and_short_keys_stop_the_server_at_start_up(api_settings: Settings) -> None:
+    """Issue 22, probes 7 and 13: an owner named ``local`` saw the CLI's jobs and skipped the cap and
+    the allow-list; a key of any length was accepted."""
+    long_key = "0123456789abcdef0123"
+    for owner in ("local", "LOCAL", "*", "admin"):
+        keys = f"alice={long_key},{owner}={long_key[::-1]}"
+        with pytest.raises(ConfigError, match="reserved"):
+            parse_api_keys(keys)
+        with pytest.raises(ConfigError, match="reserved"):
+            create_app(api_settings.model_copy(update={"api_keys": keys}))
+        with pytest.raises(ConfigError, match="reserved"):
+            check_bind(api_settings.model_copy(update={"api_keys": keys}), "0.0.0.0")
+    short = api_settings.model_copy(update={"api_keys": f"alice={long_key},bob=short-key"})
+    with pytest.raises(ConfigError, match="'bob' a key shorter than 16"):
+        check_bind(short, "127.0.0.1")
+    assert not check_bind(api_settings.model_copy(update={"api_keys": f"alice={long_key}"}), "0.0.0.0")
+
+
+def test_wrong_keys_are_throttled_per_client(keyed: TestClient) -> None:
+    """300 wrong keys in a row were all answered 401: a key could be guessed at request speed."""
+    answers = [
+        keyed.get("/v1/jobs", headers={"Authorization": f"Bearer guess-{n}"}).status_code for n in range(30)
+    ]
+    assert answers[:10] == [401] * 10 and set(answers[10:]) == {429}
+    paused = keyed.get("/v1/jobs", headers={"Authorization": "Bearer key-a"})  # even the right key, for now
+    assert "try again in" in expect_error(paused, 429, "too_many_key_attempts")
+    expect_error(
+        keyed.post("/v1/session", json={"key": "key-a"}, headers=ORIGIN), 429, "too_many_key_attempts"
+    )
 
 
 def test_the_container_entrypoint_refuses_open_mode_off_loopback(api_settings: Settings) -> None:
@@ -207,3 +238,14 @@ def test_the_studio_page_keeps_no_key_and_is_framed_by_nobody(client: TestClient
     assert "frame-ancestors 'none'" in csp and "script-src 'self'" in csp
     for path in ("/", "/app.js", "/healthz", "/v1/healthz", "/v1/nothing", "/v1/jobs"):
         assert client.get(path).headers["x-content-type-options"] == "nosniff", path
+
+
+def test_docs_pages_are_off_by_default_in_keyed_mode(keyed: TestClient, api_settings: Settings) -> None:
+    """Issue 22, probe 8: /docs loaded swagger-ui from a CDN (floating @5, no integrity) in the API's
+    origin. Keyed and cloud servers do not serve the pages unless asked; the schema stays."""
+    for path in ("/docs", "/redoc"):
+        assert keyed.get(path).status_code == 404, path
+    assert "/v1/jobs" in keyed.get("/openapi.json").json()["paths"]
+    asked = replace(api_settings, api_keys="alice=key-a", api_docs=True)
+    with TestClient(create_app(asked), base_url="http://127.0.0.1") as client:
+        assert client.get("/docs").status_code == 200

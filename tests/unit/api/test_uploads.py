@@ -57,6 +57,23 @@ def test_truncated_song_is_refused(
     _nothing_launched(launcher, api_settings)
 
 
+def test_no_server_path_in_an_error_body(
+    client: TestClient, launcher: RecordingLauncher, api_settings: Settings, tmp_path: Path
+) -> None:
+    """Issue 22, probe 12: a damaged M4A's 422 quoted FFmpeg's line with ``/tmp/kapsule-check-…``."""
+    from kapsule import media
+
+    whole = tmp_path / "song.m4a"
+    media.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "sine=duration=7", "-c:a", "aac",
+               "-movflags", "+faststart", str(whole)])  # fmt: skip
+    cut = tmp_path / "cut.m4a"
+    cut.write_bytes(whole.read_bytes()[:30_000])
+    answer = client.post("/v1/jobs", json={"upload_id": upload_file(client, cut, "audio/mp4")})
+    message = expect_error(answer, 422, "undecodable")
+    assert "/" not in message and "kapsule-check" not in message, message
+    _nothing_launched(launcher, api_settings)
+
+
 def test_silent_song_is_refused(
     client: TestClient, launcher: RecordingLauncher, api_settings: Settings, tmp_path: Path
 ) -> None:
@@ -293,3 +310,13 @@ def test_unused_uploads_are_swept_after_their_ttl(api_settings: Settings, song: 
     assert uploads.sweep_uploads(storage, ttl_s=3600, now=now) == [old.upload_id]
     assert storage.list(f"uploads/{old.upload_id}/") == []
     assert storage.exists(uploads.ticket_key(fresh.upload_id))
+
+
+def test_paths_under_the_server_folders_are_cut_to_their_names() -> None:
+    from kapsule.api.errors import without_server_paths
+
+    text = "FFmpeg: /tmp/kapsule-check-x1/song.wav: bad, see /srv/work/j1/a.json; /v1/jobs stays"
+    assert (
+        without_server_paths(text, ["/srv/work", "/tmp"])
+        == "FFmpeg: song.wav: bad, see a.json; /v1/jobs stays"
+    )

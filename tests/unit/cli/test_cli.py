@@ -56,6 +56,19 @@ def test_make_refuses_a_text_file_in_one_line_and_creates_nothing(
     _nothing_created(kapsule_env)
 
 
+def test_make_refuses_a_flac_bomb_as_too_long_and_creates_nothing(
+    kapsule_env: Settings, tmp_path: Path
+) -> None:
+    """18 KB whose header says a minute and whose frames hold three hours (issue 22, probe 3)."""
+    from tests.support.bombs import flac_bomb
+
+    song = flac_bomb(tmp_path / "song.flac", 18 * 1024)
+    result = runner.invoke(app, ["make", str(song), "-o", str(tmp_path / "out.mp4")])
+    assert result.exit_code == 2
+    assert _lines(result.output)[0].startswith("error [too_long]: The song is longer than 10:00")
+    _nothing_created(kapsule_env)
+
+
 def test_make_refuses_a_missing_file_and_a_bad_aspect_ratio(kapsule_env: Settings, tmp_path: Path) -> None:
     missing = runner.invoke(app, ["make", str(tmp_path / "nope.wav")])
     assert missing.exit_code == 2

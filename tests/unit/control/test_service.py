@@ -130,6 +130,18 @@ def test_an_approval_racing_a_cancel_never_leaves_an_execution_running(settings:
     assert leaks == 0
 
 
+def test_a_model_the_owner_may_not_use_is_refused_as_not_theirs(settings: Settings, tmp_path: Path) -> None:
+    """Issue 22: on a deployment without Google credentials, an owner's Veo job was refused for the
+    deployment's credentials; the owner may not use Veo at all, and that is what they are told."""
+    from kapsule.core.errors import ModelNotAllowed
+
+    deployment = replace(settings, allowed_models={"*": ["local"]})  # and no Google credentials
+    service = JobService(Stores.open(deployment), RecordingLauncher())
+    song = LocalSong(sine_wav(tmp_path / "s.wav", 6.0))
+    with pytest.raises(ModelNotAllowed, match="not allowed for your key"):
+        service.submit(Submission(JobParams(video_model="veo-3.0-fast-generate-001"), song, owner="bob"))
+
+
 def test_api_owners_get_the_allow_list_a_default_budget_and_a_daily_cap(
     settings: Settings, tmp_path: Path
 ) -> None:

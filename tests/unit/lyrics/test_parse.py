@@ -135,6 +135,14 @@ def test_out_of_order_and_overlapping_cues_are_sorted_and_trimmed() -> None:
     assert lines[1].text == "later\nsame start, second language"
 
 
+@pytest.mark.parametrize(("tag", "shown"), [("00:59.999", "1:00.00"), ("999:59.999", "1000:00.00")])
+def test_a_time_is_rounded_once_when_shown(tag: str, shown: str) -> None:
+    """Issue 22: an LRC time of 59.999 s was reported as "…:60.00"."""
+    with pytest.raises(LyricsPastEnd) as info:
+        load(f"[00:01.00]first\n[{tag}]too late\n", seconds=30.0)
+    assert f"starts at {shown}," in info.value.message and ":60.00" not in info.value.message
+
+
 def test_times_past_the_end_are_clipped_or_refused() -> None:
     lines = load("00:00:01,000 --> 00:00:12,000\nruns over\n", seconds=10.0)
     assert lines[0].end == 10.0

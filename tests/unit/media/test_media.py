@@ -104,3 +104,33 @@ def test_parse_probe_reads_numbers_and_numeric_strings_and_nothing_else() -> Non
     (audio,) = result.audio
     assert (audio.index, audio.sample_rate, audio.channels, audio.duration) == (0, 48000, 2, 3.5)
     assert audio.bits_per_sample == 0  # a list is no number: the default, not a crash
+
+
+def test_scan_audio_counts_and_peaks_a_stream_fed_in_pieces(tmp_path: Path) -> None:
+    """A WAV fed in 1000-byte pieces (as an upload is streamed from storage): its length and peak."""
+    import soundfile as sf
+
+    rate, seconds = 16000, 3.0
+    tone = 0.25 * np.sin(2 * np.pi * 440 * np.arange(int(rate * seconds)) / rate)
+    path = tmp_path / "tone.wav"
+    sf.write(path, np.stack([tone, tone], axis=1), rate, subtype="PCM_16")
+    data = path.read_bytes()
+    pieces = (data[i : i + 1000] for i in range(0, len(data), 1000))
+    scan = media.scan_audio(pieces, sample_rate=8000, channels=2, max_seconds=10.0, timeout=60.0)
+    assert scan.complete and scan.seconds == pytest.approx(seconds, abs=0.01)
+    assert scan.peak == pytest.approx(0.25, abs=0.01)
+
+    stopped = media.scan_audio(path, sample_rate=8000, channels=2, max_seconds=1.0, timeout=60.0)
+    assert not stopped.complete and 1.0 < stopped.seconds <= 2.5
+
+
+def test_a_streaming_command_that_fails_or_overruns_is_a_media_error(tmp_path: Path) -> None:
+    junk = tmp_path / "junk.wav"
+    junk.write_bytes(b"RIFF" + bytes(100))
+    with pytest.raises(MediaError) as failed:
+        media.scan_audio(junk, sample_rate=8000, channels=1, max_seconds=10.0, timeout=60.0)
+    assert failed.value.stderr  # FFmpeg's own words, for the log
+    endless = ["ffmpeg", "-nostdin", "-v", "error", "-re", "-f", "lavfi", "-i", "anullsrc"]
+    endless += ["-f", "s16le", "pipe:1"]
+    with pytest.raises(MediaError, match="longer than 1 s"):
+        media.run_streaming(endless, lambda _: True, timeout=1.0)

@@ -166,6 +166,24 @@ def test_too_long_follows_the_configured_limit(media_dir: Path, settings: Settin
     assert "0:07 long (7 s)" in caught.value.message and "up to 0:06 (6 s)" in caught.value.message
 
 
+@pytest.mark.parametrize("stated", [60.0, 0.0], ids=["header-says-a-minute", "header-says-unknown"])
+def test_a_flac_bomb_stops_decoding_at_the_limit(tmp_path: Path, settings: Settings, stated: float) -> None:
+    """An 18 KB FLAC of constant frames decodes to ~3 h: the decode stops past 10 min, in well under
+    the time three hours would take, and says so without claiming a length it never measured."""
+    import time
+
+    from tests.support.bombs import decoded_seconds, flac_bomb
+
+    bomb = flac_bomb(tmp_path / "bomb.flac", 18 * 1024, stated_seconds=stated)
+    assert decoded_seconds(bomb) > 2 * 3600
+    started = time.monotonic()
+    with pytest.raises(AudioError) as caught:
+        inspect_song(bomb, settings)
+    assert caught.value.code == "too_long"
+    assert caught.value.message.startswith("The song is longer than 10:00 (600 s), the longest Kapsule")
+    assert time.monotonic() - started < 20.0
+
+
 def test_limits_can_come_from_a_settings_object(media_dir: Path) -> None:
     strict = Settings(min_song_seconds=10.0, silence_dbfs=-3.0)
     with pytest.raises(AudioError) as short:
