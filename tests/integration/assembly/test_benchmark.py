@@ -1,4 +1,4 @@
-"""benchmarks/assembly.py as a subprocess on 12 s from 3 clips (720p, like its --quick but shorter: the
+"""benchmarks/assembly.py as a subprocess on 6 s from 2 clips (720p, like its --quick but shorter: the
 FFmpeg memory it checks depends on the frame size, not the length): it runs, prints its ratios, and its
 FFmpeg stays under 400 MB."""
 
@@ -17,7 +17,7 @@ from tests.support.paths import REPO
 @pytest.mark.xdist_group("heavy")  # CPU and memory
 def test_assembly_benchmark_quick_run_prints_its_ratios_and_stays_under_400_mb(tmp_path: Path) -> None:
     script = REPO / "benchmarks" / "assembly.py"
-    args = ["--seconds", "12", "--clips", "3", "--skip-moviepy", "--cache", str(tmp_path)]
+    args = ["--seconds", "6", "--clips", "2", "--skip-moviepy", "--cache", str(tmp_path)]
     done = subprocess.run(
         [sys.executable, str(script), *args], capture_output=True, text=True, timeout=900, check=False
     )
