@@ -60,7 +60,7 @@ class HalfGrid:
 
 def half_grid(
     analysis: Analysis, beat_frames: np.ndarray, beat_act: np.ndarray, down_act: np.ndarray
-) -> HalfGrid:
+) -> HalfGrid | None:
     """The half-tempo grid the audio supports: the half of the beats with more beat and bar-line
     activation on it, grouped into the bars the downbeat activation reads on that half.
 
@@ -71,11 +71,10 @@ def half_grid(
     (``meter.downbeat_contrasts``, 2, 3 or 4 slow beats); where every bar line heard there is one
     of the chosen bar lines, the chosen ones are kept, all of them (an even bar halves: 4 → 2).
     """
+    if beat_frames.size < 8 or beat_frames.size != len(analysis.beats):
+        return None  # too few beats to read: ``half_reading`` keeps the half with the bar lines
     per_bar = analysis.beats_per_bar
     first = first_downbeat_index(analysis)
-    fallback = HalfGrid(first % 2, max(per_bar // 2 if per_bar % 2 == 0 else per_bar, 1), 0)
-    if beat_frames.size < 8 or beat_frames.size != len(analysis.beats):
-        return fallback
     support = around(beat_act + down_act, beat_frames, before=1, after=1)
     offset = int(support[1::2].mean() > support[0::2].mean())
     frames = beat_frames[offset::2]
@@ -83,7 +82,8 @@ def half_grid(
     meter = max(heard, key=lambda m: float(heard[m].max()))
     phase = int(np.argmax(heard[meter]))
     slow = per_bar // 2
-    if per_bar % 2 == 0 and first % 2 == offset and meter % slow == 0 and (phase - first // 2) % slow == 0:
+    on_chosen = slow >= 2 and meter % slow == 0 and (phase - first // 2) % slow == 0
+    if per_bar % 2 == 0 and first % 2 == offset and on_chosen:
         # the bars heard on this half start on the chosen bar lines: keep all of those
         return HalfGrid(offset, slow, (first // 2) % slow)
     return HalfGrid(offset, meter, phase)
