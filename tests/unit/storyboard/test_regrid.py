@@ -120,9 +120,18 @@ def test_the_api_re_plans_and_serves_the_grid_and_the_click_preview(
         assert bad.status_code == 422 and bad.json()["error"]["code"] == "invalid_parameter"
 
 
-def test_the_api_plays_each_reading_as_clicks(api_settings: Settings, song: Path) -> None:
+def test_the_api_and_notebook_01_play_each_reading_as_clicks(api_settings: Settings, song: Path) -> None:
+    from kapsule.stages import report
+
     _, ctx = _paused_job(api_settings, song)
     analysis = ctx.read_model(ctx.layout.analysis, Analysis)
+    # notebook 01: one player when the analysis is sure; both readings and the command when unsure
+    assert (
+        report.click_player(ctx, analysis.model_copy(update={"close_call": None})).data.count("<audio") == 1
+    )
+    unsure = report.click_player(ctx, analysis.model_copy(update={"close_call": "half_tempo"})).data
+    assert unsure.count("<audio") == 2 and "unsure" in unsure
+    assert "kapsule regrid JOB_ID --tempo half" in unsure
     half = next(r for r in analysis.alternatives if r.kind == "half_tempo")
     with api_client(RecordingLauncher(), api_settings) as client:
         chosen = client.get(f"/v1/jobs/{ctx.job_id}/click")
@@ -140,15 +149,3 @@ def test_the_api_plays_each_reading_as_clicks(api_settings: Settings, song: Path
         client.post(f"/v1/jobs/{ctx.job_id}:regrid", json={"tempo": "half"})  # chosen: no runner-up left
         gone = client.get(f"/v1/jobs/{ctx.job_id}/click", params={"reading": "half_tempo"})
         assert gone.status_code == 404 and gone.json()["error"]["code"] == "not_found"
-
-
-def test_notebook_01_plays_both_readings_when_the_analysis_is_unsure(settings: Settings, song: Path) -> None:
-    from kapsule.stages import report
-
-    _, ctx = _paused_job(settings, song)
-    analysis = ctx.read_model(ctx.layout.analysis, Analysis)
-    sure = report.click_player(ctx, analysis.model_copy(update={"close_call": None})).data
-    assert sure.count("<audio") == 1
-    unsure = report.click_player(ctx, analysis.model_copy(update={"close_call": "half_tempo"})).data
-    assert unsure.count("<audio") == 2 and "unsure" in unsure
-    assert "kapsule regrid JOB_ID --tempo half" in unsure
