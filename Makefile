@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 TEST_WORKERS ?= 2
 
 .DEFAULT_GOAL := help
-.PHONY: help demo test test-fast lint lab bench train-beats system-deps system-test-deps clean
+.PHONY: help demo test test-fast lint lab bench recordings train-beats system-deps system-test-deps clean
 
 help:
 	@echo "make demo   install what is missing, then render the demo song into out/demo.mp4"
@@ -17,6 +17,7 @@ help:
 	@echo "make test-fast   the unit tier alone (tests/unit, about a minute): the edit loop"
 	@echo "make lab    JupyterLab on notebooks/ with the project's kernel"
 	@echo "make bench  run the benchmarks and print their ratios"
+	@echo "make recordings  fetch the real recordings the analysis benchmark scores (not in git)"
 
 system-deps:
 	@scripts/install-system-deps.sh
@@ -55,6 +56,11 @@ lab: system-deps $(STAMP)
 	KAPSULE_STATUS_URL=sqlite:///$(CURDIR)/.kapsule/jobs.db \
 	KAPSULE_WORK_DIR=$(CURDIR)/.kapsule/work \
 	$(BIN)/jupyter lab notebooks/
+
+# The real recordings the analysis benchmark scores (audio licences forbid committing them): copied
+# from their repositories at pinned commits into benchmarks/.cache/recordings (needs GitHub).
+recordings: $(STAMP)
+	$(BIN)/python benchmarks/recordings.py
 
 bench: system-test-deps $(STAMP)
 	@scripts/install-system-deps.sh --bench

@@ -19,7 +19,11 @@ only) and seconds of analysis per minute of audio (numba warmed first; decoding 
 librosa is ``librosa.beat.beat_track(y=y, sr=sr)`` with its defaults; it gives no downbeats.
 
 The sets are built in ``analysis_sets.py``, scored in ``analysis_scores.py`` and, for the
-generalization corpus (``corpus.py``, the default set), in ``analysis_corpus.py``.
+generalization corpus (``corpus.py``, the default set), in ``analysis_corpus.py``. The default run
+then scores the **real recordings** (``recordings.py``, ``analysis_recordings.py``: the judge's 8,
+evaluation only, and our own tuning / test parts), each piece on its own line with its source and
+licence; their audio is not in git (``make recordings`` fills ``benchmarks/.cache/recordings``) and
+an absent piece is printed as absent. ``--set recordings`` runs them alone.
 
 Rendered audio and its ground truth are cached in ``benchmarks/.cache/analysis/`` (the first run
 parses and renders the scores, ~1 min; later runs only analyse). The last line is the real set:
@@ -43,6 +47,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks import corpus
 from benchmarks.analysis_corpus import corpus_row, print_corpus
+from benchmarks.analysis_recordings import all_rows as recording_rows
+from benchmarks.analysis_recordings import print_recordings, summary_cells
 from benchmarks.analysis_scores import SR, evaluate, print_table, warm
 from benchmarks.analysis_sets import Item, real_items, synth_items
 from kapsule.analysis import analyze_samples
@@ -90,7 +96,7 @@ def cold_start() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--set", choices=("corpus", "synth", "real", "all"), default="corpus")
+    parser.add_argument("--set", choices=("corpus", "recordings", "synth", "real", "all"), default="corpus")
     parser.add_argument("--part", choices=("tuning", "test", "both"), default="both")
     parser.add_argument("--no-cold", action="store_true", help="skip the cold-start (numba cache) timing")
     parser.add_argument("--per-piece", action="store_true", help="print each tuning piece's scores too")
@@ -108,6 +114,7 @@ def main(argv: list[str] | None = None) -> int:
             print(cold_start())
         rows = [corpus_row(spec) for spec in specs]
         totals = print_corpus(rows, args.per_piece or args.per_piece_test, args.per_piece_test)
+        real = print_recordings(recording_rows(), args.per_piece_test)
         for name, t in totals.items():
             print(
                 f"\n{name}: beatF ours={t['o_f']:.3f} librosa={t['l_f']:.3f} madmom={t['m_f']:.3f} "
@@ -115,6 +122,12 @@ def main(argv: list[str] | None = None) -> int:
                 f"cuts_on_beat={t['cut_beat']:.0%} cuts_on_downbeat={t['cut_down']:.0%} "
                 f"s_per_min={t['spm']:.2f}"
             )
+        for name, chosen in real.items():
+            n, beat_f, _, down_f, octave = summary_cells(chosen)[:5]
+            print(f"\nreal {name}: n={n} beatF ours={beat_f} downbeatF ours={down_f} octave ours={octave}")
+        return 0
+    if args.set == "recordings":
+        print_recordings(recording_rows(), args.per_piece_test)
         return 0
 
     sets: dict[str, list[Item]] = {}

@@ -35,9 +35,9 @@ def _madmom() -> Any:
     return madmom
 
 
-def _reference_trackers(spec: corpus.Spec, path: Path, key: str) -> dict[str, Any]:
-    """librosa's default tracker and madmom's RNN + DBN downbeat tracker on one piece, cached with
-    the render (they never change while we tune our own analysis)."""
+def reference_trackers(path: Path, key: str) -> dict[str, Any]:
+    """librosa's default tracker and madmom's RNN + DBN downbeat tracker on one piece, cached beside
+    its audio (they never change while we tune our own analysis)."""
     cache = path.with_suffix(".ref.json")
     try:
         cached = json.loads(cache.read_text(encoding="utf-8"))
@@ -67,7 +67,7 @@ def _reference_trackers(spec: corpus.Spec, path: Path, key: str) -> dict[str, An
     return out
 
 
-def _octave_right(ref: np.ndarray, est: np.ndarray) -> bool:
+def octave_right(ref: np.ndarray, est: np.ndarray) -> bool:
     """The median beat interval within 4 % of the true one (not at half, double, 2/3 …)."""
     if est.size < 2:
         return False
@@ -92,7 +92,7 @@ def corpus_row(spec: corpus.Spec) -> dict[str, Any]:
     start = time.perf_counter()
     ours = analyze_samples(y, SR)
     seconds = time.perf_counter() - start
-    refs = _reference_trackers(spec, path, truth["key"])
+    refs = reference_trackers(path, truth["key"])
     row: dict[str, Any] = {"name": spec.name, "part": corpus.part(spec.name), **spec.category}
     row["o_s"], row["min"] = seconds, y.size / SR / 60
 
@@ -100,18 +100,18 @@ def corpus_row(spec: corpus.Spec) -> dict[str, Any]:
         return float(mir_eval.beat.f_measure(trimmed(ref), trimmed(np.asarray(est, float)), BEAT_WINDOW))
 
     row["o_f"], row["o_db"] = f(ref_beats, ours.beats), f(ref_down, ours.downbeats)
-    row["o_oct"] = _octave_right(ref_beats, np.asarray(ours.beats))
+    row["o_oct"] = octave_right(ref_beats, np.asarray(ours.beats))
     row["o_bpm"], row["o_bpb"] = ours.tempo, ours.beats_per_bar
     cuts = np.array([a / 24 for a, _ in plan_cuts(ours, fps=24)[1:]])
     row["cuts"] = int(cuts.size)
     row["cut_beat"] = int(_near(cuts, ref_beats).sum())
     row["cut_down"] = int(_near(cuts, ref_down).sum())
     lib = refs["librosa"]
-    row["l_f"], row["l_oct"] = f(ref_beats, lib["beats"]), _octave_right(ref_beats, np.asarray(lib["beats"]))
+    row["l_f"], row["l_oct"] = f(ref_beats, lib["beats"]), octave_right(ref_beats, np.asarray(lib["beats"]))
     if "madmom" in refs:
         mm = refs["madmom"]
         row["m_f"], row["m_db"] = f(ref_beats, mm["beats"]), f(ref_down, mm["downbeats"])
-        row["m_oct"] = _octave_right(ref_beats, np.asarray(mm["beats"]))
+        row["m_oct"] = octave_right(ref_beats, np.asarray(mm["beats"]))
     return row
 
 

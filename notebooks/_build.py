@@ -90,10 +90,11 @@ CELLS: dict[str, list[Cell]] = {
             The song with a click on every beat and a higher click on every bar line: the grid the
             cuts will land on. If it is off (double or half speed, the bar line on the wrong beat),
             give hints (`bpm`, `beats_per_bar`, `downbeat`) or use double / half / shift in the studio.
-            Where the grid is uncertain, the runner-up readings are listed and the storyboard cuts
-            only on the beats they all share.
+            Where the runner-up reading is close (the analysis's `close_call`), both readings play
+            here side by side: choose one by ear (the command is shown). Until you do, the storyboard
+            cuts only on the beats they share. Every reading weighed is listed below.
         """),
-        code("report.click_player(ctx)"),
+        code("report.click_player(ctx, analysis)"),
         code("report.readings_table(analysis)"),
     ],
     "storyboard": [

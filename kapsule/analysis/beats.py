@@ -35,6 +35,7 @@ def track_beats(
     sr: int,
     hint_bpm: float | None = None,
     beat_at: int | None = None,
+    downbeat: np.ndarray | None = None,
 ) -> tuple[np.ndarray, float, bool]:
     """Beat frames, tempo and whether the song is clocked, from the network's beat ``activation``:
     our tempo, our dynamic-programming tracker (rigid on a clocked song), then the better of the two
@@ -42,7 +43,9 @@ def track_beats(
 
     ``hint_bpm`` fixes the metrical level (the tracker still follows the local timing);
     ``beat_at`` (a frame the musician says is a bar line) chooses the phase: of the grid and its
-    half-shifted twin, the one with a beat nearer to it.
+    half-shifted twin, the one with a beat nearer to it. With a hint, the ``downbeat`` activation
+    counts in that choice too: at a hinted half tempo every beat of the song is lit, and the slow
+    beats are the ones on the bar lines.
     """
     env = pulse_envelope(activation, sounding)
     bpm, clocked = tempo_estimate(env, sr, hint_bpm)
@@ -69,7 +72,8 @@ def track_beats(
     if frames.size < 2:
         return frames, 0.0, False
     if beat_at is None:
-        frames = _best_phase(frames, env)
+        support = env + pulse_envelope(downbeat, sounding) if hint_bpm and downbeat is not None else env
+        frames = _best_phase(frames, support)
     else:
         shifted = _half_shifted(frames, env.size)
         if shifted.size and np.min(np.abs(shifted - beat_at)) < np.min(np.abs(frames - beat_at)):
@@ -78,8 +82,31 @@ def track_beats(
     # The autocorrelation measures the period over the whole song; the beat intervals carry the
     # tracker's jitter and the odd short interval. Report the former whenever the two agree.
     if hint_bpm and abs(tracked / hint_bpm - 1.0) >= TEMPO_AGREEMENT:
-        return frames, bpm, clocked  # the musician's level stands even where the tracker's mean differs
+        return hint_grid(env, sounding, 60.0 * sr / HOP / hint_bpm, beat_at), float(hint_bpm), True
     return frames, bpm if abs(tracked / bpm - 1.0) < TEMPO_AGREEMENT else tracked, clocked
+
+
+def hint_grid(env: np.ndarray, sounding: np.ndarray, period: float, beat_at: int | None) -> np.ndarray:
+    """An even grid at the musician's ``period`` (frames) over the sounding part, through ``beat_at``
+    when given, else at the phase with the most beat activation on it.
+
+    WHY: a BPM the audio does not show (not an octave of its pulse, e.g. 84 for a 120 BPM song) makes
+    the tracker hop between beats and off-beats at some other mean period (80 there); the grid must
+    still be the musician's tempo (issue 21: hints are law), and a steady one is the honest answer.
+    """
+    first, last = int(np.argmax(sounding)), int(sounding.size - 1 - np.argmax(sounding[::-1]))
+    if beat_at is not None:
+        start = beat_at - period * np.floor((beat_at - first) / period)
+    else:
+        offsets = np.arange(first, first + period)
+        score = [around(env, _even(o, last, period, env.size)).mean() for o in offsets]
+        start = float(offsets[int(np.argmax(score))])
+    return _even(start, last, period, env.size)
+
+
+def _even(start: float, last: int, period: float, length: int) -> np.ndarray:
+    frames = np.round(np.arange(start, last + 1, period)).astype(int)
+    return frames[(frames >= 0) & (frames < length)]
 
 
 def _track(env: np.ndarray, periods: np.ndarray, tightness: float) -> np.ndarray:

@@ -36,6 +36,7 @@ from kapsule.analysis import beat_net, dsp, readings
 from kapsule.analysis.beats import refine, rigid, steady, track_beats
 from kapsule.analysis.common import HOP, N_FFT
 from kapsule.analysis.meter import RIVAL_METER, bar_phase, meter_plausibility
+from kapsule.analysis.pinning import pin_bar_line
 from kapsule.analysis.sections import energy_curve, find_sections
 from kapsule.analysis.tempo import octave_plausibility, pulse_envelope
 from kapsule.core.errors import SongTooShort
@@ -99,20 +100,23 @@ def analyze_samples(y: np.ndarray, sr: int, hints: AnalysisHints | None = None) 
     downbeat_hint = hints.downbeat if hints else None
     beat_at = round(downbeat_hint * sr / HOP) if downbeat_hint is not None else None
     beat_act, down_act = beat_net.activations(f.mel_db)
-    beat_frames, tempo, clocked = track_beats(beat_act, f.sounding, sr, bpm_hint, beat_at)
+    beat_frames, tempo, clocked = track_beats(beat_act, f.sounding, sr, bpm_hint, beat_at, down_act)
     if bpm_hint is not None:
         tempo = bpm_hint if abs(tempo / bpm_hint - 1.0) > 0.04 else tempo
     downbeat_index = (
         int(np.argmin(np.abs(beat_frames - beat_at))) if beat_at is not None and beat_frames.size else None
     )
     beats_per_bar, phase = bar_phase(beat_frames, down_act, meter_hint, downbeat_index)
+    placed = refine(beat_frames, beat_act, sr)
+    beat_times = np.clip(rigid(placed) if clocked else steady(placed), 0.0, f.duration)
+    if downbeat_hint is not None:
+        beat_times, hinted = pin_bar_line(beat_times, downbeat_hint, f.duration)
+        beat_frames = np.clip(np.round(beat_times * sr / HOP).astype(int), 0, f.times.size - 1)
+        phase = hinted % beats_per_bar
+    downbeat_times = beat_times[phase::beats_per_bar] if beat_times.size else beat_times
     downbeat_frames = beat_frames[phase::beats_per_bar] if beat_frames.size else beat_frames
     music_start = float(f.times[np.argmax(f.sounding)]) if f.sounding.any() else 0.0
     sections = find_sections(downbeat_frames, f.chroma, f.mfcc, f.rms_db, f.times, f.duration, music_start)
-
-    placed = refine(beat_frames, beat_act, sr)
-    beat_times = np.clip(rigid(placed) if clocked else steady(placed), 0.0, f.duration)
-    downbeat_times = beat_times[phase::beats_per_bar] if beat_times.size else beat_times
     analysis = Analysis(
         duration=round(f.duration, 4),
         tempo=round(tempo, 3),
@@ -143,9 +147,10 @@ def _with_alternatives(
     alternatives = []
     if hints is None or hints.bpm is None:
         env = pulse_envelope(beat_act, f.sounding)
+        half = readings.half_grid(analysis, beat_frames, beat_act, down_act)
         for kind, factor in (("half_tempo", 0.5), ("double_tempo", 2.0)):
             plausibility = octave_plausibility(env, f.sr, analysis.tempo, factor)
-            alternatives.append(readings.reading(analysis, kind, plausibility))
+            alternatives.append(readings.reading(analysis, kind, plausibility, half=half))
     meter = analysis.beats_per_bar
     rival = RIVAL_METER.get(meter, 4)
     other_meter, shifted, rival_phase = meter_plausibility(beat_frames, down_act, meter, phase, rival)
@@ -154,4 +159,11 @@ def _with_alternatives(
     if hints is None or hints.downbeat is None:
         alternatives.append(readings.reading(analysis, "shifted_downbeat", shifted))
     confidence = 1.0 / (1.0 + sum(r.plausibility for r in alternatives))
-    return analysis.model_copy(update={"alternatives": alternatives, "confidence": round(confidence, 3)})
+    close = readings.close_call(alternatives)
+    return analysis.model_copy(
+        update={
+            "alternatives": alternatives,
+            "confidence": round(confidence, 3),
+            "close_call": close.kind if close is not None else None,
+        }
+    )

@@ -87,7 +87,26 @@ class Analysis(BaseModel):
     # or when the musician's hints fixed it. Older analysis.json files lack these and read as sure.
     confidence: float = 1.0
     alternatives: list[Reading] = Field(default_factory=list)
+    # The runner-up reading (one of ``alternatives``) that is close enough to the chosen one that the
+    # musician should choose between the two by ear (notebook 01 and the studio play both as clicks);
+    # None when the analysis is sure, or the hints fixed the grid.
+    close_call: ReadingKind | None = None
     hints: AnalysisHints | None = None
+
+    @property
+    def uncertain(self) -> bool:
+        """Whether a runner-up reading is close: the grid is a guess until the musician chooses."""
+        return self.close_call is not None
+
+    def reading_grid(self, kind: ReadingKind | None) -> tuple[list[float], list[float]] | None:
+        """(beats, downbeats) of the chosen grid (``kind`` None) or of the runner-up ``kind``; None
+        when the analysis did not weigh that reading (a hint fixed it, or the song is too short)."""
+        if kind is None:
+            return self.beats, self.downbeats
+        for reading in self.alternatives:
+            if reading.kind == kind:
+                return reading.beats, reading.downbeats
+        return None
 
     def energy_between(self, start: float, end: float) -> float:
         """Mean energy (0..1) of the song between two times."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from kapsule.core.errors import BadJobId, InvalidParameter, UnknownNotebook
+from kapsule.job.artifacts import ReadingKind
 from kapsule.job.record import is_valid_job_id
 
 NOTEBOOK_NAMES = ("01_analyze", "02_storyboard", "03_generate", "04_assemble")
@@ -74,6 +75,13 @@ class JobLayout:
     def click_preview(self) -> str:
         """The song with a click on every beat (accented on downbeats): check the grid by ear."""
         return f"{self.root}/work/click_preview.m4a"
+
+    def reading_click_preview(self, reading: ReadingKind, grid: str) -> str:
+        """The song with the clicks of a runner-up reading of the grid (half tempo, …), to compare;
+        ``grid`` is a hash of that reading's beats, so a re-planned grid never plays an old file."""
+        if not grid.isalnum():
+            raise InvalidParameter(f"bad grid key {grid!r}")
+        return f"{self.root}/work/click_preview-{reading}-{grid}.m4a"
 
     @property
     def shots_prefix(self) -> str:

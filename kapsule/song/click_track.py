@@ -8,13 +8,16 @@ here sample-exact with numpy and mixed and encoded by one FFmpeg command (``medi
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 from pathlib import Path
 
 import numpy as np
 
 from kapsule import media
-from kapsule.job.artifacts import Analysis
+from kapsule.core.errors import ObjectNotFound
+from kapsule.job.artifacts import Analysis, ReadingKind
 
 CLICK_RATE = 44100
 PREVIEW_NAME = "click_preview.m4a"  # "click" in the name: the studio and notebook 01 look for it
@@ -45,12 +48,43 @@ def click_samples(
     return out
 
 
-def write_click_preview(song: Path, analysis: Analysis, out_dir: Path, name: str = PREVIEW_NAME) -> Path:
-    """Write ``out_dir/name``: the song with the analysis's beats and downbeats as clicks."""
+def grid_of(analysis: Analysis, reading: ReadingKind | None) -> tuple[list[float], list[float]]:
+    """(beats, downbeats) of the chosen grid or of a runner-up ``reading``; ``ObjectNotFound`` when the
+    analysis did not weigh that reading (a hint fixed it, or the song is too short)."""
+    grid = analysis.reading_grid(reading)
+    if grid is None:
+        raise ObjectNotFound(
+            f"the analysis has no {reading} reading (a hint fixed it, or it was not weighed)"
+        )
+    return grid
+
+
+def grid_key(beats: list[float], downbeats: list[float]) -> str:
+    """A short hash of a grid: names a reading's preview, so a changed grid gets a new file."""
+    digest = hashlib.sha256(json.dumps([beats, downbeats]).encode()).hexdigest()
+    return digest[:16]
+
+
+def preview_name(reading: ReadingKind | None = None) -> str:
+    """The preview's file name: ``click_preview.m4a`` for the chosen grid, ``click_preview-<kind>.m4a``
+    for a runner-up reading (``half_tempo``, ``double_tempo``, ``other_meter``, ``shifted_downbeat``)."""
+    stem, suffix = Path(PREVIEW_NAME).stem, Path(PREVIEW_NAME).suffix
+    return PREVIEW_NAME if reading is None else f"{stem}-{reading}{suffix}"
+
+
+def write_click_preview(
+    song: Path, analysis: Analysis, out_dir: Path, reading: ReadingKind | None = None
+) -> Path:
+    """Write ``out_dir/preview_name(reading)``: the song with the beats and downbeats of the chosen
+    grid, or of the runner-up ``reading``, as clicks (so the musician can hear both and choose).
+
+    A reading the analysis did not weigh (a hint fixed it) raises ``ObjectNotFound``.
+    """
+    beats, downbeats = grid_of(analysis, reading)
     out_dir.mkdir(parents=True, exist_ok=True)
-    out = out_dir / name
+    out = out_dir / preview_name(reading)
     tmp = out.with_name(f".{out.stem}.part{out.suffix}")
-    clicks = click_samples(analysis.beats, analysis.downbeats, analysis.duration)
+    clicks = click_samples(beats, downbeats, analysis.duration)
     media.run(
         media.click_preview_cmd(song, tmp, click_rate=CLICK_RATE),
         input_bytes=clicks.astype("<f4").tobytes(),

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from kapsule.core.errors import ShotsMissing
 from kapsule.infra.context import JobContext
-from kapsule.job.artifacts import FINISHED_SHOT_STATES, Analysis, ShotManifest, Storyboard
+from kapsule.job.artifacts import FINISHED_SHOT_STATES, Analysis, ReadingKind, ShotManifest, Storyboard
 from kapsule.job.record import JobState
 from kapsule.storyboard.review import with_prompt_edits
 
@@ -46,11 +46,42 @@ def load_manifest(ctx: JobContext) -> ShotManifest:
 
 def write_click_file(ctx: JobContext, song: Path, analysis: Analysis) -> None:
     """The song with a click on each beat (accented on each downbeat), in the job's work folder:
-    the musician hears the beat grid the storyboard will cut to before anything is paid for."""
+    the musician hears the beat grid the storyboard will cut to before anything is paid for. When
+    the analysis is unsure (``close_call``), the runner-up reading's clicks are written too, so
+    notebook 01 and the studio play both."""
     from kapsule.song.click_track import write_click_preview
 
     local = write_click_preview(song, analysis, ctx.workdir / "work")
     ctx.storage.upload_from(local, ctx.layout.click_preview, content_type="audio/mp4")
+    if analysis.close_call is not None:
+        _write_reading_click(ctx, song, analysis, analysis.close_call)
+
+
+def reading_click_key(ctx: JobContext, analysis: Analysis, reading: ReadingKind) -> str:
+    """Where the click preview of ``reading`` (a runner-up of ``analysis``) is stored; ObjectNotFound
+    when the analysis did not weigh that reading."""
+    from kapsule.song.click_track import grid_key, grid_of
+
+    return ctx.layout.reading_click_preview(reading, grid_key(*grid_of(analysis, reading)))
+
+
+def reading_click(ctx: JobContext, reading: ReadingKind | None) -> bytes:
+    """The click preview of the chosen grid (``reading`` None) or of a runner-up reading; a reading's
+    preview is rendered on first request (from the job's song) and kept."""
+    if reading is None:
+        return ctx.storage.read_bytes(ctx.layout.click_preview)
+    analysis = load_analysis(ctx)
+    key = reading_click_key(ctx, analysis, reading)
+    if not ctx.storage.exists(key):
+        _write_reading_click(ctx, ctx.input_song(), analysis, reading)
+    return ctx.storage.read_bytes(key)
+
+
+def _write_reading_click(ctx: JobContext, song: Path, analysis: Analysis, reading: ReadingKind) -> None:
+    from kapsule.song.click_track import write_click_preview
+
+    local = write_click_preview(song, analysis, ctx.workdir / "work", reading)
+    ctx.storage.upload_from(local, reading_click_key(ctx, analysis, reading), content_type="audio/mp4")
 
 
 def time_lyrics(ctx: JobContext, song: Path, song_seconds: float) -> list[TimedLine]:

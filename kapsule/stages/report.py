@@ -15,7 +15,14 @@ from typing import TYPE_CHECKING, Any
 
 from kapsule import media
 from kapsule.infra.context import JobContext
-from kapsule.job.artifacts import FINISHED_SHOT_STATES, Analysis, ShotManifest, Storyboard
+from kapsule.job.artifacts import (
+    FINISHED_SHOT_STATES,
+    Analysis,
+    Reading,
+    ReadingKind,
+    ShotManifest,
+    Storyboard,
+)
 
 if TYPE_CHECKING:
     from kapsule.assembly.video import AssemblyResult
@@ -285,6 +292,16 @@ READING_NAMES = {
 }
 
 
+def how_to_choose(reading: Reading) -> str:
+    """The command that makes a runner-up reading the grid (the studio's buttons do the same)."""
+    return {
+        "half_tempo": "kapsule regrid JOB_ID --tempo half",
+        "double_tempo": "kapsule regrid JOB_ID --tempo double",
+        "other_meter": f"kapsule regrid JOB_ID --beats-per-bar {reading.beats_per_bar}",
+        "shifted_downbeat": "kapsule regrid JOB_ID --shift 1",
+    }[reading.kind]
+
+
 def readings_table(analysis: Analysis) -> Table:
     """How sure the analysis is of its beat grid, and the readings it weighed against it.
 
@@ -312,15 +329,41 @@ def readings_table(analysis: Analysis) -> Table:
     return Table(rows, "Beat grid: the chosen reading and its runners-up")
 
 
-def click_player(ctx: JobContext) -> Any:
-    """The click-track preview as a player embedded in the notebook (so its HTML plays it anywhere)."""
+def click_player(ctx: JobContext, analysis: Analysis | None = None) -> Any:
+    """The click-track preview as a player embedded in the notebook (so its HTML plays it anywhere);
+    when ``analysis`` is unsure (``close_call``), the runner-up reading's preview beside it, each
+    with its tempo and meter, and what to give to choose it."""
     import base64
 
     from IPython.display import HTML
 
-    data = base64.b64encode(ctx.storage.read_bytes(ctx.layout.click_preview)).decode()
-    tag = f'<audio controls preload="none" src="data:audio/mp4;base64,{data}"></audio>'
-    return HTML(tag)  # type: ignore[no-untyped-call]  # IPython: unannotated
+    from kapsule.stages.files import reading_click
+
+    def player(reading: ReadingKind | None) -> str:
+        data = base64.b64encode(reading_click(ctx, reading)).decode()
+        return f'<audio controls preload="none" src="data:audio/mp4;base64,{data}"></audio>'
+
+    if analysis is None or analysis.close_call is None:
+        return HTML(player(None))  # type: ignore[no-untyped-call]  # IPython: unannotated
+    runner_up = next(r for r in analysis.alternatives if r.kind == analysis.close_call)
+    rows = [
+        ("the chosen grid", analysis.tempo, analysis.beats_per_bar, player(None)),
+        (
+            READING_NAMES.get(runner_up.kind, runner_up.kind),
+            runner_up.tempo,
+            runner_up.beats_per_bar,
+            player(runner_up.kind),
+        ),
+    ]
+    lines = [
+        f"<p><b>The analysis is unsure</b> between the chosen grid and {html.escape(rows[1][0])} "
+        f"(plausibility {runner_up.plausibility:.2f}): listen to both. Until you choose, the "
+        "storyboard cuts only on the beats both share. To choose the other one: "
+        f"<code>{html.escape(how_to_choose(runner_up))}</code>.</p>"
+    ]
+    for name, tempo, per_bar, tag in rows:
+        lines.append(f"<p>{html.escape(name)}: {tempo:.1f} BPM, {per_bar} beats per bar<br>{tag}</p>")
+    return HTML("\n".join(lines))  # type: ignore[no-untyped-call]  # IPython: unannotated
 
 
 def video_src(ctx: JobContext) -> str:

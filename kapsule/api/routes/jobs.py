@@ -29,7 +29,7 @@ from kapsule.core.errors import (
     VideoNotReady,
 )
 from kapsule.generation.references import ReferenceImage
-from kapsule.job.artifacts import MAX_SHOT_SEED, Analysis
+from kapsule.job.artifacts import MAX_SHOT_SEED, Analysis, ReadingKind
 from kapsule.job.layout import JobLayout
 from kapsule.job.params import MAX_LYRICS_BYTES, MAX_REFERENCE_IMAGES, JobOptions
 from kapsule.job.record import JobRecord, JobState
@@ -234,13 +234,26 @@ def job_analysis(job_id: str, owner: OwnerDep, service: ServiceDep) -> Analysis:
 
 
 @router.get("/{job_id}/click", response_class=Response)
-def job_click(job_id: str, owner: OwnerDep, service: ServiceDep) -> Response:
-    """The click-track preview: the song with a click on each beat, accented on each bar line."""
+def job_click(
+    job_id: str,
+    owner: OwnerDep,
+    service: ServiceDep,
+    reading: Annotated[
+        ReadingKind | None,
+        Query(description="A runner-up reading (an `alternatives[].kind`); omitted: the chosen grid."),
+    ] = None,
+) -> Response:
+    """The click-track preview: the song with a click on each beat, accented on each bar line, of the
+    chosen grid or of a runner-up ``reading`` (rendered on first request), so the musician can hear
+    both when the analysis's ``close_call`` says it is unsure."""
+    from kapsule.stages.files import reading_click
+
     ctx = service.context(owner, job_id)
     try:
-        data = ctx.storage.read_bytes(ctx.layout.click_preview)
-    except ObjectNotFound:
-        raise ObjectNotFound(f"job {job_id} has no click-track preview yet") from None
+        data = reading_click(ctx, reading)
+    except ObjectNotFound as exc:
+        what = "click-track preview" if reading is None else f"{reading} reading to click"
+        raise ObjectNotFound(f"job {job_id} has no {what} yet ({exc})") from None
     return Response(data, media_type="audio/mp4")
 
 

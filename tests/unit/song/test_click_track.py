@@ -9,11 +9,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 import soundfile as sf
 
 from kapsule import media
-from kapsule.job.artifacts import Analysis, EnergyCurve, Section
-from kapsule.song.click_track import CLICK_RATE, click_samples, write_click_preview
+from kapsule.core.errors import ObjectNotFound
+from kapsule.job.artifacts import Analysis, EnergyCurve, Reading, Section
+from kapsule.song.click_track import CLICK_RATE, click_samples, preview_name, write_click_preview
 
 
 def test_click_preview_cmd_mixes_stdin_clicks_over_the_song() -> None:
@@ -79,3 +81,34 @@ def test_the_preview_has_clicks_where_the_beats_are(tmp_path: Path) -> None:
     peaks = np.array([f[1] for f in found])
     accented = np.isin(np.arange(len(beats)), np.arange(1, len(beats), 4))
     assert peaks[accented].min() > 1.2 * peaks[~accented].max()  # the one of each bar stands out
+
+
+def test_a_runner_up_reading_gets_its_own_preview(tmp_path: Path) -> None:
+    rate = 44100
+    song = tmp_path / "song.wav"
+    sf.write(song, np.zeros(round(6.0 * rate), dtype=np.float32), rate)
+    beats = [round(0.3 + 0.4 * k, 4) for k in range(14)]
+    half = Reading(
+        kind="half_tempo",
+        plausibility=0.8,
+        tempo=75.0,
+        beats_per_bar=2,
+        beats=beats[::2],
+        downbeats=beats[::4],
+    )
+    analysis = Analysis(
+        duration=6.0,
+        tempo=150.0,
+        beats=beats,
+        downbeats=beats[::4],
+        sections=[Section(start=0.0, end=6.0, label="verse")],
+        energy=EnergyCurve(times=[0.0], values=[1.0]),
+        alternatives=[half],
+        close_call="half_tempo",
+    )
+    out = write_click_preview(song, analysis, tmp_path / "work", "half_tempo")
+    assert out.name == preview_name("half_tempo") == "click_preview-half_tempo.m4a"
+    found = _onsets(media.decode_audio(out, sample_rate=CLICK_RATE, mono=True), CLICK_RATE)
+    assert np.max(np.abs(np.array([f[0] for f in found]) - np.array(half.beats))) < 0.005
+    with pytest.raises(ObjectNotFound):
+        write_click_preview(song, analysis, tmp_path / "work", "other_meter")  # not weighed

@@ -21,6 +21,7 @@ from kapsule.job.artifacts import Analysis, Storyboard
 from kapsule.job.params import JobParams
 from kapsule.job.record import JobState
 from kapsule.job.update import JobUpdate
+from kapsule.song.click_track import grid_key
 from kapsule.song.intake import LocalSong
 from kapsule.storyboard.review import pause_for_review
 from tests.support.api import (
@@ -117,3 +118,34 @@ def test_the_api_re_plans_and_serves_the_grid_and_the_click_preview(
         assert replanned.json()["shots"]
         bad = client.post(f"/v1/jobs/{ctx.job_id}:regrid", json={"tempo": "triple"})
         assert bad.status_code == 422 and bad.json()["error"]["code"] == "invalid_parameter"
+
+
+def test_the_api_and_notebook_01_play_each_reading_as_clicks(api_settings: Settings, song: Path) -> None:
+    from kapsule.stages import report
+
+    _, ctx = _paused_job(api_settings, song)
+    analysis = ctx.read_model(ctx.layout.analysis, Analysis)
+    # notebook 01: one player when the analysis is sure; both readings and the command when unsure
+    assert (
+        report.click_player(ctx, analysis.model_copy(update={"close_call": None})).data.count("<audio") == 1
+    )
+    unsure = report.click_player(ctx, analysis.model_copy(update={"close_call": "half_tempo"})).data
+    assert unsure.count("<audio") == 2 and "unsure" in unsure
+    assert "kapsule regrid JOB_ID --tempo half" in unsure
+    half = next(r for r in analysis.alternatives if r.kind == "half_tempo")
+    with api_client(RecordingLauncher(), api_settings) as client:
+        chosen = client.get(f"/v1/jobs/{ctx.job_id}/click")
+        slow = client.get(f"/v1/jobs/{ctx.job_id}/click", params={"reading": "half_tempo"})
+        assert slow.status_code == 200 and slow.headers["content-type"] == "audio/mp4"
+        assert slow.content != chosen.content
+        # rendered once, then kept under a name of that grid
+        assert (
+            ctx.storage.read_bytes(
+                ctx.layout.reading_click_preview("half_tempo", grid_key(half.beats, half.downbeats))
+            )
+            == slow.content
+        )
+        assert client.get(f"/v1/jobs/{ctx.job_id}/click", params={"reading": "triple"}).status_code == 422
+        client.post(f"/v1/jobs/{ctx.job_id}:regrid", json={"tempo": "half"})  # chosen: no runner-up left
+        gone = client.get(f"/v1/jobs/{ctx.job_id}/click", params={"reading": "half_tempo"})
+        assert gone.status_code == 404 and gone.json()["error"]["code"] == "not_found"
