@@ -9,6 +9,7 @@ files, so the API accepts exactly what the CLI does.
 
 from __future__ import annotations
 
+import mimetypes
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -304,11 +305,24 @@ def job_analysis(job_id: str, owner: OwnerDep, service: ServiceDep) -> Analysis:
 def job_click(job_id: str, owner: OwnerDep, service: ServiceDep) -> Response:
     """The click-track preview: the song with a click on each beat, accented on each bar line."""
     ctx = service.context(owner, job_id)
+    path = ctx.storage.local_path(ctx.layout.click_preview)
+    if path is not None and path.is_file():  # with Range, so the studio's player can seek in it
+        return FileResponse(path, media_type="audio/mp4")
     try:
         data = ctx.storage.read_bytes(ctx.layout.click_preview)
     except ObjectNotFound:
         raise ObjectNotFound(f"job {job_id} has no click-track preview yet") from None
     return Response(data, media_type="audio/mp4")
+
+
+@router.get("/{job_id}/song", response_class=FileResponse)
+def job_song(job_id: str, owner: OwnerDep, service: ServiceDep) -> FileResponse:
+    """The job's song as it was uploaded: the studio plays it under the clicks of another reading of
+    the beat grid (Web Audio), so a musician can hear each reading when the analysis is unsure."""
+    ctx = service.context(owner, job_id)
+    path = ctx.input_song()
+    kind, _ = mimetypes.guess_type(path.name)  # the extension intake chose from the content
+    return FileResponse(path, media_type=kind or "application/octet-stream")
 
 
 @router.post("/{job_id}:approve", response_model=JobRecord, status_code=202)
