@@ -37,6 +37,7 @@ from kapsule.cli.common import (
 from kapsule.cli.jobs import job_lines
 from kapsule.cli.lyrics import LyricsOpt, lyrics_command, read_lyrics_file
 from kapsule.cli.options import job_values, with_job_options
+from kapsule.cli.prices import prices
 from kapsule.control.service import JobService, Submission
 from kapsule.core.access import LOCAL_OWNER
 from kapsule.core.errors import (
@@ -127,6 +128,7 @@ def demo(
 for command in (review.regrid, review.approve, review.reroll):
     app.command()(command)
 app.command("lyrics")(lyrics_command)
+app.command("prices")(prices)
 
 
 @app.command()
