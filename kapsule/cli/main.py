@@ -204,6 +204,9 @@ def jobs_show(
         typer.echo(json.dumps(record.model_dump(mode="json"), indent=2))
         return
     table = Table(title=f"job {record.id}", show_header=False, title_justify="left")
+    table.add_row("song", record.params.song or "")
+    if record.reroll is not None:
+        table.add_row("re-roll of", f"shot {record.reroll.shot + 1} of {record.reroll.parent_job}")
     for key in ("state", "stage", "progress", "message", "attempt", "execution", "created_at", "updated_at"):
         table.add_row(key, str(getattr(record, key)))
     if record.error:

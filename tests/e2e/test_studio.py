@@ -218,7 +218,7 @@ def test_the_whole_walk(
         assert page.evaluate("document.getElementById('video').duration") == pytest.approx(
             song_seconds, abs=0.1
         )
-        assert page.inner_text("#job-state") == "ready"
+        assert page.inner_text("#job-state") == "succeeded"
         assert page.is_enabled("#make")  # the form opens again once the job is done
         assert "a paper boat on a puddle" in page.locator("#shots li").first.inner_text()
         _checked(page, axe, "video ready")

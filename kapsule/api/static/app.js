@@ -18,14 +18,7 @@ const NOTEBOOKS = [
   ["03_generate", "3. Generated shots"],
   ["04_assemble", "4. Final edit"],
 ];
-const STATE_LABELS = {
-  queued: "waiting to start",
-  running: "in progress",
-  awaiting_approval: "waiting for your approval",
-  succeeded: "ready",
-  failed: "failed",
-  cancelled: "cancelled",
-};
+const STATE_LABELS = { awaiting_approval: "waiting for your approval" }; // the others read as they are
 const FINISHED = new Set(["succeeded", "failed", "cancelled"]);
 // awaiting_approval is not finished: the page keeps following the job through the approval.
 const $ = (id) => document.getElementById(id);

@@ -208,3 +208,15 @@ def test_make_never_overwrites_an_existing_out_file(
     ]
     assert target.read_bytes() == b"a video I keep"
     _nothing_created(kapsule_env)
+
+
+def test_every_video_is_named_by_its_song_and_job_and_never_lands_on_another(kapsule_env: Settings) -> None:
+    from kapsule.cli.common import video_target
+
+    record = JobRecord(params={"song": "My Song.flac"})
+    target = video_target(record, None)
+    assert target == Path(kapsule_env.work_dir).parent / "videos" / f"My Song-{record.id[-6:]}.mp4"
+    target.parent.mkdir(parents=True)
+    target.write_bytes(b"an older video")
+    assert video_target(record, None).name == f"My Song-{record.id}.mp4"
+    assert video_target(record, Path("chosen.mp4")) == Path("chosen.mp4")
