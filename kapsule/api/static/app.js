@@ -134,8 +134,9 @@ function showProgress(done, total) {
 const CHUNK = 8 * 1024 * 1024; // resumable sessions take chunks in multiples of 256 KiB
 
 async function upload(ticket, file) {
-  // A large song on GCS goes up in chunks through a resumable session: an interrupted chunk is
-  // sent again, not the whole file.
+  // A large song on GCS goes up in 8 MiB chunks through a resumable session (progress per chunk).
+  // Resuming after a dropped connection (asking the session how much it holds) is not done yet: a
+  // failed chunk fails the upload.
   if (!ticket.resumable_url) return putWithProgress(ticket, file, (n) => showProgress(n, file.size));
   let offset = 0;
   while (offset < file.size) {

@@ -48,7 +48,7 @@ class DirectAccess(Protocol):
 
     def resumable_upload_session(self, key: str, *, content_type: str, size: int, origin: str | None) -> str:
         """A session URL a browser PUTs one object of exactly ``size`` bytes to in chunks (each with
-        its ``Content-Range``): an interrupted chunk is sent again, not the whole file. ``origin`` is
+        its ``Content-Range``), which can be resumed where it stopped. ``origin`` is
         the page's, which the session then answers with CORS headers."""
 
     def signed_download_url(
