@@ -33,7 +33,7 @@ $(STAMP): pyproject.toml
 	@touch $@
 
 demo: system-deps $(STAMP)
-	$(BIN)/kapsule demo -o out/demo.mp4
+	$(BIN)/kapsule demo -o out/demo.mp4 --force
 
 test: system-test-deps $(STAMP)
 	$(BIN)/ruff check .

@@ -25,6 +25,8 @@ if (( want_test )); then
   [[ -x /usr/bin/chromium ]] || missing+=(chromium fonts-dejavu-core)
   # The lyrics aligner's tests sing with espeak-ng (a sung song with known word times).
   command -v espeak-ng >/dev/null 2>&1 || missing+=(espeak-ng)
+  # The studio's accessibility checks run axe-core (npm, pinned below) in that Chromium.
+  command -v npm >/dev/null 2>&1 || missing+=(npm)
 fi
 if (( want_bench )); then  # benchmarks/analysis.py renders public-domain scores to audio
   command -v fluidsynth >/dev/null 2>&1 || missing+=(fluidsynth)
@@ -35,9 +37,22 @@ if (( want_bench )); then  # benchmarks/analysis.py renders public-domain scores
   command -v espeak-ng >/dev/null 2>&1 || missing+=(espeak-ng)  # benchmarks/lyrics.py sings with it
 fi
 
+# axe-core for the studio's browser tests, pinned, into the checkout's .cache/ (tests/support/browser.py
+# loads it from there); after the system packages, which may be what brings npm.
+AXE_VERSION=4.14.1
+AXE_DIR="$(cd "$(dirname "$0")/.." && pwd)/.cache/axe"
+install_axe() {
+  (( want_test )) || return 0
+  [[ -f "$AXE_DIR/node_modules/axe-core/axe.min.js" ]] \
+    && grep -q "\"version\": \"$AXE_VERSION\"" "$AXE_DIR/node_modules/axe-core/package.json" && return 0
+  echo "kapsule: installing axe-core $AXE_VERSION into $AXE_DIR"
+  npm install --silent --no-audit --no-fund --prefix "$AXE_DIR" "axe-core@$AXE_VERSION" >/dev/null
+}
+
 # de-duplicate
 mapfile -t missing < <(printf '%s\n' "${missing[@]}" | awk 'NF && !seen[$0]++')
 if (( ${#missing[@]} == 0 )); then
+  install_axe
   exit 0
 fi
 
@@ -58,3 +73,4 @@ fi
 echo "kapsule: installing system packages: ${missing[*]}"
 $sudo apt-get update -qq
 DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+install_axe

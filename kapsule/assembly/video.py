@@ -147,17 +147,17 @@ def _probe_clips(board: Storyboard, sources: list[Path]) -> list[media.ProbeResu
     """Probe every clip with its packet list, a few at a time: ~0.1 s each, mostly process start-up."""
 
     def one(shot_and_src: tuple[int, Path]) -> media.ProbeResult:
-        index, src = shot_and_src
+        number, src = shot_and_src
         try:
             info = media.probe(src, packets=True)
         except MediaError as exc:
-            raise MediaError(f"the clip of shot {index} cannot be read ({src.name}): {exc}") from exc
+            raise MediaError(f"the clip of shot {number} cannot be read ({src.name}): {exc}") from exc
         if not info.real_video:
-            raise MediaError(f"the clip of shot {index} has no video stream: {src.name}")
+            raise MediaError(f"the clip of shot {number} has no video stream: {src.name}")
         return info
 
     with ThreadPoolExecutor(max_workers=PROBE_WORKERS) as pool:
-        return list(pool.map(one, zip([shot.index for shot in board.shots], sources, strict=True)))
+        return list(pool.map(one, zip([shot.number for shot in board.shots], sources, strict=True)))
 
 
 def _encode_pass(
@@ -196,7 +196,7 @@ def _encode_pass(
                 src, normalized, frames=wanted, width=common[1], height=common[2],
                 fps=board.fps, crf=min(crf, 18), preset=preset,
             )  # fmt: skip
-            media.run(cmd, timeout=timeout, what=f"re-encoding shot {shot.index}")
+            media.run(cmd, timeout=timeout, what=f"re-encoding shot {shot.number}")
             entries.append(media.ConcatEntry(normalized))
             cutoff = media.ConcatCutoff(None, wanted)
         else:
@@ -230,7 +230,7 @@ def _check_inputs(board: Storyboard, clips: list[Path], song: Path) -> None:
         raise InvalidParameter("the storyboard's shots do not add up to its total_frames")
     for shot, clip in zip(board.shots, clips, strict=True):
         if not Path(clip).is_file():
-            raise MediaError(f"the clip of shot {shot.index} is missing: {clip}")
+            raise MediaError(f"the clip of shot {shot.number} is missing: {clip}")
     if not Path(song).is_file():
         raise NotAudio(f"the song file is missing: {song}")
 
@@ -331,10 +331,10 @@ def make_contact_sheet(
         for shot, clip in zip(board.shots, clips, strict=True):
             grab = Path(tmp_name) / f"{shot.index}.jpg"
             cmd = media.frame_at_cmd(Path(clip), shot.duration / 2, grab, width=thumb_width)
-            media.run(cmd, timeout=120.0, what=f"taking a thumbnail of shot {shot.index}")
+            media.run(cmd, timeout=120.0, what=f"taking a thumbnail of shot {shot.number}")
             with Image.open(grab) as image:
                 thumb = ImageOps.pad(image.convert("RGB"), cell, color=(0, 0, 0))
-            _label(thumb, f"{shot.index + 1}  {_clock(shot.start)} - {_clock(shot.end)}", font)
+            _label(thumb, f"{shot.number}  {_clock(shot.start)} - {_clock(shot.end)}", font)
             row, col = divmod(shot.index, cols)
             sheet.paste(thumb, (col * cell[0], row * cell[1]))
     out.parent.mkdir(parents=True, exist_ok=True)

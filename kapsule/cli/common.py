@@ -15,11 +15,11 @@ from rich.table import Table
 
 from kapsule.control.service import JobService
 from kapsule.core.access import LOCAL_OWNER
-from kapsule.core.errors import InvalidTransition, JobCrashed, KapsuleError
+from kapsule.core.errors import InvalidTransition, JobCrashed, KapsuleError, OutputExists
 from kapsule.core.settings import get_settings
 from kapsule.infra.context import Stores
 from kapsule.infra.launch import make_launcher
-from kapsule.job.layout import JobLayout
+from kapsule.job.layout import NOTEBOOK_NAMES, JobLayout
 from kapsule.job.record import STAGES, JobRecord, JobState, stage_fraction
 from kapsule.worker.run_job import local_command
 
@@ -33,7 +33,11 @@ EXIT_INTERRUPTED = 130
 err = Console(stderr=True, highlight=False)
 out = Console(highlight=False)
 
-OutOpt = Annotated[Path | None, typer.Option("-o", "--out", help="Where to write the MP4.")]
+OutOpt = Annotated[
+    Path | None,
+    typer.Option("-o", "--out", help="Where to write the MP4 (default: videos/ in Kapsule's data folder)."),
+]
+ForceOpt = Annotated[bool, typer.Option("--force", help="Replace the -o file if it exists.")]
 
 
 def fail(exc: KapsuleError, code: int = EXIT_FAILED) -> typer.Exit:
@@ -96,8 +100,32 @@ def bars(service: JobService, job_id: str, execution: str) -> JobRecord:
             time.sleep(POLL_S)
 
 
-def deliver(service: JobService, final: JobRecord, target: Path) -> None:
-    """Download a succeeded job's video to ``target``, show a paused one's review, or fail."""
+def videos_dir() -> Path:
+    """Where the CLI writes videos when ``-o`` is not given: ``videos/`` in the Kapsule home, beside
+    ``work/`` (the user's data folder unless the settings say otherwise; ``kapsule_home``)."""
+    return Path(get_settings().work_dir).parent / "videos"
+
+
+def check_output(output: Path | None, force: bool) -> None:
+    """Refuse, before any job exists, an ``-o`` that would overwrite a file (unless ``--force``)."""
+    if output is not None and output.exists() and not force:
+        raise OutputExists(f"{output} exists; pass --force to replace it, or choose another -o")
+
+
+def video_target(record: JobRecord, output: Path | None) -> Path:
+    """The one naming rule of make, approve and re-roll: ``-o`` as given, else
+    ``<videos>/<song name>-<last 6 of the job id>.mp4``, a name no other job's video has (the whole
+    id if those 6 characters ever meet an existing file), so a new video never replaces an old one."""
+    if output is not None:
+        return output
+    stem = Path(record.params.song or "kapsule").stem or "kapsule"
+    target = videos_dir() / f"{stem}-{record.id[-6:]}.mp4"
+    return target if not target.exists() else target.with_name(f"{stem}-{record.id}.mp4")
+
+
+def deliver(service: JobService, final: JobRecord, output: Path | None) -> None:
+    """Download a succeeded job's deliverables beside its video and list each with its path; show a
+    paused job's review; or fail with the job's error."""
     if final.state == JobState.awaiting_approval:
         print_review(service, final)
         return
@@ -107,17 +135,45 @@ def deliver(service: JobService, final: JobRecord, target: Path) -> None:
         )
         typer.echo(f"error [{code}]: {message}", err=True)
         raise typer.Exit(EXIT_FAILED)
+    target = video_target(final, output)
+    target.parent.mkdir(parents=True, exist_ok=True)
     layout = JobLayout(final.id)
-    service.stores.delivery.download_to(layout.video, target)
+    stores = service.stores
+    stores.delivery.download_to(layout.video, target)
+    files: list[tuple[str, str]] = [("video", str(target))]
     for ext in ("srt", "vtt"):  # lyric captions, beside the MP4 as the delivery store holds them
-        if service.stores.delivery.exists(layout.captions(ext)):
-            service.stores.delivery.download_to(layout.captions(ext), target.with_suffix(f".{ext}"))
+        if stores.delivery.exists(layout.captions(ext)):
+            stores.delivery.download_to(layout.captions(ext), target.with_suffix(f".{ext}"))
+            files.append((f"captions .{ext}", str(target.with_suffix(f".{ext}"))))
+    for what, key, suffix in (
+        ("contact sheet", layout.contact_sheet, ".contact-sheet.jpg"),
+        ("poster", layout.poster, ".poster.jpg"),
+    ):
+        if stores.storage.exists(key):
+            stores.storage.download_to(key, target.with_name(target.stem + suffix))
+            files.append((what, str(target.with_name(target.stem + suffix))))
+    files.append(("job folder", _where(service, layout.root)))
+    parent = JobLayout(final.reroll.parent_job) if final.reroll else None
+    for name in NOTEBOOK_NAMES:  # a re-roll skipped the analysis and storyboard: those are its parent's
+        for owner in (layout, parent):
+            if owner is not None and stores.storage.exists(owner.notebook(name, "html")):
+                files.append((f"notebook {name}", _where(service, owner.notebook(name, "html"))))
+                break
     spent = ", ".join(
         f"{stage} {'skipped' if t.skipped else format(t.wall_s, '.1f') + ' s'}"
         for stage, t in final.timings.items()
     )
     err.print(f"done: {final.outputs.duration or '?'} s of video ({spent})")
+    width = max(len(what) for what, _ in files)
+    for what, where in files:
+        err.print(f"  {what:<{width}}  {where}", markup=False, soft_wrap=True)
     typer.echo(str(target))
+
+
+def _where(service: JobService, key: str) -> str:
+    """A stored file or folder as the user can open it: a local path, else its storage URL."""
+    path = service.stores.storage.local_path(key)
+    return str(path) if path is not None else f"{service.stores.storage.url.rstrip('/')}/{key}"
 
 
 def print_review(service: JobService, record: JobRecord) -> None:
@@ -126,7 +182,7 @@ def print_review(service: JobService, record: JobRecord) -> None:
     table = Table("#", "start", "length", "asks", "cost", "prompt", title=f"job {record.id}: storyboard")
     for shot in review.shots:
         table.add_row(
-            str(shot.index),
+            str(shot.number),
             f"{shot.start:.2f} s",
             f"{shot.seconds:.2f} s",
             f"{shot.request_seconds} s",

@@ -24,7 +24,9 @@ from kapsule.cli import review
 from kapsule.cli.common import (
     EXIT_BAD_INPUT,
     EXIT_FAILED,
+    ForceOpt,
     OutOpt,
+    check_output,
     deliver,
     err,
     fail,
@@ -32,8 +34,10 @@ from kapsule.cli.common import (
     out,
     service_for_settings,
 )
+from kapsule.cli.jobs import job_lines
 from kapsule.cli.lyrics import LyricsOpt, lyrics_command, read_lyrics_file
 from kapsule.cli.options import job_values, with_job_options
+from kapsule.cli.prices import prices
 from kapsule.control.service import JobService, Submission
 from kapsule.core.access import LOCAL_OWNER
 from kapsule.core.errors import (
@@ -43,6 +47,7 @@ from kapsule.core.settings import get_settings
 from kapsule.generation.references import read_reference_image
 from kapsule.infra.context import Stores
 from kapsule.job.params import parse_options, parse_params
+from kapsule.job.record import utcnow
 from kapsule.song.intake import LocalSong
 from kapsule.worker.run_job import local_command
 
@@ -62,9 +67,11 @@ def _make(
     values: dict[str, Any],
     references: list[Path],
     lyrics: Path | None = None,
+    force: bool = False,
 ) -> None:
     """Submit a job for ``song`` with ``values`` (the job options), follow it, write its video."""
     try:
+        check_output(output, force)
         service = service_for_settings()
         options = parse_options(values)
         images = [read_reference_image(path) for path in references]
@@ -75,7 +82,7 @@ def _make(
         raise fail(exc, EXIT_BAD_INPUT) from None
     err.print(f"job {record.id}: {song.name}, {options.aspect_ratio} {options.resolution}")
     final = follow(service, record.id, record.execution or "")
-    deliver(service, final, output or Path("out") / f"{song.stem}.mp4")
+    deliver(service, final, output)
 
 
 @app.command()
@@ -93,25 +100,26 @@ def make(
         ),
     ] = None,
     lyrics: LyricsOpt = None,
+    force: ForceOpt = False,
     **options: Any,
 ) -> None:
-    """Make a music video from SONG and write it to OUT (default ./out/<song name>.mp4)."""
-    _make(song, output, job_values(options), list(reference_image or []), lyrics)
+    """Make a music video from SONG and write it to OUT (default: <song name>-<job>.mp4 in videos/ of
+    Kapsule's data folder; an existing OUT is never replaced without --force)."""
+    _make(song, output, job_values(options), list(reference_image or []), lyrics, force)
 
 
 @app.command()
 @with_job_options
 def demo(
-    output: Annotated[Path, typer.Option("-o", "--out", help="Where to write the MP4.")] = Path(
-        "out/demo.mp4"
-    ),
+    output: OutOpt = None,
+    force: ForceOpt = False,
     **options: Any,
 ) -> None:
     """Make a video from the bundled demo song (synthesized on this machine)."""
     from kapsule.demo.song import write_demo_song
 
     song = write_demo_song(Path(get_settings().work_dir).parent / "demo" / "demo-song.wav")
-    _make(song, output, job_values(options), [])
+    _make(song, output, job_values(options), [], force=force)
 
 
 # ------------------------------------------------------------------------------- review, re-roll
@@ -120,6 +128,7 @@ def demo(
 for command in (review.regrid, review.approve, review.reroll):
     app.command()(command)
 app.command("lyrics")(lyrics_command)
+app.command("prices")(prices)
 
 
 @app.command()
@@ -169,7 +178,7 @@ def jobs_list(
     as_json: Annotated[bool, typer.Option("--json", help="Print the job records as JSON.")] = False,
     limit: Annotated[int, typer.Option("--limit", help="How many, newest first.")] = 20,
 ) -> None:
-    """The newest jobs on this machine."""
+    """The newest jobs on this machine: id (whole, to copy), state, age and song, in 80 columns."""
     try:
         records, _ = JobService(Stores.open(get_settings())).list_jobs(LOCAL_OWNER, limit=limit)
     except KapsuleError as exc:
@@ -177,17 +186,8 @@ def jobs_list(
     if as_json:
         typer.echo(json.dumps([r.model_dump(mode="json") for r in records], indent=2))
         return
-    table = Table("id", "state", "stage", "progress", "created", "message")
-    for r in records:
-        table.add_row(
-            r.id,
-            r.state.value,
-            r.stage or "",
-            f"{r.progress:.0%}",
-            f"{r.created_at:%Y-%m-%d %H:%M}",
-            r.message[:50],
-        )
-    out.print(table)
+    for line in job_lines(records, utcnow()):
+        typer.echo(line)
 
 
 @jobs_app.command("show")
@@ -204,6 +204,9 @@ def jobs_show(
         typer.echo(json.dumps(record.model_dump(mode="json"), indent=2))
         return
     table = Table(title=f"job {record.id}", show_header=False, title_justify="left")
+    table.add_row("song", record.params.song or "")
+    if record.reroll is not None:
+        table.add_row("re-roll of", f"shot {record.reroll.shot + 1} of {record.reroll.parent_job}")
     for key in ("state", "stage", "progress", "message", "attempt", "execution", "created_at", "updated_at"):
         table.add_row(key, str(getattr(record, key)))
     if record.error:

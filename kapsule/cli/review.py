@@ -11,7 +11,9 @@ from pydantic import ValidationError
 
 from kapsule.cli.common import (
     EXIT_BAD_INPUT,
+    ForceOpt,
     OutOpt,
+    check_output,
     deliver,
     err,
     fail,
@@ -26,7 +28,16 @@ from kapsule.job.params import validation_message
 from kapsule.job.record import JobRecord
 
 
+def shot_index(number: int) -> int:
+    """The storyboard index of shot ``number``: people count shots from 1 (the review table, the
+    contact sheet, the studio), the storyboard and the API's paths from 0."""
+    if number < 1:
+        raise InvalidParameter(f"shots are numbered from 1, got {number}")
+    return number - 1
+
+
 def _parse_edits(edits: list[str]) -> dict[int, str]:
+    """``N="prompt"`` edits (N a shot number, from 1) as storyboard index -> prompt."""
     prompts: dict[int, str] = {}
     for edit in edits:
         number, sep, text = edit.partition("=")
@@ -34,15 +45,14 @@ def _parse_edits(edits: list[str]) -> dict[int, str]:
             raise InvalidParameter(
                 f'--prompt takes N="new prompt" (a shot number, =, the prompt), got {edit!r}'
             )
-        prompts[int(number)] = text
+        prompts[shot_index(int(number))] = text
     return prompts
 
 
 def _resume(service: JobService, record: JobRecord, output: Path | None) -> None:
-    """Follow a job an approval or a re-roll just launched, then write its video."""
+    """Follow a job an approval or a re-roll just launched, then write its deliverables."""
     final = follow(service, record.id, record.execution or "")
-    stem = Path(record.params.song or record.id).stem
-    deliver(service, final, output or Path("out") / f"{stem}-{record.id[-6:]}.mp4")
+    deliver(service, final, output)
 
 
 def regrid(
@@ -75,9 +85,11 @@ def approve(
         typer.Option("--prompt", help='Change a shot\'s prompt first: N="new prompt" (repeatable).'),
     ] = None,
     output: OutOpt = None,
+    force: ForceOpt = False,
 ) -> None:
     """Approve a reviewed storyboard (after optional prompt edits): generate the shots and the video."""
     try:
+        check_output(output, force)
         service = service_for_settings()
         record = service.approve(LOCAL_OWNER, job_id, _parse_edits(edits or []))
     except KapsuleError as exc:
@@ -88,15 +100,20 @@ def approve(
 
 def reroll(
     job_id: Annotated[str, typer.Argument(help="A finished job.")],
-    shot: Annotated[int, typer.Argument(help="The shot number to make again.")],
+    shot: Annotated[
+        int,
+        typer.Argument(help="The shot number to make again (from 1, as the review and contact sheet show)."),
+    ],
     prompt: Annotated[str | None, typer.Option("--prompt", help="A new prompt (default: keep it).")] = None,
     seed: Annotated[int | None, typer.Option("--seed", help="A new seed (default: a random one).")] = None,
     output: OutOpt = None,
+    force: ForceOpt = False,
 ) -> None:
     """Make one shot of a finished job again, as a new job that pays only for that shot."""
     try:
+        check_output(output, force)
         service = service_for_settings()
-        record = service.reroll(LOCAL_OWNER, job_id, shot, prompt=prompt, seed=seed)
+        record = service.reroll(LOCAL_OWNER, job_id, shot_index(shot), prompt=prompt, seed=seed)
     except KapsuleError as exc:
         raise fail(exc, EXIT_BAD_INPUT) from None
     err.print(f"job {record.id}: re-roll of shot {shot} of {job_id}")

@@ -24,6 +24,7 @@ from datetime import timedelta
 
 from kapsule.control.submission import (
     GridChange,
+    Precheck,
     Submission,
     check_allowed,
     check_daily_cap,
@@ -109,19 +110,48 @@ class JobService:
         """The job's params, built once: the user's options with this deployment's default models, and
         the names of the files they gave (the files are stored under the job's ``input/``); the models
         are checked against this deployment before any job exists."""
-        options = submission.options
+        return self._params(
+            submission.owner,
+            submission.options,
+            submission.song.name,
+            [image.name for image in submission.references],
+            submission.lyrics.name if submission.lyrics is not None else "",
+        )
+
+    def _params(
+        self, owner: str, options: JobOptions, song: str, references: list[str], lyrics: str
+    ) -> JobParams:
         params = parse_params(
             {
                 **options.model_dump(include=set(JobOptions.model_fields)),
                 "video_model": options.video_model or self.settings.video_model,
                 "prompt_model": options.prompt_model or self.settings.prompt_model,
-                "song": submission.song.name,
-                "reference_images": [image.name for image in submission.references],
-                "lyrics": submission.lyrics.name if submission.lyrics is not None else "",
+                "song": song,
+                "reference_images": references,
+                "lyrics": lyrics,
             }
         )
-        check_allowed(submission.owner, params, self.settings)  # "not for you" before "not here"
+        check_allowed(owner, params, self.settings)  # "not for you" before "not here"
         check_models(params, self.settings)
+        return params
+
+    def check(self, owner: str, check: Precheck) -> JobParams:
+        """What ``submit`` checks that needs no song file: the options, the models and the owner's
+        allowance, the lyrics, and with the song's length as the client read it, that length, the
+        lyrics against it and the budget. A client calls this before uploading, so a bad lyrics file
+        or option costs no upload; ``submit`` checks everything again against the real song."""
+        from kapsule.song.probe import check_length
+
+        lyrics = check.lyrics.name if check.lyrics is not None else ""
+        params = self._params(owner, check.options, check.song_name, list(check.reference_names), lyrics)
+        seconds = check.song_seconds
+        if seconds is not None:
+            check_length(seconds, self.settings)
+            params = with_budget(params, self.settings, seconds)
+        if check.lyrics is not None:
+            from kapsule.lyrics import check_lyrics
+
+            check_lyrics(check.lyrics.data, song_seconds=seconds or self.settings.max_song_seconds)
         return params
 
     def submit(self, submission: Submission) -> tuple[JobRecord, bool]:

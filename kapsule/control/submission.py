@@ -139,6 +139,18 @@ class Submission:
     lyrics: LyricsFile | None = None  # checked (format, length, the song's length) before the job exists
 
 
+@dataclass(frozen=True)
+class Precheck:
+    """A job as a client describes it before uploading its song (``JobService.check``): the options,
+    the song's file name and, when the client could read it, its length; the lyrics themselves."""
+
+    options: JobOptions
+    song_name: str
+    song_seconds: float | None = None
+    reference_names: Sequence[str] = ()
+    lyrics: LyricsFile | None = None
+
+
 def check_allowed(owner: str, params: JobParams, settings: Settings) -> None:
     """Refuse a model this owner may not use (``KAPSULE_ALLOWED_MODELS``; default: only ``local``)."""
     if owner == LOCAL_OWNER:

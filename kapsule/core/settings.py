@@ -12,8 +12,15 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
+from platformdirs import user_data_path
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def kapsule_home() -> Path:
+    """Where a machine's jobs live unless the settings say otherwise: the user's data folder
+    (``~/.local/share/kapsule`` on Linux), so every command finds the same jobs from any folder."""
+    return user_data_path("kapsule", appauthor=False)
 
 
 class Settings(BaseSettings):
@@ -22,10 +29,13 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="KAPSULE_", env_file=None, extra="ignore")
 
     storage_url: str = Field(
-        "file://./.kapsule/data", description="Private storage: uploads, work files, notebooks."
+        default_factory=lambda: f"file://{kapsule_home() / 'data'}",
+        description="Private storage: uploads, work files, notebooks (default: the user's data folder).",
     )
     delivery_url: str | None = Field(None, description="Where final videos go; defaults to storage_url.")
-    status_url: str = Field("sqlite:///./.kapsule/jobs.db", description="Job record store.")
+    status_url: str = Field(
+        default_factory=lambda: f"sqlite:///{kapsule_home() / 'jobs.db'}", description="Job record store."
+    )
     launcher: str = Field(
         "local", description="'local' (subprocess) or cloudrun://projects/P/locations/L/jobs/J."
     )
@@ -73,7 +83,10 @@ class Settings(BaseSettings):
         "or networks, comma-separated; '*' only where nothing but the proxy reaches the server: Cloud Run).",
     )
 
-    work_dir: Path = Field(Path("./.kapsule/work"), description="Local scratch space for running stages.")
+    work_dir: Path = Field(
+        default_factory=lambda: kapsule_home() / "work",
+        description="Local scratch space for running stages; the CLI writes videos beside it in videos/.",
+    )
     min_song_seconds: float = Field(5.0, gt=0)
     max_song_seconds: float = Field(600.0, gt=0, description="Longest accepted song (default 10 min).")
     max_upload_bytes: int = Field(300 * 1024 * 1024, gt=0)

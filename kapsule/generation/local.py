@@ -78,7 +78,7 @@ class LocalRenderer:
     def generate(self, request: ShotRequest, shot: Shot, analysis: Analysis, dest: Path) -> ShotResult:
         frames = request.frames or shot.frames
         if frames <= 0:
-            raise InvalidParameter(f"shot {shot.index} has no frames ({shot.start:.3f}–{shot.end:.3f} s)")
+            raise InvalidParameter(f"shot {shot.number} has no frames ({shot.start:.3f}–{shot.end:.3f} s)")
         if request.fps <= 0:
             raise InvalidParameter(f"frame rate must be positive, got {request.fps}")
         width, height = frame_size(request.aspect_ratio, request.resolution)

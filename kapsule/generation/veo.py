@@ -186,7 +186,7 @@ class VeoGenerator:
             try:
                 with self._slots:  # held only while Veo works; the clip is checked after release
                     if self.should_stop is not None and self.should_stop():
-                        raise JobCancelled(f"cancelled before shot {shot.index} was requested")
+                        raise JobCancelled(f"cancelled before shot {shot.number} was requested")
                     data = self._run_operation(request, prompt, seed)
             except _RefusedError as refused:
                 refusals.extend(refused.reasons or ["safety filter (no reason given)"])
@@ -199,7 +199,7 @@ class VeoGenerator:
             if not probe.real_video:
                 dest.unlink(missing_ok=True)
                 raise GenerationError(
-                    f"{self.name} returned a file with no video stream for shot {shot.index}"
+                    f"{self.name} returned a file with no video stream for shot {shot.number}"
                 )
             video = probe.real_video[0]
             seconds = video.duration or probe.duration or float(request.seconds)
@@ -236,7 +236,9 @@ class VeoGenerator:
         storage = self.ctx.storage
         clip_key = self.ctx.layout.shot(index, key)
         if not storage.exists(clip_key):
-            raise GenerationError(f"continuity: shot {index}'s clip {clip_key} is missing; generate it first")
+            raise GenerationError(
+                f"continuity: shot {index + 1}'s clip {clip_key} is missing; generate it first"
+            )
         local = storage.local_path(clip_key)
         clip = local or storage.download_to(clip_key, workdir / f".seed-{index}-{key}.mp4")
         frame = workdir / f".seed-{index}-{key}-{threading.get_ident()}.jpg"

@@ -142,6 +142,11 @@ class Shot(BaseModel):
     lyrics: list[str] = Field(default_factory=list)  # the lines sung during the shot, in order
 
     @property
+    def number(self) -> int:
+        """The shot's number as people read it (CLI, studio, notebooks, contact sheet): from 1."""
+        return self.index + 1
+
+    @property
     def frames(self) -> int:
         return self.end_frame - self.start_frame
 

@@ -134,6 +134,9 @@ class JobOutputs(BaseModel):
     duration: str | None = Field(None, exclude_if=_is_none)  # the video's seconds, as text ("12.345")
     captions_srt: str | None = Field(None, exclude_if=_is_none)
     captions_vtt: str | None = Field(None, exclude_if=_is_none)
+    # How the video shows the lyrics: 'burned', 'soft', 'both' or 'none'. A player shows its caption
+    # track only when nothing is burned in, so no line is ever on screen twice.
+    captions: str | None = Field(None, exclude_if=_is_none)
 
 
 class RerollOf(BaseModel):

@@ -73,6 +73,7 @@ def run_assemble(ctx: JobContext) -> AssemblyResult:
                 duration=f"{result.duration:.3f}",
                 captions_srt=captions.get("srt"),
                 captions_vtt=captions.get("vtt"),
+                captions=mode,
             )
         )
     )

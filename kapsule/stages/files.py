@@ -126,7 +126,7 @@ def check_shots(ctx: JobContext, board: Storyboard, manifest: ShotManifest) -> l
     for shot in board.shots:
         result = manifest.by_index(shot.index)
         if result is None or result.state not in FINISHED_SHOT_STATES or not ctx.storage.exists(result.file):
-            raise ShotsMissing(f"shot {shot.index} has no finished clip; run the generate stage again")
+            raise ShotsMissing(f"shot {shot.number} has no finished clip; run the generate stage again")
         keys.append(result.file)
     return keys
 

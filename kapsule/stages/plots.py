@@ -154,7 +154,7 @@ def plot_shots(
         color = _SECTION_COLORS[shot.index % len(_SECTION_COLORS)]
         ax.axvspan(shot.start, shot.end, ymin=0.86, ymax=0.97, color=color, alpha=0.85, lw=0)
         ax.axvline(shot.start, color="black", lw=0.8, alpha=0.7)
-        ax.text((shot.start + shot.end) / 2, 0.915, str(shot.index), transform=ax.get_xaxis_transform(),
+        ax.text((shot.start + shot.end) / 2, 0.915, str(shot.number), transform=ax.get_xaxis_transform(),
                 ha="center", va="center", fontsize=8, color="white")  # fmt: skip
     ax.set_xlim(0, board.duration)
     ax.set_xlabel("seconds")

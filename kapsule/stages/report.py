@@ -116,7 +116,7 @@ def shot_table(board: Storyboard, prompt_chars: int = 120) -> Table:
     return Table(
         (
             {
-                "#": s.index,
+                "#": s.number,
                 "start": s.start,
                 "end": s.end,
                 "frames": s.frames,
@@ -135,7 +135,7 @@ def shot_table(board: Storyboard, prompt_chars: int = 120) -> Table:
 def lyrics_table(board: Storyboard, lines: Sequence[TimedLine]) -> Table:
     """The lyrics on the shot timeline: each shot, where it sits, and the lines sung during it."""
     rows = [
-        {"#": s.index, "start": s.start, "end": s.end, "sung": " / ".join(s.lyrics) or "—"}
+        {"#": s.number, "start": s.start, "end": s.end, "sung": " / ".join(s.lyrics) or "—"}
         for s in board.shots
     ]
     sung = sum(1 for s in board.shots if s.lyrics)
@@ -209,7 +209,7 @@ def shot_status_table(board: Storyboard, manifest: ShotManifest) -> Table:
         r = manifest.by_index(shot.index)
         rows.append(
             {
-                "#": shot.index,
+                "#": shot.number,
                 "state": r.state if r else "missing",
                 "generator": r.generator if r else "",
                 "frames": f"{r.frames}/{shot.frames}" if r else f"0/{shot.frames}",

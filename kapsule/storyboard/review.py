@@ -37,7 +37,8 @@ from kapsule.job.update import ApprovalChange, CostEstimate, InState, JobUpdate
 
 
 class ReviewShot(BaseModel):
-    index: int
+    index: int  # the storyboard's index, from 0: what the API's paths and edits take
+    number: int  # index + 1: the shot's number as people read it (CLI, studio, contact sheet)
     start: float
     end: float
     seconds: float  # the shot's length in the video
@@ -113,6 +114,7 @@ def review_summary(ctx: JobContext, record: JobRecord | None = None) -> Review:
         shots.append(
             ReviewShot(
                 index=shot.index,
+                number=shot.number,
                 start=shot.start,
                 end=shot.end,
                 seconds=round(shot.duration, 3),
@@ -183,10 +185,11 @@ def _shot_position(board: Storyboard, index: int) -> int:
     for position, shot in enumerate(board.shots):
         if shot.index == index:
             return position
+    # Said in shot numbers (from 1), as the CLI, the studio and the contact sheet count.
     raise ShotNotFound(
-        f"there is no shot {index}; this storyboard has shots 0 to {len(board.shots) - 1}"
+        f"there is no shot {index + 1}; this storyboard has shots 1 to {len(board.shots)}"
         if board.shots
-        else f"there is no shot {index}; this storyboard has no shots"
+        else f"there is no shot {index + 1}; this storyboard has no shots"
     )
 
 
@@ -282,7 +285,7 @@ def reroll(ctx: JobContext, index: int, *, prompt: str | None = None, seed: int 
         seed = shot.seed if text is not None and text != shot.prompt else new_seed(shot.seed)
     if (text is None or text == shot.prompt) and seed == shot.seed:
         raise NothingToReroll(
-            f"shot {index} already has that prompt and seed {seed}: change one of them to re-roll it"
+            f"shot {index + 1} already has that prompt and seed {seed}: change one of them to re-roll it"
         )
     board.shots[position] = shot.model_copy(update={"prompt": text or shot.prompt, "seed": seed})
     child = JobRecord(
@@ -292,7 +295,7 @@ def reroll(ctx: JobContext, index: int, *, prompt: str | None = None, seed: int 
         params=parent.params.model_copy(update={"review": False}),
         song_seconds=parent.song_seconds,
         reroll=RerollOf(parent_job=parent.id, shot=index, seed=seed, prompt_changed=text is not None),
-        message=f"re-roll of shot {index} of {parent.id}",
+        message=f"re-roll of shot {index + 1} of {parent.id}",
     )
     _seed_folder(ctx, child.id, board, index)
     return ctx.status.create(child)

@@ -125,6 +125,7 @@ def made(
     lyrics.write_text(LYRICS, encoding="utf-8")
     args = ["make", str(song), "-o", str(out), "--prompt", "a paper boat on a neon river"]
     args += ["--lyrics", str(lyrics), "--captions", "both"]  # the lyric path rides on the same job
+    args += ["--force"]  # test-artifacts/ keeps the last run's video: replace it
 
     result = CliRunner().invoke(app, args)
 

@@ -21,6 +21,7 @@ class Health(BaseModel):
 class ApiHealth(Health):
     auth: str  # "api-keys" (send a Bearer key) or "open" (local mode, loopback only)
     max_upload_bytes: int  # the largest song the server takes (the page says so before uploading)
+    video_model: str = "local"  # a job's video model unless it names one (the page says what 'local' makes)
 
 
 @router.get("/healthz", response_model=Health)
@@ -33,4 +34,10 @@ def healthz() -> Health:
 def api_healthz(settings: SettingsDep) -> ApiHealth:
     """Up, and whether callers need an API key (the studio page asks for one only then)."""
     auth = "api-keys" if parse_api_keys(settings.api_keys) else "open"
-    return ApiHealth(status="ok", version=__version__, auth=auth, max_upload_bytes=settings.max_upload_bytes)
+    return ApiHealth(
+        status="ok",
+        version=__version__,
+        auth=auth,
+        max_upload_bytes=settings.max_upload_bytes,
+        video_model=settings.video_model,
+    )

@@ -9,8 +9,9 @@ files, so the API accepts exactly what the CLI does.
 
 from __future__ import annotations
 
+import mimetypes
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Header, Query, Response
 from fastapi.responses import FileResponse, RedirectResponse, StreamingResponse
@@ -20,7 +21,7 @@ from kapsule.api.deps import DeliveryDep, OwnerDep, SecretDep, ServiceDep, Stora
 from kapsule.api.schemas import ApiModel
 from kapsule.control import uploads
 from kapsule.control.service import GridChange, Submission, request_hash
-from kapsule.control.submission import PASTED_LYRICS, LyricsFile
+from kapsule.control.submission import PASTED_LYRICS, LyricsFile, Precheck
 from kapsule.core.errors import (
     BadCursor,
     InvalidParameter,
@@ -31,7 +32,7 @@ from kapsule.core.errors import (
 from kapsule.generation.references import ReferenceImage
 from kapsule.job.artifacts import MAX_SHOT_SEED, Analysis, ReadingKind
 from kapsule.job.layout import JobLayout
-from kapsule.job.params import MAX_LYRICS_BYTES, MAX_REFERENCE_IMAGES, JobOptions
+from kapsule.job.params import MAX_LYRICS_BYTES, MAX_REFERENCE_IMAGES, JobOptions, JobParams
 from kapsule.job.record import JobRecord, JobState
 from kapsule.song.intake import StoredSong
 from kapsule.storyboard.review import Review
@@ -57,6 +58,19 @@ class JobCreate(JobOptions, ApiModel):
     )
     lyrics_upload_id: str | None = Field(
         None, max_length=100, description="Or an upload of a lyrics file (purpose 'lyrics')."
+    )
+
+
+class JobCheck(JobOptions, ApiModel):
+    """A job described before its song is uploaded (``POST /v1/jobs/check``): its options, the song's
+    file name and length as the browser read them, and pasted lyrics."""
+
+    filename: str = Field("", max_length=255, description="The song's file name.")
+    song_seconds: float | None = Field(
+        None, gt=0, le=24 * 3600, description="The song's length as the client read it, if it could."
+    )
+    lyrics_text: str | None = Field(
+        None, max_length=MAX_LYRICS_BYTES // 4, description="The lyrics, as for POST /v1/jobs."
     )
 
 
@@ -137,6 +151,16 @@ def create_job(
     return record
 
 
+@router.post("/check", response_model=JobParams)
+def check_job(body: JobCheck, owner: OwnerDep, service: ServiceDep) -> JobParams:
+    """Check a job's options and lyrics before its song is uploaded, so a bad lyrics file or option
+    costs no upload: 200 with the job's parameters, or the error ``POST /v1/jobs`` would give. Nothing
+    is created; ``POST /v1/jobs`` checks everything again against the uploaded song."""
+    lyrics = LyricsFile(PASTED_LYRICS, body.lyrics_text.encode()) if body.lyrics_text is not None else None
+    check = Precheck(options=body, song_name=body.filename, song_seconds=body.song_seconds, lyrics=lyrics)
+    return service.check(owner, check)
+
+
 @router.get("", response_model=JobPage)
 def list_jobs(
     owner: OwnerDep,
@@ -201,6 +225,50 @@ def job_captions(job_id: str, owner: OwnerDep, service: ServiceDep, delivery: De
     return Response(data, media_type="text/vtt; charset=utf-8")
 
 
+@router.get("/{job_id}/captions.srt", response_class=Response)
+def job_captions_srt(job_id: str, owner: OwnerDep, service: ServiceDep, delivery: DeliveryDep) -> Response:
+    """The lyric captions as SubRip, for the platforms that take a caption file; 404 when none."""
+    record = service.get(owner, job_id)
+    try:
+        data = delivery.read_bytes(JobLayout(job_id).captions("srt"))
+    except ObjectNotFound:
+        raise ObjectNotFound(f"job {job_id} has no caption file") from None
+    filename = f"{Path(record.params.song or 'kapsule').stem[:80] or 'kapsule'}.srt"
+    return Response(
+        data,
+        media_type="application/x-subrip; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{_ascii(filename)}"'},
+    )
+
+
+@router.get("/{job_id}/poster.jpg", response_class=Response)
+def job_poster(job_id: str, owner: OwnerDep, service: ServiceDep) -> Response:
+    """A frame of the finished video (the player's poster, the past jobs' thumbnail)."""
+    return _job_image(owner, service, job_id, "poster")
+
+
+@router.get("/{job_id}/contact-sheet.jpg", response_class=Response)
+def job_contact_sheet(job_id: str, owner: OwnerDep, service: ServiceDep) -> Response:
+    """One thumbnail per shot, numbered from 1 as the studio and the CLI number shots."""
+    return _job_image(owner, service, job_id, "contact_sheet")
+
+
+def _ascii(name: str) -> str:
+    return "".join(c if c.isascii() and c.isprintable() and c not in '"\\' else "_" for c in name)
+
+
+def _job_image(
+    owner: str, service: ServiceDep, job_id: str, which: Literal["poster", "contact_sheet"]
+) -> Response:
+    ctx = service.context(owner, job_id)
+    key = ctx.layout.poster if which == "poster" else ctx.layout.contact_sheet
+    try:
+        data = ctx.storage.read_bytes(key)
+    except ObjectNotFound:
+        raise ObjectNotFound(f"job {job_id} has no {which.replace('_', ' ')} yet") from None
+    return Response(data, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=3600"})
+
+
 # ------------------------------------------------------------------------ review before paying, re-roll
 
 
@@ -249,12 +317,25 @@ def job_click(
     from kapsule.stages.files import reading_click
 
     ctx = service.context(owner, job_id)
+    path = ctx.storage.local_path(ctx.layout.click_preview)
+    if path is not None and path.is_file():  # with Range, so the studio's player can seek in it
+        return FileResponse(path, media_type="audio/mp4")
     try:
         data = reading_click(ctx, reading)
     except ObjectNotFound as exc:
         what = "click-track preview" if reading is None else f"{reading} reading to click"
         raise ObjectNotFound(f"job {job_id} has no {what} yet ({exc})") from None
     return Response(data, media_type="audio/mp4")
+
+
+@router.get("/{job_id}/song", response_class=FileResponse)
+def job_song(job_id: str, owner: OwnerDep, service: ServiceDep) -> FileResponse:
+    """The job's song as it was uploaded: the studio plays it under the clicks of another reading of
+    the beat grid (Web Audio), so a musician can hear each reading when the analysis is unsure."""
+    ctx = service.context(owner, job_id)
+    path = ctx.input_song()
+    kind, _ = mimetypes.guess_type(path.name)  # the extension intake chose from the content
+    return FileResponse(path, media_type=kind or "application/octet-stream")
 
 
 @router.post("/{job_id}:approve", response_model=JobRecord, status_code=202)

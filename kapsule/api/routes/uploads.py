@@ -70,12 +70,18 @@ class UploadCreate(ApiModel):
     )
 
 
+RESUMABLE_FROM_BYTES = 8 * 1024 * 1024
+"""Songs larger than this get a resumable session too (on Cloud Storage), sent in 8 MiB chunks."""
+
+
 class UploadOut(BaseModel):
     upload_id: str
     url: str
     method: str = "PUT"
     headers: dict[str, str]
     expires_at: datetime
+    # A large song on Cloud Storage: also a resumable session to PUT it to in chunks (Content-Range).
+    resumable_url: str | None = Field(None, exclude_if=lambda v: v is None)
 
 
 class UploadDone(BaseModel):
@@ -113,8 +119,20 @@ def create_upload(
             max_bytes=ticket.max_bytes,
             expires=timedelta(seconds=settings.upload_url_expiry_s),
         )
+        resumable = None
+        if body.purpose == "song" and body.size > RESUMABLE_FROM_BYTES:
+            resumable = direct.resumable_upload_session(
+                uploads.upload_key(ticket.upload_id),
+                content_type=ticket.content_type,
+                size=body.size,
+                origin=request.headers.get("origin"),
+            )
         return UploadOut(
-            upload_id=ticket.upload_id, url=signed.url, headers=signed.headers, expires_at=signed.expires_at
+            upload_id=ticket.upload_id,
+            url=signed.url,
+            headers=signed.headers,
+            expires_at=signed.expires_at,
+            resumable_url=resumable,
         )
     query = urlencode(
         {"expires": ticket.expires_at, "signature": uploads.sign(secret, ticket, ticket.expires_at)}

@@ -48,6 +48,12 @@ class InputFileMissing(InvalidParameter):
     code = "file_not_found"
 
 
+class OutputExists(InvalidParameter):
+    """The file a command would write exists already: it is never overwritten without ``--force``."""
+
+    code = "output_exists"
+
+
 class EmptyPrompt(InvalidParameter):
     code = "empty_prompt"
 

@@ -46,6 +46,11 @@ class DirectAccess(Protocol):
     ) -> SignedUrl:
         """A URL to PUT one object of ``content_type`` and at most ``max_bytes`` to ``key``, once."""
 
+    def resumable_upload_session(self, key: str, *, content_type: str, size: int, origin: str | None) -> str:
+        """A session URL a browser PUTs one object of exactly ``size`` bytes to in chunks (each with
+        its ``Content-Range``), which can be resumed where it stopped. ``origin`` is
+        the page's, which the session then answers with CORS headers."""
+
     def signed_download_url(
         self, key: str, *, expires: timedelta = DEFAULT_DOWNLOAD_EXPIRY, filename: str | None = None
     ) -> SignedUrl:

@@ -330,6 +330,20 @@ class GcsStorage:
             ),
         )
 
+    def resumable_upload_session(self, key: str, *, content_type: str, size: int, origin: str | None) -> str:
+        """Started by this service with its own credentials; the session URL is the browser's only
+        capability, bound to this object, type and exact size (Cloud Storage refuses more bytes)."""
+        blob = self._blob(key)
+        session: str = self._call(
+            "start a resumable upload of",
+            key,
+            lambda: blob.create_resumable_upload_session(
+                content_type=content_type, size=size, origin=origin, timeout=REQUEST_TIMEOUT_S
+            ),
+            not_found="bucket",
+        )
+        return session
+
     def signed_download_url(
         self, key: str, *, expires: timedelta = DEFAULT_DOWNLOAD_EXPIRY, filename: str | None = None
     ) -> SignedUrl:

@@ -76,3 +76,39 @@ def test_a_gcs_upload_url_is_signed_for_one_put(
     assert info["headers"]["x-goog-if-generation-match"] == "0"
     signed = parse_qs(urlsplit(info["url"]).query)["X-Goog-SignedHeaders"][0].split(";")
     assert "x-goog-if-generation-match" in signed and "x-goog-content-length-range" in signed
+
+
+def test_a_large_song_goes_up_in_chunks_through_a_resumable_session(
+    gcs_client: tuple[TestClient, RecordingLauncher, Settings], tmp_path: Path
+) -> None:
+    """What the studio does with a song over 8 MiB: 8 MiB chunks with Content-Range, then the job."""
+    client, launcher, settings = gcs_client
+    song = sine_wav(tmp_path / "long.wav", 200.0)  # 8.8 MB at 22.05 kHz
+    data = song.read_bytes()
+    assert len(data) > 8 * 1024 * 1024
+    small = client.post("/v1/uploads", json={"filename": "s.wav", "content_type": "audio/wav", "size": 1000})
+    assert "resumable_url" not in small.json()  # a small song goes up in one PUT
+    ticket = client.post(
+        "/v1/uploads",
+        json={"filename": "long.wav", "content_type": "audio/wav", "size": len(data)},
+        headers={"Origin": "http://127.0.0.1:8080"},
+    )
+    assert ticket.status_code == 201, ticket.text
+    session = ticket.json()["resumable_url"]
+    chunk = 8 * 1024 * 1024
+    statuses = []
+    for start in range(0, len(data), chunk):
+        end = min(len(data), start + chunk)
+        put = httpx.put(
+            session,
+            content=data[start:end],
+            headers={"Content-Range": f"bytes {start}-{end - 1}/{len(data)}"},
+            timeout=60,
+        )
+        statuses.append(put.status_code)
+    assert statuses[:-1] == [308] * (len(statuses) - 1) and statuses[-1] in (200, 201), statuses
+    job = client.post("/v1/jobs", json={"upload_id": ticket.json()["upload_id"]})
+    assert job.status_code == 202, job.text
+    assert launcher.launched == [job.json()["id"]]
+    storage = open_storage(settings.storage_url)
+    assert storage.read_bytes(JobLayout(job.json()["id"]).input_song("wav")) == data

@@ -137,7 +137,7 @@ def test_bad_inputs_fail_cleanly_without_leaving_a_partial_video(
         assemble_video(board, exact_clips, exact_clips[0], out_dir / "v.mp4", exact_lengths=True)
     broken = tmp_path / "broken.mp4"
     broken.write_bytes(b"not a video at all")
-    with pytest.raises(MediaError, match="clip of shot 1 cannot be read"):
+    with pytest.raises(MediaError, match="clip of shot 2 cannot be read"):  # the 2nd clip (from 1)
         assemble_video(
             board,
             [exact_clips[0], broken, *exact_clips[2:]],

@@ -10,6 +10,7 @@ prompt), and a re-roll asks exactly once, for the changed shot, and records only
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -284,14 +285,19 @@ def test_cli_make_review_approve_and_reroll(
     assert code == 0, output + _log(kapsule_env, job_id)
     assert records[0].state == JobState.awaiting_approval
     assert f"kapsule approve {job_id}" in output and "estimated $0.00" in output
+    # Shots are numbered from 1 on the command line, as in the contact sheet: the first starts at 0 s.
+    assert re.search(r"│ 1 +│ 0\.00 s", output) and not re.search(r"│ 0 +│", output), output
     assert not (tmp_path / "a.mp4").exists()
     storage = open_storage(kapsule_env.storage_url)
     assert not storage.exists(JobLayout(job_id).manifest)  # nothing generated before approval
 
     code, output = _cli("approve", job_id, "--prompt", "bad edit")
     assert code == 2 and "N=" in output
-    code, output = _cli("approve", job_id, "--prompt", "1=a paper crane", "-o", str(tmp_path / "a.mp4"))
+    code, output = _cli("approve", job_id, "--prompt", "2=a paper crane", "-o", str(tmp_path / "a.mp4"))
     assert code == 0, output + _log(kapsule_env, job_id)
+    # The summary lists every deliverable with its path.
+    for what in ("video", "contact sheet", "poster", "job folder", "notebook 04_assemble"):
+        assert what in output, output
     assert media.probe(tmp_path / "a.mp4").duration == pytest.approx(song_seconds, abs=0.1)
     board = Storyboard.model_validate_json(storage.read_bytes(JobLayout(job_id).storyboard))
     assert board.shots[1].prompt == "a paper crane"
@@ -299,7 +305,12 @@ def test_cli_make_review_approve_and_reroll(
 
     code, output = _cli("reroll", job_id, "99")
     assert code == 2 and "there is no shot 99" in output
-    code, output = _cli("reroll", job_id, "0", "--seed", "4242", "-o", str(tmp_path / "b.mp4"))
+    code, output = _cli("reroll", job_id, "0")
+    assert code == 2 and "numbered from 1" in output
+    code, output = _cli("reroll", job_id, "1", "-o", str(tmp_path / "a.mp4"))  # never a silent overwrite
+    assert code == 2 and "output_exists" in output and "--force" in output
+    assert len(open_status_store(kapsule_env.status_url).list("local")[0]) == 1  # refused before any job
+    code, output = _cli("reroll", job_id, "1", "--seed", "4242", "-o", str(tmp_path / "b.mp4"))
     children = [r for r in open_status_store(kapsule_env.status_url).list("local")[0] if r.id != job_id]
     assert len(children) == 1
     child_id = children[0].id
@@ -308,7 +319,7 @@ def test_cli_make_review_approve_and_reroll(
     child = ShotManifest.model_validate_json(storage.read_bytes(JobLayout(child_id).manifest))
     child_board = Storyboard.model_validate_json(storage.read_bytes(JobLayout(child_id).storyboard))
     assert child_board.shots[0].seed == 4242 and child_board.shots[1].prompt == "a paper crane"
-    # Only shot 0 changed: its request key is new; every other clip is the parent's, byte for byte.
+    # Only the first shot changed: its request key is new; every other clip is the parent's, byte for byte.
     assert child.shots[0].key != parent.shots[0].key
     for before, after in zip(parent.shots[1:], child.shots[1:], strict=True):
         assert after.key == before.key
@@ -316,7 +327,7 @@ def test_cli_make_review_approve_and_reroll(
     assert storage.read_bytes(child.shots[0].file) != storage.read_bytes(parent.shots[0].file)
     assert (tmp_path / "a.mp4").read_bytes() != (tmp_path / "b.mp4").read_bytes()
 
-    code, output = _cli("reroll", job_id, "0", "--seed", str(board.shots[0].seed))
+    code, output = _cli("reroll", job_id, "1", "--seed", str(board.shots[0].seed))
     assert code == 2 and "nothing_to_reroll" in output
 
 

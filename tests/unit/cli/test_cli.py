@@ -164,3 +164,72 @@ def test_serve_app_answers_health_checks() -> None:
 
     assert response.status_code == 200
     assert response.json() == {"status": "ok", "version": __version__}
+
+
+def test_jobs_list_fits_80_columns_with_the_whole_id_song_state_and_age(kapsule_env: Settings) -> None:
+    status = open_status_store(kapsule_env.status_url)
+    long_name = "a very long song title that would never fit in a narrow terminal (remastered 2024).flac"
+    old = status.create(JobRecord(params={"song": "sung.mp3"}))
+    new = status.create(JobRecord(params={"song": long_name}))
+    status.update(new.id, JobUpdate(state=JobState.running, stage="storyboard", progress=0.1))
+    status.update(new.id, JobUpdate(state=JobState.awaiting_approval, progress=0.15))
+
+    listed = runner.invoke(app, ["jobs", "list"], terminal_width=80)
+    assert listed.exit_code == 0, listed.output
+    lines = _lines(listed.stdout)
+    assert lines[0].split() == ["id", "state", "age", "song"]
+    assert all(len(line) <= 80 for line in lines), lines
+    assert lines[1].startswith(f"{new.id}  awaiting approval") and "a very long song" in lines[1]
+    assert lines[1].endswith("…")  # only the song is shortened, never the id
+    assert lines[2].split()[0] == old.id and lines[2].endswith("sung.mp3")
+    assert " s " in lines[2] or " min " in lines[2]  # the age
+
+
+def test_jobs_list_from_another_folder_reads_the_same_jobs(
+    kapsule_env: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Job records live in one place (the user's data folder, or the settings'), not the working folder."""
+    record = open_status_store(kapsule_env.status_url).create(JobRecord(params={"song": "sung.mp3"}))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    listed = runner.invoke(app, ["jobs", "list"])
+    assert record.id in listed.stdout
+    assert list(elsewhere.iterdir()) == []  # nothing created in the working folder
+
+
+def test_the_default_home_is_the_users_data_folder(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for name in ("KAPSULE_STORAGE_URL", "KAPSULE_STATUS_URL", "KAPSULE_WORK_DIR"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data-home"))
+    settings = Settings()
+    home = tmp_path / "data-home" / "kapsule"
+    assert settings.storage_url == f"file://{home / 'data'}"
+    assert settings.status_url == f"sqlite:///{home / 'jobs.db'}"
+    assert settings.work_dir == home / "work"
+
+
+def test_make_never_overwrites_an_existing_out_file(
+    kapsule_env: Settings, short_song: Path, tmp_path: Path
+) -> None:
+    target = tmp_path / "mine.mp4"
+    target.write_bytes(b"a video I keep")
+    result = runner.invoke(app, ["make", str(short_song), "-o", str(target)])
+    assert result.exit_code == 2
+    assert _lines(result.output) == [
+        f"error [output_exists]: {target} exists; pass --force to replace it, or choose another -o"
+    ]
+    assert target.read_bytes() == b"a video I keep"
+    _nothing_created(kapsule_env)
+
+
+def test_every_video_is_named_by_its_song_and_job_and_never_lands_on_another(kapsule_env: Settings) -> None:
+    from kapsule.cli.common import video_target
+
+    record = JobRecord(params={"song": "My Song.flac"})
+    target = video_target(record, None)
+    assert target == Path(kapsule_env.work_dir).parent / "videos" / f"My Song-{record.id[-6:]}.mp4"
+    target.parent.mkdir(parents=True)
+    target.write_bytes(b"an older video")
+    assert video_target(record, None).name == f"My Song-{record.id}.mp4"
+    assert video_target(record, Path("chosen.mp4")) == Path("chosen.mp4")
