@@ -3,7 +3,9 @@
 Each check returns a ``Finding`` saying what is wrong and exactly how to fix it (or that it is
 fine), so ``kapsule doctor``, the API's start-up in cloud mode and the job submission can all show
 the same sentences. Nothing here changes the deployment except a probe object written to and
-deleted from each bucket (``doctor/``), which proves write access end to end.
+deleted from each bucket (``doctor/``), which proves write access end to end. The checks are a
+list (``doctor_checks``) run at once by ``checks.run_checks``, each bounded by a deadline: a service
+that never answers is named within seconds instead of after the client library's own retries.
 
 Checks: the video and prompt models exist (google-genai ``models.get``; the video model also against
 the capability table, including its lifecycle column: a model past a retirement date Google documents
@@ -19,48 +21,32 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
 from kapsule.catalog import video_models
+from kapsule.control.checks import Check, Finding, run_checks
+from kapsule.control.checks import fail as _fail
+from kapsule.control.checks import ok as _ok
+from kapsule.control.checks import warn as _warn
 from kapsule.core.errors import ConfigError, GoogleRequestRefused, JobNotFound, KapsuleError
 from kapsule.core.settings import Settings
 from kapsule.infra.status import StatusStore, open_status_store
 from kapsule.infra.storage import CorsRule, Storage, open_storage
 from kapsule.infra.storage.signing import UPLOAD_HEADERS
 
-
-@dataclass(frozen=True)
-class Finding:
-    """One check's verdict: ``ok``, or what is wrong (``problem``) and how to fix it (``fix``).
-
-    A ``warning`` is ``ok`` (it fails nothing and blocks no job) but still says what may go wrong and
-    what to do (``problem``, ``fix``): e.g. a model retirement date only a third party gives.
-    """
-
-    check: str
-    ok: bool
-    problem: str = ""
-    fix: str = ""
-    warning: bool = False
-
-    def __str__(self) -> str:
-        if self.ok and not self.warning:
-            return f"ok    {self.check}"
-        return f"{'WARN' if self.ok else 'FAIL'}  {self.check}: {self.problem}\n      fix: {self.fix}"
-
-
-def _ok(check: str) -> Finding:
-    return Finding(check, True)
-
-
-def _fail(check: str, problem: str, fix: str) -> Finding:
-    return Finding(check, False, problem, fix)
-
-
-def _warn(check: str, problem: str, fix: str) -> Finding:
-    return Finding(check, True, problem, fix, warning=True)
+__all__ = [
+    "UPLOAD_HEADERS",
+    "Check",
+    "Finding",
+    "blocking",
+    "cors_problem",
+    "doctor_checks",
+    "is_cloud",
+    "problems",
+    "run_doctor",
+    "warnings",
+]
 
 
 def is_cloud(settings: Settings) -> bool:
@@ -77,10 +63,31 @@ def run_doctor(
     status: StatusStore | None = None,
     api: bool = False,
     today: date | None = None,
+    on_finding: Callable[[Finding], None] | None = None,
 ) -> list[Finding]:
-    """Every check, in order; ``origins`` are the browser origins that upload (default: the
-    ``cors_origins`` setting). The stores are opened from ``settings`` unless given; model retirement
-    dates are compared with ``today`` (default: now, UTC).
+    """Every check of ``doctor_checks``, all at once, each bounded by its deadline (``run_checks``);
+    ``on_finding`` sees each line as it is known (``kapsule doctor`` prints it), the list returned
+    keeps the checks' order."""
+    checks = doctor_checks(
+        settings, origins=origins, storage=storage, delivery=delivery, status=status, api=api, today=today
+    )
+    return run_checks(checks, on_finding=on_finding)
+
+
+def doctor_checks(
+    settings: Settings,
+    *,
+    origins: Sequence[str] = (),
+    storage: Storage | None = None,
+    delivery: Storage | None = None,
+    status: StatusStore | None = None,
+    api: bool = False,
+    today: date | None = None,
+) -> list[Check]:
+    """The checks, in order; ``origins`` are the browser origins that upload (default: the
+    ``cors_origins`` setting). The stores are opened from ``settings`` unless given (opening asks
+    nothing of the network: each check's first call does); model retirement dates are compared with
+    ``today`` (default: now, UTC).
 
     ``api=True`` checks what the API's own identity needs (its start-up preflight): deploy.sh gives
     the API's service account no Vertex AI role (the job calls Google) and only read access to the
@@ -88,21 +95,62 @@ def run_doctor(
     ``models.get``) and the delivery bucket by a read, not a probe write.
     """
     wanted = list(origins) or [o.strip() for o in (settings.cors_origins or "").split(",") if o.strip()]
-    findings = check_models(settings, remote=not api, today=today)
-    private = _open("private storage", settings.storage_url, storage, findings)
-    public = _open("delivery storage", settings.effective_delivery_url, delivery, findings)
+    opened: list[Finding] = []
+    private = _open("private storage", settings.storage_url, storage, opened)
+    public = _open("delivery storage", settings.effective_delivery_url, delivery, opened)
+    checks = [
+        Check("models", _genai_target(settings), lambda: check_models(settings, remote=not api, today=today))
+    ]
+    checks += [_known(finding) for finding in opened]
     if private is not None:
-        findings.append(check_storage("private storage", private))
-    if public is not None:
-        findings.append(
-            check_readable("delivery storage", public) if api else check_storage("delivery storage", public)
+        checks.append(
+            Check(
+                "private storage",
+                _target(settings.storage_url),
+                lambda: [check_storage("private storage", private)],
+            )
         )
-    findings.append(check_status(settings, status))
-    findings.append(check_upload_secret(settings))
+    if public is not None:
+        url = settings.effective_delivery_url
+        read = check_readable if api else check_storage
+        checks.append(Check("delivery storage", _target(url), lambda: [read("delivery storage", public)]))
+    checks.append(
+        Check(
+            f"job records ({settings.status_url})",
+            _target(settings.status_url),
+            lambda: [check_status(settings, status)],
+        )
+    )
+    checks.append(Check("upload secret", "the settings", lambda: [check_upload_secret(settings)]))
     if private is not None and settings.storage_url.startswith("gs://"):
-        findings.append(check_cors(private, wanted))
-        findings.append(check_signing(private))
-    return findings
+        where = _target(settings.storage_url)
+        checks.append(Check("private bucket CORS", where, lambda: [check_cors(private, wanted)]))
+        checks.append(Check("URL signing", f"{where} and IAM Credentials", lambda: [check_signing(private)]))
+    return checks
+
+
+def _known(finding: Finding) -> Check:
+    """A check whose finding is already known (a store that could not even be opened)."""
+    return Check(finding.check, "the settings", lambda: [finding])
+
+
+def _target(url: str) -> str:
+    """What a store at ``url`` talks to, as named when it does not answer in time."""
+    if url.startswith("gs://"):
+        from kapsule.infra.storage.gcs import api_endpoint as storage_endpoint
+
+        return f"Cloud Storage at {storage_endpoint()} ({url})"
+    if url.startswith("firestore://"):
+        from kapsule.infra.status.firestore import api_endpoint as firestore_endpoint
+
+        return f"Firestore at {firestore_endpoint()} ({url})"
+    return url
+
+
+def _genai_target(settings: Settings) -> str:
+    from kapsule.infra.genai_client import api_endpoint
+
+    return f"Google's model API at {api_endpoint(settings)}"
 
 
 def problems(findings: Sequence[Finding]) -> list[Finding]:

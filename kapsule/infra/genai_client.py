@@ -112,6 +112,20 @@ def genai_mode(settings: Settings) -> str:
     )
 
 
+def api_endpoint(settings: Settings) -> str:
+    """The base URL a client built from ``settings`` calls (google-genai's own choice of host)."""
+    if settings.genai_base_url:
+        return settings.genai_base_url
+    if not settings.genai_use_vertexai:
+        return "https://generativelanguage.googleapis.com/"
+    location = settings.vertex_location
+    return (
+        "https://aiplatform.googleapis.com/"
+        if location == "global"
+        else f"https://{location}-aiplatform.googleapis.com/"
+    )
+
+
 def make_genai_client(settings: Settings) -> genai.Client:
     """A client for the configured mode; ``ConfigError`` with a precise message when it can't be built."""
     from google import genai
