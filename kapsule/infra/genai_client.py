@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import random
+import re
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, TypeVar
@@ -38,6 +39,20 @@ RETRY_JITTER = 0.5  # +- this fraction of the backoff, so throttled workers do n
 TRANSIENT_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 
 T = TypeVar("T")
+
+# Google's Gemini 3 prompting guide: keep the temperature at its default of 1.0 ("lower values can
+# cause looping or degraded performance"). Earlier families have no such advice: there the caller's
+# choice stands (docs/cloud-settings.md, "Gemini").
+GEMINI_3_TEMPERATURE = 1.0
+_FAMILY = re.compile(r"gemini-(\d+)")
+
+
+def temperature_for(model: str, preferred: float) -> float:
+    """The temperature to send ``model``: Google's 1.0 for Gemini 3 and later, else ``preferred``."""
+    family = _FAMILY.match(model)
+    if family is not None and int(family.group(1)) >= 3:
+        return GEMINI_3_TEMPERATURE
+    return preferred
 
 
 def is_transient(exc: BaseException) -> bool:

@@ -37,7 +37,13 @@ VEO_RULES: dict[str, VeoRule] = {
     "veo-3.1-fast-generate-001": _V31,
 }
 GEMINI_MODELS = frozenset(
-    {"gemini-2.5-flash", "gemini-2.5-pro", "gemini-2.5-flash-lite", "gemini-3-flash-preview"}
+    {
+        "gemini-2.5-flash",
+        "gemini-2.5-pro",
+        "gemini-2.5-flash-lite",
+        "gemini-3-flash-preview",
+        "gemini-3.6-flash",
+    }
 )
 VEO_LOCATIONS = frozenset({"us-central1"})  # where the fake serves Veo on Vertex (Google: a few regions)
 

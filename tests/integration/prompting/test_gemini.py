@@ -227,3 +227,16 @@ def test_a_rephrasing_refused_by_google_is_not_softened_silently(
     fake_google.fail_next = {"generate": [403]}
     with pytest.raises(GoogleRequestRefused, match="403"):
         veo._rephrase("a street on fire", ["violence"])
+
+
+def test_the_temperature_follows_googles_advice_for_the_models_family(
+    api_key_settings: Settings, fake_google: FakeGoogle
+) -> None:
+    """Google's Gemini 3 prompting guide: keep 1.0 (lower values can loop); 2.5 keeps our 0.8."""
+    for model in ("gemini-2.5-flash", "gemini-3-flash-preview", "gemini-3.6-flash"):
+        writer = GeminiPromptWriter(model, api_key_settings)
+        writer.write(_briefs(2), prompt="a violinist", style="", analysis=_analysis())
+    sent = {
+        call.model: call.body["generationConfig"]["temperature"] for call in fake_google.requests("generate")
+    }
+    assert sent == {"gemini-2.5-flash": 0.8, "gemini-3-flash-preview": 1.0, "gemini-3.6-flash": 1.0}
