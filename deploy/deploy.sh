@@ -44,7 +44,11 @@ JOB="${KAPSULE_JOB_NAME:-kapsule-job}"
 SERVICE="${KAPSULE_SERVICE_NAME:-kapsule-api}"
 JOB_TIMEOUT_S="${KAPSULE_JOB_TIMEOUT_S:-3600}"
 JOB_MAX_RETRIES="${KAPSULE_JOB_MAX_RETRIES:-2}"   # --max-retries AND the job's env: one setting
-VERTEX_LOCATION="${KAPSULE_VERTEX_LOCATION:-us-central1}"  # where Veo/Gemini run; not the Cloud Run region
+# Where Vertex AI serves each model (neither is the Cloud Run region): Veo only in the regions Google
+# documents for it (docs/cloud-settings.md); Gemini on the global endpoint, the only one serving the
+# Gemini previews. KAPSULE_VERTEX_LOCATION, the one setting for both before, still sets Veo's.
+VEO_LOCATION="${KAPSULE_VEO_LOCATION:-${KAPSULE_VERTEX_LOCATION:-us-central1}}"
+GEMINI_LOCATION="${KAPSULE_GEMINI_LOCATION:-global}"
 STUDIO_ORIGINS="${KAPSULE_STUDIO_ORIGINS:-}"      # extra browser origins that upload (comma list)
 IAM_ATTEMPTS="${KAPSULE_IAM_ATTEMPTS:-6}"         # IAM calls retried on propagation delay
 IAM_BACKOFF_S="${KAPSULE_IAM_BACKOFF_S:-10}"
@@ -284,7 +288,7 @@ fi
 common_env="KAPSULE_STORAGE_URL=gs://$PRIVATE_BUCKET,KAPSULE_DELIVERY_URL=gs://$DELIVERY_BUCKET"
 common_env+=",KAPSULE_STATUS_URL=firestore://$PROJECT/$COLLECTION"
 common_env+=",KAPSULE_VIDEO_MODEL=$VIDEO_MODEL,KAPSULE_PROMPT_MODEL=$PROMPT_MODEL"
-common_env+=",GOOGLE_CLOUD_PROJECT=$PROJECT,KAPSULE_VERTEX_LOCATION=$VERTEX_LOCATION"
+common_env+=",GOOGLE_CLOUD_PROJECT=$PROJECT,KAPSULE_VEO_LOCATION=$VEO_LOCATION,KAPSULE_GEMINI_LOCATION=$GEMINI_LOCATION"
 [[ -n "$job_secrets" ]] || common_env+=",GOOGLE_GENAI_USE_VERTEXAI=true"
 
 step "Cloud Run Job: one task per execution, $JOB_MAX_RETRIES retries (KAPSULE_JOB_MAX_RETRIES: --max-retries and the job's env), ${JOB_TIMEOUT_S}s per attempt"

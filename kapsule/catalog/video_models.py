@@ -10,7 +10,7 @@ estimate prices from it (``price_per_second``) and a job whose settings cannot w
 refused before it is accepted (``check_job``). Each row also says when Google retires the model in
 that mode (``Lifecycle``): a model past a retirement date read on Google's own pages is refused
 (``check_lifecycle``: Veo answers 404 for it), a date only a third party gives is a ``doctor``
-warning (``lifecycle_warning``). Sources and their dates are in ``docs/cloud-settings.md`` (facts
+note, not a warning (``lifecycle_note``). Sources and their dates are in ``docs/cloud-settings.md`` (facts
 read only from documentation are marked there).
 """
 
@@ -135,7 +135,7 @@ VIDEO_MODELS: dict[str, dict[Mode, ModeCaps]] = parse_table(
 )
 LOCAL_MODELS = frozenset({"local"})
 # Vertex AI regions known (from Google's documentation, see docs/cloud-settings.md) to serve these Veo
-# models. KAPSULE_VERTEX_LOCATION defaults to the first; ``doctor`` flags any other.
+# models (not the global endpoint). KAPSULE_VEO_LOCATION defaults to the first; ``doctor`` flags any other.
 VEO_VERTEX_LOCATIONS: tuple[str, ...] = ("us-central1",)
 
 
@@ -197,35 +197,38 @@ def usable_models(mode: Mode, *, today: date | None = None) -> list[str]:
 
 def check_lifecycle(model: str, mode: Mode, *, today: date | None = None) -> None:
     """Raise ``UnknownModel`` for a model whose Google-documented retirement date (in ``mode``) is
-    ``today`` or earlier. A date only a third party gives is never refused (``lifecycle_warning``)."""
+    ``today`` or earlier. A date only a third party gives is never refused (``lifecycle_note``)."""
     life = retired(model, mode, today=today)
     if life is not None:
         raise UnknownModel(retired_message(model, mode, life))
 
 
 def lifecycle_warning(model: str, mode: Mode, *, today: date | None = None) -> tuple[str, str] | None:
-    """What to warn about (problem, fix) for a model that is still accepted: a retirement date only a
-    third party gives (past or not), or a Google-documented one still ahead. ``None``: nothing known."""
+    """What to warn about (problem, fix) for a model that is still accepted: a retirement date Google
+    documents, still ahead. ``None``: none known, or only a third party's (see ``lifecycle_note``)."""
     life = lifecycle(model, mode)
-    if life is None or retired(model, mode, today=today) is not None:
+    if life is None or not life.confirmed or retired(model, mode, today=today) is not None:
         return None
     day = life.retires.isoformat()
-    if life.confirmed:
-        switch = f"move to {life.replacement}" if life.replacement else "choose another model"
-        return (
-            f"Google retires {model} in {mode} mode on {day} ({life.source}); from then on jobs "
-            "asking for it are refused",
-            f"{switch} before {day} (KAPSULE_VIDEO_MODEL)",
-        )
-    when = "now past" if (today or today_utc()) >= life.retires else "still ahead"
-    instead = (
-        f"set KAPSULE_VIDEO_MODEL to {life.replacement}" if life.replacement else "choose a current model"
-    )
+    switch = f"move to {life.replacement}" if life.replacement else "choose another model"
     return (
-        f"{model} in {mode} mode has a deprecation date of {day} ({when}) only from a third party "
-        f"({life.source}); no Google page read for Kapsule confirms it, so the model is still accepted",
-        f"if Veo answers 404 for it (`kapsule doctor` run with the job's identity asks models.get), "
-        f"{instead} (see docs/cloud-settings.md, Model lifecycle)",
+        f"Google retires {model} in {mode} mode on {day} ({life.source}); from then on jobs "
+        "asking for it are refused",
+        f"{switch} before {day} (KAPSULE_VIDEO_MODEL)",
+    )
+
+
+def lifecycle_note(model: str, mode: Mode, *, today: date | None = None) -> str:
+    """A remark, not a warning, for a date only a third party gives ("" if none): Google's own model
+    pages still list these ids as supported, so nothing is to be done until Google dates them (a
+    retired id would answer 404 to ``kapsule doctor``'s ``models.get``)."""
+    life = lifecycle(model, mode)
+    if life is None or life.confirmed:
+        return ""
+    when = "past" if (today or today_utc()) >= life.retires else "ahead"
+    return (
+        f"a third party ({life.source}) gives {model} in {mode} mode a deprecation date of "
+        f"{life.retires.isoformat()} ({when}); no Google page dates it, so it is still accepted"
     )
 
 

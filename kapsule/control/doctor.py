@@ -7,14 +7,11 @@ deleted from each bucket (``doctor/``), which proves write access end to end. Th
 list (``doctor_checks``) run at once by ``checks.run_checks``, each bounded by a deadline: a service
 that never answers is named within seconds instead of after the client library's own retries.
 
-Checks: the video and prompt models exist (google-genai ``models.get``; the video model also against
-the capability table, including its lifecycle column: a model past a retirement date Google documents
-is a blocking problem, a date only a third party gives, or a Google date still ahead, a warning that
-fails nothing; and the Vertex location against the regions documented for Veo: in Vertex mode
-google-genai asks ``models.get`` for a base model at the regional endpoint's host, not under a
-location path, so the location is checked from the table), both buckets and the job
-record store answer, the upload secret is set, the private bucket's CORS admits the studio's origin
-(browsers PUT uploads straight to it) and the service account can sign URLs.
+Checks: the video and prompt models exist where each is called (``model_checks``: Veo in its
+location, Gemini in its own; the video model also against the capability table and its lifecycle
+column), both buckets and the job record store answer, the upload secret is set, the private
+bucket's CORS admits the studio's origin (browsers PUT uploads straight to it) and the service
+account can sign URLs.
 """
 
 from __future__ import annotations
@@ -22,14 +19,12 @@ from __future__ import annotations
 import secrets
 from collections.abc import Callable, Sequence
 from datetime import date
-from typing import Any
 
-from kapsule.catalog import video_models
 from kapsule.control.checks import Check, Finding, run_checks
 from kapsule.control.checks import fail as _fail
 from kapsule.control.checks import ok as _ok
-from kapsule.control.checks import warn as _warn
-from kapsule.core.errors import ConfigError, GoogleRequestRefused, JobNotFound, KapsuleError
+from kapsule.control.model_checks import check_models, models_target
+from kapsule.core.errors import JobNotFound, KapsuleError
 from kapsule.core.settings import Settings
 from kapsule.infra.status import StatusStore, open_status_store
 from kapsule.infra.storage import CorsRule, Storage, open_storage
@@ -99,7 +94,7 @@ def doctor_checks(
     private = _open("private storage", settings.storage_url, storage, opened)
     public = _open("delivery storage", settings.effective_delivery_url, delivery, opened)
     checks = [
-        Check("models", _genai_target(settings), lambda: check_models(settings, remote=not api, today=today))
+        Check("models", models_target(settings), lambda: check_models(settings, remote=not api, today=today))
     ]
     checks += [_known(finding) for finding in opened]
     if private is not None:
@@ -147,12 +142,6 @@ def _target(url: str) -> str:
     return url
 
 
-def _genai_target(settings: Settings) -> str:
-    from kapsule.infra.genai_client import api_endpoint
-
-    return f"Google's model API at {api_endpoint(settings)}"
-
-
 def problems(findings: Sequence[Finding]) -> list[Finding]:
     return [f for f in findings if not f.ok]
 
@@ -179,111 +168,6 @@ def _open(name: str, url: str, given: Storage | None, findings: list[Finding]) -
     except KapsuleError as exc:
         findings.append(_fail(name, f"cannot open {url}: {exc.message}", "fix the storage URL setting"))
         return None
-
-
-# -- models -----------------------------------------------------------------------------------------
-
-
-def check_models(
-    settings: Settings,
-    get_model: Callable[[str], Any] | None = None,
-    *,
-    remote: bool = True,
-    today: date | None = None,
-) -> list[Finding]:
-    """The configured video and prompt models exist where they are asked for (``models.get``; with
-    ``remote=False`` only the capability table and the Veo regions, no request).
-
-    The video model's lifecycle is read from the table: retired by ``today`` (a date Google documents)
-    is a problem whose fix names Google's replacement, and it is not asked for (it would answer 404);
-    a date only a third party gives, or Google's still ahead, is a warning.
-    """
-    findings: list[Finding] = []
-    mode = video_models.mode_of(settings)
-    where = f"Vertex AI location {settings.vertex_location}" if mode == "vertex" else "the Gemini API"
-    models: list[tuple[str, str]] = []
-    video = settings.video_model
-    if video not in video_models.LOCAL_MODELS:
-        try:
-            video_models.capabilities(video, mode)
-            gone = video_models.retired(video, mode, today=today)
-            if gone is not None:
-                instead = gone.replacement or " or ".join(video_models.usable_models(mode, today=today))
-                findings.append(
-                    _fail(
-                        f"video model {video}",
-                        video_models.retired_message(video, mode, gone),
-                        f"set KAPSULE_VIDEO_MODEL to {instead} (on Cloud Run: run deploy/deploy.sh again "
-                        "with it set)",
-                    )
-                )
-            else:
-                models.append(("video model", video))
-                warning = video_models.lifecycle_warning(video, mode, today=today)
-                if warning is not None:
-                    findings.append(_warn(f"video model {video} lifecycle", *warning))
-            if mode == "vertex" and settings.vertex_location not in video_models.VEO_VERTEX_LOCATIONS:
-                findings.append(
-                    _fail(
-                        f"Veo location {settings.vertex_location}",
-                        f"{settings.vertex_location} is not a region Google documents for Veo "
-                        "(a Veo start request there answers 404)",
-                        f"set KAPSULE_VERTEX_LOCATION to {' or '.join(video_models.VEO_VERTEX_LOCATIONS)} "
-                        "(it need not be the Cloud Run region)",
-                    )
-                )
-        except KapsuleError as exc:
-            known = ", ".join(video_models.usable_models(mode, today=today))
-            findings.append(_fail("video model", exc.message, f"set KAPSULE_VIDEO_MODEL to one of: {known}"))
-    if settings.prompt_model != "local":
-        models.append(("prompt model", settings.prompt_model))
-    if not models:
-        return findings or [_ok("models (local renderer and writer)")]
-    if not remote:  # a warning alone still passes
-        if problems(findings):
-            return findings
-        return [_ok("models (against the capability table; models.get not asked)"), *findings]
-    if get_model is None:
-        try:
-            from kapsule.infra.genai_client import make_genai_client
-
-            client = make_genai_client(settings)
-        except ConfigError as exc:
-            return [*findings, _fail("Google credentials", exc.message, "see docs/cloud-settings.md")]
-        get_model = _getter(client)
-    for label, model in models:
-        check = f"{label} {model} in {where}"
-        try:
-            get_model(model)
-        except GoogleRequestRefused as exc:
-            findings.append(_fail(check, exc.message, _model_fix(exc.message, model, mode)))
-        except KapsuleError as exc:
-            findings.append(_fail(check, exc.message, "check the network, then run doctor again"))
-        else:
-            findings.append(_ok(check))
-    return findings
-
-
-def _getter(client: Any) -> Callable[[str], Any]:
-    from kapsule.infra.genai_client import with_retries
-
-    return lambda model: with_retries(lambda: client.models.get(model=model), f"models.get {model}")
-
-
-def _model_fix(message: str, model: str, mode: str) -> str:
-    if " 404 " in message:
-        if mode == "vertex":
-            return (
-                f"{model} is retired or not served in this location: pick a current model id, or set "
-                "KAPSULE_VERTEX_LOCATION to a region that serves it (docs/cloud-settings.md lists them)"
-            )
-        return f"{model} is retired or unknown to the Gemini API: pick a current model id"
-    if " 403 " in message or " 401 " in message:
-        return (
-            "grant the service account roles/aiplatform.user and enable aiplatform.googleapis.com "
-            "(deploy/deploy.sh does both), or check GEMINI_API_KEY"
-        )
-    return "see the message"
 
 
 # -- stores -----------------------------------------------------------------------------------------

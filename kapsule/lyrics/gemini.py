@@ -78,7 +78,7 @@ def align_with_gemini(
 ) -> list[TimedLine]:
     """Timed lines from ``model`` for ``verses`` sung in ``song``, checked against ``activity``."""
     texts = [line for verse in verses for line in verse]
-    client = make_genai_client(settings)  # ConfigError propagates
+    client = make_genai_client(settings, "gemini")  # ConfigError propagates
     audio = _audio_part(song, settings)
     request = _request_text(verses)
     problem = ""

@@ -88,7 +88,7 @@ class GeminiPromptWriter:
     def client(self) -> genai.Client:
         with self._lock:
             if self._client is None:
-                self._client = make_genai_client(self.settings)
+                self._client = make_genai_client(self.settings, "gemini")
             return self._client
 
     def write(self, briefs: list[ShotBrief], *, prompt: str, style: str, analysis: Analysis) -> PromptPlan:

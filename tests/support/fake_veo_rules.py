@@ -47,6 +47,16 @@ GEMINI_MODELS = frozenset(
 )
 VEO_LOCATIONS = frozenset({"us-central1"})  # where the fake serves Veo on Vertex (Google: a few regions)
 
+
+def gemini_served(model: str, location: str | None, known: frozenset[str] | set[str] = GEMINI_MODELS) -> bool:
+    """Whether Vertex serves ``model`` at ``location`` (``None``: the Gemini API, no location). Google's
+    Vertex AI locations page and Firebase's ("global is required for Gemini preview models"): the
+    preview Gemini models only on the global endpoint; Veo is never there."""
+    if model not in known:
+        return False
+    return location is None or "-preview" not in model or location == "global"
+
+
 # The message Veo puts in the operation's error when the prompt itself is blocked (google.rpc code 3).
 PROMPT_BLOCK_MESSAGE = (
     "The prompt could not be submitted. This prompt contains sensitive words that violate Google's "

@@ -51,7 +51,7 @@ def _start(settings: Settings, model: str, **config: Any) -> Any:
     """A Veo start request sent straight through google-genai, bypassing Kapsule's table."""
     from google.genai import errors, types
 
-    client = make_genai_client(settings)
+    client = make_genai_client(settings, "veo")
     try:
         client.models.generate_videos(
             model=model,

@@ -62,7 +62,7 @@ def test_vertex_storyboard_uses_structured_output_and_the_shot_list(
     assert "teal and amber" in plan.style_bible and "yellow raincoat" in plan.style_bible
     assert plan.note == ""
     (call,) = fake_google.requests("generate")
-    vertex_prefix = "/v1beta1/projects/fake-project/locations/us-central1/publishers/google"
+    vertex_prefix = "/v1beta1/projects/fake-project/locations/global/publishers/google"  # Gemini's location
     assert call.path == f"{vertex_prefix}/models/{MODEL}:generateContent"
     assert call.headers.get("Authorization") == "Bearer fake-access-token"
     config = call.body["generationConfig"]
@@ -213,7 +213,7 @@ def test_a_retired_model_is_a_404_that_names_the_fix(
     vertex_settings: Settings, fake_google: FakeGoogle
 ) -> None:
     fake_google.gemini_models.discard(MODEL)  # as if Google had retired it
-    with pytest.raises(GoogleRequestRefused, match=r"404 NOT_FOUND.*retired.*KAPSULE_VERTEX_LOCATION"):
+    with pytest.raises(GoogleRequestRefused, match=r"404 NOT_FOUND.*retired.*KAPSULE_GEMINI_LOCATION"):
         _write(vertex_settings)
 
 

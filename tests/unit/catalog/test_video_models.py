@@ -163,19 +163,19 @@ def test_a_model_google_retired_is_refused_naming_the_date_the_source_and_the_re
         (V31_FAST, "gemini_api", "2026-10-22", "KAPSULE_VIDEO_MODEL to veo-3.1-fast-generate-001"),
     ],
 )
-def test_a_date_only_a_third_party_gives_warns_and_never_refuses(
+def test_a_date_only_a_third_party_gives_is_a_note_and_never_refuses(
     model: str, mode: vm.Mode, day: str, instead: str
 ) -> None:
     vm.check_job(model, mode, aspect_ratio="16:9", today=LATER)  # accepted although the date passed
-    warning = vm.lifecycle_warning(model, mode, today=LATER)
-    assert warning is not None
-    problem, fix = warning
-    assert f"{model} in {mode} mode has a deprecation date of {day} (now past)" in problem
-    assert "only from a third party (litellm 1.110.2's model table, citing" in problem
-    assert "no Google page" in problem and "still accepted" in problem
-    assert "404" in fix and instead in fix
-    assert "(still ahead)" in (vm.lifecycle_warning(model, mode, today=date(2026, 10, 1)) or ("",))[0]
+    assert vm.lifecycle_warning(model, mode, today=LATER) is None  # Google dates nothing: no warning
+    note = vm.lifecycle_note(model, mode, today=LATER)
+    assert f"{model} in {mode} mode a deprecation date of {day} (past)" in note
+    assert "a third party (litellm 1.110.2's model table, citing" in note
+    assert "no Google page dates it" in note and "still accepted" in note
+    assert "(ahead)" in vm.lifecycle_note(model, mode, today=date(2026, 10, 1))
     assert model in vm.usable_models(mode, today=LATER)
+    life = vm.lifecycle(model, mode)
+    assert life is not None and (life.replacement or "choose a current model") in instead
 
 
 def test_the_lifecycle_column_holds_only_sourced_dates_and_live_replacements() -> None:

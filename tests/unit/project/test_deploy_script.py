@@ -154,9 +154,11 @@ def test_dry_run_prints_cors_secret_location_build_account_and_retry_steps(tmp_p
     _one(commands, "secrets add-iam-policy-binding kapsule-upload-secret", "kapsule-api@")
     service = _one(commands, "run deploy kapsule-api")
     assert "KAPSULE_UPLOAD_SECRET=kapsule-upload-secret:latest" in service
-    # the Vertex location is its own setting, not the Cloud Run region
+    # Veo's and Gemini's locations are settings of their own, not the Cloud Run region (the old single
+    # KAPSULE_VERTEX_LOCATION still sets Veo's)
     job = _one(commands, "run jobs deploy kapsule-job")
-    assert "KAPSULE_VERTEX_LOCATION=us-central1" in job and "GOOGLE_CLOUD_LOCATION" not in job
+    assert "KAPSULE_VEO_LOCATION=us-central1" in job and "KAPSULE_GEMINI_LOCATION=global" in job
+    assert "GOOGLE_CLOUD_LOCATION" not in job and "KAPSULE_VERTEX_LOCATION" not in job
     assert "--region=europe-west4" in job
     # one retry setting: --max-retries and the job's env
     assert "--max-retries=3" in job and "KAPSULE_JOB_MAX_RETRIES=3" in job
