@@ -56,8 +56,8 @@ JOB_MEMORY="${KAPSULE_JOB_MEMORY:-4Gi}"
 JOB_CPU="${KAPSULE_JOB_CPU:-2}"
 # Google's replacement for veo-3.0-generate-001, which Google retired on Vertex AI on 2026-06-30 (a
 # retired id answers 404, and Kapsule refuses it at submission): see video_models.py's lifecycle
-# column and docs/cloud-settings.md. A third party (litellm) also dates this id 2026-11-17; no Google
-# page confirms it, so `kapsule doctor` only warns: if Veo answers 404, set KAPSULE_VIDEO_MODEL.
+# column and docs/cloud-settings.md. A third party (litellm) also dates this id 2026-11-17; Google's
+# pages still list it, so `kapsule doctor` only notes it: if Veo answers 404, set KAPSULE_VIDEO_MODEL.
 VIDEO_MODEL="${KAPSULE_VIDEO_MODEL:-veo-3.1-generate-001}"
 # No default: Gemini ids retire (gemini-2.5-flash's Vertex retirement date was 2026-06-17), and a
 # retired id answers 404. Name a current one (docs/cloud-settings.md), or "local".
