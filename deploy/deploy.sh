@@ -6,7 +6,9 @@
 #   deploy/deploy.sh --project my-project [--region us-central1] [--dry-run]
 #
 # --dry-run prints every command (gcloud, and the python3 helpers' outputs) without running any;
-# secret values are never printed. Every setting below can be overridden from the environment.
+# secret values are never printed. Only the organisation policies are read, even in a dry run (a
+# read changes nothing): where they forbid public access, delivery is by signed URL and the service
+# is IAM-authenticated (KAPSULE_PUBLIC_ACCESS=auto|public|private, KAPSULE_INVOKERS). Every setting below can be overridden from the environment.
 # Idempotent: a second run keeps what exists, re-applies bindings and settings, adds no secret
 # version that is already there and reports an index that exists instead of failing on it.
 # See deploy/README.md for what each step is for and the roles each service account gets.
@@ -44,16 +46,26 @@ JOB="${KAPSULE_JOB_NAME:-kapsule-job}"
 SERVICE="${KAPSULE_SERVICE_NAME:-kapsule-api}"
 JOB_TIMEOUT_S="${KAPSULE_JOB_TIMEOUT_S:-3600}"
 JOB_MAX_RETRIES="${KAPSULE_JOB_MAX_RETRIES:-2}"   # --max-retries AND the job's env: one setting
-VERTEX_LOCATION="${KAPSULE_VERTEX_LOCATION:-us-central1}"  # where Veo/Gemini run; not the Cloud Run region
+# Where Vertex AI serves each model (neither is the Cloud Run region): Veo only in the regions Google
+# documents for it (docs/cloud-settings.md); Gemini on the global endpoint, the only one serving the
+# Gemini previews. KAPSULE_VERTEX_LOCATION, the one setting for both before, still sets Veo's.
+VEO_LOCATION="${KAPSULE_VEO_LOCATION:-${KAPSULE_VERTEX_LOCATION:-us-central1}}"
+GEMINI_LOCATION="${KAPSULE_GEMINI_LOCATION:-global}"
 STUDIO_ORIGINS="${KAPSULE_STUDIO_ORIGINS:-}"      # extra browser origins that upload (comma list)
+# Public access (an allUsers reader on the delivery bucket, an unauthenticated service): "auto" reads
+# the organisation policies that forbid it (domain restricted sharing, public access prevention) and
+# falls back to private when either is enforced; "public" or "private" decides without reading.
+PUBLIC_ACCESS="${KAPSULE_PUBLIC_ACCESS:-auto}"
+INVOKERS="${KAPSULE_INVOKERS:-}"                   # private: members given roles/run.invoker (comma list)
+PROXY_PORT="${KAPSULE_PROXY_PORT:-8080}"           # private: `gcloud run services proxy` serves the studio here
 IAM_ATTEMPTS="${KAPSULE_IAM_ATTEMPTS:-6}"         # IAM calls retried on propagation delay
 IAM_BACKOFF_S="${KAPSULE_IAM_BACKOFF_S:-10}"
 JOB_MEMORY="${KAPSULE_JOB_MEMORY:-4Gi}"
 JOB_CPU="${KAPSULE_JOB_CPU:-2}"
 # Google's replacement for veo-3.0-generate-001, which Google retired on Vertex AI on 2026-06-30 (a
 # retired id answers 404, and Kapsule refuses it at submission): see video_models.py's lifecycle
-# column and docs/cloud-settings.md. A third party (litellm) also dates this id 2026-11-17; no Google
-# page confirms it, so `kapsule doctor` only warns: if Veo answers 404, set KAPSULE_VIDEO_MODEL.
+# column and docs/cloud-settings.md. A third party (litellm) also dates this id 2026-11-17; Google's
+# pages still list it, so `kapsule doctor` only notes it: if Veo answers 404, set KAPSULE_VIDEO_MODEL.
 VIDEO_MODEL="${KAPSULE_VIDEO_MODEL:-veo-3.1-generate-001}"
 # No default: Gemini ids retire (gemini-2.5-flash's Vertex retirement date was 2026-06-17), and a
 # retired id answers 404. Name a current one (docs/cloud-settings.md), or "local".
@@ -126,6 +138,48 @@ if [[ -z "$PROMPT_MODEL" ]]; then
   fi
 fi
 
+# -- 0. Organisation policies: may anything be public? ------------------------------------------------
+# Domain restricted sharing (iam.allowedPolicyMemberDomains) refuses any binding to allUsers: the
+# delivery bucket's public reader and Cloud Run's --allow-unauthenticated. Public access prevention
+# (storage.publicAccessPrevention) refuses a public bucket. Read with the effective policy of the
+# project (inherited from folder and organisation); a read that fails is said, and public assumed.
+policy_forbids_public() {  # $1: constraint; prints the reason and returns 0 when it forbids public access
+  local json
+  echo "# read: gcloud resource-manager org-policies describe $1 --project=$PROJECT --effective --format=json"
+  if ! json="$(gcloud resource-manager org-policies describe "$1" --project="$PROJECT" --effective \
+    --format=json 2>/dev/null)"; then
+    echo "# (could not read $1: no orgpolicy.policies.get here? public access assumed; set KAPSULE_PUBLIC_ACCESS=private if it is forbidden)"
+    return 1
+  fi
+  python3 - "$1" "$json" <<'PY'
+import json, sys
+constraint, policy = sys.argv[1], json.loads(sys.argv[2] or "{}")
+if constraint == "storage.publicAccessPrevention":
+    forbids = bool(policy.get("booleanPolicy", {}).get("enforced"))
+else:  # a list constraint: only allUsers' own "domain" is never among its allowed values
+    listed = policy.get("listPolicy", {})
+    forbids = listed.get("allValues") == "DENY" or (bool(listed.get("allowedValues")) and listed.get("allValues") != "ALLOW")
+if forbids:
+    print(f"# {constraint} is enforced on this project: public access is not allowed")
+sys.exit(0 if forbids else 1)
+PY
+}
+case "$PUBLIC_ACCESS" in
+  public | private) ;;
+  auto)
+    step "Organisation policies: is public access allowed?"
+    PUBLIC_ACCESS=public
+    for constraint in iam.allowedPolicyMemberDomains storage.publicAccessPrevention; do
+      if policy_forbids_public "$constraint"; then PUBLIC_ACCESS=private; fi
+    done
+    ;;
+  *) echo "deploy.sh: KAPSULE_PUBLIC_ACCESS must be auto, public or private" >&2; exit 2 ;;
+esac
+if [[ "$PUBLIC_ACCESS" == private ]]; then
+  echo "# private deployment: final videos by signed download URL (GET /v1/jobs/ID/video redirects to one),"
+  echo "# the studio through IAM (roles/run.invoker; open it with: gcloud run services proxy $SERVICE --region=$REGION --port=$PROXY_PORT)"
+fi
+
 # -- 1. APIs ---------------------------------------------------------------------------------------
 step "Enable the APIs"
 gcloud_ services enable run.googleapis.com firestore.googleapis.com storage.googleapis.com \
@@ -145,11 +199,18 @@ JSON
 echo "# lifecycle: delete uploads/ after $UPLOAD_TTL_DAYS days: $(cat "$lifecycle")"
 gcloud_ storage buckets update "gs://$PRIVATE_BUCKET" --lifecycle-file="$lifecycle"
 
-step "Delivery bucket (final videos only): uniform access, readable by anyone with the link"
-exists storage buckets describe "gs://$DELIVERY_BUCKET" ||
-  gcloud_ storage buckets create "gs://$DELIVERY_BUCKET" --location="$REGION" --uniform-bucket-level-access
-gcloud_ storage buckets add-iam-policy-binding "gs://$DELIVERY_BUCKET" \
-  --member=allUsers --role=roles/storage.objectViewer
+if [[ "$PUBLIC_ACCESS" == public ]]; then
+  step "Delivery bucket (final videos only): uniform access, readable by anyone with the link"
+  exists storage buckets describe "gs://$DELIVERY_BUCKET" ||
+    gcloud_ storage buckets create "gs://$DELIVERY_BUCKET" --location="$REGION" --uniform-bucket-level-access
+  gcloud_ storage buckets add-iam-policy-binding "gs://$DELIVERY_BUCKET" \
+    --member=allUsers --role=roles/storage.objectViewer
+else
+  step "Delivery bucket (final videos only): uniform access, private; videos are fetched by signed URL"
+  exists storage buckets describe "gs://$DELIVERY_BUCKET" ||
+    gcloud_ storage buckets create "gs://$DELIVERY_BUCKET" --location="$REGION" --uniform-bucket-level-access \
+      --public-access-prevention
+fi
 
 # -- 3. Firestore ----------------------------------------------------------------------------------
 step "Firestore database and the job list's index (firestore.indexes.json)"
@@ -284,7 +345,7 @@ fi
 common_env="KAPSULE_STORAGE_URL=gs://$PRIVATE_BUCKET,KAPSULE_DELIVERY_URL=gs://$DELIVERY_BUCKET"
 common_env+=",KAPSULE_STATUS_URL=firestore://$PROJECT/$COLLECTION"
 common_env+=",KAPSULE_VIDEO_MODEL=$VIDEO_MODEL,KAPSULE_PROMPT_MODEL=$PROMPT_MODEL"
-common_env+=",GOOGLE_CLOUD_PROJECT=$PROJECT,KAPSULE_VERTEX_LOCATION=$VERTEX_LOCATION"
+common_env+=",GOOGLE_CLOUD_PROJECT=$PROJECT,KAPSULE_VEO_LOCATION=$VEO_LOCATION,KAPSULE_GEMINI_LOCATION=$GEMINI_LOCATION"
 [[ -n "$job_secrets" ]] || common_env+=",GOOGLE_GENAI_USE_VERTEXAI=true"
 
 step "Cloud Run Job: one task per execution, $JOB_MAX_RETRIES retries (KAPSULE_JOB_MAX_RETRIES: --max-retries and the job's env), ${JOB_TIMEOUT_S}s per attempt"
@@ -296,13 +357,32 @@ gcloud_ run jobs deploy "$JOB" "${job_args[@]}"
 iam run jobs add-iam-policy-binding "$JOB" --region="$REGION" --member="serviceAccount:$API_SA" \
   --role="$LAUNCHER_ROLE"
 
-step "API service (public; every /v1 call needs one of the API keys)"
+if [[ "$PUBLIC_ACCESS" == public ]]; then
+  step "API service (public; every /v1 call needs one of the API keys)"
+  access=--allow-unauthenticated
+else
+  step "API service (IAM-authenticated: callers need roles/run.invoker, and every /v1 call one of the API keys)"
+  access=--no-allow-unauthenticated
+fi
 # Only Google's front end reaches a Cloud Run container, so the forwarded client address and scheme it
 # sets are trusted from any peer (KAPSULE_FORWARDED_ALLOW_IPS; elsewhere the default is 127.0.0.1 only).
 gcloud_ run deploy "$SERVICE" --image="$IMAGES/api:$TAG" --region="$REGION" --service-account="$API_SA" \
-  --allow-unauthenticated --memory=1Gi --cpu=1 \
+  "$access" --memory=1Gi --cpu=1 \
   --set-env-vars="$common_env,KAPSULE_LAUNCHER=cloudrun://projects/$PROJECT/locations/$REGION/jobs/$JOB,KAPSULE_CLOUDRUN_TASK_TIMEOUT_S=$JOB_TIMEOUT_S,KAPSULE_FORWARDED_ALLOW_IPS=*" \
   --set-secrets="KAPSULE_API_KEYS=$API_KEYS_SECRET:latest,KAPSULE_UPLOAD_SECRET=$UPLOAD_SECRET:latest"
+
+if [[ "$PUBLIC_ACCESS" == private ]]; then
+  step "Who may reach the IAM-authenticated service (KAPSULE_INVOKERS)"
+  IFS=',' read -r -a invokers <<<"$INVOKERS"
+  for member in "${invokers[@]}"; do
+    [[ -n "$member" ]] || continue
+    iam run services add-iam-policy-binding "$SERVICE" --region="$REGION" --member="$member" \
+      --role=roles/run.invoker
+  done
+  ((${#invokers[@]})) || echo "# KAPSULE_INVOKERS is empty: grant roles/run.invoker on $SERVICE to the studio's users"
+  # The studio is opened through `gcloud run services proxy` on this machine's port: its origin uploads.
+  STUDIO_ORIGINS="http://localhost:$PROXY_PORT${STUDIO_ORIGINS:+,$STUDIO_ORIGINS}"
+fi
 
 step "CORS on the private bucket for the service's real URL(s): the studio PUTs uploads straight to it"
 if ((DRY_RUN)); then
@@ -329,5 +409,9 @@ echo "# cors: $(cat "$cors")"
 gcloud_ storage buckets update "gs://$PRIVATE_BUCKET" --cors-file="$cors"
 gcloud_ run services update "$SERVICE" --region="$REGION" --update-env-vars="^;^KAPSULE_CORS_ORIGINS=$origins"
 
-step "Done"
+if [[ "$PUBLIC_ACCESS" == private ]]; then
+  step "Done (private): open the studio with: gcloud run services proxy $SERVICE --region=$REGION --port=$PROXY_PORT"
+else
+  step "Done"
+fi
 echo "# API: gcloud run services describe $SERVICE --project=$PROJECT --region=$REGION --format='value(status.url)'"

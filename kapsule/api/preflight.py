@@ -8,7 +8,7 @@ and ``POST /v1/jobs`` is a 503 ``deployment_not_ready`` naming the problems, ins
 fails minutes later (a model missing in the location, an unset upload secret, no URL signing). While
 blocked, the checks run again at most every ``RECHECK_S`` when a job is submitted, so fixing an IAM
 binding heals the service without a new revision. Advisory problems (the bucket's CORS: only studio
-uploads need it) and warnings (a model retirement date only a third party gives) are logged and do
+uploads need it) and warnings (a retirement date Google gives, still ahead) are logged and do
 not block; a video model Google has retired does. The checks are the ones the API's own identity can
 pass (``run_doctor(api=True)``: no ``models.get``, a read of the delivery bucket); ``kapsule doctor``
 run with the job's identity checks the rest.
@@ -61,7 +61,7 @@ class Preflight:
             self._checked_at = self._clock()
         for finding in problems(self.findings):
             log.error("preflight: %s: %s (fix: %s)", finding.check, finding.problem, finding.fix)
-        for finding in warnings(self.findings):  # e.g. a model date only a third party gives
+        for finding in warnings(self.findings):  # e.g. a retirement date Google gives, still ahead
             log.warning("preflight: %s: %s (fix: %s)", finding.check, finding.problem, finding.fix)
         if not problems(self.findings):
             log.info("preflight: every check passed")

@@ -10,7 +10,7 @@ estimate prices from it (``price_per_second``) and a job whose settings cannot w
 refused before it is accepted (``check_job``). Each row also says when Google retires the model in
 that mode (``Lifecycle``): a model past a retirement date read on Google's own pages is refused
 (``check_lifecycle``: Veo answers 404 for it), a date only a third party gives is a ``doctor``
-warning (``lifecycle_warning``). Sources and their dates are in ``docs/cloud-settings.md`` (facts
+note, not a warning (``lifecycle_note``). Sources and their dates are in ``docs/cloud-settings.md`` (facts
 read only from documentation are marked there).
 """
 
@@ -31,9 +31,11 @@ Mode = Literal["vertex", "gemini_api"]
 MODES: tuple[Mode, ...] = ("vertex", "gemini_api")
 
 # Reference-to-video ("ingredients"): Vertex model page for Veo 3.1 ("reference image to video only
-# supports 8 seconds"; 9:16 "except for reference image to video") and the Gemini API video guide.
+# supports 8 seconds") and the Gemini API video guide. Which aspect ratios take references is per
+# row (``reference_aspects``): the 2025 model page said 16:9 only, Google's 2026 sample adds 9:16 for
+# the Veo 3.1 -001 ids.
 REFERENCE_SECONDS = 8
-REFERENCE_ASPECT = "16:9"
+REFERENCE_ASPECT = "16:9"  # the aspect every model with references takes
 MAX_REFERENCE_IMAGES = 3
 # The table itself: package data beside this module, every row with its sources (see its header).
 TABLE_FILE = "video_models.toml"
@@ -71,7 +73,8 @@ class ModeCaps:
     seconds: tuple[int, ...]
     resolutions: dict[str, ResolutionLimit]
     aspects: tuple[str, ...] = ("16:9", "9:16")
-    reference_images: bool = False  # asset references (up to MAX_REFERENCE_IMAGES), 8 s 16:9 only
+    reference_images: bool = False  # asset references (up to MAX_REFERENCE_IMAGES), 8 s only
+    reference_aspects: tuple[str, ...] = (REFERENCE_ASPECT,)  # aspect ratios that take references
     first_frame: bool = True  # image-to-video (continuity seeds a shot with a frame)
     last_frame: bool = False
     audio: bool = False  # the model makes sound
@@ -82,6 +85,7 @@ class ModeCaps:
     usd_per_s_audio: float | None = None  # with sound, where that differs
     note: str = ""
     lifecycle: Lifecycle | None = None  # no date known: none is enforced or warned about
+    sources: tuple[str, ...] = ()  # where the row's limits and prices were read (keys of [sources])
 
     def limit(self, resolution: str) -> ResolutionLimit:
         return self.resolutions.get(resolution, ResolutionLimit())
@@ -104,6 +108,11 @@ class _TableFile(BaseModel):
                     raise ValueError(f"{model} ({mode}): no note {caps.note!r} in [notes]")
                 if caps.lifecycle is not None and caps.lifecycle.source not in self.sources:
                     raise ValueError(f"{model} ({mode}): no source {caps.lifecycle.source!r} in [sources]")
+                if not caps.sources:
+                    raise ValueError(f"{model} ({mode}): a row must name its sources")
+                unknown = [key for key in caps.sources if key not in self.sources]
+                if unknown:
+                    raise ValueError(f"{model} ({mode}): no source {unknown[0]!r} in [sources]")
         return self
 
     def rows(self) -> dict[str, dict[Mode, ModeCaps]]:
@@ -119,6 +128,7 @@ class _TableFile(BaseModel):
             caps,
             note=self.notes[caps.note] if caps.note else "",
             lifecycle=None if life is None else replace(life, source=self.sources[life.source]),
+            sources=tuple(self.sources[key] for key in caps.sources),
         )
 
 
@@ -135,7 +145,7 @@ VIDEO_MODELS: dict[str, dict[Mode, ModeCaps]] = parse_table(
 )
 LOCAL_MODELS = frozenset({"local"})
 # Vertex AI regions known (from Google's documentation, see docs/cloud-settings.md) to serve these Veo
-# models. KAPSULE_VERTEX_LOCATION defaults to the first; ``doctor`` flags any other.
+# models (not the global endpoint). KAPSULE_VEO_LOCATION defaults to the first; ``doctor`` flags any other.
 VEO_VERTEX_LOCATIONS: tuple[str, ...] = ("us-central1",)
 
 
@@ -197,35 +207,38 @@ def usable_models(mode: Mode, *, today: date | None = None) -> list[str]:
 
 def check_lifecycle(model: str, mode: Mode, *, today: date | None = None) -> None:
     """Raise ``UnknownModel`` for a model whose Google-documented retirement date (in ``mode``) is
-    ``today`` or earlier. A date only a third party gives is never refused (``lifecycle_warning``)."""
+    ``today`` or earlier. A date only a third party gives is never refused (``lifecycle_note``)."""
     life = retired(model, mode, today=today)
     if life is not None:
         raise UnknownModel(retired_message(model, mode, life))
 
 
 def lifecycle_warning(model: str, mode: Mode, *, today: date | None = None) -> tuple[str, str] | None:
-    """What to warn about (problem, fix) for a model that is still accepted: a retirement date only a
-    third party gives (past or not), or a Google-documented one still ahead. ``None``: nothing known."""
+    """What to warn about (problem, fix) for a model that is still accepted: a retirement date Google
+    documents, still ahead. ``None``: none known, or only a third party's (see ``lifecycle_note``)."""
     life = lifecycle(model, mode)
-    if life is None or retired(model, mode, today=today) is not None:
+    if life is None or not life.confirmed or retired(model, mode, today=today) is not None:
         return None
     day = life.retires.isoformat()
-    if life.confirmed:
-        switch = f"move to {life.replacement}" if life.replacement else "choose another model"
-        return (
-            f"Google retires {model} in {mode} mode on {day} ({life.source}); from then on jobs "
-            "asking for it are refused",
-            f"{switch} before {day} (KAPSULE_VIDEO_MODEL)",
-        )
-    when = "now past" if (today or today_utc()) >= life.retires else "still ahead"
-    instead = (
-        f"set KAPSULE_VIDEO_MODEL to {life.replacement}" if life.replacement else "choose a current model"
-    )
+    switch = f"move to {life.replacement}" if life.replacement else "choose another model"
     return (
-        f"{model} in {mode} mode has a deprecation date of {day} ({when}) only from a third party "
-        f"({life.source}); no Google page read for Kapsule confirms it, so the model is still accepted",
-        f"if Veo answers 404 for it (`kapsule doctor` run with the job's identity asks models.get), "
-        f"{instead} (see docs/cloud-settings.md, Model lifecycle)",
+        f"Google retires {model} in {mode} mode on {day} ({life.source}); from then on jobs "
+        "asking for it are refused",
+        f"{switch} before {day} (KAPSULE_VIDEO_MODEL)",
+    )
+
+
+def lifecycle_note(model: str, mode: Mode, *, today: date | None = None) -> str:
+    """A remark, not a warning, for a date only a third party gives ("" if none): Google's own model
+    pages still list these ids as supported, so nothing is to be done until Google dates them (a
+    retired id would answer 404 to ``kapsule doctor``'s ``models.get``)."""
+    life = lifecycle(model, mode)
+    if life is None or life.confirmed:
+        return ""
+    when = "past" if (today or today_utc()) >= life.retires else "ahead"
+    return (
+        f"a third party ({life.source}) gives {model} in {mode} mode a deprecation date of "
+        f"{life.retires.isoformat()} ({when}); no Google page dates it, so it is still accepted"
     )
 
 
@@ -286,8 +299,10 @@ def request_problems(model: str, mode: Mode, shape: RequestShape) -> list[str]:
             problems.append(
                 f"with reference images a clip must be {REFERENCE_SECONDS} s, not {shape.seconds} s"
             )
-        if shape.aspect_ratio != REFERENCE_ASPECT:
-            problems.append(f"with reference images the aspect ratio must be {REFERENCE_ASPECT}")
+        if shape.aspect_ratio not in caps.reference_aspects:
+            problems.append(
+                f"with reference images the aspect ratio must be {' or '.join(caps.reference_aspects)}"
+            )
         if shape.first_frame:
             problems.append("a first-frame image cannot be combined with reference images")
     if shape.first_frame and not caps.first_frame:
@@ -322,17 +337,36 @@ def check_job(
     aspect_ratio: str,
     reference_images: int = 0,
     continuity: str = "none",
+    resolution: str = "720p",
     today: date | None = None,
 ) -> None:
     """Refuse, at submission, a job whose every shot Veo would reject; the message names the limit.
 
-    A model Google documents as retired by ``today`` (default: now, UTC) is ``UnknownModel``.
-    Resolution and duration limits are planned around (``plan_request``); the others are not.
+    A model Google documents as retired by ``today`` (default: now, UTC) is ``UnknownModel``. 4k is
+    refused for a model whose row does not make it (and for the local renderer): planned down to
+    720p it would be paid as a 4k job's worth of upscaling for nothing. Other resolution and duration
+    limits are planned around (``plan_request``); the rest are not.
     """
     if model in LOCAL_MODELS:
+        if resolution == "4k":
+            raise UnsupportedVideoRequest(
+                f"the local renderer makes 720p and 1080p, not 4k; {_makers_of_4k(mode)}"
+            )
         return
     caps = capabilities(model, mode)
     check_lifecycle(model, mode, today=today)
+    if resolution == "4k" and "4k" not in caps.resolutions:
+        raise UnsupportedVideoRequest(f"{model} ({mode}) makes no 4k; {_makers_of_4k(mode)}")
+    check_references(
+        model, mode, aspect_ratio=aspect_ratio, reference_images=reference_images, continuity=continuity
+    )
+
+
+def check_references(
+    model: str, mode: Mode, *, aspect_ratio: str, reference_images: int, continuity: str = "none"
+) -> None:
+    """Refuse reference images the model cannot take this way (no date is looked at)."""
+    caps = capabilities(model, mode)
     if not reference_images:
         return
     if not caps.reference_images:
@@ -344,16 +378,31 @@ def check_job(
         raise UnsupportedVideoRequest(
             f"Veo takes at most {MAX_REFERENCE_IMAGES} reference images, not {reference_images}"
         )
-    if aspect_ratio == "9:16":
+    if aspect_ratio == "9:16" and aspect_ratio not in caps.reference_aspects:
+        with_tall = ", ".join(
+            m
+            for m, modes in VIDEO_MODELS.items()
+            if mode in modes and "9:16" in modes[mode].reference_aspects
+        )
         raise UnsupportedVideoRequest(
-            f"Veo takes reference images only for {REFERENCE_ASPECT} video: use aspect_ratio 16:9 (or 1:1, "
-            "cropped from 16:9), or no reference images"
+            f"{model} ({mode}) takes reference images only for {REFERENCE_ASPECT} video: use aspect_ratio "
+            f"16:9 (or 1:1, cropped from 16:9), no reference images, or a model that takes them for 9:16"
+            + (f" ({with_tall})" if with_tall else "")
         )
     if continuity == "last_frame":
         raise UnsupportedVideoRequest(
             "Veo cannot combine a first-frame image (last-frame continuity) with reference images: "
             "choose one of continuity=last_frame or reference images"
         )
+
+
+def _makers_of_4k(mode: Mode) -> str:
+    makers = [m for m, modes in VIDEO_MODELS.items() if mode in modes and "4k" in modes[mode].resolutions]
+    return (
+        f"models that make 4k in {mode} mode: {', '.join(makers)}"
+        if makers
+        else f"no model makes 4k in {mode} mode"
+    )
 
 
 def plan_request(
@@ -387,7 +436,7 @@ def plan_request(
         limit = caps.limit(res)
     use_refs = bool(reference_images) and caps.reference_images
     if use_refs:
-        check_job(model, mode, aspect_ratio=aspect, reference_images=reference_images)
+        check_references(model, mode, aspect_ratio=aspect, reference_images=reference_images)
         if first_frame:
             raise UnsupportedVideoRequest("a first-frame image cannot be combined with reference images")
         lengths: tuple[int, ...] = (REFERENCE_SECONDS,)

@@ -280,13 +280,14 @@ def doctor(
     """Check this deployment's settings against the real services; say what is wrong and how to fix it.
 
     Exit code 1 if any check fails (a WARN line fails nothing). It writes and deletes one probe object
-    in each bucket.
+    in each bucket. The checks run at once, each line printed as its check finishes; a check that has
+    no answer within its deadline fails and names the endpoint it was waiting for.
     """
     from kapsule.control.doctor import problems, run_doctor, warnings
 
-    findings = run_doctor(get_settings(), origins=origin or ())
-    for finding in findings:
-        out.print(str(finding), markup=False)
+    findings = run_doctor(
+        get_settings(), origins=origin or (), on_finding=lambda f: out.print(str(f), markup=False)
+    )
     failed = problems(findings)
     warned = warnings(findings)
     if failed:

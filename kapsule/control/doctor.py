@@ -3,64 +3,45 @@
 Each check returns a ``Finding`` saying what is wrong and exactly how to fix it (or that it is
 fine), so ``kapsule doctor``, the API's start-up in cloud mode and the job submission can all show
 the same sentences. Nothing here changes the deployment except a probe object written to and
-deleted from each bucket (``doctor/``), which proves write access end to end.
+deleted from each bucket (``doctor/``), which proves write access end to end. The checks are a
+list (``doctor_checks``) run at once by ``checks.run_checks``, each bounded by a deadline: a service
+that never answers is named within seconds instead of after the client library's own retries.
 
-Checks: the video and prompt models exist (google-genai ``models.get``; the video model also against
-the capability table, including its lifecycle column: a model past a retirement date Google documents
-is a blocking problem, a date only a third party gives, or a Google date still ahead, a warning that
-fails nothing; and the Vertex location against the regions documented for Veo: in Vertex mode
-google-genai asks ``models.get`` for a base model at the regional endpoint's host, not under a
-location path, so the location is checked from the table), both buckets and the job
-record store answer, the upload secret is set, the private bucket's CORS admits the studio's origin
-(browsers PUT uploads straight to it) and the service account can sign URLs.
+Checks: the video and prompt models exist where each is called (``model_checks``: Veo in its
+location, Gemini in its own; the video model also against the capability table and its lifecycle
+column), both buckets and the job record store answer, the upload secret is set, the private
+bucket's CORS admits the studio's origin (browsers PUT uploads straight to it) and the service
+account can sign URLs.
 """
 
 from __future__ import annotations
 
 import secrets
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import date
-from typing import Any
 
-from kapsule.catalog import video_models
-from kapsule.core.errors import ConfigError, GoogleRequestRefused, JobNotFound, KapsuleError
+from kapsule.control.checks import Check, Finding, run_checks
+from kapsule.control.checks import fail as _fail
+from kapsule.control.checks import ok as _ok
+from kapsule.control.model_checks import check_models, models_target
+from kapsule.core.errors import JobNotFound, KapsuleError
 from kapsule.core.settings import Settings
 from kapsule.infra.status import StatusStore, open_status_store
 from kapsule.infra.storage import CorsRule, Storage, open_storage
 from kapsule.infra.storage.signing import UPLOAD_HEADERS
 
-
-@dataclass(frozen=True)
-class Finding:
-    """One check's verdict: ``ok``, or what is wrong (``problem``) and how to fix it (``fix``).
-
-    A ``warning`` is ``ok`` (it fails nothing and blocks no job) but still says what may go wrong and
-    what to do (``problem``, ``fix``): e.g. a model retirement date only a third party gives.
-    """
-
-    check: str
-    ok: bool
-    problem: str = ""
-    fix: str = ""
-    warning: bool = False
-
-    def __str__(self) -> str:
-        if self.ok and not self.warning:
-            return f"ok    {self.check}"
-        return f"{'WARN' if self.ok else 'FAIL'}  {self.check}: {self.problem}\n      fix: {self.fix}"
-
-
-def _ok(check: str) -> Finding:
-    return Finding(check, True)
-
-
-def _fail(check: str, problem: str, fix: str) -> Finding:
-    return Finding(check, False, problem, fix)
-
-
-def _warn(check: str, problem: str, fix: str) -> Finding:
-    return Finding(check, True, problem, fix, warning=True)
+__all__ = [
+    "UPLOAD_HEADERS",
+    "Check",
+    "Finding",
+    "blocking",
+    "cors_problem",
+    "doctor_checks",
+    "is_cloud",
+    "problems",
+    "run_doctor",
+    "warnings",
+]
 
 
 def is_cloud(settings: Settings) -> bool:
@@ -77,10 +58,31 @@ def run_doctor(
     status: StatusStore | None = None,
     api: bool = False,
     today: date | None = None,
+    on_finding: Callable[[Finding], None] | None = None,
 ) -> list[Finding]:
-    """Every check, in order; ``origins`` are the browser origins that upload (default: the
-    ``cors_origins`` setting). The stores are opened from ``settings`` unless given; model retirement
-    dates are compared with ``today`` (default: now, UTC).
+    """Every check of ``doctor_checks``, all at once, each bounded by its deadline (``run_checks``);
+    ``on_finding`` sees each line as it is known (``kapsule doctor`` prints it), the list returned
+    keeps the checks' order."""
+    checks = doctor_checks(
+        settings, origins=origins, storage=storage, delivery=delivery, status=status, api=api, today=today
+    )
+    return run_checks(checks, on_finding=on_finding)
+
+
+def doctor_checks(
+    settings: Settings,
+    *,
+    origins: Sequence[str] = (),
+    storage: Storage | None = None,
+    delivery: Storage | None = None,
+    status: StatusStore | None = None,
+    api: bool = False,
+    today: date | None = None,
+) -> list[Check]:
+    """The checks, in order; ``origins`` are the browser origins that upload (default: the
+    ``cors_origins`` setting). The stores are opened from ``settings`` unless given (opening asks
+    nothing of the network: each check's first call does); model retirement dates are compared with
+    ``today`` (default: now, UTC).
 
     ``api=True`` checks what the API's own identity needs (its start-up preflight): deploy.sh gives
     the API's service account no Vertex AI role (the job calls Google) and only read access to the
@@ -88,21 +90,56 @@ def run_doctor(
     ``models.get``) and the delivery bucket by a read, not a probe write.
     """
     wanted = list(origins) or [o.strip() for o in (settings.cors_origins or "").split(",") if o.strip()]
-    findings = check_models(settings, remote=not api, today=today)
-    private = _open("private storage", settings.storage_url, storage, findings)
-    public = _open("delivery storage", settings.effective_delivery_url, delivery, findings)
+    opened: list[Finding] = []
+    private = _open("private storage", settings.storage_url, storage, opened)
+    public = _open("delivery storage", settings.effective_delivery_url, delivery, opened)
+    checks = [
+        Check("models", models_target(settings), lambda: check_models(settings, remote=not api, today=today))
+    ]
+    checks += [_known(finding) for finding in opened]
     if private is not None:
-        findings.append(check_storage("private storage", private))
-    if public is not None:
-        findings.append(
-            check_readable("delivery storage", public) if api else check_storage("delivery storage", public)
+        checks.append(
+            Check(
+                "private storage",
+                _target(settings.storage_url),
+                lambda: [check_storage("private storage", private)],
+            )
         )
-    findings.append(check_status(settings, status))
-    findings.append(check_upload_secret(settings))
+    if public is not None:
+        url = settings.effective_delivery_url
+        read = check_readable if api else check_storage
+        checks.append(Check("delivery storage", _target(url), lambda: [read("delivery storage", public)]))
+    checks.append(
+        Check(
+            f"job records ({settings.status_url})",
+            _target(settings.status_url),
+            lambda: [check_status(settings, status)],
+        )
+    )
+    checks.append(Check("upload secret", "the settings", lambda: [check_upload_secret(settings)]))
     if private is not None and settings.storage_url.startswith("gs://"):
-        findings.append(check_cors(private, wanted))
-        findings.append(check_signing(private))
-    return findings
+        where = _target(settings.storage_url)
+        checks.append(Check("private bucket CORS", where, lambda: [check_cors(private, wanted)]))
+        checks.append(Check("URL signing", f"{where} and IAM Credentials", lambda: [check_signing(private)]))
+    return checks
+
+
+def _known(finding: Finding) -> Check:
+    """A check whose finding is already known (a store that could not even be opened)."""
+    return Check(finding.check, "the settings", lambda: [finding])
+
+
+def _target(url: str) -> str:
+    """What a store at ``url`` talks to, as named when it does not answer in time."""
+    if url.startswith("gs://"):
+        from kapsule.infra.storage.gcs import api_endpoint as storage_endpoint
+
+        return f"Cloud Storage at {storage_endpoint()} ({url})"
+    if url.startswith("firestore://"):
+        from kapsule.infra.status.firestore import api_endpoint as firestore_endpoint
+
+        return f"Firestore at {firestore_endpoint()} ({url})"
+    return url
 
 
 def problems(findings: Sequence[Finding]) -> list[Finding]:
@@ -131,111 +168,6 @@ def _open(name: str, url: str, given: Storage | None, findings: list[Finding]) -
     except KapsuleError as exc:
         findings.append(_fail(name, f"cannot open {url}: {exc.message}", "fix the storage URL setting"))
         return None
-
-
-# -- models -----------------------------------------------------------------------------------------
-
-
-def check_models(
-    settings: Settings,
-    get_model: Callable[[str], Any] | None = None,
-    *,
-    remote: bool = True,
-    today: date | None = None,
-) -> list[Finding]:
-    """The configured video and prompt models exist where they are asked for (``models.get``; with
-    ``remote=False`` only the capability table and the Veo regions, no request).
-
-    The video model's lifecycle is read from the table: retired by ``today`` (a date Google documents)
-    is a problem whose fix names Google's replacement, and it is not asked for (it would answer 404);
-    a date only a third party gives, or Google's still ahead, is a warning.
-    """
-    findings: list[Finding] = []
-    mode = video_models.mode_of(settings)
-    where = f"Vertex AI location {settings.vertex_location}" if mode == "vertex" else "the Gemini API"
-    models: list[tuple[str, str]] = []
-    video = settings.video_model
-    if video not in video_models.LOCAL_MODELS:
-        try:
-            video_models.capabilities(video, mode)
-            gone = video_models.retired(video, mode, today=today)
-            if gone is not None:
-                instead = gone.replacement or " or ".join(video_models.usable_models(mode, today=today))
-                findings.append(
-                    _fail(
-                        f"video model {video}",
-                        video_models.retired_message(video, mode, gone),
-                        f"set KAPSULE_VIDEO_MODEL to {instead} (on Cloud Run: run deploy/deploy.sh again "
-                        "with it set)",
-                    )
-                )
-            else:
-                models.append(("video model", video))
-                warning = video_models.lifecycle_warning(video, mode, today=today)
-                if warning is not None:
-                    findings.append(_warn(f"video model {video} lifecycle", *warning))
-            if mode == "vertex" and settings.vertex_location not in video_models.VEO_VERTEX_LOCATIONS:
-                findings.append(
-                    _fail(
-                        f"Veo location {settings.vertex_location}",
-                        f"{settings.vertex_location} is not a region Google documents for Veo "
-                        "(a Veo start request there answers 404)",
-                        f"set KAPSULE_VERTEX_LOCATION to {' or '.join(video_models.VEO_VERTEX_LOCATIONS)} "
-                        "(it need not be the Cloud Run region)",
-                    )
-                )
-        except KapsuleError as exc:
-            known = ", ".join(video_models.usable_models(mode, today=today))
-            findings.append(_fail("video model", exc.message, f"set KAPSULE_VIDEO_MODEL to one of: {known}"))
-    if settings.prompt_model != "local":
-        models.append(("prompt model", settings.prompt_model))
-    if not models:
-        return findings or [_ok("models (local renderer and writer)")]
-    if not remote:  # a warning alone still passes
-        if problems(findings):
-            return findings
-        return [_ok("models (against the capability table; models.get not asked)"), *findings]
-    if get_model is None:
-        try:
-            from kapsule.infra.genai_client import make_genai_client
-
-            client = make_genai_client(settings)
-        except ConfigError as exc:
-            return [*findings, _fail("Google credentials", exc.message, "see docs/cloud-settings.md")]
-        get_model = _getter(client)
-    for label, model in models:
-        check = f"{label} {model} in {where}"
-        try:
-            get_model(model)
-        except GoogleRequestRefused as exc:
-            findings.append(_fail(check, exc.message, _model_fix(exc.message, model, mode)))
-        except KapsuleError as exc:
-            findings.append(_fail(check, exc.message, "check the network, then run doctor again"))
-        else:
-            findings.append(_ok(check))
-    return findings
-
-
-def _getter(client: Any) -> Callable[[str], Any]:
-    from kapsule.infra.genai_client import with_retries
-
-    return lambda model: with_retries(lambda: client.models.get(model=model), f"models.get {model}")
-
-
-def _model_fix(message: str, model: str, mode: str) -> str:
-    if " 404 " in message:
-        if mode == "vertex":
-            return (
-                f"{model} is retired or not served in this location: pick a current model id, or set "
-                "KAPSULE_VERTEX_LOCATION to a region that serves it (docs/cloud-settings.md lists them)"
-            )
-        return f"{model} is retired or unknown to the Gemini API: pick a current model id"
-    if " 403 " in message or " 401 " in message:
-        return (
-            "grant the service account roles/aiplatform.user and enable aiplatform.googleapis.com "
-            "(deploy/deploy.sh does both), or check GEMINI_API_KEY"
-        )
-    return "see the message"
 
 
 # -- stores -----------------------------------------------------------------------------------------

@@ -71,17 +71,17 @@ def check_models(params: JobParams, settings: Settings, *, today: date | None = 
             genai_mode(settings)
         except KapsuleError as exc:
             raise UnknownModel(f"{model} cannot be used on this deployment: {exc.message}") from None
-    if video != "local":
-        # The capability table, not the price override, decides what Veo accepts (UnknownModel or
-        # UnsupportedVideoRequest, the same code from the CLI and the API).
-        video_models.check_job(
-            video,
-            video_models.mode_of(settings),
-            aspect_ratio=params.aspect_ratio,
-            reference_images=len(params.reference_images),
-            continuity=params.continuity,
-            today=today,
-        )
+    # The capability table, not the price override, decides what Veo accepts (UnknownModel or
+    # UnsupportedVideoRequest, the same code from the CLI and the API); it also says where 4k is made.
+    video_models.check_job(
+        video,
+        video_models.mode_of(settings),
+        aspect_ratio=params.aspect_ratio,
+        reference_images=len(params.reference_images),
+        continuity=params.continuity,
+        resolution=params.resolution,
+        today=today,
+    )
 
 
 def request_hash(*parts: bytes) -> str:

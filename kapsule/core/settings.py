@@ -115,11 +115,19 @@ class Settings(BaseSettings):
     google_cloud_project: str | None = Field(
         None, validation_alias=AliasChoices("KAPSULE_GOOGLE_CLOUD_PROJECT", "GOOGLE_CLOUD_PROJECT")
     )
-    vertex_location: str = Field(
+    # Vertex AI serves Gemini and Veo in different places: the Gemini 3 previews only on the global
+    # endpoint, Veo only in a few regions (docs/cloud-settings.md, "Locations"). One location each.
+    veo_location: str = Field(
         "us-central1",
-        validation_alias=AliasChoices("KAPSULE_VERTEX_LOCATION"),
-        description="Vertex AI region for Veo and Gemini calls; not the Cloud Run region (Veo is served in "
-        "few regions: see docs/cloud-settings.md).",
+        validation_alias=AliasChoices("KAPSULE_VEO_LOCATION", "KAPSULE_VERTEX_LOCATION"),
+        description="Vertex AI region where Veo is called (one Google documents for Veo; not the Cloud Run "
+        "region). KAPSULE_VERTEX_LOCATION, its name before Gemini had a location of its own, is still read.",
+    )
+    gemini_location: str = Field(
+        "global",
+        validation_alias=AliasChoices("KAPSULE_GEMINI_LOCATION"),
+        description="Vertex AI location where Gemini is called; 'global' serves every current Gemini model, "
+        "including the previews no region serves.",
     )
     video_prices_usd_per_s: dict[str, float] = Field(
         default_factory=dict,

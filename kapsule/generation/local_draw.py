@@ -19,7 +19,8 @@ from kapsule.job.artifacts import frame_size
 
 TAU = 2.0 * math.pi
 
-# Short side of the drawn frame; FFmpeg upscales to the delivered size (720p: x3.33, 1080p: x4).
+# Short side of the drawn frame; FFmpeg upscales to the delivered size (720p: x3.33, 1080p: x4). The
+# local renderer makes no 4k: a job asking for it with the local model is refused at submission.
 RENDER_SHORT_SIDE = {"720p": 216, "1080p": 270}
 
 ZOOM_PUNCH = 0.09  # how much closer the picture jumps on a downbeat

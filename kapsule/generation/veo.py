@@ -112,7 +112,7 @@ class VeoGenerator:
     def client(self) -> genai.Client:
         with self._client_lock:
             if self._client is None:
-                self._client = make_genai_client(self.settings)
+                self._client = make_genai_client(self.settings, "veo")
             return self._client
 
     @property

@@ -9,15 +9,22 @@ Two modes, picked by settings (never by a test-only branch):
 
 ``KAPSULE_GENAI_BASE_URL`` overrides the endpoint in both modes (the local test server, a proxy).
 The client is built on first use by each generator, never at import.
+
+One client per service and so per location (Vertex AI): Gemini is called in ``gemini_location``
+(default ``global``, the only location serving the Gemini 3 previews), Veo in ``veo_location`` (a
+region Google documents for Veo; Veo is not on the global endpoint). In Gemini API mode there is no
+location. The Gemini API key path to Veo needs google-genai 2.x: 3.x refuses ``generate_videos``
+there before sending anything, so the Veo client refuses such an SDK up front, with the way out.
 """
 
 from __future__ import annotations
 
 import logging
 import random
+import re
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Literal, TypeVar
 
 from kapsule.core.errors import ConfigError, GenerationError, GoogleRequestRefused
 from kapsule.core.settings import Settings
@@ -39,6 +46,20 @@ TRANSIENT_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 
 T = TypeVar("T")
 
+# Google's Gemini 3 prompting guide: keep the temperature at its default of 1.0 ("lower values can
+# cause looping or degraded performance"). Earlier families have no such advice: there the caller's
+# choice stands (docs/cloud-settings.md, "Gemini").
+GEMINI_3_TEMPERATURE = 1.0
+_FAMILY = re.compile(r"gemini-(\d+)")
+
+
+def temperature_for(model: str, preferred: float) -> float:
+    """The temperature to send ``model``: Google's 1.0 for Gemini 3 and later, else ``preferred``."""
+    family = _FAMILY.match(model)
+    if family is not None and int(family.group(1)) >= 3:
+        return GEMINI_3_TEMPERATURE
+    return preferred
+
 
 def is_transient(exc: BaseException) -> bool:
     """True for failures a later attempt can fix: throttling, server errors, network timeouts."""
@@ -58,7 +79,8 @@ REFUSAL_HINTS = {
     403: "permission denied: the service account needs roles/aiplatform.user and the project needs the "
     "Vertex AI API (aiplatform.googleapis.com) enabled; an API key must be allowed to call this API",
     404: "not found: the model id does not exist, is retired, or is not served in this location; pick a "
-    "current model or set KAPSULE_VERTEX_LOCATION to a region that serves it",
+    "current model, or set the location that serves it (KAPSULE_GEMINI_LOCATION for Gemini, global for the "
+    "previews; KAPSULE_VEO_LOCATION for Veo)",
 }
 
 
@@ -112,12 +134,60 @@ def genai_mode(settings: Settings) -> str:
     )
 
 
-def make_genai_client(settings: Settings) -> genai.Client:
-    """A client for the configured mode; ``ConfigError`` with a precise message when it can't be built."""
+Service = Literal["gemini", "veo"]
+
+# The first google-genai major version whose ``generate_videos`` refuses Gemini API (key) mode with a
+# ValueError before any request ("only supported in Gemini Enterprise Agent Platform mode"; read in
+# the SDK's source, 3.0 to 3.6). Google's Gemini API video guide still documents Veo with a key, so
+# the path is kept on 2.x (pyproject pins google-genai<3) and refused clearly on anything newer.
+API_KEY_VEO_SDK_MAJOR = 3
+
+
+def location_for(settings: Settings, service: Service) -> str:
+    """The Vertex AI location ``service`` is called in."""
+    return settings.veo_location if service == "veo" else settings.gemini_location
+
+
+def api_endpoint(settings: Settings, service: Service) -> str:
+    """The base URL the client for ``service`` calls (google-genai's own choice of host)."""
+    if settings.genai_base_url:
+        return settings.genai_base_url
+    if not settings.genai_use_vertexai:
+        return "https://generativelanguage.googleapis.com/"
+    location = location_for(settings, service)
+    if location == "global":
+        return "https://aiplatform.googleapis.com/"
+    return f"https://{location}-aiplatform.googleapis.com/"
+
+
+def api_key_veo_problem(settings: Settings, sdk_version: str | None = None) -> str:
+    """Why Veo cannot be called with these settings' credentials and this SDK ("" if it can):
+    a Gemini API key with google-genai 3 or later, which refuses ``generate_videos`` in that mode."""
+    if settings.genai_use_vertexai:
+        return ""
+    if sdk_version is None:
+        from importlib.metadata import version
+
+        sdk_version = version("google-genai")
+    major = int(sdk_version.split(".", 1)[0])
+    if major < API_KEY_VEO_SDK_MAJOR:
+        return ""
+    return (
+        f"google-genai {sdk_version} refuses Veo (generate_videos) with a Gemini API key: it allows it "
+        "only in Vertex AI mode. Use Vertex AI (GOOGLE_GENAI_USE_VERTEXAI=true with a project), or install "
+        "google-genai<3 as Kapsule's pyproject pins it"
+    )
+
+
+def make_genai_client(settings: Settings, service: Service) -> genai.Client:
+    """A client for the configured mode, calling ``service`` in its own location; ``ConfigError`` with
+    a precise message when it can't be built (or, for Veo, when this SDK would refuse every call)."""
     from google import genai
     from google.genai import types
 
     mode = genai_mode(settings)
+    if service == "veo" and (problem := api_key_veo_problem(settings)):
+        raise ConfigError(problem)
     # Retries are ours (named transient errors, limits as module constants): the library's own are off
     # so one 429 is never retried by two layers at once.
     http_options = types.HttpOptions(
@@ -143,7 +213,7 @@ def make_genai_client(settings: Settings) -> genai.Client:
     return genai.Client(
         vertexai=True,
         project=project,
-        location=settings.vertex_location,
+        location=location_for(settings, service),
         credentials=credentials,
         http_options=http_options,
     )

@@ -17,7 +17,8 @@ AspectRatio = Literal["16:9", "9:16", "1:1"]
 Transition = Literal["cut", "crossfade"]
 # A short dissolve centred on the cut: long enough to read, short enough to stay on the beat.
 CROSSFADE_SECONDS = 0.5
-Resolution = Literal["720p", "1080p"]
+# 4k only for the Veo models whose table row makes it (``video_models.check_job`` refuses it elsewhere).
+Resolution = Literal["720p", "1080p", "4k"]
 
 FRAME_SIZES: dict[tuple[str, str], tuple[int, int]] = {
     ("16:9", "720p"): (1280, 720),
@@ -26,6 +27,9 @@ FRAME_SIZES: dict[tuple[str, str], tuple[int, int]] = {
     ("9:16", "1080p"): (1080, 1920),
     ("1:1", "720p"): (720, 720),
     ("1:1", "1080p"): (1080, 1080),
+    ("16:9", "4k"): (3840, 2160),
+    ("9:16", "4k"): (2160, 3840),
+    ("1:1", "4k"): (2160, 2160),
 }
 
 

@@ -54,7 +54,9 @@ class JobOptions(BaseModel):
         "", max_length=MAX_PROMPT_CHARS, description="Look and feel, e.g. 'grainy 16 mm, neon'."
     )
     aspect_ratio: AspectRatio = Field("16:9", description="16:9, 9:16 (phones) or 1:1.")
-    resolution: Resolution = Field("720p", description="720p or 1080p.")
+    resolution: Resolution = Field(
+        "720p", description="720p, 1080p, or 4k (only with a Veo model that makes 4k: Veo 3.1 and 3.1 Fast)."
+    )
     max_shots: int = Field(
         0, ge=0, le=MAX_SHOTS, description="Most shots the video may have (0: as many as the music asks)."
     )

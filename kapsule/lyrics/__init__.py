@@ -27,9 +27,14 @@ log = logging.getLogger(__name__)
 
 Aligner = Literal["offline", "gemini"]
 ALIGNERS: tuple[Aligner, ...] = ("offline", "gemini")
+# The Gemini aligner's model when the job's prompt model is not a Gemini one: a current stable Flash
+# id that hears audio (Google's Gemini API models page, read 2026-12-07, lists Gemini 3.6 Flash as
+# stable). gemini-2.5-flash, the previous default, was retired on Vertex AI on 2026-06-17.
+GEMINI_ALIGNER_MODEL = "gemini-3.6-flash"
 
 __all__ = [
     "ALIGNERS",
+    "GEMINI_ALIGNER_MODEL",
     "Aligner",
     "ParsedLyrics",
     "TimedLine",
@@ -50,7 +55,7 @@ def load_lyrics(
     song_seconds: float,
     song: Path | None = None,
     aligner: Aligner = "offline",
-    gemini_model: str = "gemini-2.5-flash",
+    gemini_model: str = GEMINI_ALIGNER_MODEL,
     settings: Settings | None = None,
 ) -> list[TimedLine]:
     """Timed lines from lyrics bytes; every problem raises a ``LyricsError`` subclass before anything is made.
@@ -95,7 +100,7 @@ def align_lyrics(
     song: Path,
     *,
     aligner: Aligner = "offline",
-    gemini_model: str = "gemini-2.5-flash",
+    gemini_model: str = GEMINI_ALIGNER_MODEL,
     settings: Settings | None = None,
 ) -> list[TimedLine]:
     """Place plain lyrics (verses of lines) on ``song``.

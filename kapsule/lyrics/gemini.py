@@ -5,7 +5,10 @@ it must list every line once, in order, inside the song, and the lines it places
 on singing (``VocalActivity`` from the offline aligner's first step). An answer that fails is asked
 again with the reason (``INVALID_ANSWER_ATTEMPTS``); when Gemini keeps failing, or the service does,
 ``LyricsAlignmentFailed`` is raised and ``align_lyrics`` falls back to the offline aligner.
-A missing or broken configuration is a ``ConfigError``: it is not hidden behind the fallback.
+What a retry cannot fix is never hidden behind that fallback: a missing or broken configuration is a
+``ConfigError``, and Google refusing the call (401/403 a missing role or API, 404 a retired model or
+one not served in the location, 400 a bad request) is ``GoogleRequestRefused`` naming the cause, so
+the stage fails and says what to change (as the storyboard writer does).
 """
 
 from __future__ import annotations
@@ -21,9 +24,10 @@ import numpy as np
 from pydantic import BaseModel, Field, ValidationError
 
 from kapsule import media
-from kapsule.core.errors import ConfigError, LyricsAlignmentFailed
+from kapsule.core.errors import ConfigError, GoogleRequestRefused, LyricsAlignmentFailed
 from kapsule.core.settings import Settings
-from kapsule.infra.genai_client import make_genai_client, with_retries
+from kapsule.infra.genai_client import make_genai_client, temperature_for, with_retries
+from kapsule.lyrics import GEMINI_ALIGNER_MODEL
 from kapsule.lyrics.align import VocalActivity
 from kapsule.lyrics.models import TimedLine, TimedWord
 from kapsule.lyrics.timing import spread_words
@@ -69,12 +73,12 @@ def align_with_gemini(
     song: Path,
     activity: VocalActivity,
     *,
-    model: str = "gemini-2.5-flash",
+    model: str = GEMINI_ALIGNER_MODEL,
     settings: Settings,
 ) -> list[TimedLine]:
     """Timed lines from ``model`` for ``verses`` sung in ``song``, checked against ``activity``."""
     texts = [line for verse in verses for line in verse]
-    client = make_genai_client(settings)  # ConfigError propagates
+    client = make_genai_client(settings, "gemini")  # ConfigError propagates
     audio = _audio_part(song, settings)
     request = _request_text(verses)
     problem = ""
@@ -86,8 +90,8 @@ def align_with_gemini(
         )
         try:
             answer = _ask(client, model, audio, text)
-        except ConfigError:
-            raise
+        except (ConfigError, GoogleRequestRefused):
+            raise  # a setup or a request a retry cannot fix: fail the stage and say why
         except Exception as exc:  # the service failed for good (after with_retries)
             raise LyricsAlignmentFailed(f"{model} could not align the lyrics: {exc}") from exc
         try:
@@ -201,7 +205,7 @@ def _ask(client: Any, model: str, audio: Any, text: str) -> str:
         system_instruction=SYSTEM,
         response_mime_type="application/json",
         response_schema=GeminiLyrics,
-        temperature=0.0,
+        temperature=temperature_for(model, 0.0),  # timing, not invention: 0 where Google allows it
     )
     response = with_retries(
         lambda: client.models.generate_content(model=model, contents=[audio, text], config=config),

@@ -30,7 +30,7 @@ from pydantic import BaseModel, Field, ValidationError
 from kapsule import media
 from kapsule.core.errors import ConfigError, GenerationError, GoogleRequestRefused
 from kapsule.core.settings import Settings
-from kapsule.infra.genai_client import make_genai_client, with_retries
+from kapsule.infra.genai_client import make_genai_client, temperature_for, with_retries
 from kapsule.job.artifacts import Analysis
 from kapsule.prompting.base import PromptPlan, ShotBrief
 from kapsule.prompting.local import LocalPromptWriter
@@ -73,7 +73,8 @@ class GeminiStoryboard(BaseModel):
 
 
 class GeminiPromptWriter:
-    """``PromptWriter`` backed by a Gemini model id (e.g. ``gemini-2.5-flash``)."""
+    """``PromptWriter`` backed by a Gemini model id (e.g. ``gemini-3.6-flash``); the temperature is
+    Google's advice for the model's family (``temperature_for``)."""
 
     def __init__(self, model: str, settings: Settings, *, song: Path | None = None) -> None:
         self.name = model
@@ -87,7 +88,7 @@ class GeminiPromptWriter:
     def client(self) -> genai.Client:
         with self._lock:
             if self._client is None:
-                self._client = make_genai_client(self.settings)
+                self._client = make_genai_client(self.settings, "gemini")
             return self._client
 
     def write(self, briefs: list[ShotBrief], *, prompt: str, style: str, analysis: Analysis) -> PromptPlan:
@@ -141,7 +142,9 @@ class GeminiPromptWriter:
         )
         response = with_retries(
             lambda: self.client.models.generate_content(
-                model=self.name, contents=text, config=types.GenerateContentConfig(temperature=0.4)
+                model=self.name,
+                contents=text,
+                config=types.GenerateContentConfig(temperature=temperature_for(self.name, 0.4)),
             ),
             f"{self.name} rephrase",
         )
@@ -169,7 +172,7 @@ class GeminiPromptWriter:
             system_instruction=SYSTEM,
             response_mime_type="application/json",
             response_schema=GeminiStoryboard,
-            temperature=0.8,
+            temperature=temperature_for(self.name, 0.8),
         )
         response = with_retries(
             lambda: client.models.generate_content(

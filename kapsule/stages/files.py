@@ -87,7 +87,7 @@ def _write_reading_click(ctx: JobContext, song: Path, analysis: Analysis, readin
 def time_lyrics(ctx: JobContext, song: Path, song_seconds: float) -> list[TimedLine]:
     """Time the job's lyrics to the song (timed files as given, plain text aligned by the job's
     ``lyrics_aligner``) and write ``work/lyrics.json``; the storyboard and the captions read it."""
-    from kapsule.lyrics import lines_to_json, load_lyrics, resolve_aligner
+    from kapsule.lyrics import GEMINI_ALIGNER_MODEL, lines_to_json, load_lyrics, resolve_aligner
 
     model = ctx.params.prompt_model
     lines = load_lyrics(
@@ -95,7 +95,7 @@ def time_lyrics(ctx: JobContext, song: Path, song_seconds: float) -> list[TimedL
         song_seconds=song_seconds,
         song=song,
         aligner=resolve_aligner(ctx.params.lyrics_aligner, model),
-        gemini_model=model if model.startswith("gemini-") else "gemini-2.5-flash",
+        gemini_model=model if model.startswith("gemini-") else GEMINI_ALIGNER_MODEL,
         settings=ctx.settings,
     )
     ctx.storage.write_bytes(ctx.layout.lyrics, lines_to_json(lines).encode(), content_type="application/json")

@@ -44,6 +44,7 @@ from tests.support.fake_veo_rules import (
     GEMINI_MODELS,
     PROMPT_BLOCK_MESSAGE,
     error_body,
+    gemini_served,
     model_not_found,
     veo_known,
     veo_problem,
@@ -54,6 +55,9 @@ GENERATE_RE = re.compile(
 )
 MODEL_RE = re.compile(
     r"^/v1(?:beta1?)?/(?:projects/([^/]+)/locations/([^/]+)/)?(?:publishers/google/)?models/([^/:]+)$"
+)
+COUNT_RE = re.compile(
+    r"^/v1(?:beta1?)?/(?:projects/([^/]+)/locations/([^/]+)/publishers/google/)?models/([^/:]+):countTokens$"
 )
 PREDICT_RE = re.compile(
     r"^/v1(?:beta1?)?/(?:projects/([^/]+)/locations/([^/]+)/publishers/google/)?models/([^/:]+):predictLongRunning$"
@@ -327,7 +331,13 @@ def _handler(state: FakeGoogle) -> type[BaseHTTPRequestHandler]:
                     200, {"access_token": "fake-access-token", "expires_in": 3600, "token_type": "Bearer"}
                 )
                 return
-            for kind, pattern in (("generate", GENERATE_RE), ("predict", PREDICT_RE), ("poll", FETCH_RE)):
+            kinds = (
+                ("generate", GENERATE_RE),
+                ("count", COUNT_RE),
+                ("predict", PREDICT_RE),
+                ("poll", FETCH_RE),
+            )
+            for kind, pattern in kinds:
                 match = pattern.match(path)
                 if match is None:
                     continue
@@ -339,10 +349,12 @@ def _handler(state: FakeGoogle) -> type[BaseHTTPRequestHandler]:
                 failure = state._take_failure(kind)
                 if failure is not None:
                     self._error(failure)
-                elif kind == "generate":
+                elif kind in ("generate", "count"):
                     problem = check_inline_data(body)
-                    if model not in state.gemini_models:
+                    if not gemini_served(model, location, state.gemini_models):
                         self._send(404, model_not_found(model, project, location))
+                    elif kind == "count":
+                        self._send(200, {"totalTokens": 3})
                     elif problem:
                         self._send(400, error_body(400, problem))
                     else:

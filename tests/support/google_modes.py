@@ -18,7 +18,8 @@ def vertex_fields(fake: FakeGoogle) -> dict[str, Any]:
     return {
         "genai_use_vertexai": True,
         "google_cloud_project": "fake-project",
-        "vertex_location": "us-central1",
+        "veo_location": "us-central1",
+        "gemini_location": "global",
         "gemini_api_key": None,
         "genai_base_url": fake.url,
     }

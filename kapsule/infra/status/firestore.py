@@ -276,3 +276,13 @@ def _make_client(project: str, database: str) -> Client:
             "no Google credentials for the firestore:// status store: run `gcloud auth "
             "application-default login`, set GOOGLE_APPLICATION_CREDENTIALS, or run on Cloud Run"
         ) from exc
+
+
+def api_endpoint() -> str:
+    """The host this process's Firestore clients talk to: the emulator named by the library's own
+    ``FIRESTORE_EMULATOR_HOST`` when set, else Google's (``doctor`` names it when it does not answer)."""
+    import os
+
+    from google.cloud.firestore_v1 import base_client
+
+    return os.environ.get(base_client._FIRESTORE_EMULATOR_HOST) or "firestore.googleapis.com"

@@ -389,3 +389,11 @@ def _make_client() -> Client:
             "no Google credentials for gs:// storage: run `gcloud auth application-default login`, "
             "set GOOGLE_APPLICATION_CREDENTIALS, or run on Cloud Run with a service account"
         ) from exc
+
+
+def api_endpoint() -> str:
+    """The host this process's storage clients talk to: the emulator named by the library's own
+    ``STORAGE_EMULATOR_HOST`` when set, else Google's (``doctor`` names it when it does not answer)."""
+    from google.cloud.storage import _helpers
+
+    return _helpers._get_storage_emulator_override() or f"https://{_helpers._TRUE_DEFAULT_STORAGE_HOST}"

@@ -47,9 +47,9 @@ def test_a_healthy_deployment_passes_every_check(deployed: Settings, fake_google
 def test_models_missing_from_the_location_retired_or_forbidden(
     deployed: Settings, fake_google: FakeGoogle
 ) -> None:
-    elsewhere = replace(deployed, vertex_location="europe-west9")
+    elsewhere = replace(deployed, veo_location="europe-west9")
     found = _failed(run_doctor(elsewhere), "Veo location")
-    assert "europe-west9" in found.problem and "KAPSULE_VERTEX_LOCATION to us-central1" in found.fix
+    assert "europe-west9" in found.problem and "KAPSULE_VEO_LOCATION to us-central1" in found.fix
 
     fake_google.gemini_models.discard("gemini-2.5-flash")  # retired
     found = _failed(run_doctor(deployed), "prompt model")
@@ -91,18 +91,36 @@ def test_a_video_model_google_retired_blocks_and_names_the_replacement(
     assert "move to veo-3.1-generate-001 before 2026-06-30" in warned.fix
 
 
-def test_a_retirement_date_only_a_third_party_gives_is_a_warning_that_fails_nothing(
+def test_a_retirement_date_only_a_third_party_gives_is_a_note_that_warns_of_nothing(
     deployed: Settings, fake_google: FakeGoogle
 ) -> None:
-    """litellm dates veo-3.1-fast-generate-001 (Vertex) 2026-11-17; no Google page confirms it."""
+    """litellm dates veo-3.1-fast-generate-001 (Vertex) 2026-11-17; Google's pages still list it as
+    supported and date nothing: the ok line carries a note, no warning is counted."""
     for api in (False, True):
         findings = run_doctor(deployed, today=date(2026, 12, 2), api=api)
-        assert problems(findings) == [], "\n".join(map(str, findings))
-        (warned,) = warnings(findings)
-        assert warned.ok and warned.check == "video model veo-3.1-fast-generate-001 lifecycle"
-        assert "deprecation date of 2026-11-17 (now past) only from a third party (litellm" in warned.problem
-        assert "404" in warned.fix and str(warned).startswith("WARN  video model")
+        assert problems(findings) == [] and warnings(findings) == [], "\n".join(map(str, findings))
+        (video,) = [f for f in findings if f.check.startswith("video model veo-3.1-fast-generate-001")]
+        assert "deprecation date of 2026-11-17 (past); no Google page dates it" in video.note
+        assert "litellm" in video.note and str(video).startswith("ok    video model")
     assert "veo-3.1-fast-generate-001" in {r.model for r in fake_google.requests("get_model")}  # still asked
+
+
+def test_each_service_is_checked_in_its_own_location(deployed: Settings, fake_google: FakeGoogle) -> None:
+    """Gemini previews are served only on the global endpoint, Veo only in a few regions: with one
+    location for both, one of them cannot be reached; with one each, both are."""
+    preview = replace(deployed, prompt_model="gemini-3-flash-preview")
+    findings = run_doctor(preview)
+    assert problems(findings) == [], "\n".join(map(str, findings))
+    checks = {f.check for f in findings}
+    assert "prompt model gemini-3-flash-preview in Vertex AI location global" in checks
+    assert "video model veo-3.1-fast-generate-001 in Vertex AI location us-central1" in checks
+    (count,) = fake_google.requests("count")
+    assert "/locations/global/publishers/google/models/gemini-3-flash-preview:countTokens" in count.path
+
+    found = _failed(run_doctor(replace(preview, gemini_location="us-central1")), "prompt model")
+    assert "404" in found.problem and "KAPSULE_GEMINI_LOCATION=global" in found.fix
+    found = _failed(run_doctor(replace(preview, veo_location="global")), "Veo location")
+    assert "not served on the global endpoint" in found.problem and "KAPSULE_VEO_LOCATION" in found.fix
 
 
 def test_missing_bucket_and_broken_record_store(deployed: Settings) -> None:

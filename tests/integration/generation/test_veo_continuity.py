@@ -168,7 +168,7 @@ def test_the_fake_server_refuses_reference_images_on_other_models_like_veo(
     ref = types.VideoGenerationReferenceImage(
         image=types.Image(image_bytes=b"\x89PNG\r\n\x1a\nxx", mime_type="image/png"), reference_type="asset"
     )
-    client = make_genai_client(vertex_settings)  # kept: a dropped client closes its connection pool
+    client = make_genai_client(vertex_settings, "veo")  # kept: a dropped client closes its connection pool
     with pytest.raises(errors.ClientError) as caught:
         client.models.generate_videos(
             model="veo-3.0-generate-001",

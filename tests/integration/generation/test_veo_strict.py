@@ -51,7 +51,7 @@ def _start(settings: Settings, model: str, **config: Any) -> Any:
     """A Veo start request sent straight through google-genai, bypassing Kapsule's table."""
     from google.genai import errors, types
 
-    client = make_genai_client(settings)
+    client = make_genai_client(settings, "veo")
     try:
         client.models.generate_videos(
             model=model,
@@ -228,3 +228,39 @@ def test_a_refused_start_fails_the_job_at_once_with_the_cause(
         _generate(veo_board(["a"]), "veo-3.0-generate-001", vertex_settings, tmp_path)
     assert not info.value.retryable
     assert len(fake_google.requests("predict")) == 1, "a refusal is not retried"
+
+
+def test_4k_portrait_references_and_lite_as_googles_2026_sample_says(
+    vertex_settings: Settings, fake_google: FakeGoogle, tmp_path: Path
+) -> None:
+    """Veo 3.1 and 3.1 Fast (-001) make 4k and take reference images in 9:16 on Vertex; Lite makes
+    720p/1080p. Each is sent as asked, and the fake (written from Google's sources) accepts it."""
+    from PIL import Image
+
+    job = new_job_id()
+    Image.new("RGB", (64, 48), (200, 30, 30)).save(tmp_path / "ref.png")
+    store_reference_images(
+        [read_reference_image(tmp_path / "ref.png")],
+        open_storage(vertex_settings.storage_url),
+        JobLayout(job),
+    )
+    portrait_4k = veo_board(["a"]).model_copy(update={"aspect_ratio": "9:16", "resolution": "4k"})
+    for model in ("veo-3.1-generate-001", "veo-3.1-fast-generate-001"):
+        manifest = _generate(
+            portrait_4k, model, vertex_settings, tmp_path, job, reference_images=("ref.png",)
+        )
+        assert [s.state for s in manifest.shots] == ["done"]
+    lite = veo_board(["b"]).model_copy(update={"resolution": "1080p"})
+    _generate(lite, "veo-3.1-lite-generate-001", vertex_settings, tmp_path)
+
+    starts = fake_google.requests("predict")
+    assert {r.status for r in starts} == {200} and fake_google.forbidden_video_requests() == []
+    sent = [
+        (r.model, r.body["parameters"]["resolution"], r.body["parameters"]["aspectRatio"]) for r in starts
+    ]
+    assert sent == [
+        ("veo-3.1-generate-001", "4k", "9:16"),
+        ("veo-3.1-fast-generate-001", "4k", "9:16"),
+        ("veo-3.1-lite-generate-001", "1080p", "16:9"),
+    ]
+    assert all(r.body["instances"][0].get("referenceImages") for r in starts[:2])

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from kapsule.core.errors import LyricsAlignmentFailed
+from kapsule.core.errors import GoogleRequestRefused, LyricsAlignmentFailed
 from kapsule.core.settings import Settings
 from kapsule.infra import genai_client
 from kapsule.lyrics import load_lyrics
@@ -93,7 +93,9 @@ def test_gemini_times_are_used_when_they_sit_on_singing(
     assert [(round(a.start, 3), a.text) for a in lines] == [(round(b.start, 3), b.text) for b in sung.lines]
     assert lines[0].words[1].start == pytest.approx(sung.lines[0].words[1].start)
     (call,) = fake_google.requests("generate")
+    assert call.model == "gemini-3.6-flash"  # the default: a current model, not the retired 2.5 Flash
     config = call.body["generationConfig"]
+    assert config["temperature"] == 1.0  # Google's advice for Gemini 3 (lower values can loop)
     assert config["responseMimeType"] == "application/json" and "lines" in json.dumps(
         config["responseSchema"]
     )
@@ -141,6 +143,24 @@ def test_gemini_lines_off_the_singing_fall_back_to_the_offline_aligner(
     assert len(fake_google.requests("generate")) == 6
     errors = [abs(got.start - want.start) for got, want in zip(lines, sung.lines, strict=True)]
     assert statistics.median(errors) <= 0.5, "the offline aligner took over"
+
+
+@pytest.mark.parametrize(("status", "cause"), [(403, "roles/aiplatform.user"), (404, "retired")])
+def test_a_refusal_by_google_fails_with_its_cause_instead_of_falling_back(
+    api_key_settings: Settings, fake_google: FakeGoogle, sung: SungSong, status: int, cause: str
+) -> None:
+    """A 403 (a missing role or API) or 404 (a retired model) is no passing blip: the offline
+    aligner does not take over silently; the stage fails and says what to change."""
+    fake_google.fail_next = {"generate": [status]}
+    with pytest.raises(GoogleRequestRefused, match=rf"{status} .*{cause}"):
+        load_lyrics(
+            _plain(sung),
+            song_seconds=sung.duration,
+            song=sung.path,
+            aligner="gemini",
+            settings=api_key_settings,
+        )
+    assert len(fake_google.requests("generate")) == 1  # not retried, and nothing else was asked
 
 
 def test_pocketsphinx_forced_alignment_of_english_lyrics(sung: SungSong) -> None:

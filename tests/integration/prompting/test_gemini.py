@@ -62,7 +62,7 @@ def test_vertex_storyboard_uses_structured_output_and_the_shot_list(
     assert "teal and amber" in plan.style_bible and "yellow raincoat" in plan.style_bible
     assert plan.note == ""
     (call,) = fake_google.requests("generate")
-    vertex_prefix = "/v1beta1/projects/fake-project/locations/us-central1/publishers/google"
+    vertex_prefix = "/v1beta1/projects/fake-project/locations/global/publishers/google"  # Gemini's location
     assert call.path == f"{vertex_prefix}/models/{MODEL}:generateContent"
     assert call.headers.get("Authorization") == "Bearer fake-access-token"
     config = call.body["generationConfig"]
@@ -213,7 +213,7 @@ def test_a_retired_model_is_a_404_that_names_the_fix(
     vertex_settings: Settings, fake_google: FakeGoogle
 ) -> None:
     fake_google.gemini_models.discard(MODEL)  # as if Google had retired it
-    with pytest.raises(GoogleRequestRefused, match=r"404 NOT_FOUND.*retired.*KAPSULE_VERTEX_LOCATION"):
+    with pytest.raises(GoogleRequestRefused, match=r"404 NOT_FOUND.*retired.*KAPSULE_GEMINI_LOCATION"):
         _write(vertex_settings)
 
 
@@ -227,3 +227,16 @@ def test_a_rephrasing_refused_by_google_is_not_softened_silently(
     fake_google.fail_next = {"generate": [403]}
     with pytest.raises(GoogleRequestRefused, match="403"):
         veo._rephrase("a street on fire", ["violence"])
+
+
+def test_the_temperature_follows_googles_advice_for_the_models_family(
+    api_key_settings: Settings, fake_google: FakeGoogle
+) -> None:
+    """Google's Gemini 3 prompting guide: keep 1.0 (lower values can loop); 2.5 keeps our 0.8."""
+    for model in ("gemini-2.5-flash", "gemini-3-flash-preview", "gemini-3.6-flash"):
+        writer = GeminiPromptWriter(model, api_key_settings)
+        writer.write(_briefs(2), prompt="a violinist", style="", analysis=_analysis())
+    sent = {
+        call.model: call.body["generationConfig"]["temperature"] for call in fake_google.requests("generate")
+    }
+    assert sent == {"gemini-2.5-flash": 0.8, "gemini-3-flash-preview": 1.0, "gemini-3.6-flash": 1.0}

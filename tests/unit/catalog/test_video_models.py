@@ -42,8 +42,13 @@ def test_each_documented_limit_is_a_problem() -> None:
     assert "must be 8 s" in refs and "must be 16:9" in refs and "first-frame image cannot be combined" in refs
     assert _problems(V31, "vertex", 8, reference_images=3) == ""
     assert "at most 3" in _problems(V31, "vertex", 8, reference_images=4)
-    for model in (V31_FAST, "veo-3.1-fast-generate-001", V30, V2):  # veo-3.1* is not enough: exact ids
+    for model in (V31_FAST, "veo-3.1-lite-generate-001", V30, V2):  # veo-3.1* is not enough: exact ids
         assert "does not take reference images" in _problems(model, "vertex", 8, reference_images=1)
+    # Google's 2026 sample: 3.1 Fast takes references, and both -001 ids take them in 9:16 too (8 s)
+    for model in ("veo-3.1-fast-generate-001", "veo-3.1-generate-001"):
+        assert _problems(model, "vertex", 8, "720p", "9:16", reference_images=3) == ""
+        assert "must be 8 s" in _problems(model, "vertex", 6, "720p", "9:16", reference_images=1)
+    assert "does not take" in _problems("veo-3.1-fast-generate-001", "gemini_api", 8, reference_images=1)
     assert "last-frame" in _problems(V2, "gemini_api", 8, last_frame=True)
 
 
@@ -90,19 +95,63 @@ def test_plan_request_fits_every_shot_to_the_table(
 
 
 def test_jobs_that_cannot_work_are_refused_at_submission_naming_the_limit() -> None:
+    v31 = "veo-3.1-generate-001"
     with pytest.raises(UnsupportedVideoRequest, match="only for 16:9 video"):
-        vm.check_job(V31, "vertex", aspect_ratio="9:16", reference_images=1)
+        vm.check_job(v31, "gemini_api", aspect_ratio="9:16", reference_images=1)
+    vm.check_job(v31, "vertex", aspect_ratio="9:16", reference_images=1)  # Vertex: 9:16 references too
     with pytest.raises(UnsupportedVideoRequest, match="continuity=last_frame or reference images"):
-        vm.check_job(V31, "vertex", aspect_ratio="16:9", reference_images=1, continuity="last_frame")
+        vm.check_job(v31, "vertex", aspect_ratio="16:9", reference_images=1, continuity="last_frame")
     with pytest.raises(
         UnsupportedVideoRequest, match=r"models that do: veo-3.1-generate-preview, veo-3.1-generate-001"
     ):
         vm.check_job(V31_FAST, "gemini_api", aspect_ratio="16:9", reference_images=1)
     with pytest.raises(UnknownModel):
         vm.check_job("veo-9", "vertex", aspect_ratio="16:9")
-    vm.check_job(V31, "vertex", aspect_ratio="1:1", reference_images=3)
+    with pytest.raises(UnknownModel, match="retired by Google on 2026-04-02"):  # the Vertex -preview ids
+        vm.check_job(V31, "vertex", aspect_ratio="16:9")
+    vm.check_job(v31, "vertex", aspect_ratio="1:1", reference_images=3)
     vm.check_job("local", "vertex", aspect_ratio="9:16", reference_images=3, continuity="last_frame")
-    vm.check_job(V31_FAST, "vertex", aspect_ratio="9:16", continuity="last_frame")
+    vm.check_job("veo-3.1-fast-generate-001", "vertex", aspect_ratio="9:16", continuity="last_frame")
+
+
+def test_4k_only_where_the_table_makes_it() -> None:
+    for model in ("veo-3.1-generate-001", "veo-3.1-fast-generate-001"):
+        for mode in vm.MODES:
+            vm.check_job(model, mode, aspect_ratio="9:16", resolution="4k")
+    for model, mode in (("veo-3.1-lite-generate-001", "vertex"), (V30, "gemini_api"), ("local", "vertex")):
+        with pytest.raises(
+            UnsupportedVideoRequest, match=r"4k.*models that make 4k in \w+ mode: veo-3.1-generate-001"
+        ):
+            vm.check_job(model, mode, aspect_ratio="16:9", resolution="4k")  # type: ignore[arg-type]
+    assert _problems("veo-3.1-fast-generate-001", "gemini_api", 6, "4k") != ""  # 8 s only there
+    assert _problems("veo-3.1-fast-generate-001", "vertex", 6, "4k") == ""
+    plan = vm.plan_request(
+        "veo-3.1-generate-001", "gemini_api", wanted_seconds=3, resolution="4k", aspect_ratio="16:9"
+    )
+    assert (plan.seconds, plan.resolution) == (8, "4k")
+    # Prices per resolution (third parties, unconfirmed): without one, the highest, 4k's
+    fast, lite, std = "veo-3.1-fast-generate-001", "veo-3.1-lite-generate-001", "veo-3.1-generate-001"
+    assert [vm.price_per_second(fast, "vertex", resolution=r) for r in ("720p", "1080p", "4k")] == [
+        0.10,
+        0.12,
+        0.30,
+    ]
+    assert [vm.price_per_second(lite, "vertex", resolution=r) for r in ("720p", "1080p")] == [0.05, 0.08]
+    assert vm.price_per_second(std, "gemini_api", resolution="1080p") == 0.40
+    assert (
+        vm.price_per_second(std, "gemini_api", resolution="4k")
+        == vm.price_per_second(std, "gemini_api")
+        == 0.60
+    )
+
+
+def test_every_row_cites_its_sources() -> None:
+    for model, modes in vm.VIDEO_MODELS.items():
+        for mode, caps in modes.items():
+            assert caps.sources, (model, mode)
+    lite = vm.capabilities("veo-3.1-lite-generate-001", "vertex")
+    assert any("vertex-ai-creative-studio" in source for source in lite.sources)
+    assert any("unconfirmed" in source for source in lite.sources)  # its prices: third parties only
 
 
 def test_prices_differ_per_mode_and_audio() -> None:
@@ -163,19 +212,19 @@ def test_a_model_google_retired_is_refused_naming_the_date_the_source_and_the_re
         (V31_FAST, "gemini_api", "2026-10-22", "KAPSULE_VIDEO_MODEL to veo-3.1-fast-generate-001"),
     ],
 )
-def test_a_date_only_a_third_party_gives_warns_and_never_refuses(
+def test_a_date_only_a_third_party_gives_is_a_note_and_never_refuses(
     model: str, mode: vm.Mode, day: str, instead: str
 ) -> None:
     vm.check_job(model, mode, aspect_ratio="16:9", today=LATER)  # accepted although the date passed
-    warning = vm.lifecycle_warning(model, mode, today=LATER)
-    assert warning is not None
-    problem, fix = warning
-    assert f"{model} in {mode} mode has a deprecation date of {day} (now past)" in problem
-    assert "only from a third party (litellm 1.110.2's model table, citing" in problem
-    assert "no Google page" in problem and "still accepted" in problem
-    assert "404" in fix and instead in fix
-    assert "(still ahead)" in (vm.lifecycle_warning(model, mode, today=date(2026, 10, 1)) or ("",))[0]
+    assert vm.lifecycle_warning(model, mode, today=LATER) is None  # Google dates nothing: no warning
+    note = vm.lifecycle_note(model, mode, today=LATER)
+    assert f"{model} in {mode} mode a deprecation date of {day} (past)" in note
+    assert "a third party (litellm 1.110.2's model table, citing" in note
+    assert "no Google page dates it" in note and "still accepted" in note
+    assert "(ahead)" in vm.lifecycle_note(model, mode, today=date(2026, 10, 1))
     assert model in vm.usable_models(mode, today=LATER)
+    life = vm.lifecycle(model, mode)
+    assert life is not None and (life.replacement or "choose a current model") in instead
 
 
 def test_the_lifecycle_column_holds_only_sourced_dates_and_live_replacements() -> None:
@@ -191,7 +240,10 @@ def test_the_lifecycle_column_holds_only_sourced_dates_and_live_replacements() -
             if life.replacement is not None:  # offered in the same mode, and not retired itself
                 assert mode in vm.VIDEO_MODELS[life.replacement], (model, life.replacement)
                 assert vm.retired(life.replacement, mode, today=LATER) is None
-    assert confirmed == {(m, "vertex", RETIRED_ON) for m in (V2, V30, V30_FAST)}
+    previews_gone = date(2026, 4, 2)  # Google's Veo 2 page: the Vertex -preview video ids retired
+    assert confirmed == {(m, "vertex", RETIRED_ON) for m in (V2, V30, V30_FAST)} | {
+        (m, "vertex", previews_gone) for m in (V31, V31_FAST)
+    }
     assert vm.lifecycle("local", "vertex") is None
     vm.check_lifecycle("local", "vertex", today=LATER)
 

@@ -18,6 +18,7 @@ seconds = [4, 8]
 resolutions = { "720p" = {}, "1080p" = { seconds = [8] } }
 note = "loud"
 lifecycle = { retires = 2026-06-30, source = "page", replacement = "veo-y" }
+sources = ["page"]
 """
 
 
@@ -27,6 +28,7 @@ def test_rows_get_their_texts_and_the_defaults_of_what_they_leave_out() -> None:
     assert caps.lifecycle is not None and caps.lifecycle.source == "Google's model page"
     assert caps.lifecycle.confirmed and caps.limit("1080p").seconds == (8,)
     assert caps.aspects == ("16:9", "9:16") and not caps.reference_images
+    assert caps.sources == ("Google's model page",) and caps.reference_aspects == ("16:9",)
 
 
 @pytest.mark.parametrize(
@@ -38,6 +40,8 @@ def test_rows_get_their_texts_and_the_defaults_of_what_they_leave_out() -> None:
         (('source = "page"', 'source = "pgae"'), r"veo-x \(vertex\): no source 'pgae'"),
         (('note = "loud"', 'note = "lound"'), r"veo-x \(vertex\): no note 'lound'"),
         (("retires = 2026-06-30", "retires = 2026-13-30"), "line"),  # not TOML: the line is named
+        (('sources = ["page"]', "sources = []"), r"veo-x \(vertex\): a row must name its sources"),
+        (('sources = ["page"]', 'sources = ["pgae"]'), r"veo-x \(vertex\): no source 'pgae'"),
     ],
 )
 def test_a_slip_in_the_table_is_refused_naming_it(slip: tuple[str, str], named: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -15,12 +16,36 @@ SCRIPT = REPO / "deploy" / "deploy.sh"
 DEFAULT_VIDEO_MODEL = "veo-3.1-generate-001"
 
 
-def _dry_run(tmp_path: Path, *args: str, **env: str) -> list[str]:
-    """The printed commands (lines starting with '+'), with a `gcloud` on PATH that records any call."""
+NO_POLICY = "{}"  # what `describe --effective` prints where no organisation policy is set
+
+
+def _dry_run(
+    tmp_path: Path, *args: str, policies: dict[str, str | None] | None = None, **env: str
+) -> list[str]:
+    """The printed commands (lines starting with '+'), with a `gcloud` on PATH that records any call.
+
+    The only calls it answers are the read-only organisation policy lookups a dry run makes (``policies``:
+    constraint -> the JSON `gcloud resource-manager org-policies describe --effective` prints, or
+    ``None`` for a read that fails); any other call is recorded and fails.
+    """
     guard = tmp_path / "bin"
     guard.mkdir(exist_ok=True)
     calls = tmp_path / "gcloud-calls"
-    (guard / "gcloud").write_text(f'#!/bin/sh\necho "$@" >> {calls}\nexit 99\n')
+    answers = tmp_path / "policies"
+    answers.mkdir(exist_ok=True)
+    wanted = {"iam.allowedPolicyMemberDomains": NO_POLICY, "storage.publicAccessPrevention": NO_POLICY}
+    for constraint, policy in (wanted | (policies or {})).items():
+        (answers / constraint).unlink(missing_ok=True)
+        if policy is not None:
+            (answers / constraint).write_text(policy)
+    (guard / "gcloud").write_text(
+        "#!/bin/sh\n"
+        'if [ "$1 $2 $3" = "resource-manager org-policies describe" ]; then\n'
+        f'  if [ -f "{answers}/$4" ]; then cat "{answers}/$4"; exit 0; fi\n'
+        "  echo 'PERMISSION_DENIED' >&2; exit 1\n"
+        "fi\n"
+        f'echo "$@" >> {calls}\nexit 99\n'
+    )
     (guard / "gcloud").chmod(0o755)
     base = {k: v for k, v in os.environ.items() if not k.startswith(("KAPSULE_", "GEMINI_"))}
     full_env = base | {"PATH": f"{guard}:{os.environ['PATH']}"} | env
@@ -29,6 +54,7 @@ def _dry_run(tmp_path: Path, *args: str, **env: str) -> list[str]:
     )
     assert proc.returncode == 0, proc.stderr
     assert not calls.exists(), f"a dry run called gcloud: {calls.read_text()}"
+    (tmp_path / "stdout").write_text(proc.stdout)
     return [line[2:] for line in proc.stdout.splitlines() if line.startswith("+ ")]
 
 
@@ -154,9 +180,11 @@ def test_dry_run_prints_cors_secret_location_build_account_and_retry_steps(tmp_p
     _one(commands, "secrets add-iam-policy-binding kapsule-upload-secret", "kapsule-api@")
     service = _one(commands, "run deploy kapsule-api")
     assert "KAPSULE_UPLOAD_SECRET=kapsule-upload-secret:latest" in service
-    # the Vertex location is its own setting, not the Cloud Run region
+    # Veo's and Gemini's locations are settings of their own, not the Cloud Run region (the old single
+    # KAPSULE_VERTEX_LOCATION still sets Veo's)
     job = _one(commands, "run jobs deploy kapsule-job")
-    assert "KAPSULE_VERTEX_LOCATION=us-central1" in job and "GOOGLE_CLOUD_LOCATION" not in job
+    assert "KAPSULE_VEO_LOCATION=us-central1" in job and "KAPSULE_GEMINI_LOCATION=global" in job
+    assert "GOOGLE_CLOUD_LOCATION" not in job and "KAPSULE_VERTEX_LOCATION" not in job
     assert "--region=europe-west4" in job
     # one retry setting: --max-retries and the job's env
     assert "--max-retries=3" in job and "KAPSULE_JOB_MAX_RETRIES=3" in job
@@ -239,3 +267,83 @@ def test_a_real_run_needs_a_prompt_model(tmp_path: Path) -> None:
         cwd=tmp_path,
     )
     assert proc.returncode == 2 and "KAPSULE_PROMPT_MODEL" in proc.stderr
+
+
+DRS = json.dumps(
+    {
+        "constraint": "constraints/iam.allowedPolicyMemberDomains",
+        "listPolicy": {"allowedValues": ["C03abc12"]},
+    }
+)
+PAP = '{"constraint": "constraints/storage.publicAccessPrevention", "booleanPolicy": {"enforced": true}}'
+
+
+@pytest.mark.parametrize(
+    ("policies", "env", "why"),
+    [
+        ({"iam.allowedPolicyMemberDomains": DRS}, {}, "iam.allowedPolicyMemberDomains is enforced"),
+        ({"storage.publicAccessPrevention": PAP}, {}, "storage.publicAccessPrevention is enforced"),
+        ({}, {"KAPSULE_PUBLIC_ACCESS": "private"}, "private deployment"),
+    ],
+    ids=["domain-restricted-sharing", "public-access-prevention", "asked-for"],
+)
+def test_where_public_access_is_not_allowed_delivery_is_signed_and_the_studio_iam_authenticated(
+    tmp_path: Path, policies: dict[str, str | None], env: dict[str, str], why: str
+) -> None:
+    commands = _dry_run(
+        tmp_path, "--project=demo-proj", "--region=europe-west4", "--dry-run", policies=policies,
+        KAPSULE_INVOKERS="group:video-team@example.com,user:ana@example.com", **env,
+    )  # fmt: skip
+    out = (tmp_path / "stdout").read_text()
+    assert why in out and "signed download URL" in out
+    assert not [c for c in commands if "allUsers" in c]  # nothing the organisation refuses is asked
+    delivery = _one(commands, "buckets create gs://demo-proj-kapsule-videos")
+    assert "--public-access-prevention" in delivery
+    service = _one(commands, "run deploy kapsule-api")
+    assert "--no-allow-unauthenticated" in service and "--allow-unauthenticated " not in service
+    for member in ("group:video-team@example.com", "user:ana@example.com"):
+        _one(
+            commands,
+            "run services add-iam-policy-binding kapsule-api",
+            f"--member={member}",
+            "roles/run.invoker",
+        )
+    # the studio is opened through `gcloud run services proxy`, whose origin uploads to the bucket
+    update = _one(commands, "run services update kapsule-api", "KAPSULE_CORS_ORIGINS=")
+    assert "http://localhost:8080" in update
+    assert "gcloud run services proxy kapsule-api --region=europe-west4 --port=8080" in out
+    # the API still signs URLs (signBlob on itself) and reads the delivery bucket
+    _one(commands, "kapsule-api@", "roles/iam.serviceAccountTokenCreator")
+    _one(commands, "gs://demo-proj-kapsule-videos", "kapsule-api@", "roles/storage.objectViewer")
+
+
+def test_where_policies_allow_it_or_cannot_be_read_the_deployment_stays_public(tmp_path: Path) -> None:
+    allowed = (
+        '{"constraint": "constraints/iam.allowedPolicyMemberDomains", "listPolicy": {"allValues": "ALLOW"}}'
+    )
+    for policies in ({"iam.allowedPolicyMemberDomains": allowed}, {"storage.publicAccessPrevention": None}):
+        commands = _dry_run(tmp_path, "--project=p", "--dry-run", policies=policies)
+        _one(commands, "gs://p-kapsule-videos", "--member=allUsers", "roles/storage.objectViewer")
+        assert "--allow-unauthenticated" in _one(commands, "run deploy kapsule-api")
+        assert not [c for c in commands if "roles/run.invoker" in c]
+    out = (tmp_path / "stdout").read_text()
+    assert "could not read storage.publicAccessPrevention" in out and "KAPSULE_PUBLIC_ACCESS=private" in out
+
+
+def test_the_manual_setup_doc_matches_what_deploy_does() -> None:
+    """docs/cloud-settings.md's by-hand CORS lists the headers a signed upload carries, as deploy.sh
+    sets them, and its roles are deploy.sh's (objectUser, never objectAdmin)."""
+    import re
+
+    from kapsule.infra.storage.signing import UPLOAD_HEADERS
+
+    doc = (REPO / "docs" / "cloud-settings.md").read_text()
+    manual = json.loads(re.search(r"echo '(\[\{\"origin\".*?\])' > cors\.json", doc).group(1))  # type: ignore[union-attr]
+    deployed = re.search(r'"responseHeader": (\[[^\]]*\])', SCRIPT.read_text())
+    assert deployed is not None
+    assert set(manual[0]["responseHeader"]) == set(json.loads(deployed.group(1)))
+    assert {h.lower() for h in manual[0]["responseHeader"]} >= set(UPLOAD_HEADERS)
+    assert "x-goog-if-generation-match" in manual[0]["responseHeader"]
+    granted = set(re.findall(r"--role=(roles/storage\.\w+)", SCRIPT.read_text()))
+    assert "roles/storage.objectAdmin" not in granted and "roles/storage.objectUser" in granted
+    assert "`roles/storage.objectUser` on both" in doc and "`roles/storage.objectAdmin` on" not in doc

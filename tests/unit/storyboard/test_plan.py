@@ -124,7 +124,7 @@ def test_max_shots_merges_shots_and_refuses_an_impossible_count() -> None:
     ("kwargs", "message"),
     [
         ({"aspect_ratio": "4:3"}, "aspect_ratio must be one of 16:9, 1:1, 9:16"),
-        ({"resolution": "4k"}, "resolution must be one of 1080p, 720p"),
+        ({"resolution": "8k"}, "resolution must be one of 1080p, 4k, 720p"),  # 4k: see video_models
         ({"max_shots": 0}, "max_shots must be at least 1"),
     ],
 )
