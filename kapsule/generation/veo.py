@@ -52,15 +52,18 @@ from kapsule.core.errors import (
     GoogleRequestRefused,
     JobCancelled,
     KapsuleError,
+    StartOutcomeUnknown,
 )
+from kapsule.generation.paid import PaidStarts
 from kapsule.generation.references import ImageRef, load_reference_image
 from kapsule.generation.refusals import is_prompt_block, soften_prompt
 from kapsule.generation.veo_pacing import PollSchedule, RateLimiter
-from kapsule.infra.genai_client import make_genai_client, with_retries
+from kapsule.infra.genai_client import make_genai_client, send_once, with_retries
 from kapsule.job.artifacts import Analysis, Shot, ShotRequest, ShotResult, Storyboard
 
 if TYPE_CHECKING:
     from google import genai
+    from google.genai import types
 
     from kapsule.infra.context import JobContext
 
@@ -100,6 +103,7 @@ class VeoGenerator:
         concurrency = self.settings.veo_concurrency
         self.max_workers = 1 if self.continuity == "last_frame" else 2 * concurrency
         self.should_stop: Callable[[], bool] | None = None  # set by the runner: checked before paying
+        self.paid = PaidStarts(ctx)
         self._limiter = RateLimiter(self.settings.veo_requests_per_minute)
         self._polls = PollSchedule(self.settings.veo_poll_interval_s, self.settings.veo_poll_max_interval_s)
         self._slots = threading.BoundedSemaphore(concurrency)
@@ -187,7 +191,7 @@ class VeoGenerator:
                 with self._slots:  # held only while Veo works; the clip is checked after release
                     if self.should_stop is not None and self.should_stop():
                         raise JobCancelled(f"cancelled before shot {shot.index} was requested")
-                    data = self._run_operation(request, prompt, seed)
+                    data = self._run_operation(request, prompt, seed, shot=shot.index, attempt=attempt)
             except _RefusedError as refused:
                 refusals.extend(refused.reasons or ["safety filter (no reason given)"])
                 log.warning("shot %d refused by %s: %s", shot.index, self.name, refused)
@@ -321,7 +325,34 @@ class VeoGenerator:
             config["output_gcs_uri"] = self.settings.veo_output_gcs_uri
         return types.GenerateVideosConfig(**{k: v for k, v in config.items() if v is not None})
 
-    def _run_operation(self, request: ShotRequest, prompt: str, seed: ImageRef | None = None) -> bytes:
+    def _run_operation(
+        self, request: ShotRequest, prompt: str, seed: ImageRef | None = None, *, shot: int, attempt: int = 0
+    ) -> bytes:
+        """Start (or follow) the shot's operation and return its video's bytes.
+
+        The start is reserved in the spend ledger before it is sent and sent at most once
+        (``paid.PaidStarts``, ``send_once``); once Google names the operation it is recorded, and the
+        ledger holds the price until the operation is done.
+        """
+        from google.genai import types
+
+        client = self.client
+        usd = self.estimate_cost_usd(request)
+        what = f"shot {shot} ({self.name}, {request.seconds} s)"
+        begun = self.paid.begin(f"shot-{shot}-{request.key()}-{attempt}", usd, what)
+        if begun.operation is not None:
+            log.info(
+                "%s: following operation %s started earlier, not sending it again", what, begun.operation
+            )
+            operation = types.GenerateVideosOperation.model_validate({"name": begun.operation})
+        else:
+            operation = self._start(request, prompt, seed, begun.key)
+        return self._follow(operation, client, begun.key)
+
+    def _start(
+        self, request: ShotRequest, prompt: str, seed: ImageRef | None, key: str
+    ) -> types.GenerateVideosOperation:
+        """Send the start once (429s and unconnected attempts are retried: they started nothing)."""
         from google.genai import types
 
         client = self.client
@@ -333,7 +364,27 @@ class VeoGenerator:
             self._limiter.wait()
             return client.models.generate_videos(model=self.name, source=source, config=config)
 
-        operation = with_retries(start, f"{self.name} start")
+        try:
+            operation = send_once(start, f"{self.name} start")
+        except StartOutcomeUnknown:
+            self.paid.unknown(key)  # stays counted: it may bill
+            raise
+        except GoogleRequestRefused:
+            self.paid.released(key)  # refused before it started: nothing billed
+            raise
+        except GenerationError:  # throttled or unreachable through every attempt: nothing started
+            self.paid.released(key)
+            raise
+        if operation.name:
+            self.paid.started(key, operation.name)
+        return operation
+
+    def _follow(self, operation: Any, client: genai.Client, key: str) -> bytes:
+        """Poll ``operation`` until it is done; its video's bytes, or the refusal or error it ended with.
+
+        A done operation is settled as spent whatever it ended with (Google does not say which ends it
+        bills, so the ledger counts them all); one still running when we give up stays reserved.
+        """
         started = time.monotonic()
         deadline = started + self.settings.veo_timeout_s
         polled = [started]  # when each poll went out; the last "not done" one bounds the finish
@@ -346,6 +397,7 @@ class VeoGenerator:
             time.sleep(interval)
             polled.append(time.monotonic())
             operation = with_retries(_poller(client, operation), f"{self.name} poll")
+        self.paid.spent(key)
         if len(polled) > 1:  # it finished between the last two polls
             self._polls.observe((polled[-2] + polled[-1]) / 2 - started)
         if operation.error and is_prompt_block(operation.error):

@@ -81,10 +81,20 @@ class JobError(BaseModel):
 
 
 class JobCost(BaseModel):
+    """What the job costs: the storyboard's estimate, and from the spend ledger (``kapsule.job.ledger``)
+    what its paid requests have spent (``actual_usd``) and hold reserved (``reserved_usd``: sent or
+    about to be, their bill not known yet; it counts against the budget and the owner's cap)."""
+
     video_seconds: float = 0.0
     estimated_usd: float = 0.0
     actual_usd: float = 0.0
+    reserved_usd: float = 0.0
     prompt_tokens: int = 0
+
+    @property
+    def committed_usd(self) -> float:
+        """Spent plus reserved: what the job's paid requests may cost at most."""
+        return round(self.actual_usd + self.reserved_usd, 4)
 
 
 class StageTiming(BaseModel):

@@ -103,11 +103,11 @@ class CostDelta(_Frozen):
     prompt_tokens: int = 0
 
     def added_to(self, cost: JobCost) -> JobCost:
-        return JobCost(
-            video_seconds=cost.video_seconds,
-            estimated_usd=cost.estimated_usd,
-            actual_usd=round(cost.actual_usd + self.actual_usd, 4),
-            prompt_tokens=cost.prompt_tokens + self.prompt_tokens,
+        return cost.model_copy(
+            update={
+                "actual_usd": round(cost.actual_usd + self.actual_usd, 4),
+                "prompt_tokens": cost.prompt_tokens + self.prompt_tokens,
+            }
         )
 
 
@@ -118,11 +118,8 @@ class CostEstimate(_Frozen):
     video_seconds: float
 
     def applied_to(self, cost: JobCost) -> JobCost:
-        return JobCost(
-            video_seconds=self.video_seconds,
-            estimated_usd=self.estimated_usd,
-            actual_usd=cost.actual_usd,
-            prompt_tokens=cost.prompt_tokens,
+        return cost.model_copy(
+            update={"video_seconds": self.video_seconds, "estimated_usd": self.estimated_usd}
         )
 
 

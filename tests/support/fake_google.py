@@ -20,7 +20,10 @@ Knobs (attributes of ``FakeGoogle``): ``hold_s`` (how long an operation runs), `
 codes to answer next, per route kind), ``refuse_words`` (a prompt containing one is safety-filtered),
 ``block_words`` (a prompt containing one is *blocked*: the operation ends with Google's error code 3),
 ``gemini_replies`` (texts to answer generateContent with, in order; then a valid plan),
-``video_delivery`` ("bytes" or "uri"). Every request is appended to ``log``.
+``video_delivery`` ("bytes" or "uri"), ``lose_starts`` (how the next Veo starts lose their answer
+*after* the operation was created, as a start that timed out on the client's side but began on
+Google's: ``"500"`` answers an error, ``"drop"`` closes the connection unanswered). Every request is
+appended to ``log``; ``operations()`` lists every operation started (what Google would bill).
 """
 
 from __future__ import annotations
@@ -100,10 +103,12 @@ class FakeGoogle:
     gemini_models: set[str] = field(default_factory=lambda: set(GEMINI_MODELS))
     gemini_replies: list[str] = field(default_factory=list)
     video_delivery: str = "bytes"
+    lose_starts: list[str] = field(default_factory=list)
     log: list[Logged] = field(default_factory=list)
     _ops: dict[str, _Operation] = field(default_factory=dict)
     _ids: Iterator[int] = field(default_factory=lambda: itertools.count(1))
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _since: float = 0.0
 
     def requests(self, kind: str) -> list[Logged]:
         """Logged requests of one kind: token, generate, predict, poll, download."""
@@ -118,8 +123,15 @@ class FakeGoogle:
             r for r in starts if not veo_known(r.model, None) or veo_problem(r.model, r.body, vertex=r.vertex)
         ]
 
+    def operations(self) -> list[str]:
+        """Names of the operations started since the last reset: each one bills."""
+        with self._lock:
+            return [name for name, op in self._ops.items() if op.started >= self._since]
+
     def reset(self) -> None:
         with self._lock:
+            self._since = time.monotonic()
+            self.lose_starts.clear()
             self.log.clear()
             self.fail_next.clear()
             self.gemini_replies.clear()
@@ -353,7 +365,15 @@ def _handler(state: FakeGoogle) -> type[BaseHTTPRequestHandler]:
                     elif problem := check_video_instance(model, body, vertex=vertex):
                         self._send(400, error_body(400, problem))
                     else:
-                        self._send(200, state.start(model, body, project, location))
+                        answer = state.start(model, body, project, location)
+                        with state._lock:
+                            lost = state.lose_starts.pop(0) if state.lose_starts else None
+                        if lost == "drop":
+                            self.close_connection = True  # started, and no answer at all
+                        elif lost is not None:
+                            self._error(int(lost))
+                        else:
+                            self._send(200, answer)
                 else:
                     self._send(*state.status(body.get("operationName", "")))
                 return

@@ -5,12 +5,18 @@ Writers never overwrite a record blindly: ``update`` applies a typed ``JobUpdate
 read. Its guards (compare-and-set) and computed changes (cost added, prompt edits merged) therefore
 see what is committed over, so concurrent progress beats and a racing cancel never lose an update
 and a finished job is never reopened.
+
+The spend ledger (``kapsule.job.ledger``) lives here too: ``reserve`` and ``settle`` read and write the
+job record, the ledger entry and the owner's day total in one transaction, so a budget or a daily cap
+is checked against everything committed, by every process of the deployment.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
+from kapsule.job.ledger import Charge, LedgerEntry, Settlement
 from kapsule.job.record import JobRecord
 from kapsule.job.update import JobUpdate
 
@@ -33,3 +39,16 @@ class StatusStore(Protocol):
         self, owner: str, limit: int = 20, cursor: str | None = None
     ) -> tuple[list[JobRecord], str | None]:
         """The owner's jobs, newest first; returns a page and the cursor of the next page (or None)."""
+
+    def reserve(self, job_id: str, charge: Charge) -> LedgerEntry:
+        """Reserve ``charge`` for the running job ``job_id`` after checking its budget and the owner's
+        daily cap (``ledger.reserve``), or raise and reserve nothing."""
+
+    def settle(self, job_id: str, key: str, settlement: Settlement) -> LedgerEntry:
+        """Record what became of the request reserved as ``key`` (allowed on a finished job)."""
+
+    def ledger(self, job_id: str) -> Sequence[LedgerEntry]:
+        """The job's ledger entries, oldest first."""
+
+    def day_total(self, owner: str, day: str) -> float:
+        """What ``owner``'s paid requests reserved on ``day`` (UTC, YYYY-MM-DD) count: spent plus open."""

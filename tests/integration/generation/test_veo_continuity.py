@@ -33,14 +33,15 @@ from kapsule.job.record import new_job_id
 from tests.support.api import (
     RecordingLauncher,
 )
+from tests.support.contexts import job_context
 from tests.support.fake_google import FakeGoogle, sent_images
 from tests.support.settings import replace
 from tests.support.veo import veo_analysis, veo_board
 
 
 def settings_for_job(settings: Settings, job: str, params: dict[str, object]) -> JobContext:
-    """The context of a job ``job`` with these params (no record needed to generate shots)."""
-    return JobContext(job_id=job, params=JobParams(**params), stores=Stores.open(settings), workdir=Path())
+    """The context of a job ``job`` with these params (its record made running, for the ledger)."""
+    return job_context(settings, job, **params)
 
 
 def _generate(board: Storyboard, model: str, ctx: JobContext | Settings, job: str, tmp_path: Path, **kw):
