@@ -111,6 +111,10 @@ class StageTiming(BaseModel):
     save_s: float = 0.0
 
 
+def _is_none(value: object) -> bool:
+    return value is None
+
+
 class Approval(BaseModel):
     """The review of a job asked to be reviewed: prompt edits so far, and whether it was approved.
 
@@ -123,10 +127,10 @@ class Approval(BaseModel):
     approved: bool = False
     approved_at: datetime | None = None
     prompt_edits: dict[int, str] = Field(default_factory=dict)  # shot index -> prompt (JSON: "3": ...)
-
-
-def _is_none(value: str | None) -> bool:
-    return value is None
+    # A regrid re-planning the storyboard holds the review (its token, since when): no approval, edit
+    # or other regrid lands until it has written the new plan (``kapsule.job.update.NotReplanning``).
+    replan_token: str | None = Field(None, exclude_if=_is_none)
+    replan_started_at: datetime | None = Field(None, exclude_if=_is_none)
 
 
 class JobOutputs(BaseModel):
