@@ -4,7 +4,8 @@ Each loop submits a paid job through the job service (the recording launcher sta
 it as its execution would (``claim``), and generates its storyboard's shots in a thread against the
 fake Veo, whose operations are held ``hold_s``. Most loops cancel the job while its operations run;
 some let it finish and re-roll one shot (a new job through ``JobService.reroll``, generated the same
-way). Refusals (the daily cap at submission or at a reservation, a budget) are counted, not raised.
+way). Refusals are counted by where they happened ("submit: daily_cap_reached", "re-roll: ...",
+"send: ..." for a reservation the ledger refused), not raised.
 
 The money check is the probe's: what the fake started (each operation bills) is what the owner's
 ledger holds for the day, and that never passes the cap.
@@ -70,14 +71,24 @@ def _generate(service: JobService, job_id: str, board: Storyboard, work: Path) -
 
 
 def one_loop(
-    service: JobService, owner: str, song: Path, work: Path, tally: LoopTally, rng: random.Random
+    service: JobService,
+    owner: str,
+    song: Path,
+    work: Path,
+    tally: LoopTally,
+    rng: random.Random,
+    budget_usd: float = 3.0,
 ) -> None:
-    """Submit a three-shot Veo job; cancel it while it runs, or let it finish and re-roll a shot."""
-    params = JobParams(video_model=MODEL, budget_usd=3.0)
+    """Submit a three-shot Veo job; cancel it while it runs, or let it finish and re-roll a shot.
+
+    ``budget_usd=0`` (on a deployment with no default budget): the job has no budget, so submission
+    cannot count it against the day and only the ledger's reservations stand between it and the cap.
+    """
+    params = JobParams(video_model=MODEL, budget_usd=budget_usd)
     try:
         record, _ = service.submit(Submission(params, LocalSong(song), owner=owner))
     except KapsuleError as exc:
-        tally.count("", exc.code, exc.message)
+        tally.count("", f"submit: {exc.code}", exc.message)
         return
     tally.count("submitted")
     board = veo_board([f"loop {record.id} shot {i}" for i in range(3)]).model_copy(
@@ -104,11 +115,11 @@ def one_loop(
             service.cancel(owner, record.id)
             tally.count("cancelled")
         except KapsuleError as exc:
-            tally.count("", exc.code, exc.message)
+            tally.count("", f"cancel: {exc.code}", exc.message)
     worker.join()
     for exc in errors:
         if exc.code != "cancelled":
-            tally.count("", exc.code, exc.message)
+            tally.count("", f"send: {exc.code}", exc.message)
     if cancel or errors:
         if not cancel:
             service.record_failure(record.id, errors[0], "generate")
@@ -118,7 +129,7 @@ def one_loop(
     try:
         child = service.reroll(owner, record.id, 0)
     except KapsuleError as exc:
-        tally.count("", exc.code, exc.message)
+        tally.count("", f"re-roll: {exc.code}", exc.message)
         return
     tally.count("rerolls")
     service.claim(child.id, TaskEnv())
@@ -127,7 +138,7 @@ def one_loop(
     try:
         _generate(service, child.id, child_board, work)
     except KapsuleError as exc:
-        tally.count("", exc.code, exc.message)
+        tally.count("", f"send: {exc.code}", exc.message)
         service.record_failure(child.id, exc, "generate")
         return
     service.stores.status.update(child.id, JobUpdate(state=JobState.succeeded, progress=1.0))
@@ -139,7 +150,15 @@ def shot_usd(settings: Settings) -> float:
 
 
 def run_loops(
-    service: JobService, owner: str, song: Path, work: Path, *, loops: int, rounds: int, seed: int = 7
+    service: JobService,
+    owner: str,
+    song: Path,
+    work: Path,
+    *,
+    loops: int,
+    rounds: int,
+    seed: int = 7,
+    budget_usd: float = 3.0,
 ) -> LoopTally:
     """``loops`` threads, each running ``rounds`` submit/cancel/re-roll loops for ``owner``."""
     tally = LoopTally()
@@ -147,7 +166,7 @@ def run_loops(
     def thread(n: int) -> None:
         rng = random.Random(seed * 1000 + n)
         for _ in range(rounds):
-            one_loop(service, owner, song, work, tally, rng)
+            one_loop(service, owner, song, work, tally, rng, budget_usd)
 
     threads = [threading.Thread(target=thread, args=(n,)) for n in range(loops)]
     for t in threads:

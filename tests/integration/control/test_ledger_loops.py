@@ -41,7 +41,7 @@ def test_submit_cancel_and_reroll_loops_never_start_more_than_the_cap_and_the_le
     assert {e.operation for e in billed} == set(started)  # every operation Google bills is in the ledger
     assert day == pytest.approx(len(started) * shot_usd(settings))
     assert day <= 5.0 + 1e-9  # the cap held, cancelled jobs included
-    assert tally.cancelled > 0 and tally.refused["daily_cap_reached"] > 0
+    assert tally.cancelled > 0 and tally.refused["submit: daily_cap_reached"] > 0
 
 
 def _jobs(service: JobService, owner: str) -> list[str]:
