@@ -151,3 +151,16 @@ def test_serve_app_answers_health_checks() -> None:
 
     assert response.status_code == 200
     assert response.json() == {"status": "ok", "version": __version__}
+
+
+def test_jobs_show_prints_the_ledgers_spent_and_reserved_money(kapsule_env: Settings) -> None:
+    from kapsule.job.ledger import Charge, ChargeState, Settlement
+
+    status = open_status_store(kapsule_env.status_url)
+    job = status.create(JobRecord(state=JobState.running))
+    status.reserve(job.id, Charge(key="a", usd=0.8))
+    status.reserve(job.id, Charge(key="b", usd=0.4))
+    status.settle(job.id, "a", Settlement(state=ChargeState.spent))
+    shown = runner.invoke(app, ["jobs", "show", job.id])
+    assert shown.exit_code == 0, shown.output
+    assert "$0.80 spent, $0.40 reserved" in shown.output
