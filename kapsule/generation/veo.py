@@ -1,10 +1,11 @@
 """Veo through google-genai: one long-running operation per shot, within quota, resumable, refusal-safe.
 
 Why it is shaped like this:
-- Veo quotas are low (about 10 start requests a minute) and operations take minutes, so shots run
-  concurrently (``settings.veo_concurrency`` operations in flight) while a shared sliding-window
-  limiter keeps *start* requests within ``settings.veo_requests_per_minute`` in any 60 s (a burst
-  up to the quota goes out at once; it never spaces starts it does not have to).
+- Veo quotas are low (50 start requests a minute per project and region for the ``-001`` ids, 10 for
+  ``-preview``) and operations take minutes, so shots run concurrently (``settings.veo_concurrency``
+  operations in flight) while every start draws from the project's one quota, shared by all jobs in
+  the status store (``infra.quota``: a token bucket that halves on a 429 and grows back slowly, and
+  gives jobs turns).
 - A concurrency slot is held only while Veo works: writing and probing the clip happen after the
   slot is released (the runner gets twice as many workers as slots), so the next shot starts as
   soon as a video is ready. Polls learn how long this model's operations take (``PollSchedule``):
@@ -57,8 +58,9 @@ from kapsule.core.errors import (
 from kapsule.generation.paid import PaidStarts
 from kapsule.generation.references import ImageRef, load_reference_image
 from kapsule.generation.refusals import is_prompt_block, soften_prompt
-from kapsule.generation.veo_pacing import PollSchedule, RateLimiter
+from kapsule.generation.veo_pacing import PollSchedule
 from kapsule.infra.genai_client import make_genai_client, send_once, with_retries
+from kapsule.infra.quota import SharedQuota, ceiling_rpm, quota_key
 from kapsule.job.artifacts import Analysis, Shot, ShotRequest, ShotResult, Storyboard
 
 if TYPE_CHECKING:
@@ -104,7 +106,13 @@ class VeoGenerator:
         self.max_workers = 1 if self.continuity == "last_frame" else 2 * concurrency
         self.should_stop: Callable[[], bool] | None = None  # set by the runner: checked before paying
         self.paid = PaidStarts(ctx)
-        self._limiter = RateLimiter(self.settings.veo_requests_per_minute)
+        location = self.settings.vertex_location if self.vertex else "global"
+        self._quota = SharedQuota(
+            ctx.status,
+            quota_key(self.name, location),
+            ctx.job_id,
+            ceiling_rpm(self.name, self.settings.veo_requests_per_minute),
+        )
         self._polls = PollSchedule(self.settings.veo_poll_interval_s, self.settings.veo_poll_max_interval_s)
         self._slots = threading.BoundedSemaphore(concurrency)
         self._client: genai.Client | None = None
@@ -361,8 +369,15 @@ class VeoGenerator:
         config = self._config(request)
 
         def start() -> types.GenerateVideosOperation:
-            self._limiter.wait()
-            return client.models.generate_videos(model=self.name, source=source, config=config)
+            from google.genai import errors as genai_errors
+
+            self._quota.wait()
+            try:
+                return client.models.generate_videos(model=self.name, source=source, config=config)
+            except genai_errors.APIError as exc:
+                if exc.code == 429:  # the project's quota is smaller than we thought: every job slows down
+                    self._quota.throttled()
+                raise
 
         try:
             operation = send_once(start, f"{self.name} start")

@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
+from kapsule.infra.quota import QuotaChange, QuotaGrant, QuotaState
 from kapsule.job.ledger import Charge, LedgerEntry, Settlement
 from kapsule.job.record import JobRecord
 from kapsule.job.update import JobUpdate
@@ -52,3 +53,9 @@ class StatusStore(Protocol):
 
     def day_total(self, owner: str, day: str) -> float:
         """What ``owner``'s paid requests reserved on ``day`` (UTC, YYYY-MM-DD) count: spent plus open."""
+
+    def quota(self, key: str, change: QuotaChange) -> QuotaGrant:
+        """Apply ``change`` to the shared quota ``key`` in one transaction (``quota.apply_quota``)."""
+
+    def quota_state(self, key: str) -> QuotaState | None:
+        """The shared quota ``key`` as last written, or None if no start has asked for it yet."""

@@ -48,6 +48,7 @@ from kapsule.core.errors import (
     StatusStoreError,
     StorageError,
 )
+from kapsule.infra.quota import QuotaChange, QuotaGrant, QuotaState, apply_quota
 from kapsule.job import ledger
 from kapsule.job.ledger import Charge, LedgerEntry, Settlement
 from kapsule.job.record import JobRecord, utcnow
@@ -130,6 +131,7 @@ class FirestoreStatusStore:
         self._client_lock = threading.Lock()
         self._stripes = [threading.Lock() for _ in range(_STRIPES)]
         self._owner_stripes = [threading.Lock() for _ in range(_STRIPES)]  # taken before a job's, never after
+        self._quota_lock = threading.Lock()  # this process's askers of the shared quota take turns
 
     def __repr__(self) -> str:
         return f"FirestoreStatusStore({self.project}/{self.collection})"
@@ -257,6 +259,30 @@ class FirestoreStatusStore:
                 "update the ledger of", job_id, lambda: read_check_write(transaction)
             )
         return entry
+
+    def _quota_document(self, key: str) -> DocumentReference:
+        return self.client.collection(f"{self.collection}-quotas").document(key)
+
+    def quota(self, key: str, change: QuotaChange) -> QuotaGrant:
+        from google.cloud.firestore import transactional
+
+        document = self._quota_document(key)
+
+        @transactional
+        def read_apply_write(transaction: Transaction) -> QuotaGrant:
+            snapshot = document.get(transaction=transaction)
+            current = QuotaState.model_validate(snapshot.to_dict()) if snapshot.exists else None
+            state, grant = apply_quota(current, change)
+            transaction.set(document, state.model_dump(mode="json"))
+            return grant
+
+        with self._quota_lock, self._writer(f"quota:{key}") as transaction:
+            grant: QuotaGrant = self._call("take from the quota", key, lambda: read_apply_write(transaction))
+        return grant
+
+    def quota_state(self, key: str) -> QuotaState | None:
+        snapshot = self._call("read the quota", key, lambda: self._quota_document(key).get())
+        return QuotaState.model_validate(snapshot.to_dict()) if snapshot.exists else None
 
     def ledger(self, job_id: str) -> list[LedgerEntry]:
         from google.cloud.firestore import FieldFilter

@@ -18,6 +18,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from kapsule.core.errors import BadCursor, ConfigError, JobExists, JobNotFound
+from kapsule.infra.quota import QuotaChange, QuotaGrant, QuotaState, apply_quota
 from kapsule.job import ledger
 from kapsule.job.ledger import Charge, LedgerEntry, Settlement
 from kapsule.job.record import JobRecord, utcnow
@@ -36,6 +37,10 @@ CREATE TABLE IF NOT EXISTS ledger (
     key TEXT NOT NULL,
     body TEXT NOT NULL,
     PRIMARY KEY (job_id, key)
+);
+CREATE TABLE IF NOT EXISTS quotas (
+    key TEXT PRIMARY KEY,
+    body TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS ledger_days (
     owner TEXT NOT NULL,
@@ -190,6 +195,19 @@ class SqliteStatusStore:
             "SELECT committed_usd FROM ledger_days WHERE owner = ? AND day = ?", (owner, day)
         ).fetchone()
         return float(row[0]) if row else 0.0
+
+    def quota(self, key: str, change: QuotaChange) -> QuotaGrant:
+        with self._transaction() as conn:
+            row = conn.execute("SELECT body FROM quotas WHERE key = ?", (key,)).fetchone()
+            state, grant = apply_quota(QuotaState.model_validate_json(row[0]) if row else None, change)
+            conn.execute(
+                "INSERT OR REPLACE INTO quotas (key, body) VALUES (?, ?)", (key, state.model_dump_json())
+            )
+        return grant
+
+    def quota_state(self, key: str) -> QuotaState | None:
+        row = self._connect().execute("SELECT body FROM quotas WHERE key = ?", (key,)).fetchone()
+        return QuotaState.model_validate_json(row[0]) if row else None
 
     def ledger(self, job_id: str) -> list[LedgerEntry]:
         rows = self._connect().execute("SELECT body FROM ledger WHERE job_id = ?", (job_id,)).fetchall()
