@@ -98,6 +98,8 @@ def run_doctor(
             check_readable("delivery storage", public) if api else check_storage("delivery storage", public)
         )
     findings.append(check_status(settings, status))
+    if settings.video_model.startswith("veo-"):
+        findings.append(check_quota(settings, status))
     findings.append(check_upload_secret(settings))
     if private is not None and settings.storage_url.startswith("gs://"):
         findings.append(check_cors(private, wanted))
@@ -290,6 +292,20 @@ def check_status(settings: Settings, status: StatusStore | None = None) -> Findi
             "create the Firestore database (native mode) and grant this service account roles/datastore.user",
         )
     return _fail(name, "a job that cannot exist was found", "check KAPSULE_STATUS_URL")
+
+
+def check_quota(settings: Settings, status: StatusStore | None = None) -> Finding:
+    """The shared Veo quota of the default video model: its size, its rate now and each job's share."""
+    from kapsule.infra.quota import ceiling_rpm, describe_quota, quota_key
+
+    model = settings.video_model
+    key = quota_key(model, settings.vertex_location if settings.genai_use_vertexai else "global")
+    ceiling = ceiling_rpm(model, settings.veo_requests_per_minute)
+    try:
+        state = (status or open_status_store(settings.status_url)).quota_state(key)
+    except KapsuleError as exc:
+        return _warn(f"Veo quota {key}", exc.message, "check KAPSULE_STATUS_URL")
+    return _ok(f"Veo quota {describe_quota(key, state, ceiling)}")
 
 
 def check_upload_secret(settings: Settings) -> Finding:

@@ -163,6 +163,17 @@ def apply_quota(state: QuotaState | None, change: QuotaChange) -> tuple[QuotaSta
     return state, QuotaGrant(wait_s=max(0.02, min(wait, per_token * 2)), rate=state.rate)
 
 
+def describe_quota(key: str, state: QuotaState | None, ceiling: float) -> str:
+    """One line for doctor: the quota, its rate now, the 429s seen, and each job's share this minute."""
+    if state is None:
+        return f"{key}: {ceiling:g}/min, unused so far"
+    shares = ", ".join(f"{job} {count}" for job, count in sorted(state.grants.items(), key=lambda i: -i[1]))
+    return (
+        f"{key}: {state.ceiling:g}/min, now {state.rate:.1f}/min, {state.throttles} 429s seen, "
+        f"{len(state.waiting)} job(s) waiting; starts this minute: {shares or 'none'}"
+    )
+
+
 class SharedQuota:
     """A job execution's handle on the shared bucket: ``wait`` before each start, ``throttled`` on a 429."""
 

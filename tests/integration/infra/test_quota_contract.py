@@ -108,3 +108,20 @@ def test_jobs_take_turns_whatever_number_of_requests_each_has_waiting(store: Sta
     assert order == ["greedy", "patient"] * 3
     state = store.quota_state(KEY)
     assert state is not None and state.grants["patient"] == 3
+
+
+def test_doctor_shows_the_quota_its_rate_and_each_jobs_share(tmp_path: Path) -> None:
+    from kapsule.control.doctor import check_quota
+    from tests.support.settings import home_settings, replace
+
+    settings = replace(
+        home_settings(tmp_path / "home"), video_model="veo-3.1-generate-001", gemini_api_key="k"
+    )
+    store = open_status_store(settings.status_url)
+    key = quota_key("veo-3.1-generate-001", "global")
+    assert "50/min, unused so far" in check_quota(settings, store).check
+    clock = Clock()
+    for job in ("j-one", "j-one", "j-two"):
+        SharedQuota(store, key, job, 50.0, clock=clock, sleep=clock.sleep).wait()
+    line = check_quota(settings, store).check
+    assert "now 50.0/min, 0 429s seen" in line and "j-one 2, j-two 1" in line
