@@ -6,8 +6,9 @@ once met a storm of 429s. Now every start draws a token from one bucket held in 
 changed in the store's transaction (``StatusStore.quota``), so every process sees the same bucket:
 
 - **size**: the ceiling is the model's quota (``ceiling_rpm``; ``veo_requests_per_minute`` overrides
-  it, e.g. for a raised quota). The bucket refills at the current rate and holds at most
-  ``BURST_S`` seconds of it, so a burst never outruns a per-minute count however Google windows it.
+  it, e.g. for a raised quota). The bucket holds ``BURST_S`` seconds of the current rate (at least
+  one start) and refills so that the burst and a minute's refill stay under the rate: no 60 s window
+  sees more.
 - **AIMD**: a 429 halves the rate and empties the bucket (``QuotaThrottled``); the rate grows back
   by ``GROWTH_RPM_PER_MIN`` each minute without one, up to the ceiling.
 - **fair between jobs**: a job that finds no token joins the waiting list once (a numbered
@@ -32,11 +33,31 @@ from pydantic import BaseModel, ConfigDict, Field
 if TYPE_CHECKING:
     from kapsule.infra.status.base import StatusStore
 
-BURST_S = 6.0  # the bucket holds this many seconds of the rate (5 starts at 50/min)
+BURST_S = 2.4  # the bucket holds this many seconds of the rate (2 starts at 50/min)
+
+
+def capacity(rate: float) -> float:
+    """The most tokens the bucket holds: ``BURST_S`` seconds of the rate, and at least one."""
+    return max(1.0, rate * BURST_S / 60.0)
+
+
+def refill_per_min(rate: float) -> float:
+    """The bucket refills a little slower than the rate, so that a full bucket plus a minute's refill
+    is still the rate (and 2 % under it, for the time a start takes to reach Google): no 60 s window,
+    however Google places it, sees more starts than the quota."""
+    return max(rate * 0.5, rate - capacity(rate) - 0.02 * rate)
+
+
 GROWTH_RPM_PER_MIN = 5.0  # additive increase after a 429
 FLOOR_RPM = 1.0
 WAITING_TTL_S = 30.0
+SHRINK_EVERY_S = 10.0  # 429s closer together than this are one overshoot: the rate halves once
 WINDOW_S = 60.0
+
+
+def spacing_s(rate: float) -> float:
+    """Seconds between starts once the bucket's burst is spent, at ``rate`` per minute."""
+    return 60.0 / refill_per_min(rate)
 
 
 def ceiling_rpm(model: str, override: float | None = None) -> float:
@@ -108,7 +129,7 @@ def _brought_up_to(state: QuotaState, now: float, ceiling: float) -> QuotaState:
     rate = min(ceiling, state.rate + GROWTH_RPM_PER_MIN * elapsed / 60.0)
     if ceiling != state.ceiling and state.rate >= state.ceiling:  # a new ceiling: follow it
         rate = ceiling
-    tokens = min(rate * BURST_S / 60.0, state.tokens + elapsed * rate / 60.0)
+    tokens = min(capacity(rate), state.tokens + elapsed * refill_per_min(rate) / 60.0)
     window_start, grants = state.window_start, state.grants
     if now - window_start >= WINDOW_S:
         window_start, grants = now, {}
@@ -136,6 +157,10 @@ def apply_quota(state: QuotaState | None, change: QuotaChange) -> tuple[QuotaSta
     """The bucket after ``change``, and the answer to give; stores call it inside their transaction."""
     state = _brought_up_to(state or _fresh(change.ceiling, change.now), change.now, change.ceiling)
     if isinstance(change, QuotaThrottled):
+        if state.throttled_at is not None and change.now - state.throttled_at < SHRINK_EVERY_S:
+            # The same overshoot answered several starts at once: shrink once for it, not per answer.
+            state = state.model_copy(update={"tokens": 0.0, "throttles": state.throttles + 1})
+            return state, QuotaGrant(wait_s=60.0 / state.rate, rate=state.rate)
         rate = max(FLOOR_RPM, state.rate / 2)
         state = state.model_copy(
             update={"rate": rate, "tokens": 0.0, "throttled_at": change.now, "throttles": state.throttles + 1}
@@ -155,12 +180,13 @@ def apply_quota(state: QuotaState | None, change: QuotaChange) -> tuple[QuotaSta
     ticket = state.waiting.get(job, state.next_ticket)
     waiting = {**state.waiting, job: ticket}
     ahead = sum(1 for other in waiting.values() if other < ticket)
-    per_token = 60.0 / state.rate
+    per_token = spacing_s(state.rate)
     wait = max(0.0, 1.0 - state.tokens) * per_token + ahead * per_token
     next_ticket = state.next_ticket + (job not in state.waiting)
     state = state.model_copy(update={"waiting": waiting, "asked": asked, "next_ticket": next_ticket})
-    # Asking again sooner than a token can come is only load on the store; later loses the turn.
-    return state, QuotaGrant(wait_s=max(0.02, min(wait, per_token * 2)), rate=state.rate)
+    # Asking again sooner than its turn can come is only load on the store; the ticket keeps its place
+    # as long as the job asks within WAITING_TTL_S.
+    return state, QuotaGrant(wait_s=max(per_token / 20, min(wait, WAITING_TTL_S / 2)), rate=state.rate)
 
 
 def describe_quota(key: str, state: QuotaState | None, ceiling: float) -> str:

@@ -22,7 +22,9 @@ codes to answer next, per route kind), ``refuse_words`` (a prompt containing one
 ``gemini_replies`` (texts to answer generateContent with, in order; then a valid plan),
 ``video_delivery`` ("bytes" or "uri"), ``lose_starts`` (how the next Veo starts lose their answer
 *after* the operation was created, as a start that timed out on the client's side but began on
-Google's: ``"500"`` answers an error, ``"drop"`` closes the connection unanswered). Every request is
+Google's: ``"500"`` answers an error, ``"drop"`` closes the connection unanswered),
+``quota_per_minute`` (Veo starts per project, region and model in any minute of ``quota_clock``;
+more are answered 429 RESOURCE_EXHAUSTED, as Vertex does). Every request is
 appended to ``log``; ``operations()`` lists every operation started (what Google would bill).
 """
 
@@ -104,6 +106,9 @@ class FakeGoogle:
     gemini_replies: list[str] = field(default_factory=list)
     video_delivery: str = "bytes"
     lose_starts: list[str] = field(default_factory=list)
+    quota_per_minute: float | None = None  # Veo starts per project, region and model in any minute
+    quota_clock: Any = time.monotonic  # the quota's minutes (a benchmark scales time down)
+    _quota_starts: dict[str, list[float]] = field(default_factory=dict)
     log: list[Logged] = field(default_factory=list)
     _ops: dict[str, _Operation] = field(default_factory=dict)
     _ids: Iterator[int] = field(default_factory=lambda: itertools.count(1))
@@ -123,6 +128,19 @@ class FakeGoogle:
             r for r in starts if not veo_known(r.model, None) or veo_problem(r.model, r.body, vertex=r.vertex)
         ]
 
+    def over_quota(self, model: str, project: str | None, location: str | None) -> bool:
+        """Count a start against the project's quota: True (answer 429) when the last minute is full."""
+        if self.quota_per_minute is None:
+            return False
+        now = self.quota_clock()
+        with self._lock:
+            starts = self._quota_starts.setdefault(f"{project}/{location}/{model}", [])
+            starts[:] = [t for t in starts if now - t < 60.0]
+            if len(starts) >= self.quota_per_minute:
+                return True
+            starts.append(now)
+            return False
+
     def operations(self) -> list[str]:
         """Names of the operations started since the last reset: each one bills."""
         with self._lock:
@@ -132,6 +150,8 @@ class FakeGoogle:
         with self._lock:
             self._since = time.monotonic()
             self.lose_starts.clear()
+            self.quota_per_minute = None
+            self._quota_starts.clear()
             self.log.clear()
             self.fail_next.clear()
             self.gemini_replies.clear()
@@ -364,6 +384,8 @@ def _handler(state: FakeGoogle) -> type[BaseHTTPRequestHandler]:
                         self._send(404, model_not_found(model, project, location))
                     elif problem := check_video_instance(model, body, vertex=vertex):
                         self._send(400, error_body(400, problem))
+                    elif state.over_quota(model, project, location):
+                        self._send(429, error_body(429, "Quota exceeded for aiplatform.googleapis.com"))
                     else:
                         answer = state.start(model, body, project, location)
                         with state._lock:

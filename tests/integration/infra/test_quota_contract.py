@@ -11,12 +11,13 @@ from pathlib import Path
 import pytest
 
 from kapsule.infra.quota import (
-    BURST_S,
     QuotaAsk,
     QuotaThrottled,
     SharedQuota,
+    capacity,
     ceiling_rpm,
     quota_key,
+    spacing_s,
 )
 from kapsule.infra.status import StatusStore, open_status_store
 
@@ -53,12 +54,13 @@ def test_the_ceiling_comes_from_the_model_and_an_operator_may_raise_it() -> None
 def test_a_burst_goes_at_once_then_starts_are_spaced_at_the_rate(store: StatusStore) -> None:
     clock = Clock()
     quota = SharedQuota(store, KEY, "job-a", 50.0, clock=clock, sleep=clock.sleep)
-    burst = int(50.0 * BURST_S / 60.0)
+    burst = int(capacity(50.0))
     assert [quota.wait() for _ in range(burst)] == [0.0] * burst
     began = clock.now
     for _ in range(10):
         quota.wait()
-    assert clock.now - began == pytest.approx(10 * 60.0 / 50.0, rel=0.05)  # 1.2 s apart at 50/min
+    assert clock.now - began == pytest.approx(10 * spacing_s(50.0), rel=0.05)
+    assert 1.2 < spacing_s(50.0) < 1.3  # a little over 60 / 50 s: no minute sees more than 50
 
 
 def test_two_stores_on_one_database_share_one_bucket(store: StatusStore, tmp_path: Path) -> None:
@@ -71,7 +73,8 @@ def test_two_stores_on_one_database_share_one_bucket(store: StatusStore, tmp_pat
         a.wait()
         b.wait()
     elapsed = clock.now - began
-    assert elapsed == pytest.approx((40 - 5) * 60.0 / 50.0, rel=0.1)  # 40 starts at 50/min after the burst
+    burst = int(capacity(50.0))
+    assert elapsed == pytest.approx((40 - burst) * spacing_s(50.0), rel=0.1)  # one rate for both
 
 
 def test_a_429_halves_the_rate_and_it_grows_back_slowly(store: StatusStore) -> None:
@@ -87,8 +90,11 @@ def test_a_429_halves_the_rate_and_it_grows_back_slowly(store: StatusStore) -> N
     state = store.quota_state(KEY)
     assert state is not None and state.rate == pytest.approx(30.0)  # +5 per minute without a 429
     store.quota(KEY, QuotaThrottled(now=clock.now, ceiling=50.0))
-    store.quota(KEY, QuotaThrottled(now=clock.now, ceiling=50.0))
-    assert store.quota_state(KEY).rate == pytest.approx(7.5)  # type: ignore[union-attr]
+    store.quota(KEY, QuotaThrottled(now=clock.now, ceiling=50.0))  # the same overshoot: halved once
+    assert store.quota_state(KEY).rate == pytest.approx(15.0)  # type: ignore[union-attr]
+    clock.now += 12.0
+    store.quota(KEY, QuotaThrottled(now=clock.now, ceiling=50.0))  # a new one
+    assert store.quota_state(KEY).rate == pytest.approx((15.0 + 1.0) / 2)  # type: ignore[union-attr]
 
 
 def test_jobs_take_turns_whatever_number_of_requests_each_has_waiting(store: StatusStore) -> None:
@@ -101,7 +107,7 @@ def test_jobs_take_turns_whatever_number_of_requests_each_has_waiting(store: Sta
     clock.now += 0.1
     ask("patient")  # waits behind greedy, whose last ask found the bucket empty
     for _ in range(6):
-        clock.now += 6.0  # one token at 10/min
+        clock.now += spacing_s(10.0)  # one token at 10/min
         for job in ("greedy", "patient", "greedy"):
             if ask(job).wait_s == 0:
                 order.append(job)
