@@ -48,6 +48,7 @@ def main() -> None:
         if args.sqlite:
             url = f"sqlite:///{root / 'jobs.db'}"
         else:
+            (root / "emulator").mkdir()
             emulator = stack.enter_context(run_firestore_emulator(root / "emulator"))
             os.environ["FIRESTORE_EMULATOR_HOST"] = emulator.host
             url = f"firestore://{emulator.project}/bench{int(time.time())}"

@@ -49,6 +49,7 @@ from kapsule.infra.context import JobContext, Stores
 from kapsule.infra.launch import Launcher
 from kapsule.infra.launch.base import uses_genai_models
 from kapsule.infra.launch.cloudrun import StatusLauncher
+from kapsule.infra.launch.local import LocalLauncher
 from kapsule.infra.launch.reconcile import STALE_HEARTBEAT_S, reconcile_if_stale, reconcile_stale
 from kapsule.job.artifacts import AnalysisHints
 from kapsule.job.layout import JobLayout
@@ -107,6 +108,11 @@ class JobService:
         record = self.get(owner, job_id)
         with contextlib.suppress(KapsuleError):  # the launcher's API down: show the record as it is
             record = reconcile_if_stale(self.stores.status, self._launcher, record)
+        if record.state == JobState.queued and record.execution and isinstance(self._launcher, LocalLauncher):
+            place = self._launcher.place(record.execution)
+            if place is not None:  # waiting for a free slot on this machine: say where in line
+                ahead = f"{place} job{'s' if place != 1 else ''} ahead" if place else "next in line"
+                record = record.model_copy(update={"message": f"queued: {ahead}"})
         return record
 
     # ----------------------------------------------------------------------------- submitting

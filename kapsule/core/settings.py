@@ -72,6 +72,13 @@ class Settings(BaseSettings):
     ffmpeg_timeout_s: float = Field(1800.0, gt=0)
 
     kernel_name: str = Field("python3", description="Jupyter kernel papermill runs the notebooks in.")
+    local_max_jobs: int | None = Field(
+        None,
+        ge=1,
+        le=64,
+        description="Local launcher: jobs run at once; the rest wait in a queue (empty: half the cores, "
+        "at least two).",
+    )
     notebooks_dir: Path | None = Field(
         None, description="Where the pipeline notebooks live (default: repo's)."
     )
