@@ -13,7 +13,9 @@ changed in the store's transaction (``StatusStore.quota``), so every process see
   by ``GROWTH_RPM_PER_MIN`` each minute without one, up to the ceiling.
 - **fair between jobs**: a job that finds no token joins the waiting list once (a numbered
   ticket); a token goes to the job that has waited longest, so jobs take turns whatever number of
-  shots each has in flight. A job that stops asking leaves the list after ``WAITING_TTL_S``.
+  shots each has in flight. A job that stops asking leaves the list after ``WAITING_TTL_S``; one
+  that is late for its turn (a spacing past when it was told to ask again) lets the next asker have
+  the token, so a slow store or host never leaves the quota unused.
 
 ``grants`` counts each job's starts in the current minute: doctor and the job record show the quota
 and each job's share from it. Times are seconds on a clock every process shares (``time.time``),
@@ -83,6 +85,7 @@ class QuotaState(BaseModel):
     waiting: dict[str, int] = Field(default_factory=dict)  # job -> its ticket: the order it found no token
     next_ticket: int = 0
     asked: dict[str, float] = Field(default_factory=dict)  # job -> when it last asked
+    due: dict[str, float] = Field(default_factory=dict)  # waiting job -> when it was told to ask again
     window_start: float = 0.0
     grants: dict[str, int] = Field(default_factory=dict)  # job -> starts in the current window
     throttles: int = 0  # 429s seen, ever
@@ -169,24 +172,38 @@ def apply_quota(state: QuotaState | None, change: QuotaChange) -> tuple[QuotaSta
     job, now = change.job, change.now
     asked = {**state.asked, job: now}
     first = min(state.waiting.items(), key=lambda item: item[1], default=None)
-    turn = first is None or first[0] == job
+    per_token = spacing_s(state.rate)
+    # The first in line has the turn, unless it is late (a slow store, a sleepy host): then the token
+    # goes to whoever asks, rather than to nobody.
+    late = first is not None and now > state.due.get(first[0], now) + per_token
+    turn = first is None or first[0] == job or late
     if state.tokens >= 1.0 and turn:
         waiting = {other: ticket for other, ticket in state.waiting.items() if other != job}
         grants = {**state.grants, job: state.grants.get(job, 0) + 1}
+        due = {other: at for other, at in state.due.items() if other in waiting}
         state = state.model_copy(
-            update={"tokens": state.tokens - 1.0, "waiting": waiting, "grants": grants, "asked": asked}
+            update={
+                "tokens": state.tokens - 1.0,
+                "waiting": waiting,
+                "grants": grants,
+                "asked": asked,
+                "due": due,
+            }
         )
         return state, QuotaGrant(wait_s=0.0, rate=state.rate)
     ticket = state.waiting.get(job, state.next_ticket)
     waiting = {**state.waiting, job: ticket}
     ahead = sum(1 for other in waiting.values() if other < ticket)
-    per_token = spacing_s(state.rate)
     wait = max(0.0, 1.0 - state.tokens) * per_token + ahead * per_token
-    next_ticket = state.next_ticket + (job not in state.waiting)
-    state = state.model_copy(update={"waiting": waiting, "asked": asked, "next_ticket": next_ticket})
     # Asking again sooner than its turn can come is only load on the store; the ticket keeps its place
     # as long as the job asks within WAITING_TTL_S.
-    return state, QuotaGrant(wait_s=max(per_token / 20, min(wait, WAITING_TTL_S / 2)), rate=state.rate)
+    wait = max(per_token / 20, min(wait, WAITING_TTL_S / 2))
+    next_ticket = state.next_ticket + (job not in state.waiting)
+    due = {**{o: at for o, at in state.due.items() if o in waiting}, job: now + wait}
+    state = state.model_copy(
+        update={"waiting": waiting, "asked": asked, "next_ticket": next_ticket, "due": due}
+    )
+    return state, QuotaGrant(wait_s=wait, rate=state.rate)
 
 
 def describe_quota(key: str, state: QuotaState | None, ceiling: float) -> str:
