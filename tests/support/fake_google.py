@@ -48,6 +48,7 @@ from kapsule import media
 from tests.support.fake_veo_rules import (
     GEMINI_MODELS,
     PROMPT_BLOCK_MESSAGE,
+    QuotaWindow,
     error_body,
     model_not_found,
     veo_known,
@@ -108,7 +109,7 @@ class FakeGoogle:
     lose_starts: list[str] = field(default_factory=list)
     quota_per_minute: float | None = None  # Veo starts per project, region and model in any minute
     quota_clock: Any = time.monotonic  # the quota's minutes (a benchmark scales time down)
-    _quota_starts: dict[str, list[float]] = field(default_factory=dict)
+    _quota: QuotaWindow = field(default_factory=QuotaWindow)
     log: list[Logged] = field(default_factory=list)
     _ops: dict[str, _Operation] = field(default_factory=dict)
     _ids: Iterator[int] = field(default_factory=lambda: itertools.count(1))
@@ -129,17 +130,9 @@ class FakeGoogle:
         ]
 
     def over_quota(self, model: str, project: str | None, location: str | None) -> bool:
-        """Count a start against the project's quota: True (answer 429) when the last minute is full."""
-        if self.quota_per_minute is None:
-            return False
-        now = self.quota_clock()
-        with self._lock:
-            starts = self._quota_starts.setdefault(f"{project}/{location}/{model}", [])
-            starts[:] = [t for t in starts if now - t < 60.0]
-            if len(starts) >= self.quota_per_minute:
-                return True
-            starts.append(now)
-            return False
+        """Count a start against the project's quota: True (answer 429) when its last minute is full."""
+        limit, key = self.quota_per_minute, f"{project}/{location}/{model}"
+        return limit is not None and not self._quota.take(key, self.quota_clock(), limit)
 
     def operations(self) -> list[str]:
         """Names of the operations started since the last reset: each one bills."""
@@ -150,8 +143,7 @@ class FakeGoogle:
         with self._lock:
             self._since = time.monotonic()
             self.lose_starts.clear()
-            self.quota_per_minute = None
-            self._quota_starts.clear()
+            self.quota_per_minute, self._quota = None, QuotaWindow()
             self.log.clear()
             self.fail_next.clear()
             self.gemini_replies.clear()
