@@ -21,7 +21,7 @@ from kapsule.generation.runner import generate_shots
 from kapsule.infra.context import JobContext, Stores
 from kapsule.job.artifacts import Analysis, EnergyCurve, Section, Shot, Storyboard
 from kapsule.job.params import JobParams
-from kapsule.job.record import new_job_id
+from kapsule.job.record import JobRecord, JobState
 from tests.support.fake_google import make_clip, running_fake_google, write_service_account
 
 SHOTS, CONCURRENCY, HOLD_S, MODEL = 24, 8, 3.0, "veo-3.0-fast-generate-001"
@@ -35,6 +35,7 @@ def main() -> None:
         os.environ.update(
             {
                 "KAPSULE_STORAGE_URL": f"file://{root / 'data'}",
+                "KAPSULE_STATUS_URL": f"sqlite:///{root / 'jobs.db'}",
                 "KAPSULE_GENAI_BASE_URL": fake.url,
                 "GOOGLE_GENAI_USE_VERTEXAI": "true",
                 "GOOGLE_CLOUD_PROJECT": "bench",
@@ -60,12 +61,10 @@ def main() -> None:
             sections=[Section(start=0, end=SHOTS * 2.0, label="verse")],
             energy=EnergyCurve(times=[0.0], values=[0.5]),
         )  # fmt: skip
-        ctx = JobContext(
-            job_id=new_job_id(),
-            params=JobParams(video_model=MODEL),
-            stores=Stores.open(settings),
-            workdir=root,
-        )
+        stores = Stores.open(settings)
+        # A running job's record: each start is reserved in its spend ledger before it is sent.
+        record = stores.status.create(JobRecord(state=JobState.running, params=JobParams(video_model=MODEL)))
+        ctx = JobContext(job_id=record.id, params=record.params, stores=stores, workdir=root)
         layout, storage = ctx.layout, ctx.storage
 
         def run() -> float:

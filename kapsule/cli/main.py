@@ -209,6 +209,8 @@ def jobs_show(
         table.add_row("re-roll of", f"shot {record.reroll.shot + 1} of {record.reroll.parent_job}")
     for key in ("state", "stage", "progress", "message", "attempt", "execution", "created_at", "updated_at"):
         table.add_row(key, str(getattr(record, key)))
+    cost = record.cost  # the ledger's: spent, and held for operations whose bill is not known yet
+    table.add_row("cost", f"${cost.actual_usd:.2f} spent, ${cost.reserved_usd:.2f} reserved")
     if record.error:
         table.add_row("error", f"[{record.error.code}] {record.error.message}")
     for key, value in record.outputs.model_dump().items():  # only the outputs the job has

@@ -23,6 +23,7 @@ from datetime import date
 from kapsule.control.checks import Check, Finding, run_checks
 from kapsule.control.checks import fail as _fail
 from kapsule.control.checks import ok as _ok
+from kapsule.control.checks import warn as _warn
 from kapsule.control.model_checks import check_models, models_target
 from kapsule.core.errors import JobNotFound, KapsuleError
 from kapsule.core.settings import Settings
@@ -116,6 +117,10 @@ def doctor_checks(
             lambda: [check_status(settings, status)],
         )
     )
+    if settings.video_model.startswith("veo-"):
+        checks.append(
+            Check("Veo quota", _target(settings.status_url), lambda: [check_quota(settings, status)])
+        )
     checks.append(Check("upload secret", "the settings", lambda: [check_upload_secret(settings)]))
     if private is not None and settings.storage_url.startswith("gs://"):
         where = _target(settings.storage_url)
@@ -222,6 +227,20 @@ def check_status(settings: Settings, status: StatusStore | None = None) -> Findi
             "create the Firestore database (native mode) and grant this service account roles/datastore.user",
         )
     return _fail(name, "a job that cannot exist was found", "check KAPSULE_STATUS_URL")
+
+
+def check_quota(settings: Settings, status: StatusStore | None = None) -> Finding:
+    """The shared Veo quota of the default video model: its size, its rate now and each job's share."""
+    from kapsule.infra.quota import ceiling_rpm, describe_quota, quota_key
+
+    model = settings.video_model
+    key = quota_key(model, settings.veo_location if settings.genai_use_vertexai else "global")
+    ceiling = ceiling_rpm(model, settings.veo_requests_per_minute)
+    try:
+        state = (status or open_status_store(settings.status_url)).quota_state(key)
+    except KapsuleError as exc:
+        return _warn(f"Veo quota {key}", exc.message, "check KAPSULE_STATUS_URL")
+    return _ok(f"Veo quota {describe_quota(key, state, ceiling)}")
 
 
 def check_upload_secret(settings: Settings) -> Finding:

@@ -45,6 +45,10 @@ log = logging.getLogger(__name__)
 
 DEFAULT_NOTEBOOKS_DIR = Path(__file__).resolve().parents[2] / "notebooks"
 KERNEL_START_TIMEOUT_S = 120
+# A kernel that never started (papermill's start timed out on a loaded machine: "Kernel died before
+# replying to kernel_info") ran nothing, so it is started again, after a pause, before the job fails.
+KERNEL_START_ATTEMPTS = 3
+KERNEL_START_PAUSE_S = 2.0
 # The kernel's own log goes to the job log; its start-up warning about unencrypted local TCP is noise.
 KERNEL_ARGS = ["--IPKernelApp.log_level=CRITICAL"]
 
@@ -147,6 +151,19 @@ def _save_notebook(ctx: JobContext, name: str, executed: Path) -> tuple[Any, flo
     return nb, time.perf_counter() - started
 
 
+def _ran_a_cell(executed: Path) -> bool:
+    """Whether the kernel executed any cell of the notebook papermill wrote (False: it never started)."""
+    import nbformat
+
+    if not executed.is_file():
+        return False
+    try:
+        nb = nbformat.read(executed, as_version=4)  # type: ignore[no-untyped-call]
+    except (OSError, ValueError):
+        return False
+    return any(cell.cell_type == "code" and cell.get("execution_count") for cell in nb.cells)
+
+
 def _failure(stage: str, name: str, exc: Exception) -> KapsuleError:
     """Turn what papermill raised into a job error that names the notebook, the cell and the cause."""
     from papermill.exceptions import PapermillExecutionError
@@ -184,27 +201,35 @@ def run_stage_notebook(ctx: JobContext, stage: str, timings: dict[str, StageTimi
 
     failure: Exception | None = None
     started = time.perf_counter()
-    try:
-        with _kernel_environment(
-            ctx.settings, genai=uses_genai_models(ctx.params.video_model, ctx.params.prompt_model)
-        ):
-            papermill.execute_notebook(
-                str(source),
-                str(executed),
-                parameters=notebook_parameters(ctx),
-                kernel_name=ctx.settings.kernel_name,
-                progress_bar=False,
-                log_output=False,
-                start_timeout=KERNEL_START_TIMEOUT_S,
-                extra_arguments=KERNEL_ARGS,
-                cwd=str(Path.cwd()),  # the same relative settings paths in the kernel as here
-            )
-    except PapermillExecutionError as exc:
-        failure = exc
-    except (KapsuleError, KeyboardInterrupt, SystemExit):
-        raise
-    except Exception as exc:  # a dead or unstartable kernel; nbclient and jupyter_client raise many kinds
-        failure = exc
+    for attempt in range(1, KERNEL_START_ATTEMPTS + 1):
+        failure = None
+        try:
+            with _kernel_environment(
+                ctx.settings, genai=uses_genai_models(ctx.params.video_model, ctx.params.prompt_model)
+            ):
+                papermill.execute_notebook(
+                    str(source),
+                    str(executed),
+                    parameters=notebook_parameters(ctx),
+                    kernel_name=ctx.settings.kernel_name,
+                    progress_bar=False,
+                    log_output=False,
+                    start_timeout=KERNEL_START_TIMEOUT_S,
+                    extra_arguments=KERNEL_ARGS,
+                    cwd=str(Path.cwd()),  # the same relative settings paths in the kernel as here
+                )
+        except PapermillExecutionError as exc:
+            failure = exc
+        except (KapsuleError, KeyboardInterrupt, SystemExit):
+            raise
+        except Exception as exc:  # a dead or unstartable kernel; nbclient and jupyter_client raise many kinds
+            failure = exc
+        if failure is None or isinstance(failure, PapermillExecutionError) or _ran_a_cell(executed):
+            break
+        if attempt < KERNEL_START_ATTEMPTS:
+            log.warning("%s: the kernel did not start (%s); starting it again", name, failure)
+            ctx.report(stage, 0.0, f"starting {name} again: its kernel did not start")
+            time.sleep(KERNEL_START_PAUSE_S * attempt)
     wall = time.perf_counter() - started
 
     timing = StageTiming(notebook=name, wall_s=round(wall, 3), failed=failure is not None)

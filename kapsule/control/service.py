@@ -17,10 +17,15 @@ only translate (options, HTTP, exit codes) into calls of this class:
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
+import secrets
+import shutil
+import tempfile
 import threading
 from collections.abc import Iterable, Iterator
 from datetime import timedelta
+from pathlib import Path
 
 from kapsule.control.submission import (
     GridChange,
@@ -45,13 +50,15 @@ from kapsule.infra.context import JobContext, Stores
 from kapsule.infra.launch import Launcher
 from kapsule.infra.launch.base import uses_genai_models
 from kapsule.infra.launch.cloudrun import StatusLauncher
+from kapsule.infra.launch.local import LocalLauncher
 from kapsule.infra.launch.reconcile import STALE_HEARTBEAT_S, reconcile_if_stale, reconcile_stale
 from kapsule.job.artifacts import AnalysisHints
 from kapsule.job.layout import JobLayout
 from kapsule.job.params import JobOptions, JobParams, parse_params
 from kapsule.job.record import JobRecord, JobState, is_valid_job_id, utcnow
-from kapsule.job.update import ApprovalChange, JobUpdate, Unchanged
+from kapsule.job.update import ApprovalChange, InState, JobUpdate, ReplanHeld, Unchanged
 from kapsule.storyboard import review as reviews
+from kapsule.storyboard.plan import check_max_shots
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +109,11 @@ class JobService:
         record = self.get(owner, job_id)
         with contextlib.suppress(KapsuleError):  # the launcher's API down: show the record as it is
             record = reconcile_if_stale(self.stores.status, self._launcher, record)
+        if record.state == JobState.queued and record.execution and isinstance(self._launcher, LocalLauncher):
+            place = self._launcher.place(record.execution)
+            if place is not None:  # waiting for a free slot on this machine: say where in line
+                ahead = f"{place} job{'s' if place != 1 else ''} ahead" if place else "next in line"
+                record = record.model_copy(update={"message": f"queued: {ahead}"})
         return record
 
     # ----------------------------------------------------------------------------- submitting
@@ -174,6 +186,7 @@ class JobService:
             from kapsule.lyrics import check_lyrics
 
             lyrics_ext = check_lyrics(submission.lyrics.data, song_seconds=info.duration)
+        check_max_shots(info.duration, params.max_shots or None, fps=self.settings.fps)
         params = with_budget(params, self.settings, info.duration)
         check_daily_cap(self.stores.status, submission.owner, params, self.settings)
         record = JobRecord(
@@ -208,6 +221,21 @@ class JobService:
             self.record_failure(record.id, exc, None)
             raise
         return self._launch(record), False
+
+    def check_spending(self, owner: str, params: JobParams, *, job_id: str | None = None) -> None:
+        """The checks every path that can start paid work passes, as a new job does: the models
+        against this deployment, the owner's allow-list, and the daily cap (``job_id``'s own budget is
+        the one checked, not counted twice). Re-rolls, approvals and regrids call it before they act;
+        the ledger checks the budget and the cap again before each paid request is sent."""
+        params = params.model_copy(  # a record made without the service may leave them to the deployment
+            update={
+                "video_model": params.video_model or self.settings.video_model,
+                "prompt_model": params.prompt_model or self.settings.prompt_model,
+            }
+        )
+        check_models(params, self.settings)
+        check_allowed(owner, params, self.settings)
+        check_daily_cap(self.stores.status, owner, params, self.settings, excluding=job_id)
 
     def _replay(self, submission: Submission) -> JobRecord | None:
         """The job an earlier request with the same Idempotency-Key made, if it is the same request."""
@@ -272,14 +300,52 @@ class JobService:
         touching the audio; a BPM analyses the song again with it as a hint. The click preview, the
         storyboard (and its prompts: shots change, so earlier prompt edits are dropped) and the cost
         estimate are all rewritten before the job waits for its approval again.
+
+        It wins or loses cleanly against the other review actions: it first takes the review in a
+        compare-and-set (``begin_replan``: refused with 409 if the job is no longer awaiting approval
+        or another regrid holds it), and while it holds it an approval or an edit is refused (409).
+        Its last write, the new estimate, is guarded by its hold, so a cancel meanwhile makes it a 409
+        and never puts the job back to awaiting approval. Its files are made in a folder of its own.
         """
+        ctx = self.context(owner, job_id)
+        record = ctx.record()
+        reviews.require_state(record, JobState.awaiting_approval, "re-planned")
+        self.check_spending(owner, record.params, job_id=job_id)  # a new plan may call Gemini
+        token = secrets.token_hex(8)
+        self.stores.status.update(
+            job_id,
+            JobUpdate(
+                guards=reviews.awaiting_approval("re-planned"),
+                change_approval=ApprovalChange(begin_replan=token),
+            ),
+        )
+        scratch = Path(tempfile.mkdtemp(prefix=f"regrid-{job_id}-", dir=self._scratch_root()))
+        try:
+            self._replan(dataclasses.replace(ctx, workdir=scratch), change, token)
+        except BaseException:
+            with contextlib.suppress(KapsuleError):  # let the next regrid in at once
+                self.stores.status.update(
+                    job_id,
+                    JobUpdate(
+                        guards=(ReplanHeld(token=token),), change_approval=ApprovalChange(end_replan=True)
+                    ),
+                )
+            raise
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+        return reviews.review_summary(ctx)
+
+    def _scratch_root(self) -> Path:
+        root = Path(self.settings.work_dir)
+        root.mkdir(parents=True, exist_ok=True)
+        return root
+
+    def _replan(self, ctx: JobContext, change: GridChange, token: str) -> None:
         from kapsule import stages
         from kapsule.analysis.readings import reinterpret
         from kapsule.song.probe import analyze_song
         from kapsule.stages import files as job_files
 
-        ctx = self.context(owner, job_id)
-        reviews.require_state(ctx.record(), JobState.awaiting_approval, "re-planned")
         song = ctx.input_song()
         if change.bpm is not None:
             hints = AnalysisHints(bpm=change.bpm, beats_per_bar=change.beats_per_bar)
@@ -291,18 +357,17 @@ class JobService:
                 shift_beats=change.shift_beats,
                 beats_per_bar=change.beats_per_bar,
             )
-        self.stores.status.update(
-            job_id,
-            JobUpdate(
-                guards=(reviews.awaiting_approval("re-planned"),),
-                change_approval=ApprovalChange(clear_prompt_edits=True),
-            ),
-        )
         job_files.write_click_file(ctx, song, analysis)
         ctx.write_model(ctx.layout.analysis, analysis)
         stages.run_storyboard(ctx)
-        reviews.pause_for_review(ctx)
-        return reviews.review_summary(ctx)
+        reviews.pause_for_review(
+            ctx,
+            guards=(
+                ReplanHeld(token=token),
+                InState(states=(JobState.awaiting_approval,), action="re-planned"),
+            ),
+            approval=ApprovalChange(clear_prompt_edits=True, end_replan=True),
+        )
 
     def approve(self, owner: str, job_id: str, prompts: dict[int, str] | None = None) -> JobRecord:
         """Approve the storyboard (with optional last edits) and launch the execution that resumes it.
@@ -311,14 +376,17 @@ class JobService:
         (``_launch`` cannot record it on a cancelled job and stops it; a cancel that sees it recorded
         stops it itself): the job record is the truth, and a cancelled job has nothing running.
         """
-        record = reviews.approve(self.context(owner, job_id), prompts)
+        ctx = self.context(owner, job_id)
+        self.check_spending(owner, ctx.params, job_id=job_id)  # approving starts the paid shots
+        record = reviews.approve(ctx, prompts)
         return self._launch(record)
 
     def reroll(
         self, owner: str, job_id: str, shot: int, *, prompt: str | None = None, seed: int | None = None
     ) -> JobRecord:
         """Make one shot of a finished job again, as a new launched job that pays only for that shot."""
-        child = reviews.reroll(self.context(owner, job_id), shot, prompt=prompt, seed=seed)
+        check = lambda params: self.check_spending(owner, params)  # noqa: E731 - the child's params
+        child = reviews.reroll(self.context(owner, job_id), shot, prompt=prompt, seed=seed, check=check)
         return self._launch(child)
 
     def record_failure(self, job_id: str, error: KapsuleError, stage: str | None) -> JobRecord:

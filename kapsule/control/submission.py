@@ -182,17 +182,23 @@ def with_budget(params: JobParams, settings: Settings, song_seconds: float) -> J
 
 
 def reserved_today(records: Sequence[JobRecord]) -> float:
-    """What an owner's jobs of today may spend: a finished job what it spent, a live one its budget."""
+    """What an owner's jobs of today may spend: a finished job what its ledger holds (spent, and
+    started operations whose bill is not known yet), a live one at least its budget."""
     return sum(
-        r.cost.actual_usd if r.finished else max(r.cost.actual_usd, r.params.budget_usd) for r in records
+        r.cost.committed_usd if r.finished else max(r.cost.committed_usd, r.params.budget_usd)
+        for r in records
     )
 
 
-def check_daily_cap(status: StatusStore, owner: str, params: JobParams, settings: Settings) -> None:
+def check_daily_cap(
+    status: StatusStore, owner: str, params: JobParams, settings: Settings, *, excluding: str | None = None
+) -> None:
     """Refuse a paid job that could take an API owner's day over ``owner_daily_cap_usd``.
 
-    The sum is read, not reserved in a transaction: two jobs submitted in the same instant can
-    both pass. The per-job budget still bounds what either may spend.
+    ``excluding``: the job asking (an approval, a regrid), whose own budget is the one checked. The
+    sum is read, not reserved: two jobs submitted in the same instant can both pass here. What they
+    send cannot pass the cap: each paid request is reserved in the ledger, in the store's transaction
+    that checks the owner's day (``kapsule.job.ledger``).
     """
     cap = settings.owner_daily_cap_usd
     if not cap or owner == LOCAL_OWNER or not params.budget_usd:
@@ -203,7 +209,7 @@ def check_daily_cap(status: StatusStore, owner: str, params: JobParams, settings
     while True:
         page, cursor = status.list(owner, limit=100, cursor=cursor)
         fresh = [r for r in page if r.created_at >= today]
-        records += fresh
+        records += [r for r in fresh if r.id != excluding]
         if cursor is None or len(fresh) < len(page):
             break
     reserved = reserved_today(records)

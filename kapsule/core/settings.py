@@ -99,6 +99,13 @@ class Settings(BaseSettings):
     ffmpeg_timeout_s: float = Field(1800.0, gt=0)
 
     kernel_name: str = Field("python3", description="Jupyter kernel papermill runs the notebooks in.")
+    local_max_jobs: int | None = Field(
+        None,
+        ge=1,
+        le=64,
+        description="Local launcher: jobs run at once; the rest wait in a queue (empty: half the cores, "
+        "at least two).",
+    )
     notebooks_dir: Path | None = Field(
         None, description="Where the pipeline notebooks live (default: repo's)."
     )
@@ -135,7 +142,12 @@ class Settings(BaseSettings):
         "the most specific match wins. Empty: the table's price for the mode.",
     )
     veo_concurrency: int = Field(4, ge=1, le=64, description="Veo operations in flight at once.")
-    veo_requests_per_minute: float = Field(10.0, gt=0, description="Veo start requests per minute (quota).")
+    veo_requests_per_minute: float | None = Field(
+        None,
+        gt=0,
+        description="The project's Veo start requests per minute, shared by every job (empty: the model's "
+        "quota, 50 for -001 ids and 10 for -preview; set it to a quota Google raised).",
+    )
     veo_poll_interval_s: float = Field(10.0, gt=0, description="First wait between operation polls.")
     veo_poll_max_interval_s: float = Field(30.0, gt=0, description="Polls back off up to this interval.")
     veo_timeout_s: float = Field(900.0, gt=0, description="Give up on one Veo operation after this long.")

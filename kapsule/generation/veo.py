@@ -1,10 +1,11 @@
 """Veo through google-genai: one long-running operation per shot, within quota, resumable, refusal-safe.
 
 Why it is shaped like this:
-- Veo quotas are low (about 10 start requests a minute) and operations take minutes, so shots run
-  concurrently (``settings.veo_concurrency`` operations in flight) while a shared sliding-window
-  limiter keeps *start* requests within ``settings.veo_requests_per_minute`` in any 60 s (a burst
-  up to the quota goes out at once; it never spaces starts it does not have to).
+- Veo quotas are low (50 start requests a minute per project and region for the ``-001`` ids, 10 for
+  ``-preview``) and operations take minutes, so shots run concurrently (``settings.veo_concurrency``
+  operations in flight) while every start draws from the project's one quota, shared by all jobs in
+  the status store (``infra.quota``: a token bucket that halves on a 429 and grows back slowly, and
+  gives jobs turns).
 - A concurrency slot is held only while Veo works: writing and probing the clip happen after the
   slot is released (the runner gets twice as many workers as slots), so the next shot starts as
   soon as a video is ready. Polls learn how long this model's operations take (``PollSchedule``):
@@ -52,15 +53,19 @@ from kapsule.core.errors import (
     GoogleRequestRefused,
     JobCancelled,
     KapsuleError,
+    StartOutcomeUnknown,
 )
+from kapsule.generation.paid import PaidStarts
 from kapsule.generation.references import ImageRef, load_reference_image
 from kapsule.generation.refusals import is_prompt_block, soften_prompt
-from kapsule.generation.veo_pacing import PollSchedule, RateLimiter
-from kapsule.infra.genai_client import make_genai_client, with_retries
+from kapsule.generation.veo_pacing import PollSchedule
+from kapsule.infra.genai_client import make_genai_client, send_once, with_retries
+from kapsule.infra.quota import SharedQuota, ceiling_rpm, quota_key
 from kapsule.job.artifacts import Analysis, Shot, ShotRequest, ShotResult, Storyboard
 
 if TYPE_CHECKING:
     from google import genai
+    from google.genai import types
 
     from kapsule.infra.context import JobContext
 
@@ -100,7 +105,14 @@ class VeoGenerator:
         concurrency = self.settings.veo_concurrency
         self.max_workers = 1 if self.continuity == "last_frame" else 2 * concurrency
         self.should_stop: Callable[[], bool] | None = None  # set by the runner: checked before paying
-        self._limiter = RateLimiter(self.settings.veo_requests_per_minute)
+        self.paid = PaidStarts(ctx)
+        location = self.settings.veo_location if self.vertex else "global"
+        self._quota = SharedQuota(
+            ctx.status,
+            quota_key(self.name, location),
+            ctx.job_id,
+            ceiling_rpm(self.name, self.settings.veo_requests_per_minute),
+        )
         self._polls = PollSchedule(self.settings.veo_poll_interval_s, self.settings.veo_poll_max_interval_s)
         self._slots = threading.BoundedSemaphore(concurrency)
         self._client: genai.Client | None = None
@@ -187,7 +199,7 @@ class VeoGenerator:
                 with self._slots:  # held only while Veo works; the clip is checked after release
                     if self.should_stop is not None and self.should_stop():
                         raise JobCancelled(f"cancelled before shot {shot.number} was requested")
-                    data = self._run_operation(request, prompt, seed)
+                    data = self._run_operation(request, prompt, seed, shot=shot.index, attempt=attempt)
             except _RefusedError as refused:
                 refusals.extend(refused.reasons or ["safety filter (no reason given)"])
                 log.warning("shot %d refused by %s: %s", shot.index, self.name, refused)
@@ -323,7 +335,34 @@ class VeoGenerator:
             config["output_gcs_uri"] = self.settings.veo_output_gcs_uri
         return types.GenerateVideosConfig(**{k: v for k, v in config.items() if v is not None})
 
-    def _run_operation(self, request: ShotRequest, prompt: str, seed: ImageRef | None = None) -> bytes:
+    def _run_operation(
+        self, request: ShotRequest, prompt: str, seed: ImageRef | None = None, *, shot: int, attempt: int = 0
+    ) -> bytes:
+        """Start (or follow) the shot's operation and return its video's bytes.
+
+        The start is reserved in the spend ledger before it is sent and sent at most once
+        (``paid.PaidStarts``, ``send_once``); once Google names the operation it is recorded, and the
+        ledger holds the price until the operation is done.
+        """
+        from google.genai import types
+
+        client = self.client
+        usd = self.estimate_cost_usd(request)
+        what = f"shot {shot} ({self.name}, {request.seconds} s)"
+        begun = self.paid.begin(f"shot-{shot}-{request.key()}-{attempt}", usd, what)
+        if begun.operation is not None:
+            log.info(
+                "%s: following operation %s started earlier, not sending it again", what, begun.operation
+            )
+            operation = types.GenerateVideosOperation.model_validate({"name": begun.operation})
+        else:
+            operation = self._start(request, prompt, seed, begun.key)
+        return self._follow(operation, client, begun.key)
+
+    def _start(
+        self, request: ShotRequest, prompt: str, seed: ImageRef | None, key: str
+    ) -> types.GenerateVideosOperation:
+        """Send the start once (429s and unconnected attempts are retried: they started nothing)."""
         from google.genai import types
 
         client = self.client
@@ -332,10 +371,37 @@ class VeoGenerator:
         config = self._config(request)
 
         def start() -> types.GenerateVideosOperation:
-            self._limiter.wait()
-            return client.models.generate_videos(model=self.name, source=source, config=config)
+            from google.genai import errors as genai_errors
 
-        operation = with_retries(start, f"{self.name} start")
+            self._quota.wait()
+            try:
+                return client.models.generate_videos(model=self.name, source=source, config=config)
+            except genai_errors.APIError as exc:
+                if exc.code == 429:  # the project's quota is smaller than we thought: every job slows down
+                    self._quota.throttled()
+                raise
+
+        try:
+            operation = send_once(start, f"{self.name} start")
+        except StartOutcomeUnknown:
+            self.paid.unknown(key)  # stays counted: it may bill
+            raise
+        except GoogleRequestRefused:
+            self.paid.released(key)  # refused before it started: nothing billed
+            raise
+        except GenerationError:  # throttled or unreachable through every attempt: nothing started
+            self.paid.released(key)
+            raise
+        if operation.name:
+            self.paid.started(key, operation.name)
+        return operation
+
+    def _follow(self, operation: Any, client: genai.Client, key: str) -> bytes:
+        """Poll ``operation`` until it is done; its video's bytes, or the refusal or error it ended with.
+
+        A done operation is settled as spent whatever it ended with (Google does not say which ends it
+        bills, so the ledger counts them all); one still running when we give up stays reserved.
+        """
         started = time.monotonic()
         deadline = started + self.settings.veo_timeout_s
         polled = [started]  # when each poll went out; the last "not done" one bounds the finish
@@ -348,6 +414,7 @@ class VeoGenerator:
             time.sleep(interval)
             polled.append(time.monotonic())
             operation = with_retries(_poller(client, operation), f"{self.name} poll")
+        self.paid.spent(key)
         if len(polled) > 1:  # it finished between the last two polls
             self._polls.observe((polled[-2] + polled[-1]) / 2 - started)
         if operation.error and is_prompt_block(operation.error):

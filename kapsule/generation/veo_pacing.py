@@ -1,51 +1,15 @@
-"""How fast the Veo generator may go: a quota-window rate limiter and a learned poll schedule.
+"""How often the Veo generator polls: a poll schedule learned from how long operations take.
 
-Kept apart from ``veo.py`` because both are pure timing logic with injectable clocks, tested without
-any server, while ``veo.py`` is about requests and answers.
+Kept apart from ``veo.py`` because it is pure timing logic, tested without any server, while
+``veo.py`` is about requests and answers. How fast starts may go is the project's shared quota
+(``kapsule.infra.quota``).
 """
 
 from __future__ import annotations
 
 import statistics
 import threading
-import time
 from collections import deque
-from collections.abc import Callable
-
-
-class RateLimiter:
-    """At most ``per_minute`` calls in any 60 s window, across threads (a quota is per project).
-
-    A sliding window rather than even spacing: eight shots under a 10/min quota start together
-    instead of 6 s apart, and only a call that would break the quota waits. Any fixed minute is
-    also a window, so this never exceeds a per-minute quota however Google counts it.
-    ``clock``/``sleep`` are injectable so tests check the schedule without waiting.
-    """
-
-    def __init__(
-        self,
-        per_minute: float,
-        *,
-        clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
-        self.capacity = max(1, int(per_minute))
-        self.window = 60.0 * self.capacity / per_minute  # < 1/min: one call per 60/per_minute s
-        self._starts: deque[float] = deque(maxlen=self.capacity)
-        self._clock, self._sleep = clock, sleep
-        self._lock = threading.Lock()
-
-    def wait(self) -> float:
-        """Block until a call may go out; return how long it waited."""
-        with self._lock:
-            now = self._clock()
-            start = now
-            if len(self._starts) == self.capacity:  # the oldest of the last `capacity` calls must age out
-                start = max(now, self._starts[0] + self.window)
-            self._starts.append(start)
-        if start > now:
-            self._sleep(start - now)
-        return start - now
 
 
 class PollSchedule:
@@ -85,4 +49,4 @@ class PollSchedule:
         return self.first if previous is None else min(self.longest, previous * 1.5)
 
 
-__all__ = ["PollSchedule", "RateLimiter"]
+__all__ = ["PollSchedule"]

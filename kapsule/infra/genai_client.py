@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Literal, TypeVar
 
-from kapsule.core.errors import ConfigError, GenerationError, GoogleRequestRefused
+from kapsule.core.errors import ConfigError, GenerationError, GoogleRequestRefused, StartOutcomeUnknown
 from kapsule.core.settings import Settings
 
 if TYPE_CHECKING:
@@ -96,11 +96,14 @@ def refusal(exc: BaseException, what: str) -> GoogleRequestRefused | None:
     )
 
 
-def with_retries(call: Callable[[], T], what: str) -> T:
-    """Run ``call``, retrying transient failures with exponential backoff and jitter.
+def with_retries(
+    call: Callable[[], T], what: str, *, retry: Callable[[BaseException], bool] = is_transient
+) -> T:
+    """Run ``call``, retrying the failures ``retry`` accepts (default: transient ones) with exponential
+    backoff and jitter.
 
     A refusal no retry can fix (400/401/403/404) becomes ``GoogleRequestRefused`` at once, with the
-    likely cause; other non-transient errors propagate unchanged; a transient one that outlives
+    likely cause; other errors ``retry`` refuses propagate unchanged; one that outlives
     ``RETRY_ATTEMPTS`` becomes a ``GenerationError`` naming ``what``.
     """
     for attempt in range(1, RETRY_ATTEMPTS + 1):
@@ -110,7 +113,7 @@ def with_retries(call: Callable[[], T], what: str) -> T:
             refused = refusal(exc, what)
             if refused is not None:
                 raise refused from exc
-            if not is_transient(exc):
+            if not retry(exc):
                 raise
             if attempt == RETRY_ATTEMPTS:
                 raise GenerationError(f"{what} still failing after {attempt} attempts: {exc}") from exc
@@ -119,6 +122,41 @@ def with_retries(call: Callable[[], T], what: str) -> T:
             log.info("%s: transient %s, retry %d in %.2f s", what, exc, attempt, delay)
             time.sleep(delay)
     raise AssertionError("unreachable")
+
+
+def never_started(exc: BaseException) -> bool:
+    """True when a request certainly started nothing: throttled (429) or never connected."""
+    import httpx
+    from google.genai import errors as genai_errors
+
+    if isinstance(exc, genai_errors.APIError):
+        return exc.code == 429
+    return isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout)
+
+
+def send_once(call: Callable[[], T], what: str) -> T:
+    """Run a call that starts paid work (a Veo ``generate_videos``), which has no idempotency key.
+
+    It is retried only when it certainly started nothing (``never_started``). Any other failure (a
+    5xx, a timeout or a dropped connection after the request went out) leaves its outcome unknown:
+    Google may have started an operation that bills, so it is never sent again blindly, and
+    ``StartOutcomeUnknown`` is raised for the caller to record and report.
+    """
+    import httpx
+    from google.genai import errors as genai_errors
+
+    try:
+        return with_retries(call, what, retry=never_started)
+    except (GoogleRequestRefused, GenerationError):
+        raise
+    except Exception as exc:
+        server = isinstance(exc, genai_errors.APIError) and (exc.code >= 500 or exc.code == 408)
+        if server or isinstance(exc, httpx.TransportError):  # sent; the answer failed or never came
+            raise StartOutcomeUnknown(
+                f"{what}: the answer was lost ({type(exc).__name__}: {exc}); Google may have started the "
+                "operation, so it is not sent again (it would bill twice)"
+            ) from exc
+        raise
 
 
 def genai_mode(settings: Settings) -> str:

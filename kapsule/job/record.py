@@ -81,10 +81,20 @@ class JobError(BaseModel):
 
 
 class JobCost(BaseModel):
+    """What the job costs: the storyboard's estimate, and from the spend ledger (``kapsule.job.ledger``)
+    what its paid requests have spent (``actual_usd``) and hold reserved (``reserved_usd``: sent or
+    about to be, their bill not known yet; it counts against the budget and the owner's cap)."""
+
     video_seconds: float = 0.0
     estimated_usd: float = 0.0
     actual_usd: float = 0.0
+    reserved_usd: float = 0.0
     prompt_tokens: int = 0
+
+    @property
+    def committed_usd(self) -> float:
+        """Spent plus reserved: what the job's paid requests may cost at most."""
+        return round(self.actual_usd + self.reserved_usd, 4)
 
 
 class StageTiming(BaseModel):
@@ -101,6 +111,10 @@ class StageTiming(BaseModel):
     save_s: float = 0.0
 
 
+def _is_none(value: object) -> bool:
+    return value is None
+
+
 class Approval(BaseModel):
     """The review of a job asked to be reviewed: prompt edits so far, and whether it was approved.
 
@@ -113,10 +127,10 @@ class Approval(BaseModel):
     approved: bool = False
     approved_at: datetime | None = None
     prompt_edits: dict[int, str] = Field(default_factory=dict)  # shot index -> prompt (JSON: "3": ...)
-
-
-def _is_none(value: str | None) -> bool:
-    return value is None
+    # A regrid re-planning the storyboard holds the review (its token, since when): no approval, edit
+    # or other regrid lands until it has written the new plan (``kapsule.job.update.NotReplanning``).
+    replan_token: str | None = Field(None, exclude_if=_is_none)
+    replan_started_at: datetime | None = Field(None, exclude_if=_is_none)
 
 
 class JobOutputs(BaseModel):

@@ -93,6 +93,37 @@ class Unchanged(Guard):
                 )
 
 
+REPLAN_STALE_S = 600.0
+"""A regrid holding the review longer than this has died: its hold no longer blocks anyone."""
+
+
+class NotReplanning(Guard):
+    """No regrid is re-planning the job (or the one that was has held it past ``REPLAN_STALE_S``)."""
+
+    action: str
+
+    def check(self, record: JobRecord) -> None:
+        approval = record.approval
+        if approval.replan_token is None or approval.replan_started_at is None:
+            return
+        if (utcnow() - approval.replan_started_at).total_seconds() > REPLAN_STALE_S:
+            return
+        raise InvalidTransition(
+            f"job {record.id} is being re-planned (its beat grid changed); it cannot be {self.action} "
+            "until the new storyboard is ready: read it again, then retry"
+        )
+
+
+class ReplanHeld(Guard):
+    """The regrid holding ``token`` still holds the review (no other took it over, none ended it)."""
+
+    token: str
+
+    def check(self, record: JobRecord) -> None:
+        if record.approval.replan_token != self.token:
+            raise InvalidTransition(f"job {record.id}'s re-plan was taken over or ended by another request")
+
+
 # ----------------------------------------------------------------- changes computed in the transaction
 
 
@@ -103,11 +134,11 @@ class CostDelta(_Frozen):
     prompt_tokens: int = 0
 
     def added_to(self, cost: JobCost) -> JobCost:
-        return JobCost(
-            video_seconds=cost.video_seconds,
-            estimated_usd=cost.estimated_usd,
-            actual_usd=round(cost.actual_usd + self.actual_usd, 4),
-            prompt_tokens=cost.prompt_tokens + self.prompt_tokens,
+        return cost.model_copy(
+            update={
+                "actual_usd": round(cost.actual_usd + self.actual_usd, 4),
+                "prompt_tokens": cost.prompt_tokens + self.prompt_tokens,
+            }
         )
 
 
@@ -118,11 +149,8 @@ class CostEstimate(_Frozen):
     video_seconds: float
 
     def applied_to(self, cost: JobCost) -> JobCost:
-        return JobCost(
-            video_seconds=self.video_seconds,
-            estimated_usd=self.estimated_usd,
-            actual_usd=cost.actual_usd,
-            prompt_tokens=cost.prompt_tokens,
+        return cost.model_copy(
+            update={"video_seconds": self.video_seconds, "estimated_usd": self.estimated_usd}
         )
 
 
@@ -136,13 +164,20 @@ class ApprovalChange(_Frozen):
     clear_prompt_edits: bool = False  # first drop every recorded edit (the shots were planned anew)
     add_prompt_edits: dict[int, str] = Field(default_factory=dict)  # shot index -> prompt
     approve_at: datetime | None = None  # given: the storyboard is approved at this time
+    begin_replan: str | None = None  # given: a regrid with this token holds the review from now
+    end_replan: bool = False  # the regrid's hold ends
 
     def applied_to(self, approval: Approval) -> Approval:
         edits = {} if self.clear_prompt_edits else dict(approval.prompt_edits)
         edits.update(self.add_prompt_edits)
-        if self.approve_at is None:
-            return Approval(approved=approval.approved, approved_at=approval.approved_at, prompt_edits=edits)
-        return Approval(approved=True, approved_at=self.approve_at, prompt_edits=edits)
+        update: dict[str, object] = {"prompt_edits": edits}
+        if self.approve_at is not None:
+            update.update(approved=True, approved_at=self.approve_at)
+        if self.begin_replan is not None:
+            update.update(replan_token=self.begin_replan, replan_started_at=utcnow())
+        elif self.end_replan:
+            update.update(replan_token=None, replan_started_at=None)
+        return approval.model_copy(update=update)
 
 
 # ----------------------------------------------------------------------------------------- update

@@ -7,7 +7,7 @@ from kapsule.generation.references import note_ignored_images
 from kapsule.generation.runner import generate_shots
 from kapsule.infra.context import JobContext
 from kapsule.job.artifacts import ShotManifest, ShotResult
-from kapsule.job.update import CostDelta, CostEstimate, JobUpdate
+from kapsule.job.update import CostEstimate, JobUpdate
 from kapsule.stages.files import load_analysis, load_storyboard, make_contact_sheet_file
 from kapsule.storyboard.cost import check_budget, estimate_storyboard
 
@@ -16,20 +16,16 @@ def run_generate(ctx: JobContext) -> ShotManifest:
     """Generate every shot of the storyboard that is not in storage yet; progress per shot.
 
     Before any request the storyboard is priced (clips already in storage cost nothing) and checked
-    against ``budget_usd`` (0 or ``None``: no cap) on top of what the job already spent, so a job
-    stops with ``budget_exceeded`` before paying for anything rather than half-way through. What
-    each newly generated shot cost is added to the record's ``cost.actual_usd`` as it finishes, in
-    the store's transaction, so a killed or retried job never loses or double-counts spending.
+    against ``budget_usd`` (0 or ``None``: no cap) on top of what the job already spent or holds
+    reserved, so a job stops with ``budget_exceeded`` before paying for anything rather than half-way
+    through. The spending itself is the ledger's: each request is reserved before it is sent and
+    settled when done (``generation.paid``), in the store's transaction, so a killed or retried job
+    never loses or double-counts it, and a cancelled one still counts what it started.
     """
     board = load_storyboard(ctx)
     analysis = load_analysis(ctx)
     generator = make_video_generator(ctx, board.video_model)
     budget_usd = ctx.params.budget_usd
-    stored = {
-        shot.index
-        for shot in board.shots
-        if ctx.storage.exists(ctx.layout.shot(shot.index, generator.request_for(shot, board).key()))
-    }
     estimate = estimate_storyboard(board, generator)
     new = estimate_storyboard(board, generator, exists=ctx.storage.exists, layout=ctx.layout)
     ctx.update(
@@ -39,7 +35,8 @@ def run_generate(ctx: JobContext) -> ShotManifest:
             )
         )
     )
-    check_budget(new, float(budget_usd) if budget_usd else None, spent_usd=ctx.record().cost.actual_usd)
+    committed = ctx.record().cost.committed_usd
+    check_budget(new, float(budget_usd) if budget_usd else None, spent_usd=committed)
     ctx.report(
         "generate",
         0.0,
@@ -48,9 +45,6 @@ def run_generate(ctx: JobContext) -> ShotManifest:
     )
 
     def on_shot(done: int, total: int, result: ShotResult) -> None:
-        spent = result.cost_usd if result.index not in stored else 0.0
-        if spent:
-            ctx.update(JobUpdate(add_cost=CostDelta(actual_usd=spent)))
         ctx.report("generate", 0.95 * done / max(1, total), f"shot {done}/{total} {result.state}")
 
     manifest = generate_shots(

@@ -194,10 +194,11 @@ def cost_table(ctx: JobContext, board: Storyboard) -> Table:
         ("estimated cost", f"${total.total_usd:.2f}"),
         ("still to generate", f"{new.to_generate} shots, ${new.new_usd:.2f}"),
         ("spent so far", f"${record.cost.actual_usd:.2f}"),
+        ("reserved (started, bill not known yet)", f"${record.cost.reserved_usd:.2f}"),
         ("budget", f"${budget_usd:.2f}" if budget_usd else "no cap"),
         ("prompt tokens", record.cost.prompt_tokens),
     ]
-    if budget_usd and record.cost.actual_usd + new.new_usd > budget_usd + 1e-9:
+    if budget_usd and record.cost.committed_usd + new.new_usd > budget_usd + 1e-9:
         pairs.append(("warning", "over budget: the generate stage will refuse to start"))
     return _kv("Cost estimate", pairs)
 

@@ -130,6 +130,28 @@ def shot_seed(seed: int, index: int) -> int:
 # ------------------------------------------------------------------------------------------ cuts
 
 
+def check_max_shots(
+    duration: float, max_shots: int | None, *, fps: int = 24, max_seconds: float = 8.0
+) -> None:
+    """Refuse a ``max_shots`` too small for a song of ``duration`` s (shots last at most ``max_seconds``).
+
+    Submission calls it with the song's measured length, so the job is refused before it exists
+    instead of failing in its storyboard; ``plan_cuts`` calls it again with the analysed length.
+    """
+    if max_shots is not None and max_shots < 1:
+        raise InvalidParameter(f"max_shots must be at least 1, got {max_shots}")
+    total = round(duration * fps)
+    if total < 1:
+        raise InvalidParameter(f"the song is too short to hold a single frame ({duration} s)")
+    longest = max(1, math.floor(max_seconds * fps + 1e-9))
+    if max_shots is not None and max_shots * longest < total:
+        needed = math.ceil(total / longest)
+        raise InvalidParameter(
+            f"a {duration:.1f} s song cannot be cut into {max_shots} shot(s) of at most "
+            f"{max_seconds:g} s; it needs at least {needed} shots (max_shots >= {needed})"
+        )
+
+
 def plan_cuts(
     analysis: Analysis,
     *,
@@ -150,18 +172,9 @@ def plan_cuts(
         raise InvalidParameter(
             f"shot lengths must satisfy 0 < min_seconds <= max_seconds, got {min_seconds} and {max_seconds}"
         )
-    if max_shots is not None and max_shots < 1:
-        raise InvalidParameter(f"max_shots must be at least 1, got {max_shots}")
+    check_max_shots(analysis.duration, max_shots, fps=fps, max_seconds=max_seconds)
     total = round(analysis.duration * fps)
-    if total < 1:
-        raise InvalidParameter(f"the song is too short to hold a single frame ({analysis.duration} s)")
     longest = max(1, math.floor(max_seconds * fps + 1e-9))
-    if max_shots is not None and max_shots * longest < total:
-        needed = math.ceil(total / longest)
-        raise InvalidParameter(
-            f"a {analysis.duration:.1f} s song cannot be cut into {max_shots} shot(s) of at most "
-            f"{max_seconds:g} s; it needs at least {needed} shots (max_shots >= {needed})"
-        )
     problem = _Problem(
         fps=fps,
         total=total,

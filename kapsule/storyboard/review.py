@@ -16,6 +16,7 @@ executed notebooks and the parent's stay as they were: the notebooks keep the hi
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 
 from pydantic import BaseModel
 
@@ -31,9 +32,9 @@ from kapsule.core.errors import (
 from kapsule.infra.context import JobContext
 from kapsule.job.artifacts import FINISHED_SHOT_STATES, MAX_SHOT_SEED, ShotManifest, Storyboard
 from kapsule.job.layout import JobLayout
-from kapsule.job.params import MAX_PROMPT_CHARS
+from kapsule.job.params import MAX_PROMPT_CHARS, JobParams
 from kapsule.job.record import JobRecord, JobState, RerollOf, new_job_id, utcnow
-from kapsule.job.update import ApprovalChange, CostEstimate, InState, JobUpdate
+from kapsule.job.update import ApprovalChange, CostEstimate, Guard, InState, JobUpdate, NotReplanning
 
 
 class ReviewShot(BaseModel):
@@ -141,12 +142,20 @@ def review_summary(ctx: JobContext, record: JobRecord | None = None) -> Review:
 # ------------------------------------------------------------------------------------ the pause
 
 
-def pause_for_review(ctx: JobContext) -> JobRecord:
-    """Record the estimate and move ``running → awaiting_approval`` (called by the pipeline)."""
+def pause_for_review(
+    ctx: JobContext, *, guards: tuple[Guard, ...] = (), approval: ApprovalChange | None = None
+) -> JobRecord:
+    """Record the estimate and move ``running → awaiting_approval`` (called by the pipeline).
+
+    A regrid, whose job is already awaiting approval, passes ``guards`` (it must still hold the
+    review) and the ``approval`` change that ends its hold and drops the old plan's prompt edits.
+    """
     review = review_summary(ctx)
     return ctx.status.update(
         ctx.job_id,
         JobUpdate(
+            guards=guards,
+            change_approval=approval,
             state=JobState.awaiting_approval,
             stage="storyboard",
             message=(
@@ -160,10 +169,11 @@ def pause_for_review(ctx: JobContext) -> JobRecord:
     )
 
 
-def awaiting_approval(action: str) -> InState:
-    """The guard of a review action (``action``: "approved", "edited", "re-planned"): checked again
-    inside the store's transaction, so an action racing the approval or a cancel is refused (409)."""
-    return InState(states=(JobState.awaiting_approval,), action=action)
+def awaiting_approval(action: str) -> tuple[Guard, ...]:
+    """The guards of a review action (``action``: "approved", "edited", "re-planned"): checked again
+    inside the store's transaction, so an action racing the approval, a regrid or a cancel is refused
+    (409) and never half-applies."""
+    return (InState(states=(JobState.awaiting_approval,), action=action), NotReplanning(action=action))
 
 
 def require_state(record: JobRecord, state: JobState, action: str) -> None:
@@ -214,9 +224,7 @@ def edit_shots(ctx: JobContext, prompts: dict[int, str]) -> Storyboard:
     stored, edits = _checked_edits(ctx, prompts)
     record = ctx.status.update(
         ctx.job_id,
-        JobUpdate(
-            guards=(awaiting_approval("edited"),), change_approval=ApprovalChange(add_prompt_edits=edits)
-        ),
+        JobUpdate(guards=awaiting_approval("edited"), change_approval=ApprovalChange(add_prompt_edits=edits)),
     )
     # The file follows for anyone who reads it (a late write may lag another edit; the approval and
     # the generate stage both apply the record's edits again, so nothing generated ever lags).
@@ -241,7 +249,7 @@ def approve(ctx: JobContext, prompts: dict[int, str] | None = None) -> JobRecord
     record = ctx.status.update(
         ctx.job_id,
         JobUpdate(
-            guards=(awaiting_approval("approved"),),
+            guards=awaiting_approval("approved"),
             state=JobState.running,
             heartbeat_at=None,
             message="approved: generating the shots",
@@ -265,8 +273,20 @@ def new_seed(old: int) -> int:
             return seed
 
 
-def reroll(ctx: JobContext, index: int, *, prompt: str | None = None, seed: int | None = None) -> JobRecord:
+def reroll(
+    ctx: JobContext,
+    index: int,
+    *,
+    prompt: str | None = None,
+    seed: int | None = None,
+    check: Callable[[JobParams], None] | None = None,
+) -> JobRecord:
     """Create (not launch) a new job that regenerates shot ``index`` of the succeeded job ``ctx``.
+
+    ``check`` is handed the new job's params before anything exists (the job service checks the
+    models, the allow-list and the daily cap there, as for a new job). With a paid model the new job's
+    budget is what the shot may cost: its price twice (one re-phrase after a refusal), at most the
+    parent's budget, so a re-roll reserves against the owner's cap only what it can spend.
 
     The new job's folder is seeded from the parent's: its song, analysis, storyboard (shot ``index``
     with the new prompt and/or seed; a new random seed by default), every other shot's clip and
@@ -288,17 +308,37 @@ def reroll(ctx: JobContext, index: int, *, prompt: str | None = None, seed: int 
             f"shot {index + 1} already has that prompt and seed {seed}: change one of them to re-roll it"
         )
     board.shots[position] = shot.model_copy(update={"prompt": text or shot.prompt, "seed": seed})
+    params = parent.params.model_copy(
+        update={"review": False, "budget_usd": _reroll_budget(ctx, board, index)}
+    )
+    if check is not None:
+        check(params)
     child = JobRecord(
         id=new_job_id(),
         owner=parent.owner,
         # The same inputs; its files (song, lyrics, reference images) are copied into its own folder.
-        params=parent.params.model_copy(update={"review": False}),
+        params=params,
         song_seconds=parent.song_seconds,
         reroll=RerollOf(parent_job=parent.id, shot=index, seed=seed, prompt_changed=text is not None),
         message=f"re-roll of shot {index + 1} of {parent.id}",
     )
     _seed_folder(ctx, child.id, board, index)
     return ctx.status.create(child)
+
+
+def _reroll_budget(ctx: JobContext, board: Storyboard, position: int) -> float:
+    """The budget of a re-roll of the shot at ``position``: twice what it makes again (with continuity,
+    every shot after it too), at most the parent's budget (0: none)."""
+    from kapsule.generation import make_video_generator
+
+    parent_budget = ctx.params.budget_usd
+    model = ctx.params.video_model or board.video_model
+    if model == "local":
+        return parent_budget
+    generator = make_video_generator(ctx, model)
+    again = board.shots[position:] if ctx.params.continuity == "last_frame" else [board.shots[position]]
+    price = 2 * sum(generator.estimate_cost_usd(generator.request_for(shot, board)) for shot in again)
+    return round(min(price, parent_budget) if parent_budget else price, 4)
 
 
 def _seed_folder(ctx: JobContext, child_id: str, board: Storyboard, index: int) -> None:

@@ -138,7 +138,13 @@ def test_make_with_veo_and_gemini_fills_a_refused_shot_and_a_rerun_pays_nothing(
     assert info.duration is not None and abs(info.duration - song_seconds) <= 0.05
 
     paid = round(sum(r.cost_usd for r in manifest.shots), 4)
-    assert job.cost.actual_usd == pytest.approx(paid) and paid > 0
+    # The job's cost is its spend ledger's: every start sent, the refused shot's two operations too
+    # (Google documents no refund for a filtered video: they count, the manifest's clips do not).
+    ledger = open_status_store(veo_env.status_url).ledger(job.id)
+    assert len(ledger) == len(predicts) and all(e.state == "spent" for e in ledger)
+    refused_usd = sum(e.spent_usd for e in ledger if e.key.startswith(f"shot-{REFUSED_SHOT}-"))
+    assert job.cost.actual_usd == pytest.approx(paid + refused_usd) and paid > 0 and refused_usd > 0
+    assert job.cost.reserved_usd == 0
     assert job.cost.estimated_usd >= paid and job.cost.video_seconds >= 4 * len(board.shots)
     assert job.cost.prompt_tokens > 0
 
@@ -160,7 +166,7 @@ def test_make_with_veo_and_gemini_fills_a_refused_shot_and_a_rerun_pays_nothing(
     assert again.state == JobState.succeeded, again.error
     assert again.timings["generate"].skipped is False  # the stage ran, every clip was reused
     assert len(fake_google.requests("predict")) == predicts_before
-    assert again.cost.actual_usd == pytest.approx(paid)
+    assert again.cost.actual_usd == pytest.approx(paid + refused_usd)
     rerun = ShotManifest.model_validate_json(storage.read_bytes(layout.manifest))
     assert [(r.key, r.state) for r in rerun.shots] == [(r.key, r.state) for r in manifest.shots]
     redone = media.probe(storage.local_path(layout.video))  # type: ignore[arg-type]

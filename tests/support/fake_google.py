@@ -20,7 +20,12 @@ Knobs (attributes of ``FakeGoogle``): ``hold_s`` (how long an operation runs), `
 codes to answer next, per route kind), ``refuse_words`` (a prompt containing one is safety-filtered),
 ``block_words`` (a prompt containing one is *blocked*: the operation ends with Google's error code 3),
 ``gemini_replies`` (texts to answer generateContent with, in order; then a valid plan),
-``video_delivery`` ("bytes" or "uri"). Every request is appended to ``log``.
+``video_delivery`` ("bytes" or "uri"), ``lose_starts`` (how the next Veo starts lose their answer
+*after* the operation was created, as a start that timed out on the client's side but began on
+Google's: ``"500"`` answers an error, ``"drop"`` closes the connection unanswered),
+``quota_per_minute`` (Veo starts per project, region and model in any minute of ``quota_clock``;
+more are answered 429 RESOURCE_EXHAUSTED, as Vertex does). Every request is
+appended to ``log``; ``operations()`` lists every operation started (what Google would bill).
 """
 
 from __future__ import annotations
@@ -43,6 +48,7 @@ from kapsule import media
 from tests.support.fake_veo_rules import (
     GEMINI_MODELS,
     PROMPT_BLOCK_MESSAGE,
+    QuotaWindow,
     error_body,
     gemini_served,
     model_not_found,
@@ -104,10 +110,15 @@ class FakeGoogle:
     gemini_models: set[str] = field(default_factory=lambda: set(GEMINI_MODELS))
     gemini_replies: list[str] = field(default_factory=list)
     video_delivery: str = "bytes"
+    lose_starts: list[str] = field(default_factory=list)
+    quota_per_minute: float | None = None  # Veo starts per project, region and model in any minute
+    quota_clock: Any = time.monotonic  # the quota's minutes (a benchmark scales time down)
+    _quota: QuotaWindow = field(default_factory=QuotaWindow)
     log: list[Logged] = field(default_factory=list)
     _ops: dict[str, _Operation] = field(default_factory=dict)
     _ids: Iterator[int] = field(default_factory=lambda: itertools.count(1))
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _since: float = 0.0
 
     def requests(self, kind: str) -> list[Logged]:
         """Logged requests of one kind: token, generate, predict, poll, download."""
@@ -122,8 +133,21 @@ class FakeGoogle:
             r for r in starts if not veo_known(r.model, None) or veo_problem(r.model, r.body, vertex=r.vertex)
         ]
 
+    def over_quota(self, model: str, project: str | None, location: str | None) -> bool:
+        """Count a start against the project's quota: True (answer 429) when its last minute is full."""
+        limit, key = self.quota_per_minute, f"{project}/{location}/{model}"
+        return limit is not None and not self._quota.take(key, self.quota_clock(), limit)
+
+    def operations(self) -> list[str]:
+        """Names of the operations started since the last reset: each one bills."""
+        with self._lock:
+            return [name for name, op in self._ops.items() if op.started >= self._since]
+
     def reset(self) -> None:
         with self._lock:
+            self._since = time.monotonic()
+            self.lose_starts.clear()
+            self.quota_per_minute, self._quota = None, QuotaWindow()
             self.log.clear()
             self.fail_next.clear()
             self.gemini_replies.clear()
@@ -364,8 +388,18 @@ def _handler(state: FakeGoogle) -> type[BaseHTTPRequestHandler]:
                         self._send(404, model_not_found(model, project, location))
                     elif problem := check_video_instance(model, body, vertex=vertex):
                         self._send(400, error_body(400, problem))
+                    elif state.over_quota(model, project, location):
+                        self._send(429, error_body(429, "Quota exceeded for aiplatform.googleapis.com"))
                     else:
-                        self._send(200, state.start(model, body, project, location))
+                        answer = state.start(model, body, project, location)
+                        with state._lock:
+                            lost = state.lose_starts.pop(0) if state.lose_starts else None
+                        if lost == "drop":
+                            self.close_connection = True  # started, and no answer at all
+                        elif lost is not None:
+                            self._error(int(lost))
+                        else:
+                            self._send(200, answer)
                 else:
                     self._send(*state.status(body.get("operationName", "")))
                 return

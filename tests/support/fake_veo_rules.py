@@ -9,6 +9,7 @@ are listed in ``docs/cloud-settings.md``. Error bodies copy Google's shape:
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -143,3 +144,21 @@ def veo_problem(model: str, body: dict[str, Any], *, vertex: bool) -> str:
     if "seed" in params and not vertex:
         return "seed is not supported in the Gemini API."
     return ""
+
+
+class QuotaWindow:
+    """Veo's quota: start requests per project, region and model in any minute (a sliding 60 s)."""
+
+    def __init__(self) -> None:
+        self._starts: dict[str, list[float]] = {}
+        self._lock = threading.Lock()
+
+    def take(self, key: str, now: float, per_minute: float) -> bool:
+        """Count one start at ``now``; False (Google answers 429) when the last minute is already full."""
+        with self._lock:
+            starts = [t for t in self._starts.get(key, []) if now - t < 60.0]
+            self._starts[key] = starts
+            if len(starts) >= per_minute:
+                return False
+            starts.append(now)
+            return True

@@ -130,6 +130,12 @@ class GoogleRequestRefused(GenerationError):
     code = "google_refused"
 
 
+class StartOutcomeUnknown(GenerationError):
+    """A paid start's answer was lost (5xx, timeout): it may have started and bill, so it is not retried."""
+
+    code = "start_outcome_unknown"
+
+
 class BudgetExceeded(KapsuleError):
     """Generating the shots would cost more than the job's ``budget_usd``."""
 

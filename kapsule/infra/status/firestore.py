@@ -17,10 +17,17 @@ Timestamps: ``updated_at`` is the server's commit time (``SERVER_TIMESTAMP``), r
 commit so the record a writer gets equals the one a reader sees. ``created_at`` is the record's own
 (set by whoever creates the job), because callers order and page by the time they created it.
 Listing by owner, newest first, needs the composite index in ``firestore.indexes.json``.
+
+The spend ledger is two more collections beside the jobs': ``COLLECTION-ledger`` (one document per
+paid request, ``JOB~KEY``) and ``COLLECTION-days`` (one per owner and UTC day). ``reserve`` and
+``settle`` read the job, the entry and the day in one transaction and write all three, so a cap is
+checked against every process's reservations. This process's writers of one owner's day take a
+local lock first (then the job's), for the same reason as above.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 import zlib
@@ -41,7 +48,10 @@ from kapsule.core.errors import (
     StatusStoreError,
     StorageError,
 )
-from kapsule.job.record import JobRecord
+from kapsule.infra.quota import QuotaChange, QuotaGrant, QuotaState, apply_quota
+from kapsule.job import ledger
+from kapsule.job.ledger import Charge, LedgerEntry, Settlement
+from kapsule.job.record import JobRecord, utcnow
 from kapsule.job.update import JobUpdate, apply_update
 
 if TYPE_CHECKING:
@@ -57,6 +67,7 @@ _TIMESTAMPS = ("created_at", "updated_at", "heartbeat_at")
 LIST_ORDER = (("created_at", "DESCENDING"), ("__name__", "DESCENDING"))
 
 T = TypeVar("T")
+_LedgerRule = Callable[[JobRecord, float, LedgerEntry | None], tuple[JobRecord, LedgerEntry, float]]
 _BAD_CURSOR = "that page cursor is not one this server handed out; list again without a cursor"
 
 
@@ -119,6 +130,8 @@ class FirestoreStatusStore:
         self._client = client
         self._client_lock = threading.Lock()
         self._stripes = [threading.Lock() for _ in range(_STRIPES)]
+        self._owner_stripes = [threading.Lock() for _ in range(_STRIPES)]  # taken before a job's, never after
+        self._quota_lock = threading.Lock()  # this process's askers of the shared quota take turns
 
     def __repr__(self) -> str:
         return f"FirestoreStatusStore({self.project}/{self.collection})"
@@ -182,6 +195,110 @@ class FirestoreStatusStore:
         with self._writer(job_id) as transaction:
             record: JobRecord = self._call("update", job_id, lambda: read_check_write(transaction))
         return record.model_copy(update={"updated_at": _server_time(transaction)})
+
+    # ---------------------------------------------------------------------------- the ledger
+
+    def _entry_document(self, job_id: str, key: str) -> DocumentReference:
+        return self.client.collection(f"{self.collection}-ledger").document(f"{job_id}~{key}")
+
+    def _day_document(self, owner: str, day: str) -> DocumentReference:
+        name = hashlib.sha256(owner.encode()).hexdigest()[:32]  # any owner name is a safe document id
+        return self.client.collection(f"{self.collection}-days").document(f"{name}~{day}")
+
+    def reserve(self, job_id: str, charge: Charge) -> LedgerEntry:
+        def rule(
+            record: JobRecord, day: float, entry: LedgerEntry | None
+        ) -> tuple[JobRecord, LedgerEntry, float]:
+            return ledger.reserve(record, day, entry, charge, utcnow())
+
+        return self._ledger_write(job_id, charge.key, rule, new_day=True)
+
+    def settle(self, job_id: str, key: str, settlement: Settlement) -> LedgerEntry:
+        def rule(
+            record: JobRecord, day: float, entry: LedgerEntry | None
+        ) -> tuple[JobRecord, LedgerEntry, float]:
+            if entry is None:
+                raise JobNotFound(f"job {job_id} has no ledger entry {key}")
+            return ledger.settle(record, entry, day, settlement, utcnow())
+
+        return self._ledger_write(job_id, key, rule, new_day=False)
+
+    def _ledger_write(self, job_id: str, key: str, rule: _LedgerRule, *, new_day: bool) -> LedgerEntry:
+        from google.cloud.firestore import transactional
+
+        if not _valid_document_id(job_id):
+            raise JobNotFound(f"no job {job_id}")
+        document, entry_document = self._document(job_id), self._entry_document(job_id, key)
+
+        @transactional
+        def read_check_write(transaction: Transaction) -> LedgerEntry:
+            snapshot = document.get(transaction=transaction)
+            if not snapshot.exists:
+                raise JobNotFound(f"no job {job_id}")
+            record = _from_document(snapshot.to_dict())
+            entry_snapshot = entry_document.get(transaction=transaction)
+            entry = LedgerEntry.model_validate(entry_snapshot.to_dict()) if entry_snapshot.exists else None
+            day = ledger.day_of(utcnow()) if new_day or entry is None else entry.day
+            day_document = self._day_document(record.owner, day)
+            day_snapshot = day_document.get(transaction=transaction)
+            total = (
+                float((day_snapshot.to_dict() or {}).get("committed_usd", 0.0))
+                if day_snapshot.exists
+                else 0.0
+            )
+            record, entry, total = rule(record, total, entry)
+            transaction.set(document, _to_document(record))
+            transaction.set(entry_document, entry.model_dump(mode="json"))
+            transaction.set(day_document, {"owner": record.owner, "day": entry.day, "committed_usd": total})
+            return entry
+
+        owner = self.get(job_id).owner  # the owner never changes: its lock is known before the transaction
+        owner_lock = self._owner_stripes[zlib.crc32(owner.encode()) % _STRIPES]
+        with owner_lock, self._writer(job_id) as transaction:
+            entry: LedgerEntry = self._call(
+                "update the ledger of", job_id, lambda: read_check_write(transaction)
+            )
+        return entry
+
+    def _quota_document(self, key: str) -> DocumentReference:
+        return self.client.collection(f"{self.collection}-quotas").document(key)
+
+    def quota(self, key: str, change: QuotaChange) -> QuotaGrant:
+        from google.cloud.firestore import transactional
+
+        document = self._quota_document(key)
+
+        @transactional
+        def read_apply_write(transaction: Transaction) -> QuotaGrant:
+            snapshot = document.get(transaction=transaction)
+            current = QuotaState.model_validate(snapshot.to_dict()) if snapshot.exists else None
+            state, grant = apply_quota(current, change)
+            transaction.set(document, state.model_dump(mode="json"))
+            return grant
+
+        with self._quota_lock, self._writer(f"quota:{key}") as transaction:
+            grant: QuotaGrant = self._call("take from the quota", key, lambda: read_apply_write(transaction))
+        return grant
+
+    def quota_state(self, key: str) -> QuotaState | None:
+        snapshot = self._call("read the quota", key, lambda: self._quota_document(key).get())
+        return QuotaState.model_validate(snapshot.to_dict()) if snapshot.exists else None
+
+    def ledger(self, job_id: str) -> list[LedgerEntry]:
+        from google.cloud.firestore import FieldFilter
+
+        if not _valid_document_id(job_id):
+            return []
+        query = self.client.collection(f"{self.collection}-ledger").where(
+            filter=FieldFilter("job_id", "==", job_id)
+        )
+        snapshots = self._call("read the ledger of", job_id, lambda: list(query.stream()))
+        entries = [LedgerEntry.model_validate(snapshot.to_dict()) for snapshot in snapshots]
+        return sorted(entries, key=lambda e: (e.created_at, e.key))
+
+    def day_total(self, owner: str, day: str) -> float:
+        snapshot = self._call("read the day total of", owner, lambda: self._day_document(owner, day).get())
+        return float((snapshot.to_dict() or {}).get("committed_usd", 0.0)) if snapshot.exists else 0.0
 
     def list(
         self, owner: str, limit: int = 20, cursor: str | None = None

@@ -2,7 +2,8 @@
 
 WAL mode lets readers (the API, ``kapsule jobs``) read while the job writes. Each update is a
 ``BEGIN IMMEDIATE`` transaction (read, ``apply_update``, write), which serializes writers the way
-a Firestore transaction does, so the same contract tests pass on both.
+a Firestore transaction does, so the same contract tests pass on both. The spend ledger
+(``kapsule.job.ledger``) is two more tables written in the same kind of transaction as the job's row.
 """
 
 from __future__ import annotations
@@ -11,12 +12,17 @@ import json
 import sqlite3
 import threading
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
 from kapsule.core.errors import BadCursor, ConfigError, JobExists, JobNotFound
-from kapsule.job.record import JobRecord
+from kapsule.infra.quota import QuotaChange, QuotaGrant, QuotaState, apply_quota
+from kapsule.job import ledger
+from kapsule.job.ledger import Charge, LedgerEntry, Settlement
+from kapsule.job.record import JobRecord, utcnow
 from kapsule.job.update import JobUpdate, apply_update
 
 _SCHEMA = """
@@ -30,6 +36,22 @@ CREATE INDEX IF NOT EXISTS jobs_owner_created ON jobs (owner, created_at DESC, i
 CREATE TABLE IF NOT EXISTS revoked_sessions (
     id TEXT PRIMARY KEY,
     expires INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS ledger (
+    job_id TEXT NOT NULL,
+    key TEXT NOT NULL,
+    body TEXT NOT NULL,
+    PRIMARY KEY (job_id, key)
+);
+CREATE TABLE IF NOT EXISTS quotas (
+    key TEXT PRIMARY KEY,
+    body TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS ledger_days (
+    owner TEXT NOT NULL,
+    day TEXT NOT NULL,
+    committed_usd REAL NOT NULL,
+    PRIMARY KEY (owner, day)
 );
 """
 
@@ -94,20 +116,111 @@ class SqliteStatusStore:
             raise JobNotFound(f"no job {job_id}")
         return JobRecord.model_validate_json(row[0])
 
-    def update(self, job_id: str, change: JobUpdate) -> JobRecord:
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """``BEGIN IMMEDIATE`` (writers take turns), committed if the block returns, else rolled back."""
         conn = self._connect()
         conn.execute("BEGIN IMMEDIATE")
         try:
-            row = conn.execute("SELECT body FROM jobs WHERE id = ?", (job_id,)).fetchone()
-            if row is None:
-                raise JobNotFound(f"no job {job_id}")
-            record = apply_update(JobRecord.model_validate_json(row[0]), change)
-            conn.execute("UPDATE jobs SET body = ? WHERE id = ?", (record.model_dump_json(), job_id))
+            yield conn
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
             raise
+
+    @staticmethod
+    def _read(conn: sqlite3.Connection, job_id: str) -> JobRecord:
+        row = conn.execute("SELECT body FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        if row is None:
+            raise JobNotFound(f"no job {job_id}")
+        return JobRecord.model_validate_json(row[0])
+
+    @staticmethod
+    def _write(conn: sqlite3.Connection, record: JobRecord) -> None:
+        conn.execute("UPDATE jobs SET body = ? WHERE id = ?", (record.model_dump_json(), record.id))
+
+    def update(self, job_id: str, change: JobUpdate) -> JobRecord:
+        with self._transaction() as conn:
+            record = apply_update(self._read(conn, job_id), change)
+            self._write(conn, record)
         return record
+
+    # ---------------------------------------------------------------------------- the ledger
+
+    def reserve(self, job_id: str, charge: Charge) -> LedgerEntry:
+        def rule(
+            record: JobRecord, day: float, entry: LedgerEntry | None
+        ) -> tuple[JobRecord, LedgerEntry, float]:
+            return ledger.reserve(record, day, entry, charge, utcnow())
+
+        return self._ledger_write(job_id, charge.key, rule, new_day=True)
+
+    def settle(self, job_id: str, key: str, settlement: Settlement) -> LedgerEntry:
+        def rule(
+            record: JobRecord, day: float, entry: LedgerEntry | None
+        ) -> tuple[JobRecord, LedgerEntry, float]:
+            if entry is None:
+                raise JobNotFound(f"job {job_id} has no ledger entry {key}")
+            return ledger.settle(record, entry, day, settlement, utcnow())
+
+        return self._ledger_write(job_id, key, rule, new_day=False)
+
+    def _ledger_write(
+        self,
+        job_id: str,
+        key: str,
+        rule: Callable[[JobRecord, float, LedgerEntry | None], tuple[JobRecord, LedgerEntry, float]],
+        *,
+        new_day: bool,
+    ) -> LedgerEntry:
+        """Read the job, its entry and the owner's day; apply ``rule``; write all three at once."""
+        with self._transaction() as conn:
+            record = self._read(conn, job_id)
+            row = conn.execute(
+                "SELECT body FROM ledger WHERE job_id = ? AND key = ?", (job_id, key)
+            ).fetchone()
+            entry = LedgerEntry.model_validate_json(row[0]) if row else None
+            day = ledger.day_of(utcnow()) if new_day or entry is None else entry.day
+            total = self._day(conn, record.owner, day)
+            record, entry, total = rule(record, total, entry)
+            self._write(conn, record)
+            conn.execute(
+                "INSERT OR REPLACE INTO ledger (job_id, key, body) VALUES (?, ?, ?)",
+                (job_id, key, entry.model_dump_json()),
+            )
+            conn.execute(
+                "INSERT OR REPLACE INTO ledger_days (owner, day, committed_usd) VALUES (?, ?, ?)",
+                (record.owner, entry.day, total),
+            )
+        return entry
+
+    @staticmethod
+    def _day(conn: sqlite3.Connection, owner: str, day: str) -> float:
+        row = conn.execute(
+            "SELECT committed_usd FROM ledger_days WHERE owner = ? AND day = ?", (owner, day)
+        ).fetchone()
+        return float(row[0]) if row else 0.0
+
+    def quota(self, key: str, change: QuotaChange) -> QuotaGrant:
+        with self._transaction() as conn:
+            row = conn.execute("SELECT body FROM quotas WHERE key = ?", (key,)).fetchone()
+            state, grant = apply_quota(QuotaState.model_validate_json(row[0]) if row else None, change)
+            conn.execute(
+                "INSERT OR REPLACE INTO quotas (key, body) VALUES (?, ?)", (key, state.model_dump_json())
+            )
+        return grant
+
+    def quota_state(self, key: str) -> QuotaState | None:
+        row = self._connect().execute("SELECT body FROM quotas WHERE key = ?", (key,)).fetchone()
+        return QuotaState.model_validate_json(row[0]) if row else None
+
+    def ledger(self, job_id: str) -> list[LedgerEntry]:
+        rows = self._connect().execute("SELECT body FROM ledger WHERE job_id = ?", (job_id,)).fetchall()
+        entries = [LedgerEntry.model_validate_json(body) for (body,) in rows]
+        return sorted(entries, key=lambda e: (e.created_at, e.key))
+
+    def day_total(self, owner: str, day: str) -> float:
+        return self._day(self._connect(), owner, day)
 
     def list(
         self, owner: str, limit: int = 20, cursor: str | None = None

@@ -81,17 +81,18 @@ def test_vertex_mode_generates_every_shot_with_adc_and_never_pays_twice(
     assert len(fake_google.requests("predict")) == 4  # only the re-rolled shot was requested
 
 
-def test_api_key_mode_retries_429_and_500_and_downloads_file_uris(
+def test_api_key_mode_retries_429s_and_poll_errors_and_downloads_file_uris(
     api_key_settings: Settings, fake_google: FakeGoogle, tmp_path: Path
 ) -> None:
     fake_google.video_delivery = "uri"
-    fake_google.fail_next = {"predict": [429, 500], "poll": [503]}
+    fake_google.fail_next = {"predict": [429, 429], "poll": [503]}
     board = veo_board(["neon koi swimming through the air", "koi circling a lantern"])
     manifest, _, _ = _run(board, api_key_settings, tmp_path)
 
     assert [s.state for s in manifest.shots] == ["done", "done"]
     starts = fake_google.requests("predict")
-    assert len(starts) == 4  # 2 shots + a 429 and a 500 retried
+    assert len(starts) == 4  # 2 shots + two 429s retried (a throttled start started nothing)
+    assert len(fake_google.operations()) == 2
     assert all(r.path == f"/v1beta/models/{MODEL}:predictLongRunning" for r in starts)
     assert all(r.headers.get("x-goog-api-key") == "fake-api-key" for r in starts)
     assert all("seed" not in r.body["parameters"] for r in starts)  # Vertex-only in google-genai
@@ -216,3 +217,73 @@ def test_missing_credentials_is_a_config_error(
     with pytest.raises(ConfigError, match="GEMINI_API_KEY"):
         _run(veo_board(["x"]), no_account, tmp_path)
     assert fake_google.log == []
+
+
+@pytest.mark.parametrize("lost", ["500", "drop"])
+def test_a_start_whose_answer_is_lost_is_paid_once_and_never_sent_again(
+    vertex_settings: Settings, fake_google: FakeGoogle, tmp_path: Path, lost: str
+) -> None:
+    """Google began the operation (it bills) but the answer failed: one operation, not two, and it stays
+    counted in the job's ledger; running the job again does not send it again either."""
+    from kapsule.core.errors import StartOutcomeUnknown
+    from kapsule.job.ledger import ChargeState
+
+    fake_google.lose_starts = [lost]
+    ctx = job_context(vertex_settings)
+    board = veo_board(["a lighthouse in a storm"])
+
+    def run() -> None:
+        generate_shots(
+            board=board,
+            analysis=veo_analysis(board.duration),
+            generator=make_video_generator(ctx, MODEL),
+            storage=ctx.storage,
+            layout=ctx.layout,
+            workdir=tmp_path / "work",
+        )
+
+    with pytest.raises(StartOutcomeUnknown, match="not sent again"):
+        run()
+    assert len(fake_google.operations()) == 1
+    assert len(fake_google.requests("predict")) == 1
+    [entry] = ctx.status.ledger(ctx.job_id)
+    assert entry.state == ChargeState.unknown and entry.reserved_usd == pytest.approx(4 * 0.20)
+    assert ctx.record().cost.reserved_usd == pytest.approx(4 * 0.20)
+
+    with pytest.raises(StartOutcomeUnknown):  # a retried job looks the shot up first
+        run()
+    assert len(fake_google.requests("predict")) == 1
+
+
+def test_a_retried_job_follows_the_operation_it_started_instead_of_paying_again(
+    vertex_settings: Settings, fake_google: FakeGoogle, tmp_path: Path
+) -> None:
+    """The worker died while its operation ran: the next attempt polls that operation, sends nothing."""
+    from kapsule.job.ledger import Charge, ChargeState, Settlement
+
+    ctx = job_context(vertex_settings)
+    board = veo_board(["a fox in the snow"])
+    generator = make_video_generator(ctx, MODEL)
+    request = generator.request_for(board.shots[0], board)
+    # What the dead attempt left: the start reserved and sent, and the operation Google named.
+    key = f"shot-0-{request.key()}-0"
+    ctx.status.reserve(ctx.job_id, Charge(key=key, usd=0.8))
+    operation = fake_google.start(
+        MODEL, {"instances": [{"prompt": "a fox in the snow"}]}, "fake-project", "us-central1"
+    )
+    ctx.status.settle(ctx.job_id, key, Settlement(state=ChargeState.started, operation=operation["name"]))
+
+    manifest = generate_shots(
+        board=board,
+        analysis=veo_analysis(board.duration),
+        generator=generator,
+        storage=ctx.storage,
+        layout=ctx.layout,
+        workdir=tmp_path / "work",
+    )
+    assert [s.state for s in manifest.shots] == ["done"]
+    assert fake_google.requests("predict") == []
+    assert len(fake_google.operations()) == 1
+    [entry] = ctx.status.ledger(ctx.job_id)
+    assert entry.state == ChargeState.spent
+    assert ctx.record().cost.actual_usd == pytest.approx(0.8) and ctx.record().cost.reserved_usd == 0

@@ -23,7 +23,7 @@ from kapsule.generation.references import (
     store_reference_images,
 )
 from kapsule.generation.runner import generate_shots
-from kapsule.generation.veo import PollSchedule, RateLimiter
+from kapsule.generation.veo import PollSchedule
 from kapsule.infra.context import JobContext, Stores
 from kapsule.infra.storage import open_storage
 from kapsule.job.artifacts import ShotManifest, ShotResult, Storyboard
@@ -33,14 +33,15 @@ from kapsule.job.record import new_job_id
 from tests.support.api import (
     RecordingLauncher,
 )
+from tests.support.contexts import job_context
 from tests.support.fake_google import FakeGoogle, sent_images
 from tests.support.settings import replace
 from tests.support.veo import veo_analysis, veo_board
 
 
 def settings_for_job(settings: Settings, job: str, params: dict[str, object]) -> JobContext:
-    """The context of a job ``job`` with these params (no record needed to generate shots)."""
-    return JobContext(job_id=job, params=JobParams(**params), stores=Stores.open(settings), workdir=Path())
+    """The context of a job ``job`` with these params (its record made running, for the ledger)."""
+    return job_context(settings, job, **params)
 
 
 def _generate(board: Storyboard, model: str, ctx: JobContext | Settings, job: str, tmp_path: Path, **kw):
@@ -222,28 +223,6 @@ def test_the_local_renderer_notes_what_it_ignored(settings: Settings) -> None:
     assert noted.shots[0].note == "local renderer ignored continuity 'last_frame' and 1 reference image(s)"
     assert note_ignored_images(noted, "local", params) is None  # not twice
     assert note_ignored_images(manifest, "local", JobParams()) is None
-
-
-class _Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-        self.slept: list[float] = []
-
-    def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.now += seconds
-
-
-def test_rate_limiter_lets_a_burst_up_to_the_quota_through_then_waits_for_the_window() -> None:
-    clock = _Clock()
-    limiter = RateLimiter(10, clock=lambda: clock.now, sleep=clock.sleep)
-    waits = [limiter.wait() for _ in range(10)]
-    assert waits == [0.0] * 10  # eight shots under a 10/min quota start together
-    assert limiter.wait() == pytest.approx(60.0)  # the 11th waits until the first ages out
-    clock.now += 5.0
-    assert limiter.wait() == pytest.approx(0.0)  # the second call's minute is over too
-    slow = RateLimiter(0.5, clock=lambda: clock.now, sleep=clock.sleep)
-    assert [slow.wait(), slow.wait()] == [0.0, pytest.approx(120.0)]
 
 
 def test_poll_schedule_sleeps_until_the_typical_duration_then_polls_tightly() -> None:

@@ -38,7 +38,7 @@ def _wait_gone(pid: int) -> None:
 
 
 def test_the_local_launcher_reaps_its_children(api_settings: Settings) -> None:
-    launcher = _ScriptLauncher(api_settings, "pass")
+    launcher = _ScriptLauncher(replace(api_settings, local_max_jobs=5), "pass")  # all five start at once
     executions = [launcher.launch(f"reap-{i}") for i in range(5)]
     for execution in executions:
         _wait_gone(int(execution.removeprefix("local-")))
@@ -90,3 +90,40 @@ def test_jobs_and_kernels_get_only_the_secrets_they_use(
         assert os.environ["GEMINI_API_KEY"] == "gemini-secret"
         assert not set(os.environ) & set(SERVER_SECRETS)
     assert os.environ["KAPSULE_API_KEYS"] == "alice=key-a"  # ours again afterwards
+
+
+def _until(condition, timeout: float = 20.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def test_jobs_beyond_the_limit_wait_in_a_queue_and_show_their_place(api_settings: Settings) -> None:
+    """Issue 23: eight jobs at once on two cores starved each other's kernels. Now at most N run; the
+    rest wait, show "queued" with their place, start as others end, and a queued one can be cancelled."""
+    from kapsule.control.service import JobService
+    from kapsule.infra.context import Stores
+    from kapsule.job.record import JobRecord
+    from kapsule.job.update import JobUpdate
+
+    settings = replace(api_settings, local_max_jobs=1)
+    launcher = _ScriptLauncher(settings, "import time; time.sleep(1.0)")
+    service = JobService(Stores.open(settings), launcher)
+    jobs = [service.stores.status.create(JobRecord()) for _ in range(3)]
+    names = [launcher.launch(job.id) for job in jobs]
+    for job, name in zip(jobs, names, strict=True):
+        service.stores.status.update(job.id, JobUpdate(execution=name))
+    assert names[0].startswith("local-") and names[1:] == [f"local-queued-{j.id}" for j in jobs[1:]]
+    assert [launcher.place(n) for n in names] == [None, 0, 1]
+    assert launcher.running == 1
+    assert service.observe("local", jobs[1].id).message == "queued: next in line"
+    assert service.observe("local", jobs[2].id).message == "queued: 1 job ahead"
+
+    launcher.cancel(names[2])  # still queued: it leaves the queue and never runs
+    assert launcher.place(names[2]) is None and launcher.poll(names[2]) == -1
+    _until(lambda: launcher.poll(names[0]) == 0)
+    _until(lambda: launcher.place(names[1]) is None)  # the first ended: the second started
+    assert launcher.running == 1
+    _until(lambda: launcher.poll(names[1]) == 0)
+    assert launcher.running == 0

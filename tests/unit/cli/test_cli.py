@@ -233,3 +233,16 @@ def test_every_video_is_named_by_its_song_and_job_and_never_lands_on_another(kap
     target.write_bytes(b"an older video")
     assert video_target(record, None).name == f"My Song-{record.id}.mp4"
     assert video_target(record, Path("chosen.mp4")) == Path("chosen.mp4")
+
+
+def test_jobs_show_prints_the_ledgers_spent_and_reserved_money(kapsule_env: Settings) -> None:
+    from kapsule.job.ledger import Charge, ChargeState, Settlement
+
+    status = open_status_store(kapsule_env.status_url)
+    job = status.create(JobRecord(state=JobState.running))
+    status.reserve(job.id, Charge(key="a", usd=0.8))
+    status.reserve(job.id, Charge(key="b", usd=0.4))
+    status.settle(job.id, "a", Settlement(state=ChargeState.spent))
+    shown = runner.invoke(app, ["jobs", "show", job.id])
+    assert shown.exit_code == 0, shown.output
+    assert "$0.80 spent, $0.40 reserved" in shown.output

@@ -171,3 +171,17 @@ def test_api_owners_get_the_allow_list_a_default_budget_and_a_daily_cap(
     assert cheap.params.budget_usd == 3.0  # 5 + 3 fits the cap of 8
     mine, _ = service.submit(Submission(veo, song))  # the operator: no allow-list, no daily cap
     assert mine.owner == "local" and service.list_jobs("bob") == ([], None)
+
+
+def test_max_shots_below_what_the_song_needs_is_refused_before_the_job_exists(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """Issue 22: ``max_shots=2`` on a 20 s song was accepted and failed later, inside the job."""
+    service = JobService(Stores.open(settings), RecordingLauncher())
+    song = LocalSong(sine_wav(tmp_path / "s.wav", 20.0))
+    with pytest.raises(KapsuleError, match="needs at least 3 shots") as info:
+        service.submit(Submission(JobParams(max_shots=2), song))
+    assert info.value.code == "invalid_parameter"
+    assert service.list_jobs("local") == ([], None)
+    record, _ = service.submit(Submission(JobParams(max_shots=3), song))
+    assert record.params.max_shots == 3

@@ -12,46 +12,27 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from kapsule import stages
-from kapsule.control.service import GridChange, JobService, Submission
+from kapsule.control.service import GridChange
 from kapsule.core.errors import InvalidTransition
 from kapsule.core.settings import Settings
-from kapsule.infra.context import JobContext, Stores
+from kapsule.infra.context import JobContext
 from kapsule.job.artifacts import Analysis, Storyboard
-from kapsule.job.params import JobParams
 from kapsule.job.record import JobState
-from kapsule.job.update import JobUpdate
 from kapsule.song.click_track import grid_key
-from kapsule.song.intake import LocalSong
-from kapsule.storyboard.review import pause_for_review
 from tests.support.api import (
     RecordingLauncher,
     api_client,
 )
+from tests.support.review import paused_real_job, regrid_song
 
 
 @pytest.fixture(scope="module")
 def song(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """20 s at 120 BPM (intro, verse, chorus): enough bars to re-plan, a third of the demo song's analysis."""
-    from kapsule.demo.song import synthesize_song, write_song
-
-    structure = [("intro", 2), ("verse", 4), ("chorus", 4)]
-    return write_song(
-        synthesize_song(seed=13, structure=structure), tmp_path_factory.mktemp("regrid") / "song.wav"
-    )
+    return regrid_song(tmp_path_factory.mktemp("regrid"))
 
 
-def _paused_job(settings: Settings, song: Path) -> tuple[JobService, JobContext]:
-    service = JobService(Stores.open(settings), RecordingLauncher())
-    params = JobParams(review=True, video_model="local", prompt_model="local")
-    record, _ = service.submit(Submission(params, LocalSong(song)))
-    ctx = JobContext.for_record(service.stores, record)
-    ctx.workdir.mkdir(parents=True, exist_ok=True)
-    service.stores.status.update(record.id, JobUpdate(state=JobState.running))
-    stages.run_analyze(ctx)
-    stages.run_storyboard(ctx)
-    pause_for_review(ctx)
-    return service, ctx
+_paused_job = paused_real_job
 
 
 def _cut_times(ctx: JobContext) -> list[float]:
