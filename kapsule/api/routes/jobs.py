@@ -317,7 +317,7 @@ def job_click(
     from kapsule.stages.files import reading_click
 
     ctx = service.context(owner, job_id)
-    path = ctx.storage.local_path(ctx.layout.click_preview)
+    path = ctx.storage.local_path(ctx.layout.click_preview) if reading is None else None
     if path is not None and path.is_file():  # with Range, so the studio's player can seek in it
         return FileResponse(path, media_type="audio/mp4")
     try:
