@@ -20,7 +20,6 @@ from kapsule.lyrics.timing import syllables
 
 AGREE_S = 0.3  # aligners this close on a line's start agree fully...
 APART_S = 1.5  # ...and this far apart not at all
-LOOK_S = 0.5  # singing measured this long after (and before) the start
 LENGTH_OK = (0.6, 1.6)  # a line's length over its syllables x the song's median pace: plausible range
 WEIGHTS = (0.55, 0.25, 0.2)  # agreement, singing onset, plausible length
 SONG_START_S = 0.5  # a line starting before this is at most...
@@ -40,7 +39,7 @@ def rate_lines(
     pace = paces[len(paces) // 2] if paces else 0.3
     out: list[TimedLine] = []
     for i, line in enumerate(chosen):
-        onset = _onset(line.start, act)
+        onset = act.onset_at(line.start)
         if sphinx is None:
             confidence = VOCAL_ONLY * onset
         else:
@@ -55,13 +54,6 @@ def rate_lines(
             confidence = min(confidence, AT_SONG_START)
         out.append(line.model_copy(update={"confidence": round(confidence, 3)}))
     return out
-
-
-def _onset(start: float, act: VocalActivity) -> float:
-    """0..1: singing just after ``start``, more so where there was less just before it."""
-    after = act.mean_between(start, start + LOOK_S)
-    before = act.mean_between(max(0.0, start - LOOK_S), start) if start > 0.05 else 0.0
-    return _clip(0.5 * after + 0.5 * (after - before))
 
 
 def _clip(value: float) -> float:
