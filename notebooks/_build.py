@@ -96,6 +96,14 @@ CELLS: dict[str, list[Cell]] = {
         """),
         code("report.click_player(ctx, analysis)"),
         code("report.readings_table(analysis)"),
+        md("""
+            ## Timed lyrics
+
+            Each lyric line where the aligner placed it, with its confidence. An UNSURE line may be
+            misplaced: listen to it, or give a timed LRC/SRT file. Burned karaoke shows unsure lines
+            whole, without a word highlight.
+        """),
+        code("report.timed_lyrics_table(stages.load_lyrics_lines(ctx))"),
     ],
     "storyboard": [
         md("""

@@ -41,7 +41,7 @@ def lyrics_command(
     song: Annotated[Path, typer.Argument(help="The song the lyrics are sung in.")],
     lyrics: Annotated[Path, typer.Option("--lyrics", help="LRC, SRT, VTT or plain-text lyrics.")],
     as_json: Annotated[
-        bool, typer.Option("--json", help="Print [{start, end, text, words}] as JSON.")
+        bool, typer.Option("--json", help="Print [{start, end, text, words, confidence, sure}] as JSON.")
     ] = False,
     aligner: Annotated[
         str, typer.Option("--lyrics-aligner", help="auto, offline or gemini (for plain text).")
@@ -69,5 +69,5 @@ def lyrics_command(
     if as_json:
         typer.echo(lines_to_json(lines))
     else:
-        for line in lines:
-            typer.echo(f"{line.start:8.2f} {line.end:8.2f}  {line.text}")
+        for line in lines:  # an unsure line (the aligner may have misplaced it) is marked "?"
+            typer.echo(f"{line.start:8.2f} {line.end:8.2f} {' ' if line.sure else '?'} {line.text}")

@@ -109,9 +109,11 @@ def align_lyrics(
     ``offline``, or when Gemini fails: PocketSphinx forced alignment for English lyrics
     (``lyrics.sphinx``), overruled line by line by the language-free vocal-activity aligner
     (``lyrics.align``) where only the latter's line starts on singing; the vocal-activity aligner
-    alone when PocketSphinx cannot align them. Figures in ``benchmarks/README.md``.
+    alone when PocketSphinx cannot align them. Each line then gets its confidence
+    (``lyrics.confidence``). Figures in ``benchmarks/README.md``.
     """
     from kapsule.lyrics.align import align_offline, prefer_singing, vocal_activity_of
+    from kapsule.lyrics.confidence import rate_lines
     from kapsule.lyrics.sphinx import align_sphinx, sphinx_available
 
     if aligner == "gemini":
@@ -130,7 +132,8 @@ def align_lyrics(
     fallback = align_offline(verses, activity)
     if sphinx_available():
         try:
-            return prefer_singing(align_sphinx(verses, song), fallback, activity)
+            sphinx = align_sphinx(verses, song)
+            return rate_lines(prefer_singing(sphinx, fallback, activity), sphinx, fallback, activity)
         except LyricsAlignmentFailed as exc:
             log.info("PocketSphinx could not align these lyrics (%s); using the vocal-activity aligner", exc)
-    return fallback
+    return rate_lines(fallback, None, fallback, activity)

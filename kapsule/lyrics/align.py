@@ -48,7 +48,9 @@ REWARD_ONSET = 0.0  # for a line starting on a voice onset
 ONSET_SNAP_S = 0.25
 PACE_SCALES = (0.5, 0.65, 0.8, 1.0, 1.2)
 DISAGREE_S = 1.0  # ``prefer_singing``: aligners this far apart on a line's start disagree...
-PREFER_MARGIN = 0.1  # ...and the one whose first second holds this much more singing wins
+PREFER_MARGIN = 0.1  # ...and the one whose first second holds this much more singing wins,
+ONSET_MARGIN = 0.1  # ...or whose start is this much more clearly where singing begins (``onset_at``)
+ONSET_LOOK_S = 0.5
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,12 @@ class VocalActivity:
     def mean_between(self, start: float, end: float) -> float:
         a, b = int(start * self.fps), max(int(start * self.fps) + 1, int(end * self.fps))
         return float(self.activity[a:b].mean()) if a < len(self.activity) else 0.0
+
+    def onset_at(self, start: float) -> float:
+        """0..1: singing in the ``ONSET_LOOK_S`` after ``start``, more so with less just before it."""
+        after = self.mean_between(start, start + ONSET_LOOK_S)
+        before = self.mean_between(max(0.0, start - ONSET_LOOK_S), start) if start > 0.05 else 0.0
+        return max(0.0, min(1.0, 0.5 * after + 0.5 * (after - before)))
 
 
 def vocal_activity_of(song: Path) -> VocalActivity:
@@ -282,7 +290,10 @@ def prefer_singing(primary: list[TimedLine], other: list[TimedLine], act: VocalA
     Forced alignment is precise where it is right, but now and then squeezes a line's first words
     into the instrumental gap before it; the vocal-activity aligner cannot do that (it places lines
     on singing), so on a disagreement of over ``DISAGREE_S`` the line whose first second holds
-    clearly more singing (``PREFER_MARGIN``) wins. A swap that would break the sung order is not made.
+    clearly more singing (``PREFER_MARGIN``) wins, or the one whose start is clearly more where
+    singing begins (``ONSET_MARGIN``: over a sustained backing, strings or a harp, both candidates
+    sit on "singing" and only the onset tells them apart; set on the ``TUNE`` pieces of
+    ``tests/support/sung.py``). A swap that would break the sung order is not made.
     """
     out: list[TimedLine] = []
     for mine, theirs in zip(primary, other, strict=True):
@@ -290,7 +301,8 @@ def prefer_singing(primary: list[TimedLine], other: list[TimedLine], act: VocalA
         if abs(mine.start - theirs.start) > DISAGREE_S:
             sung_mine = act.mean_between(mine.start, mine.start + 1.0)
             sung_theirs = act.mean_between(theirs.start, theirs.start + 1.0)
-            if sung_theirs - sung_mine >= PREFER_MARGIN and (
+            clearer = act.onset_at(theirs.start) - act.onset_at(mine.start) > ONSET_MARGIN
+            if (sung_theirs - sung_mine >= PREFER_MARGIN or clearer) and (
                 not out or theirs.start - out[-1].start > MIN_LINE_S
             ):
                 pick = theirs

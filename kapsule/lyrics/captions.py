@@ -139,15 +139,22 @@ def ass_text(lines: list[TimedLine], width: int, height: int) -> str:
     ]
     events = [
         f"Dialogue: 0,{_ass_time(line.start)},{_ass_time(line.end)},"
-        f"{'Karaoke' if line.words else 'Lyric'},,0,0,0,,{_karaoke(line)}"
+        f"{'Karaoke' if highlighted(line) else 'Lyric'},,0,0,0,,{_karaoke(line)}"
         for line in lines
     ]
     return "\n".join([*head, *events]) + "\n"
 
 
+def highlighted(line: TimedLine) -> bool:
+    """Whether a line's words are highlighted as sung: only when they are timed and the line is
+    sure (``TimedLine.sure``); a line the aligner could not place is shown whole, never with a
+    highlight running over the wrong words."""
+    return bool(line.words) and line.sure
+
+
 def _karaoke(line: TimedLine) -> str:
     """``{\\kNN}word`` runs in centiseconds, counted from the line's start so rounding never drifts."""
-    if not line.words:
+    if not highlighted(line):
         return _ass_escape(line.text)
     parts: list[str] = []
     elapsed = 0  # centiseconds of the line already given out
@@ -192,7 +199,7 @@ def vtt_text(lines: list[TimedLine]) -> str:
     blocks = ["WEBVTT\n"]
     for line in lines:
         body = _vtt_escape(line.text)
-        if line.words:
+        if highlighted(line):
             body = " ".join(
                 (_vtt_escape(word.text) if i == 0 else f"<{_clock(word.start, '.')}>{_vtt_escape(word.text)}")
                 for i, word in enumerate(line.words)

@@ -143,6 +143,24 @@ def lyrics_table(board: Storyboard, lines: Sequence[TimedLine]) -> Table:
     return Table(rows if lines else [], title)
 
 
+def timed_lyrics_table(lines: Sequence[TimedLine]) -> Table:
+    """The timed lyric lines with the aligner's confidence; unsure ones (listen to them, or give a
+    timed LRC/SRT file) are marked and shown without a karaoke highlight in the video."""
+    rows = [
+        {
+            "start": line.start,
+            "end": line.end,
+            "confidence": line.confidence,
+            "placed": "sure" if line.sure else "UNSURE",
+            "line": line.text,
+        }
+        for line in lines
+    ]
+    unsure = sum(1 for line in lines if not line.sure)
+    title = f"{len(lines)} timed lyric lines, {unsure} unsure" if lines else "no lyrics"
+    return Table(rows, title)
+
+
 def caption_frame(ctx: JobContext, lines: Sequence[TimedLine], width: int = 640) -> Any:
     """A frame of the delivered video in the middle of the first lyric line: what burned captions
     look like. Grabbed with FFmpeg at the cue's time (no decoding of the whole video); the stage has

@@ -49,8 +49,19 @@ class ReviewShot(BaseModel):
     cost_usd: float
 
 
+class ReviewLine(BaseModel):
+    """A timed lyric line as the reviewer sees it; ``sure: false`` asks them to listen to it."""
+
+    start: float
+    end: float
+    text: str
+    confidence: float
+    sure: bool
+
+
 class Review(BaseModel):
-    """What a reviewer sees before paying: every shot and what the whole storyboard will cost."""
+    """What a reviewer sees before paying: every shot, what the whole storyboard will cost, and the
+    timed lyric lines (unsure ones marked) that the captions and cuts will follow."""
 
     job_id: str
     state: str
@@ -61,6 +72,7 @@ class Review(BaseModel):
     to_generate: int
     new_usd: float
     budget_usd: float | None
+    lyrics: list[ReviewLine] = []
 
 
 # -------------------------------------------------------------------------------------- reading
@@ -126,6 +138,14 @@ def review_summary(ctx: JobContext, record: JobRecord | None = None) -> Review:
             )
         )
     budget = record.params.budget_usd
+    lyrics = []
+    if ctx.storage.exists(ctx.layout.lyrics):
+        from kapsule.lyrics import lines_from_json
+
+        lyrics = [
+            ReviewLine(start=ln.start, end=ln.end, text=ln.text, confidence=ln.confidence, sure=ln.sure)
+            for ln in lines_from_json(ctx.storage.read_bytes(ctx.layout.lyrics))
+        ]
     return Review(
         job_id=record.id,
         state=record.state.value,
@@ -136,6 +156,7 @@ def review_summary(ctx: JobContext, record: JobRecord | None = None) -> Review:
         to_generate=new.to_generate,
         new_usd=new.new_usd,
         budget_usd=float(budget) if budget else None,
+        lyrics=lyrics,
     )
 
 

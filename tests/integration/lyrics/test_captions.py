@@ -247,6 +247,28 @@ def test_karaoke_turns_words_yellow_as_they_are_sung(tmp_path: Path, artifacts_d
     assert 0 < frames[1.2] < frames[1.9] < frames[2.6], f"yellow pixels per time: {frames}"
 
 
+def test_a_line_the_aligner_could_not_place_is_shown_whole_without_a_highlight(
+    tmp_path: Path,
+) -> None:
+    unsure = KARAOKE.model_copy(update={"confidence": 0.2})
+    event = next(line for line in ass_text([unsure], 1280, 720).splitlines() if line.startswith("Dialogue:"))
+    assert ",Lyric,," in event and "\\k" not in event and event.endswith("world")
+    cue = vtt_text([unsure]).split("\n\n")[1]
+    assert "<00:" not in cue and cue.endswith("world\n")
+    files = write_captions([unsure], (1280, 720), tmp_path)
+    png = tmp_path / "unsure.png"
+    media.run([
+        "ffmpeg", "-nostdin", "-v", "error", "-y",
+        "-f", "lavfi", "-i", "color=c=navy:s=1280x720:r=24:d=3",
+        "-vf", f"{media.subtitles_filter(files.ass)},select='eq(n,{round(2.6 * 24)})'",
+        "-frames:v", "1", "-update", "1", str(png),
+    ])  # fmt: skip
+    image = np.asarray(Image.open(png).convert("RGB")).astype(int)
+    white = int(((image[..., 0] > 200) & (image[..., 1] > 200) & (image[..., 2] > 200)).sum())
+    yellow = int(((image[..., 0] > 200) & (image[..., 1] > 180) & (image[..., 2] < 90)).sum())
+    assert white > 500 and yellow == 0, (white, yellow)
+
+
 def test_caption_mode_and_aligner_defaults() -> None:
     from kapsule.lyrics import resolve_aligner
     from kapsule.lyrics.captions import resolve_caption_mode

@@ -37,7 +37,8 @@ from kapsule.job.artifacts import ShotManifest, Storyboard
 from kapsule.job.layout import NOTEBOOK_NAMES, JobLayout
 from kapsule.job.record import JobRecord, JobState
 from kapsule.job.update import JobUpdate
-from kapsule.storyboard.review import edit_shots, load_board, needs_review, new_seed
+from kapsule.lyrics import TimedLine, lines_to_json
+from kapsule.storyboard.review import edit_shots, load_board, needs_review, new_seed, review_summary
 from kapsule.worker.run_job import local_command
 from tests.support.api import RecordingLauncher
 from tests.support.fake_google import FakeGoogle
@@ -360,6 +361,23 @@ def test_concurrent_prompt_edits_all_survive_and_none_lands_after_the_approval(s
         edit_shots(_ctx(stores, job_id), {0: "too late"})
     stored = Storyboard.model_validate_json(stores.storage.read_bytes(JobLayout(job_id).storyboard))
     assert stored.shots[0].prompt == "edited 0"
+
+
+def test_the_review_lists_the_lyric_lines_and_marks_the_unsure_ones(settings: Settings) -> None:
+    stores = _stores(settings)
+    job_id = paused_job_with_board(stores, 2)
+    assert review_summary(_ctx(stores, job_id)).lyrics == []  # a job without lyrics
+    lines = [
+        TimedLine(start=0.5, end=1.5, text="walking down the river road"),
+        TimedLine(start=2.0, end=3.5, text="every light is turning gold", confidence=0.3),
+    ]
+    stores.storage.write_bytes(JobLayout(job_id).lyrics, lines_to_json(lines).encode())
+    review = review_summary(_ctx(stores, job_id))
+    assert [(line.text, line.start, line.sure) for line in review.lyrics] == [
+        ("walking down the river road", 0.5, True),
+        ("every light is turning gold", 2.0, False),
+    ]
+    assert review.model_dump()["lyrics"][1]["confidence"] == 0.3
 
 
 def test_a_bad_edit_among_good_ones_records_none_of_them(settings: Settings) -> None:

@@ -122,7 +122,8 @@ def test_kapsule_lyrics_prints_the_timed_lines_as_json(kapsule_env: Settings, tm
     assert lines[0]["start"] == pytest.approx(0.5) and lines[1]["start"] == pytest.approx(2.0)
     assert [w["text"] for w in lines[1]["words"]][:2] == ["second", "line"]
     assert lines[1]["words"][1]["start"] == pytest.approx(2.4)
-    assert set(lines[0]) == {"start", "end", "text", "words"}
+    assert set(lines[0]) == {"start", "end", "text", "words", "confidence", "sure"}
+    assert all(line["sure"] for line in lines)  # times the user gave are not second-guessed
 
 
 def test_the_captions_route_serves_the_jobs_webvtt_once_delivered(

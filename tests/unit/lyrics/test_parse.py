@@ -206,9 +206,20 @@ def test_every_lyrics_error_is_a_kapsule_error_with_a_fixed_code() -> None:
 def test_json_round_trip_has_the_documented_shape() -> None:
     lines = load(ENHANCED)
     data = json.loads(lines_to_json(lines))
-    assert set(data[0]) == {"start", "end", "text", "words"}
+    assert set(data[0]) == {"start", "end", "text", "words", "confidence", "sure"}
     assert set(data[0]["words"][0]) == {"start", "end", "text"}
     assert lines_from_json(lines_to_json(lines)) == lines
+
+
+def test_timed_files_are_sure_and_older_json_without_confidence_still_reads() -> None:
+    lines = load(ENHANCED)
+    assert all(line.confidence == 1.0 and line.sure for line in lines)
+    old = json.dumps([{"start": 1.0, "end": 2.0, "text": "a line", "words": []}])
+    assert lines_from_json(old)[0].sure
+    unsure = lines[0].model_copy(update={"confidence": 0.2})
+    data = json.loads(lines_to_json([unsure]))[0]
+    assert data["confidence"] == 0.2 and data["sure"] is False
+    assert lines_from_json(lines_to_json([unsure]))[0] == unsure
 
 
 def test_syllables_cover_scripts() -> None:
