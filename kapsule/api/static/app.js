@@ -452,6 +452,7 @@ async function approveJob() {
     if (text.value.trim() !== text.dataset.original.trim()) prompts[text.dataset.index] = text.value;
   }
   $("approve").disabled = true;
+  refocus(); // the disabled button let go of the focus while the request is out
   try {
     showJob(await api("POST", `/v1/jobs/${current.id}:approve`, { prompts }));
   } catch (e) {
