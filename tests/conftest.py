@@ -8,6 +8,7 @@ tests; a test module outside the three folders is a collection error.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,6 +18,14 @@ from fastapi.testclient import TestClient
 from kapsule.core.settings import Settings, get_settings
 from tests.support.api import SECRET, RecordingLauncher, api_client
 from tests.support.settings import home_settings, replace, use_environment
+
+# librosa (a test-only dependency) compiles numba gufuncs with cache=True; two xdist workers compiling
+# the same one at once can pair cache files of different processes, and the next process to load them
+# segfaults (numba/numba#10128, librosa/librosa#1998). Each worker gets a cache folder of its own,
+# set before any test module imports numba; a fresh clone's first run used to crash there.
+_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "main")
+_NUMBA_CACHE = Path(__file__).resolve().parents[1] / ".cache" / "numba" / _WORKER
+os.environ.setdefault("NUMBA_CACHE_DIR", str(_NUMBA_CACHE))
 
 TESTS = Path(__file__).resolve().parent
 ARTIFACTS = TESTS.parent / "test-artifacts"
