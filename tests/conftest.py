@@ -25,7 +25,7 @@ from tests.support.settings import home_settings, replace, use_environment
 # set before any test module imports numba; a fresh clone's first run used to crash there.
 _WORKER = os.environ.get("PYTEST_XDIST_WORKER", "main")
 _NUMBA_CACHE = Path(__file__).resolve().parents[1] / ".cache" / "numba" / _WORKER
-os.environ.setdefault("NUMBA_CACHE_DIR", str(_NUMBA_CACHE))
+os.environ["NUMBA_CACHE_DIR"] = str(_NUMBA_CACHE)  # not inherited: the controller set its own first
 
 TESTS = Path(__file__).resolve().parent
 ARTIFACTS = TESTS.parent / "test-artifacts"
