@@ -27,13 +27,14 @@ may use Gemini at all.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from kapsule.core.access import LOCAL_OWNER
-from kapsule.core.errors import BudgetExceeded, DailyCapReached, InvalidTransition
+from kapsule.core.errors import BudgetExceeded, DailyCapReached, InvalidTransition, JobNotFound
 from kapsule.job.record import JobCost, JobRecord, JobState, utcnow
 
 _EPSILON = 1e-9
@@ -179,6 +180,34 @@ def settle(
     cost = _with(record.cost, reserved=reserved_change, spent=spent_change)
     record = record.model_copy(update={"cost": cost, "updated_at": now})
     return record, settled, _money(day_total - before + after)
+
+
+LedgerRule = Callable[[JobRecord, float, LedgerEntry | None], tuple[JobRecord, LedgerEntry, float]]
+"""What a store runs inside its transaction on the record, the owner's day total and the entry it read."""
+
+
+def reserving(charge: Charge) -> LedgerRule:
+    """``reserve`` of ``charge`` as a store's transaction rule (the same on every store)."""
+
+    def rule(
+        record: JobRecord, day: float, entry: LedgerEntry | None
+    ) -> tuple[JobRecord, LedgerEntry, float]:
+        return reserve(record, day, entry, charge, utcnow())
+
+    return rule
+
+
+def settling(job_id: str, key: str, settlement: Settlement) -> LedgerRule:
+    """``settle`` of the entry ``key`` as a store's transaction rule; a missing entry is not found."""
+
+    def rule(
+        record: JobRecord, day: float, entry: LedgerEntry | None
+    ) -> tuple[JobRecord, LedgerEntry, float]:
+        if entry is None:
+            raise JobNotFound(f"job {job_id} has no ledger entry {key}")
+        return settle(record, entry, day, settlement, utcnow())
+
+    return rule
 
 
 def _with(cost: JobCost, *, reserved: float = 0.0, spent: float = 0.0) -> JobCost:

@@ -67,7 +67,6 @@ _TIMESTAMPS = ("created_at", "updated_at", "heartbeat_at")
 LIST_ORDER = (("created_at", "DESCENDING"), ("__name__", "DESCENDING"))
 
 T = TypeVar("T")
-_LedgerRule = Callable[[JobRecord, float, LedgerEntry | None], tuple[JobRecord, LedgerEntry, float]]
 _BAD_CURSOR = "that page cursor is not one this server handed out; list again without a cursor"
 
 
@@ -206,24 +205,12 @@ class FirestoreStatusStore:
         return self.client.collection(f"{self.collection}-days").document(f"{name}~{day}")
 
     def reserve(self, job_id: str, charge: Charge) -> LedgerEntry:
-        def rule(
-            record: JobRecord, day: float, entry: LedgerEntry | None
-        ) -> tuple[JobRecord, LedgerEntry, float]:
-            return ledger.reserve(record, day, entry, charge, utcnow())
-
-        return self._ledger_write(job_id, charge.key, rule, new_day=True)
+        return self._ledger_write(job_id, charge.key, ledger.reserving(charge), new_day=True)
 
     def settle(self, job_id: str, key: str, settlement: Settlement) -> LedgerEntry:
-        def rule(
-            record: JobRecord, day: float, entry: LedgerEntry | None
-        ) -> tuple[JobRecord, LedgerEntry, float]:
-            if entry is None:
-                raise JobNotFound(f"job {job_id} has no ledger entry {key}")
-            return ledger.settle(record, entry, day, settlement, utcnow())
+        return self._ledger_write(job_id, key, ledger.settling(job_id, key, settlement), new_day=False)
 
-        return self._ledger_write(job_id, key, rule, new_day=False)
-
-    def _ledger_write(self, job_id: str, key: str, rule: _LedgerRule, *, new_day: bool) -> LedgerEntry:
+    def _ledger_write(self, job_id: str, key: str, rule: ledger.LedgerRule, *, new_day: bool) -> LedgerEntry:
         from google.cloud.firestore import transactional
 
         if not _valid_document_id(job_id):

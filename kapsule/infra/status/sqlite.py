@@ -12,7 +12,7 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -148,28 +148,16 @@ class SqliteStatusStore:
     # ---------------------------------------------------------------------------- the ledger
 
     def reserve(self, job_id: str, charge: Charge) -> LedgerEntry:
-        def rule(
-            record: JobRecord, day: float, entry: LedgerEntry | None
-        ) -> tuple[JobRecord, LedgerEntry, float]:
-            return ledger.reserve(record, day, entry, charge, utcnow())
-
-        return self._ledger_write(job_id, charge.key, rule, new_day=True)
+        return self._ledger_write(job_id, charge.key, ledger.reserving(charge), new_day=True)
 
     def settle(self, job_id: str, key: str, settlement: Settlement) -> LedgerEntry:
-        def rule(
-            record: JobRecord, day: float, entry: LedgerEntry | None
-        ) -> tuple[JobRecord, LedgerEntry, float]:
-            if entry is None:
-                raise JobNotFound(f"job {job_id} has no ledger entry {key}")
-            return ledger.settle(record, entry, day, settlement, utcnow())
-
-        return self._ledger_write(job_id, key, rule, new_day=False)
+        return self._ledger_write(job_id, key, ledger.settling(job_id, key, settlement), new_day=False)
 
     def _ledger_write(
         self,
         job_id: str,
         key: str,
-        rule: Callable[[JobRecord, float, LedgerEntry | None], tuple[JobRecord, LedgerEntry, float]],
+        rule: ledger.LedgerRule,
         *,
         new_day: bool,
     ) -> LedgerEntry:
